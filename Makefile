@@ -1,0 +1,58 @@
+# The README's two commands: `make run` (demo site on SQLite) and `make test` (the whole suite on
+# the local PostgreSQL and Redis). Everything else here serves those two.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Tests run against the local PostgreSQL (trust auth) unless DATABASE_URL says otherwise.
+TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/imrtrial)
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# Production-like values for `check --deploy`; nothing here is a real secret.
+DEPLOY_ENV := DEBUG=false SECRET_KEY=$$(printf 'x%.0s' $$(seq 60))-deploy-check \
+	ALLOWED_HOSTS=trial.example.org RANDOMIZATION_SECRET=$$(printf 'r%.0s' $$(seq 40))
+
+.PHONY: run test lint services browser install install-dev migrate clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	DEBUG=true $(BIN)/python manage.py migrate --noinput
+	DEBUG=true $(BIN)/python manage.py seed_demo
+	@echo "Serving the demo on http://127.0.0.1:8000 (Ctrl-C to stop)."
+	DEBUG=true $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+services:
+	@scripts/services.sh
+
+browser:
+	@scripts/ensure-chromium.sh
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
+	$(DEPLOY_ENV) $(BIN)/python manage.py check --deploy --fail-level WARNING
+
+# The suite runs in production mode (DEBUG off, hashed static files) on the local services.
+TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) DEBUG=false \
+	SECRET_KEY=test-only-secret-key-not-for-production RANDOMIZATION_SECRET=test-secret \
+	SECURE_SSL_REDIRECT=false
+
+test: install-dev services browser
+	$(TEST_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
