@@ -1,0 +1,5 @@
+from django.apps import AppConfig
+
+
+class FidelityConfig(AppConfig):
+    name = "fidelity"

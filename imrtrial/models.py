@@ -1,0 +1,264 @@
+"""Core models every app needs: the trial and its configuration, sites, participants, and who
+holds which role where.
+
+The arm is deliberately not a field of Participant: it lives only in randomization.Allocation,
+behind the gate in imrtrial/access.py.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+
+class HardDeleteForbidden(Exception):
+    """Clinical rows are never deleted by the application (ICH E6 / 21 CFR 11 style audit)."""
+
+
+class UndeletableQuerySet(models.QuerySet):
+    def delete(self):
+        raise HardDeleteForbidden(f"{self.model.__name__} rows are never deleted.")
+
+
+class Undeletable(models.Model):
+    """Base for clinical models: delete() is refused, on the row and on querysets."""
+
+    objects = UndeletableQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def delete(self, *args, **kwargs):
+        raise HardDeleteForbidden(f"{type(self).__name__} rows are never deleted.")
+
+
+class Trial(models.Model):
+    class Status(models.TextChoices):
+        SETUP = "setup", "In set-up"
+        OPEN = "open", "Open for recruitment"
+        CLOSED = "closed", "Closed to recruitment"
+        LOCKED = "locked", "Database locked"
+
+    class Method(models.TextChoices):
+        PERMUTED_BLOCKS = "permuted_blocks", "Permuted blocks"
+        MINIMIZATION = "minimization", "Pocock-Simon minimization"
+        UPLOADED_LIST = "uploaded_list", "Uploaded allocation list"
+
+    key = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=200)
+    registration_id = models.CharField(max_length=60, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SETUP)
+    method = models.CharField(max_length=20, choices=Method.choices, default=Method.PERMUTED_BLOCKS)
+    # Allowed block sizes. Never shown on a page: knowing them helps guess the next allocation.
+    block_sizes = models.JSONField(default=list)
+    # Pocock-Simon: probability of taking the arm that minimizes imbalance.
+    minimization_p = models.FloatField(default=0.8)
+    baseline_required_before_randomization = models.BooleanField(default=True)
+    target_sample_size = models.PositiveIntegerField(null=True, blank=True)
+    unblinded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        permissions = [
+            # One permission per kind of data or action. Roles (groups) are made of these in
+            # migration 0002; the gate in imrtrial/access.py reads them through site memberships.
+            ("manage_trial", "Configure the trial, its sites and staff"),
+            ("view_participants", "See pseudonymous participants and their visits"),
+            ("view_identifying", "See identifying details (name, national id, phone)"),
+            ("randomize", "Screen and randomize at the phone desk"),
+            ("view_unblinded", "See allocation-revealing data (arm, IMR groups, attendance)"),
+            ("view_unblinded_after_unblinding", "See allocation data once the trial is unblinded"),
+            ("enter_interview", "Enter blinded interview ratings and questionnaires"),
+            ("enter_staff_rating", "Enter unblinded staff ratings (e.g. IMRS clinician version)"),
+            ("verify_forms", "Verify, reconcile and lock case record forms"),
+            ("log_attendance", "Log IMR sessions and attendance"),
+            ("rate_fidelity", "Rate IMR groups on the fidelity scale"),
+            ("export_blinded", "Export the blinded dataset (arms coded A/B)"),
+            ("release_allocation_key", "Release the arm code key and process data after lock"),
+            ("view_audit", "Read the audit trail and access log"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_unblinded(self):
+        return self.unblinded_at is not None
+
+
+class Arm(models.Model):
+    """An arm of a trial. `export_code` (A/B) is what blinded people see; the mapping from code to
+    label is the allocation key, visible only to those the gate allows."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="arms")
+    code = models.SlugField(max_length=20)
+    label = models.CharField(max_length=60)
+    export_code = models.CharField(max_length=4)
+    ratio = models.PositiveSmallIntegerField(default=1)
+    is_intervention = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "code"], name="arm_unique_code"),
+            models.UniqueConstraint(fields=["trial", "export_code"], name="arm_unique_export_code"),
+            models.CheckConstraint(condition=Q(ratio__gte=1), name="arm_ratio_positive"),
+        ]
+        # Listed by neutral code, so the order of a list never hints at which arm is which.
+        ordering = ["trial", "export_code"]
+
+    def __str__(self):
+        return self.label
+
+
+class Site(models.Model):
+    class Kind(models.TextChoices):
+        CENTRE = "centre", "Community mental health centre"
+        TEAM = "team", "Community mental health team"
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="sites")
+    code = models.SlugField(max_length=20)
+    name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CENTRE)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trial", "code"], name="site_unique_code")]
+        ordering = ["trial", "name"]
+
+    def __str__(self):
+        return self.name
+
+
+class StratificationFactor(models.Model):
+    """A factor of stratification. Either the participant's site, or a participant attribute with
+    a fixed list of levels (e.g. diagnosis: schizophrenia / bipolar)."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="factors")
+    code = models.SlugField(max_length=30)
+    label = models.CharField(max_length=80)
+    from_site = models.BooleanField(default=False)
+    levels = models.JSONField(default=list, blank=True)  # [{"code": ..., "label": ...}]
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trial", "code"], name="factor_unique_code")]
+        ordering = ["trial", "order"]
+
+    def __str__(self):
+        return self.label
+
+    def level_codes(self):
+        if self.from_site:
+            return list(self.trial.sites.values_list("code", flat=True))
+        return [level["code"] for level in self.levels]
+
+
+class ParticipantQuerySet(UndeletableQuerySet):
+    def for_sites(self, sites):
+        return self.filter(site__in=sites)
+
+
+class Participant(Undeletable):
+    """A randomizable person, known here only by a pseudonymous id."""
+
+    class Status(models.TextChoices):
+        CONSENTED = "consented", "Consented, not yet randomized"
+        RANDOMIZED = "randomized", "Randomized"
+        COMPLETED = "completed", "Completed follow-up"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="participants")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="participants")
+    participant_id = models.CharField(max_length=30)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.CONSENTED)
+    # Levels of the non-site stratification factors, e.g. {"diagnosis": "bipolar"}.
+    factor_levels = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ParticipantQuerySet.as_manager()
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trial", "participant_id"], name="participant_unique_id"
+            )
+        ]
+        ordering = ["trial", "participant_id"]
+
+    def __str__(self):
+        return self.participant_id
+
+
+class Role(models.TextChoices):
+    """The roles of a trial. Each is a Django group of the same name (migration 0002)."""
+
+    TRIAL_ADMIN = "trial_admin", "Trial administrator"
+    COORDINATOR = "coordinator", "Coordinator (phone desk)"
+    ASSESSOR = "assessor", "Blinded assessor"
+    FACILITATOR = "facilitator", "IMR facilitator"
+    FIDELITY_RATER = "fidelity_rater", "Fidelity rater"
+    DATA_MANAGER = "data_manager", "Data manager"
+    STATISTICIAN = "statistician", "Statistician"
+    KEY_HOLDER = "key_holder", "Unblinded data administrator"
+
+
+class Membership(models.Model):
+    """A user holds a role in a trial, at one site or (site empty) at every site of the trial."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="memberships"
+    )
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="memberships")
+    site = models.ForeignKey(
+        Site, on_delete=models.PROTECT, null=True, blank=True, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "trial", "site", "role"],
+                name="membership_unique",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self):
+        where = self.site.name if self.site else "all sites"
+        return f"{self.user} — {self.get_role_display()} ({self.trial.key}, {where})"
+
+
+class AccessLog(models.Model):
+    """Every view of allocation data and every export: who, when, what."""
+
+    class Action(models.TextChoices):
+        VIEW_ALLOCATION = "view_allocation", "Viewed allocation data"
+        EXPORT = "export", "Exported data"
+        RELEASE_KEY = "release_key", "Released the allocation key"
+        VIEW_IDENTIFYING = "view_identifying", "Viewed identifying details"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    target = models.CharField(max_length=200, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = UndeletableQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.user} {self.get_action_display()} {self.target}"
+
+    def delete(self, *args, **kwargs):
+        raise HardDeleteForbidden("The access log is never deleted.")
