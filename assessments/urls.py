@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+app_name = "assessments"
+urlpatterns = [
+    path("<slug:trial_key>/participants/", views.participant_list, name="participant_list"),
+    path(
+        "<slug:trial_key>/participants/<str:participant_id>/",
+        views.participant_detail,
+        name="participant_detail",
+    ),
+]
