@@ -1,0 +1,84 @@
+"""Plain keyword factories: make_<thing>(**overrides)."""
+
+import itertools
+
+from django.contrib.auth import get_user_model
+
+from imrtrial.models import Arm, Membership, Participant, Role, Site, StratificationFactor, Trial
+from randomization.models import Allocation, Stratum
+
+_seq = itertools.count(1)
+
+
+def make_trial(**overrides):
+    """A 1:1 two-arm trial with two centres and a diagnosis x centre stratification."""
+    n = next(_seq)
+    fields = {
+        "key": f"trial-{n}",
+        "name": f"Trial {n}",
+        "registration_id": f"NCT{n:08d}",
+        "status": Trial.Status.OPEN,
+        "block_sizes": [6, 8, 10],
+    }
+    fields.update(overrides)
+    trial = Trial.objects.create(**fields)
+    Arm.objects.create(
+        trial=trial, code="imr", label="IMR + TAU", export_code="B", is_intervention=True
+    )
+    Arm.objects.create(trial=trial, code="tau", label="Treatment as usual", export_code="A")
+    Site.objects.create(trial=trial, code="north", name="North CMHC")
+    Site.objects.create(trial=trial, code="south", name="South CMHC")
+    StratificationFactor.objects.create(
+        trial=trial,
+        code="diagnosis",
+        label="Diagnosis",
+        order=0,
+        levels=[
+            {"code": "schizophrenia", "label": "Schizophrenia"},
+            {"code": "bipolar", "label": "Bipolar disorder"},
+        ],
+    )
+    StratificationFactor.objects.create(
+        trial=trial, code="centre", label="Centre", from_site=True, order=1
+    )
+    return trial
+
+
+def make_user(username=None, password="correct-horse-battery-staple", **fields):
+    username = username or f"user{next(_seq)}"
+    return get_user_model().objects.create_user(username=username, password=password, **fields)
+
+
+def grant(user, trial, role, site=None):
+    return Membership.objects.create(user=user, trial=trial, role=Role(role), site=site)
+
+
+def make_participant(trial, site=None, **overrides):
+    site = site or trial.sites.order_by("code").first()
+    fields = {
+        "participant_id": f"P-{next(_seq):05d}",
+        "factor_levels": {"diagnosis": "schizophrenia"},
+    }
+    fields.update(overrides)
+    return Participant.objects.create(trial=trial, site=site, **fields)
+
+
+def make_allocation(participant, arm_code="imr", by=None):
+    """An allocation written directly, for tests of who may see it (not of how it is made)."""
+    trial = participant.trial
+    stratum, _ = Stratum.objects.get_or_create(trial=trial, key=f"site={participant.site.code}")
+    slot = stratum.next_slot
+    stratum.next_slot += 1
+    stratum.save(update_fields=["next_slot"])
+    participant.status = Participant.Status.RANDOMIZED
+    participant.save(update_fields=["status"])
+    return Allocation.objects.create(
+        trial=trial,
+        participant=participant,
+        stratum=stratum,
+        slot=slot,
+        arm=trial.arms.get(code=arm_code),
+        randomization_number=f"R{next(_seq):05d}",
+        confirmation_code=f"C{slot:05d}",
+        allocated_by=by or make_user(),
+    )

@@ -1,0 +1,128 @@
+"""A blinded role gets 404 for allocation-revealing pages and sees no arm anywhere it can reach."""
+
+import re
+from urllib.parse import urljoin, urlparse
+
+import pytest
+from django.urls import reverse
+
+from imrtrial.models import AccessLog, Role
+from tests.factories import make_allocation, make_participant
+
+from .test_roles_and_access import BLINDED_ROLES
+
+
+@pytest.fixture
+def allocated(trial, coordinator):
+    imr = make_participant(trial, participant_id="P-IMR")
+    tau = make_participant(trial, participant_id="P-TAU")
+    make_allocation(imr, "imr", by=coordinator)
+    make_allocation(tau, "tau", by=coordinator)
+    return imr, tau
+
+
+def arm_revealing_words(trial):
+    words = set()
+    for arm in trial.arms.all():
+        words |= {arm.label, arm.code}
+    return words | {"Allocation (unblinded)", "Allocations", "randomization number"}
+
+
+def crawl(client, start="/"):
+    """Every page reachable by links and GET from `start`, with its HTML."""
+    seen, queue, pages = set(), [start], {}
+    while queue:
+        url = queue.pop()
+        if url in seen or not url.startswith("/") or url.startswith("/static/"):
+            continue
+        seen.add(url)
+        response = client.get(url)
+        assert response.status_code < 500, url
+        if response.status_code != 200 or "html" not in response.get("Content-Type", ""):
+            continue
+        html = response.content.decode()
+        pages[url] = html
+        for href in re.findall(r'href="([^"#]+)"', html):
+            queue.append(urlparse(urljoin(url, href)).path)
+    return pages
+
+
+@pytest.mark.parametrize("role", BLINDED_ROLES)
+def test_blinded_role_gets_404_on_allocation_pages(role, person, client, trial, allocated):
+    client.force_login(person(role))
+    assert client.get(reverse("randomization:allocations", args=[trial.key])).status_code == 404
+
+
+@pytest.mark.parametrize("role", BLINDED_ROLES)
+def test_blinded_role_sees_no_arm_on_any_page_it_can_reach(role, person, client, trial, allocated):
+    client.force_login(person(role))
+    pages = crawl(client)
+    assert "/" in pages
+    for url, html in pages.items():
+        text = re.sub(r"<[^>]+>", " ", html)
+        for word in arm_revealing_words(trial):
+            assert not re.search(rf"\b{re.escape(word)}\b", text), (role, url, word)
+
+
+@pytest.mark.parametrize("role", BLINDED_ROLES)
+def test_blinded_participant_pages_read_the_same_for_both_arms(
+    role, person, client, trial, allocated
+):
+    client.force_login(person(role))
+    url = "assessments:participant_detail"
+    pages = []
+    for participant in allocated:
+        html = client.get(reverse(url, args=[trial.key, participant.participant_id])).content
+        html = html.decode().replace(participant.participant_id, "P-X")
+        pages.append(re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html))
+    assert pages[0] == pages[1]
+
+
+@pytest.mark.parametrize("role", BLINDED_ROLES)
+def test_blinded_role_cannot_see_allocations_in_the_admin(role, person, client, allocated):
+    user = person(role)
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    client.force_login(user)
+    response = client.get("/admin/randomization/allocation/")
+    assert response.status_code in (302, 403, 404)
+    assert b"IMR + TAU" not in response.content
+
+
+def test_unblinded_coordinator_sees_allocations_and_the_view_is_logged(
+    client, trial, coordinator, allocated
+):
+    client.force_login(coordinator)
+    response = client.get(reverse("randomization:allocations", args=[trial.key]))
+    assert response.status_code == 200
+    assert b"IMR + TAU" in response.content and b"Treatment as usual" in response.content
+    log = AccessLog.objects.get(user=coordinator)
+    assert log.action == AccessLog.Action.VIEW_ALLOCATION
+
+
+def test_facilitator_sees_only_allocations_of_their_site(client, trial, person, north, south):
+    facilitator = person(Role.FACILITATOR, site=north)
+    coordinator = person(Role.COORDINATOR)
+    make_allocation(make_participant(trial, site=north, participant_id="N-1"), by=coordinator)
+    make_allocation(make_participant(trial, site=south, participant_id="S-1"), by=coordinator)
+    client.force_login(facilitator)
+    page = client.get(reverse("randomization:allocations", args=[trial.key])).content
+    assert b"N-1" in page and b"S-1" not in page
+
+
+def test_participant_of_another_site_is_404_not_403(client, trial, person, north, south):
+    assessor = person(Role.ASSESSOR, site=north)
+    elsewhere = make_participant(trial, site=south)
+    client.force_login(assessor)
+    url = reverse("assessments:participant_detail", args=[trial.key, elsewhere.participant_id])
+    assert client.get(url).status_code == 404
+
+
+def test_blinded_auditor_sees_no_allocation_views_in_the_access_log(
+    client, trial, person, coordinator, allocated
+):
+    client.force_login(coordinator)
+    client.get(reverse("randomization:allocations", args=[trial.key]))
+    client.force_login(person(Role.DATA_MANAGER))
+    page = client.get(reverse("access_log", args=[trial.key])).content.decode()
+    assert "Viewed allocation data" not in page

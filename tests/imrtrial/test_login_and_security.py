@@ -1,0 +1,76 @@
+"""Login, lockout, idle timeout, CSRF and security headers."""
+
+import re
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.test import Client
+from django.urls import reverse
+
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "correct-horse-battery-staple"
+
+
+def login(client, username, password):
+    return client.post(reverse("login"), {"username": username, "password": password})
+
+
+def test_a_user_signs_in_and_lands_on_the_home_page(client):
+    make_user("ada")
+    response = login(client, "ada", PASSWORD)
+    assert response.status_code == 302 and response["Location"] == reverse("home")
+
+
+def test_pages_need_a_signed_in_user(client, trial):
+    response = client.get(reverse("assessments:participant_list", args=[trial.key]))
+    assert response.status_code == 302 and reverse("login") in response["Location"]
+
+
+def test_repeated_failures_lock_the_account_even_for_the_right_password(client):
+    make_user("bob")
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert login(client, "bob", "wrong-password").status_code == 200
+    assert login(client, "bob", "wrong-password").status_code == 429
+    response = login(client, "bob", PASSWORD)
+    assert response.status_code == 429
+    assert b"temporarily locked" in response.content
+
+
+@pytest.mark.parametrize("weak", ["password", "12345678901234", "short1!"])
+def test_weak_passwords_are_refused(weak):
+    with pytest.raises(ValidationError):
+        validate_password(weak)
+
+
+def test_idle_sessions_expire_and_every_request_renews_them(client):
+    make_user("cy")
+    login(client, "cy", PASSWORD)
+    assert settings.SESSION_COOKIE_AGE == 30 * 60
+    assert settings.SESSION_SAVE_EVERY_REQUEST
+    assert client.session.get_expiry_age() == 30 * 60
+
+
+def test_posts_without_a_csrf_token_are_refused():
+    make_user("dee")
+    strict = Client(enforce_csrf_checks=True)
+    response = strict.post(reverse("login"), {"username": "dee", "password": PASSWORD})
+    assert response.status_code == 403
+
+
+def test_pages_carry_the_security_headers(client):
+    response = client.get(reverse("login"))
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    csp = response["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+
+
+def test_bootstrap_is_served_from_this_site_not_a_cdn(client):
+    html = client.get(reverse("login")).content.decode()
+    assert re.search(r'href="/static/vendor/bootstrap/bootstrap\.min\.\w+\.css"', html)
+    assert "cdn" not in html.lower() and "https://" not in html

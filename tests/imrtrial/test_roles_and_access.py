@@ -1,0 +1,109 @@
+"""Roles and the blinding gate: every role x every kind of data."""
+
+import pytest
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from imrtrial import access
+from imrtrial.models import Role, Trial
+
+# The policy, written out independently of migration 0002 so that a change there must be
+# deliberate here too. Columns are kinds of data or actions; True = allowed (at every site).
+KINDS = [
+    "manage_trial",
+    "view_participants",
+    "view_identifying",
+    "randomize",
+    "allocation",
+    "enter_interview",
+    "enter_staff_rating",
+    "verify_forms",
+    "log_attendance",
+    "rate_fidelity",
+    "export_blinded",
+    "view_audit",
+]
+MATRIX = {
+    Role.TRIAL_ADMIN: {"manage_trial", "view_participants", "view_audit"},
+    Role.COORDINATOR: {"view_participants", "view_identifying", "randomize", "allocation"},
+    Role.ASSESSOR: {"view_participants", "enter_interview"},
+    Role.FACILITATOR: {"view_participants", "allocation", "log_attendance", "enter_staff_rating"},
+    Role.FIDELITY_RATER: {"allocation", "rate_fidelity"},
+    Role.DATA_MANAGER: {"view_participants", "verify_forms", "export_blinded", "view_audit"},
+    Role.STATISTICIAN: {"export_blinded"},
+    Role.KEY_HOLDER: {"view_participants", "allocation", "export_blinded", "view_audit"},
+}
+BLINDED_ROLES = [Role.TRIAL_ADMIN, Role.ASSESSOR, Role.DATA_MANAGER, Role.STATISTICIAN]
+UNBLINDED_ROLES = [Role.COORDINATOR, Role.FACILITATOR, Role.FIDELITY_RATER, Role.KEY_HOLDER]
+
+
+def can(user, kind, trial, site=None):
+    if kind == "allocation":
+        return access.may_see_allocation(user, trial, site)
+    return access.has(user, kind, trial, site)
+
+
+@pytest.mark.django_db
+def test_every_role_is_a_group_created_by_migration():
+    assert set(Group.objects.values_list("name", flat=True)) >= {r.value for r in Role}
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_each_role_may_do_exactly_what_the_policy_says(role, person, trial, north):
+    user = person(role)
+    allowed = {kind for kind in KINDS if can(user, kind, trial, north)}
+    assert allowed == MATRIX[role]
+
+
+def test_blinded_and_unblinded_roles_are_the_ones_the_protocol_names(person, trial):
+    for role in BLINDED_ROLES:
+        assert not access.may_see_allocation(person(role, username=f"b-{role}"), trial)
+    for role in UNBLINDED_ROLES:
+        assert access.may_see_allocation(person(role, username=f"u-{role}"), trial)
+
+
+def test_a_role_at_one_site_gives_nothing_at_another(person, trial, north, south):
+    facilitator = person(Role.FACILITATOR, site=north)
+    assert access.may_see_allocation(facilitator, trial, north)
+    assert not access.may_see_allocation(facilitator, trial, south)
+    assert list(access.sites_where(facilitator, "view_participants", trial)) == [north]
+
+
+def test_a_role_in_one_trial_gives_nothing_in_another(coordinator, trial):
+    from tests.factories import make_trial
+
+    other = make_trial()
+    assert not access.may_see_allocation(coordinator, other)
+    assert not access.has(coordinator, "view_participants", other)
+
+
+def test_statistician_is_unblinded_only_once_the_trial_is(person, trial):
+    statistician = person(Role.STATISTICIAN)
+    assert not access.may_see_allocation(statistician, trial)
+    trial.unblinded_at = timezone.now()
+    trial.save(update_fields=["unblinded_at"])
+    statistician = type(statistician).objects.get(pk=statistician.pk)  # a new request
+    assert access.may_see_allocation(statistician, trial)
+
+
+def test_allocation_key_is_for_the_key_holder_and_only_after_lock(person, trial):
+    holder, admin = person(Role.KEY_HOLDER), person(Role.TRIAL_ADMIN)
+    assert not access.may_see_allocation_key(holder, trial)
+    trial.status = Trial.Status.LOCKED
+    trial.save(update_fields=["status"])
+    assert access.may_see_allocation_key(holder, trial)
+    assert not access.may_see_allocation_key(admin, trial)
+
+
+def test_superuser_is_not_unblinded_by_being_one(trial):
+    from tests.factories import make_user
+
+    root = make_user(is_superuser=True, is_staff=True)
+    assert not access.may_see_allocation(root, trial)
+
+
+def test_inactive_membership_grants_nothing(person, trial):
+    coordinator = person(Role.COORDINATOR)
+    coordinator.memberships.update(active=False)
+    access.forget(coordinator)
+    assert not access.may_see_allocation(coordinator, trial)
