@@ -47,6 +47,8 @@ class Trial(models.Model):
     key = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=200)
     registration_id = models.CharField(max_length=60, blank=True)
+    # Pseudonymous participant ids are <prefix>-<SITE>-<number>, e.g. DK-FRE-0007.
+    id_prefix = models.CharField(max_length=6, default="P")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SETUP)
     method = models.CharField(max_length=20, choices=Method.choices, default=Method.PERMUTED_BLOCKS)
     # Allowed block sizes. Never shown on a page: knowing them helps guess the next allocation.
@@ -112,6 +114,34 @@ class Arm(models.Model):
         return self.label
 
 
+class EligibilityCriterion(models.Model):
+    """One inclusion or exclusion criterion, answered yes/no at screening. A person is eligible
+    when every inclusion criterion is answered yes and every exclusion criterion no."""
+
+    class Kind(models.TextChoices):
+        INCLUSION = "inclusion", "Inclusion"
+        EXCLUSION = "exclusion", "Exclusion"
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="criteria")
+    code = models.SlugField(max_length=40)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    text = models.CharField(max_length=300)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "code"], name="criterion_unique_code")
+        ]
+        ordering = ["trial", "order"]
+
+    def __str__(self):
+        return self.text
+
+    def excludes(self, answer):
+        """Does this yes/no answer make the person ineligible?"""
+        return answer is (self.kind == self.Kind.EXCLUSION)
+
+
 class Site(models.Model):
     class Kind(models.TextChoices):
         CENTRE = "centre", "Community mental health centre"
@@ -175,6 +205,9 @@ class Participant(Undeletable):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.CONSENTED)
     # Levels of the non-site stratification factors, e.g. {"diagnosis": "bipolar"}.
     factor_levels = models.JSONField(default=dict, blank=True)
+    # Set by the CRF services when the baseline visit is complete; some trials randomize only
+    # after it (Trial.baseline_required_before_randomization).
+    baseline_completed_on = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ParticipantQuerySet.as_manager()

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from django.db import transaction
 
-from .models import Arm, Site, StratificationFactor, Trial
+from .models import Arm, EligibilityCriterion, Site, StratificationFactor, Trial
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -123,7 +123,12 @@ def parse(text, source="<config>"):
         "name": c.text(data, "name", "file"),
         "registration_id": c.text(data, "registration_id", "file", required=False, max_length=60),
         "target_sample_size": c.positive_int(data, "target_sample_size", "file", required=False),
+        "id_prefix": data.get("id_prefix", "P"),
     }
+    if not isinstance(config["id_prefix"], str) or not re.fullmatch(
+        r"[A-Z]{1,6}", config["id_prefix"]
+    ):
+        c.fail("file.id_prefix", "must be 1-6 capital letters")
 
     arms = []
     for i, item in enumerate(c.items(data.get("arms"), "arms")):
@@ -246,6 +251,25 @@ def parse(text, source="<config>"):
     if sum(f["from_site"] for f in factors) > 1:
         c.fail("stratification", "at most one factor can be taken from the site")
 
+    criteria = []
+    for kind in (EligibilityCriterion.Kind.INCLUSION, EligibilityCriterion.Kind.EXCLUSION):
+        section = c.mapping(data.get("criteria", {}), "criteria").get(kind.value)
+        if section is None:
+            continue
+        for i, item in enumerate(c.items(section, f"criteria.{kind.value}")):
+            where = f"criteria.{kind.value}[{i}]"
+            item = c.mapping(item, where)
+            c.unknown_keys(item, {"code", "text"}, where)
+            criteria.append({
+                "kind": kind.value,
+                "code": c.text(item, "code", where, pattern=_CODE, max_length=40),
+                "text": c.text(item, "text", where, max_length=300),
+            })
+    if not any(cr["kind"] == EligibilityCriterion.Kind.INCLUSION for cr in criteria):
+        c.fail("criteria.inclusion", "a trial needs at least one inclusion criterion")
+    c.unique([cr["code"] for cr in criteria], "criteria", "criterion code")
+    config["criteria"] = criteria
+
     if config["key"] and Trial.objects.filter(key=config["key"]).exists():
         c.fail("file.key", f"a trial with key {config['key']!r} already exists")
     config["stratification"] = factors
@@ -268,6 +292,7 @@ def create_trial(config):
         key=config["key"],
         name=config["name"],
         registration_id=config["registration_id"],
+        id_prefix=config["id_prefix"],
         target_sample_size=config["target_sample_size"],
         method=design["method"],
         block_sizes=design["block_sizes"],
@@ -289,6 +314,10 @@ def create_trial(config):
     StratificationFactor.objects.bulk_create(
         StratificationFactor(trial=trial, order=i, **factor)
         for i, factor in enumerate(config["stratification"])
+    )
+    EligibilityCriterion.objects.bulk_create(
+        EligibilityCriterion(trial=trial, order=i, **criterion)
+        for i, criterion in enumerate(config["criteria"])
     )
     return trial
 

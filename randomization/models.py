@@ -9,7 +9,15 @@ from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from imrtrial.models import Arm, Participant, Trial, Undeletable
+from imrtrial.models import (
+    Arm,
+    HardDeleteForbidden,
+    Participant,
+    Site,
+    Trial,
+    Undeletable,
+    UndeletableQuerySet,
+)
 
 
 class Stratum(models.Model):
@@ -57,3 +65,121 @@ class Allocation(Undeletable):
 
     def __str__(self):
         return f"{self.randomization_number} ({self.participant})"
+
+
+class Screening(models.Model):
+    """One person screened for the trial, eligible or not: the screening log.
+
+    Eligibility is computed from the answers by the screen service, never typed."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="screenings")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="screenings")
+    screening_number = models.CharField(max_length=20)
+    screened_on = models.DateField()
+    referral_source = models.CharField(max_length=120, blank=True)
+    answers = models.JSONField(default=dict)  # {criterion code: true/false}
+    eligible = models.BooleanField()
+    exclusion_reasons = models.JSONField(default=list, blank=True)  # criterion texts
+    consent_date = models.DateField(null=True, blank=True)
+    consent_form_version = models.CharField(max_length=30, blank=True)
+    consent_obtained_by = models.CharField(max_length=120, blank=True)
+    # Another screening of this trial with the same national id, flagged for the coordinator.
+    possible_duplicate_of = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    participant = models.OneToOneField(
+        Participant, on_delete=models.PROTECT, null=True, blank=True, related_name="screening"
+    )
+    screened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = UndeletableQuerySet.as_manager()
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trial", "screening_number"], name="screening_unique_number"
+            )
+        ]
+        ordering = ["trial", "-created_at"]
+
+    def __str__(self):
+        return self.screening_number
+
+    def delete(self, *args, **kwargs):
+        raise HardDeleteForbidden("The screening log is never deleted.")
+
+    @property
+    def consented(self):
+        return self.consent_date is not None
+
+
+class IdentifyingDetails(models.Model):
+    """Who a screened person is. Kept apart from the pseudonymous record, shown only to roles
+    with `view_identifying`, and never exported."""
+
+    screening = models.OneToOneField(
+        Screening, on_delete=models.PROTECT, related_name="identifying"
+    )
+    full_name = models.CharField(max_length=200, blank=True)
+    national_id = models.CharField(max_length=40, blank=True)
+    # Normalized national id, for the duplicate check (digits and letters only, upper case).
+    national_id_key = models.CharField(max_length=40, blank=True, db_index=True)
+    phone = models.CharField(max_length=40, blank=True)
+
+    history = HistoricalRecords()
+
+    def __str__(self):
+        return f"Identifying details of {self.screening}"
+
+
+class Withdrawal(models.Model):
+    """A participant's withdrawal, at one of the three protocol levels (DOMAIN.md 10.6)."""
+
+    class Level(models.IntegerChoices):
+        INTERVENTION = 1, "Stops the intervention; follow-up continues"
+        FOLLOW_UP = 2, "Stops intervention and follow-up; data kept"
+        CONSENT = 3, "Withdraws consent for data use; clinical data erased"
+
+    participant = models.ForeignKey(
+        Participant, on_delete=models.PROTECT, related_name="withdrawals"
+    )
+    level = models.PositiveSmallIntegerField(choices=Level.choices)
+    withdrawn_on = models.DateField()
+    reason = models.TextField()
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    # For level 3: what was erased (counts of rows), so the erasure itself is on record.
+    erased = models.JSONField(default=dict, blank=True)
+
+    objects = UndeletableQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["participant", "recorded_at"]
+
+    def __str__(self):
+        return f"{self.participant}: level {self.level}"
+
+    def delete(self, *args, **kwargs):
+        raise HardDeleteForbidden("Withdrawals are never deleted.")
+
+
+class ListEntry(models.Model):
+    """One slot of an allocation list uploaded by the trial statistician. Concealed like the
+    generated sequence: no page or export shows it."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="list_entries")
+    stratum_key = models.CharField(max_length=200)
+    slot = models.PositiveIntegerField()
+    arm = models.ForeignKey(Arm, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trial", "stratum_key", "slot"], name="listentry_unique_slot"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.stratum_key} #{self.slot}"

@@ -1,9 +1,420 @@
-"""Randomization services. Contract: allocation rows are read and written only here (and in the
-views and admin of this app, through the gate in imrtrial.access)."""
+"""Screening and randomization services.
 
-from .models import Allocation
+Contract:
+- Every function takes the acting user as keyword `by`, asks imrtrial.access whether they may act,
+  and raises Refused with a message a coordinator can read out on the phone; a refusal writes
+  nothing.
+- screen() logs every person screened, eligible or not; eligibility is computed from the answers.
+- randomize() is one short transaction: the stratum row is locked (SELECT ... FOR UPDATE), the next
+  slot is taken, the allocation inserted (UNIQUE participant, UNIQUE stratum+slot) with its audit
+  row, and the notification queued for after commit. A repeated call returns the allocation
+  already made. Nothing slow happens while the lock is held.
+- Allocation rows are read only here and in this app's views and admin, through the gate.
+"""
+
+import functools
+import hashlib
+import hmac
+import random
+import re
+import secrets
+
+from django.conf import settings
+from django.core.mail import send_mass_mail
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.template.loader import render_to_string
+
+from imrtrial import access
+from imrtrial.audit import attribute
+from imrtrial.models import (
+    Arm,
+    Membership,
+    Participant,
+    Role,
+    Site,
+    StratificationFactor,
+    Trial,
+)
+
+from . import minimization, sequence
+from .models import Allocation, IdentifyingDetails, ListEntry, Screening, Stratum
+
+# Codes read aloud on the phone: no 0/O, 1/I/L, or U.
+_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class Refused(Exception):
+    """The action is not allowed now; the message says why, in the coordinator's words."""
 
 
 def allocation_of(participant):
     """The participant's allocation, or None. Callers must have asked the gate first."""
     return Allocation.objects.filter(participant=participant).select_related("arm").first()
+
+
+# --- Screening -------------------------------------------------------------------------------
+
+
+def eligibility(criteria, answers):
+    """(eligible, reasons): eligible when every inclusion criterion is answered yes and every
+    exclusion criterion no. Reasons are the texts of the criteria that exclude."""
+    reasons = [c.text for c in criteria if c.excludes(answers[c.code])]
+    return not reasons, reasons
+
+
+def national_id_key(national_id):
+    return re.sub(r"[^0-9A-Z]", "", national_id.upper())
+
+
+def _next_number(model, trial, prefix):
+    """The next running number for the trial, under a lock on the trial row (screening and
+    enrolment are rare; randomization never takes this lock)."""
+    Trial.objects.select_for_update().filter(pk=trial.pk).first()
+    return f"{prefix}{model.objects.filter(trial=trial).count() + 1:04d}"
+
+
+@transaction.atomic
+def screen(
+    trial,
+    site,
+    *,
+    by,
+    answers,
+    screened_on,
+    referral_source="",
+    full_name="",
+    national_id="",
+    phone="",
+    consent_date=None,
+    consent_form_version="",
+    consent_obtained_by="",
+):
+    """Log one screened person. Every criterion must be answered yes or no."""
+    if not access.has(by, "randomize", trial, site):
+        raise Refused("You are not a coordinator for this site.")
+    if site.trial_id != trial.pk:
+        raise Refused("That site does not belong to this trial.")
+    criteria = list(trial.criteria.all())
+    missing = [c.text for c in criteria if not isinstance(answers.get(c.code), bool)]
+    if missing:
+        raise Refused("Every criterion needs a yes or no answer: " + "; ".join(missing))
+    eligible, reasons = eligibility(criteria, answers)
+    if consent_date and not (consent_form_version and consent_obtained_by):
+        raise Refused("Consent needs the form version and who obtained it.")
+    key = national_id_key(national_id)
+    duplicate = None
+    if key:
+        duplicate = (
+            Screening.objects.filter(trial=trial, identifying__national_id_key=key)
+            .order_by("created_at")
+            .first()
+        )
+    screening = Screening(
+        trial=trial,
+        site=site,
+        screening_number=_next_number(Screening, trial, "S"),
+        screened_on=screened_on,
+        referral_source=referral_source,
+        answers={c.code: answers[c.code] for c in criteria},
+        eligible=eligible,
+        exclusion_reasons=reasons,
+        consent_date=consent_date,
+        consent_form_version=consent_form_version,
+        consent_obtained_by=consent_obtained_by,
+        possible_duplicate_of=duplicate,
+        screened_by=by,
+    )
+    attribute(screening, by=by).save()
+    details = IdentifyingDetails(
+        screening=screening,
+        full_name=full_name.strip(),
+        national_id=national_id.strip(),
+        national_id_key=key,
+        phone=phone.strip(),
+    )
+    attribute(details, by=by).save()
+    return screening
+
+
+@transaction.atomic
+def record_consent(screening, *, by, consent_date, form_version, obtained_by):
+    if not access.has(by, "randomize", screening.trial, screening.site):
+        raise Refused("You are not a coordinator for this site.")
+    if not (consent_date and form_version.strip() and obtained_by.strip()):
+        raise Refused("Consent needs its date, the form version and who obtained it.")
+    screening = Screening.objects.select_for_update().get(pk=screening.pk)
+    screening.consent_date = consent_date
+    screening.consent_form_version = form_version.strip()
+    screening.consent_obtained_by = obtained_by.strip()
+    attribute(screening, by=by, reason="consent recorded").save(
+        update_fields=["consent_date", "consent_form_version", "consent_obtained_by"]
+    )
+    return screening
+
+
+def check_factor_levels(trial, levels):
+    """Refuse unless every non-site stratification factor has one of its levels."""
+    problems = []
+    for factor in trial.factors.filter(from_site=False):
+        if levels.get(factor.code) not in factor.level_codes():
+            problems.append(f"{factor.label} is missing or not one of its levels")
+    if problems:
+        raise Refused("; ".join(problems))
+
+
+@transaction.atomic
+def enrol(screening, *, by, factor_levels):
+    """Give an eligible, consented person a pseudonymous participant id."""
+    trial = screening.trial
+    if not access.has(by, "randomize", trial, screening.site):
+        raise Refused("You are not a coordinator for this site.")
+    screening = Screening.objects.select_for_update().get(pk=screening.pk)
+    if screening.participant_id:
+        return screening.participant
+    if not screening.eligible:
+        raise Refused("This person is not eligible: " + "; ".join(screening.exclusion_reasons))
+    if not screening.consented:
+        raise Refused("Informed consent has not been recorded.")
+    check_factor_levels(trial, factor_levels)
+    site = screening.site
+    Site.objects.select_for_update().filter(pk=site.pk).first()  # one numbering per site
+    n = Participant.objects.filter(site=site).count() + 1
+    participant = Participant(
+        trial=trial,
+        site=site,
+        participant_id=f"{trial.id_prefix}-{site.code[:3].upper()}-{n:04d}",
+        factor_levels={k: factor_levels[k] for k in sorted(factor_levels)},
+    )
+    attribute(participant, by=by).save()
+    screening.participant = participant
+    attribute(screening, by=by, reason="enrolled").save(update_fields=["participant"])
+    return participant
+
+
+# --- Randomization ---------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _trial_setup(trial_pk, trial_key, method, block_sizes):
+    """(design, {arm code: arm pk}, factors) of a trial. Arms, factors and design are fixed once
+    the trial opens, so they are read once per process, not under the stratum lock."""
+    arms = list(Arm.objects.filter(trial_id=trial_pk).order_by("code"))
+    design = None
+    if method == Trial.Method.PERMUTED_BLOCKS:
+        design = sequence.Design(
+            arms=tuple(a.code for a in arms),
+            ratio=tuple(a.ratio for a in arms),
+            block_sizes=tuple(block_sizes),
+        )
+    factors = tuple(
+        (f.code, f.from_site) for f in StratificationFactor.objects.filter(trial_id=trial_pk)
+    )
+    return design, {a.code: a.pk for a in arms}, tuple(a.ratio for a in arms), factors
+
+
+def setup_of(trial):
+    return _trial_setup(trial.pk, trial.key, trial.method, tuple(trial.block_sizes))
+
+
+def stratum_key(participant, factors):
+    """e.g. "diagnosis=bipolar|centre=ballerup"; one stratum for a minimized trial."""
+    if participant.trial.method == Trial.Method.MINIMIZATION:
+        return "all"
+    parts = []
+    for code, from_site in factors:
+        level = participant.site.code if from_site else participant.factor_levels.get(code)
+        parts.append(f"{code}={level}")
+    return "|".join(parts)
+
+
+def check_can_randomize(participant, *, by):
+    """Refuse, with the reason, unless this user may randomize this participant now."""
+    trial = participant.trial
+    if not access.has(by, "randomize", trial, participant.site):
+        raise Refused("You are not a coordinator for this participant's site.")
+    if trial.status != Trial.Status.OPEN:
+        raise Refused(f"The trial is not open for randomization ({trial.get_status_display()}).")
+    if participant.status == Participant.Status.WITHDRAWN:
+        raise Refused("This participant has withdrawn.")
+    screening = (
+        Screening.objects.filter(participant=participant).values("eligible", "consent_date").first()
+    )
+    if screening is None or not screening["eligible"]:
+        raise Refused("This participant has no eligible screening on record.")
+    if screening["consent_date"] is None:
+        raise Refused("Informed consent has not been recorded.")
+    if trial.baseline_required_before_randomization and not participant.baseline_completed_on:
+        raise Refused("The baseline assessment must be complete before randomization.")
+    check_factor_levels(trial, participant.factor_levels)
+    if not settings.RANDOMIZATION_SECRET and trial.method != Trial.Method.UPLOADED_LIST:
+        raise Refused("Randomization is not configured on this server (no secret).")
+
+
+def _code(n):
+    return "".join(secrets.choice(_ALPHABET) for _ in range(n))
+
+
+def _minimization_rng(trial, slot):
+    digest = hmac.new(
+        settings.RANDOMIZATION_SECRET.encode(),
+        f"{trial.key}|minimization|{slot}".encode(),
+        hashlib.sha256,
+    ).digest()
+    return random.Random(int.from_bytes(digest, "big"))
+
+
+def _minimized_arm(participant, factors, arm_codes, ratio, slot):
+    """Pocock-Simon over the trial's factors, counting allocations made so far (under lock)."""
+    trial = participant.trial
+    counts = {code: {} for code, _ in factors}
+    rows = Allocation.objects.filter(trial=trial).values_list(
+        "participant__site__code", "participant__factor_levels", "arm__code"
+    )
+    for site_code, levels, arm in rows:
+        for code, from_site in factors:
+            level = site_code if from_site else levels.get(code)
+            per_arm = counts[code].setdefault(level, dict.fromkeys(arm_codes, 0))
+            per_arm[arm] += 1
+    mine = {
+        code: participant.site.code if from_site else participant.factor_levels[code]
+        for code, from_site in factors
+    }
+    return minimization.choose_arm(
+        tuple(arm_codes),
+        ratio,
+        mine,
+        counts,
+        trial.minimization_p,
+        _minimization_rng(trial, slot),
+    )
+
+
+def _arm_for(participant, stratum, setup):
+    design, arm_pks, ratio, factors = setup
+    trial = participant.trial
+    if trial.method == Trial.Method.PERMUTED_BLOCKS:
+        code = sequence.arm_at(
+            design, settings.RANDOMIZATION_SECRET, trial.key, stratum.key, stratum.next_slot
+        )
+        return arm_pks[code]
+    if trial.method == Trial.Method.MINIMIZATION:
+        return arm_pks[
+            _minimized_arm(participant, factors, list(arm_pks), ratio, stratum.next_slot)
+        ]
+    entry = ListEntry.objects.filter(
+        trial=trial, stratum_key=stratum.key, slot=stratum.next_slot
+    ).first()
+    if entry is None:
+        raise Refused(
+            "The allocation list has no entry left for this stratum. Contact the trial "
+            "statistician; nobody has been allocated."
+        )
+    return entry.arm_id
+
+
+@transaction.atomic
+def _randomize_once(participant, *, by):
+    setup = setup_of(participant.trial)
+    key = stratum_key(participant, setup[3])
+    stratum = Stratum.objects.select_for_update().filter(trial=participant.trial, key=key).first()
+    if stratum is None:
+        Stratum.objects.bulk_create(
+            [Stratum(trial=participant.trial, key=key)], ignore_conflicts=True
+        )
+        stratum = Stratum.objects.select_for_update().get(trial=participant.trial, key=key)
+    # Checked again under the lock: a double click may have allocated while we waited.
+    if existing := allocation_of(participant):
+        return existing
+    allocation = Allocation(
+        trial=participant.trial,
+        participant=participant,
+        stratum=stratum,
+        slot=stratum.next_slot,
+        arm_id=_arm_for(participant, stratum, setup),
+        randomization_number=f"{participant.trial.id_prefix}-R{_code(8)}",
+        confirmation_code=_code(6),
+        allocated_by=by,
+    )
+    attribute(allocation, by=by).save()
+    stratum.next_slot += 1
+    stratum.save(update_fields=["next_slot"])
+    participant.status = Participant.Status.RANDOMIZED
+    attribute(participant, by=by, reason="randomized").save(update_fields=["status"])
+    transaction.on_commit(lambda: _queue_notice(allocation.pk))
+    return allocation
+
+
+def _queue_notice(allocation_pk):
+    from .tasks import notify_allocation
+
+    notify_allocation.delay(allocation_pk)
+
+
+def randomize(participant, *, by):
+    """Allocate the participant; a repeated call returns the allocation already made."""
+    if existing := allocation_of(participant):
+        return existing
+    check_can_randomize(participant, by=by)
+    for attempt in range(3):
+        try:
+            return _randomize_once(participant, by=by)
+        except IntegrityError:
+            # Two requests for one participant raced past the first check, or a random
+            # randomization number collided: the retry returns or makes exactly one allocation.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+@transaction.atomic
+def mark_in_error(allocation, *, by, reason):
+    """Flag an allocation as made in error. It stays, with its slot, in the sequence."""
+    trial = allocation.trial
+    if not access.has(by, "randomize", trial, allocation.participant.site):
+        raise Refused("You are not a coordinator for this participant's site.")
+    if not reason.strip():
+        raise Refused("Say why the allocation was made in error.")
+    allocation = Allocation.objects.select_for_update().get(pk=allocation.pk)
+    allocation.in_error = True
+    allocation.in_error_reason = reason.strip()
+    attribute(allocation, by=by, reason=reason).save(update_fields=["in_error", "in_error_reason"])
+    return allocation
+
+
+# --- Notification ----------------------------------------------------------------------------
+
+# Unblinded staff of the site who hear of each allocation. Blinded roles never do.
+NOTIFIED_ROLES = (Role.COORDINATOR, Role.FACILITATOR)
+
+
+def notice_recipients(allocation):
+    site = allocation.participant.site
+    memberships = Membership.objects.filter(
+        Q(site=site) | Q(site__isnull=True),
+        trial=allocation.trial,
+        role__in=NOTIFIED_ROLES,
+        active=True,
+        user__is_active=True,
+    ).select_related("user")
+    # Asked of the gate too, so a policy change that blinds a role also silences its mail.
+    return sorted(
+        {
+            m.user.email
+            for m in memberships
+            if m.user.email and access.may_see_allocation(m.user, allocation.trial, site)
+        }
+    )
+
+
+def send_allocation_notice(allocation_pk):
+    allocation = Allocation.objects.select_related(
+        "trial", "participant", "participant__site", "arm"
+    ).get(pk=allocation_pk)
+    recipients = notice_recipients(allocation)
+    if not recipients:
+        return 0
+    subject = f"[{allocation.trial.name}] Randomization {allocation.randomization_number}"
+    body = render_to_string("randomization/allocation_notice.txt", {"a": allocation})
+    messages = [(subject, body, settings.DEFAULT_FROM_EMAIL, [r]) for r in recipients]
+    return send_mass_mail(messages, fail_silently=False)
