@@ -10,4 +10,9 @@ urlpatterns = [
         views.participant_detail,
         name="participant_detail",
     ),
+    path(
+        "<slug:trial_key>/participants/<str:participant_id>/withdraw/",
+        views.withdrawal_new,
+        name="withdraw",
+    ),
 ]

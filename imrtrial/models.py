@@ -47,7 +47,7 @@ class Trial(models.Model):
     key = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=200)
     registration_id = models.CharField(max_length=60, blank=True)
-    # Pseudonymous participant ids are <prefix>-<SITE>-<number>, e.g. DK-FRE-0007.
+    # Pseudonymous participant ids are <prefix>-<running number>, e.g. DK-0007.
     id_prefix = models.CharField(max_length=6, default="P")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SETUP)
     method = models.CharField(max_length=20, choices=Method.choices, default=Method.PERMUTED_BLOCKS)

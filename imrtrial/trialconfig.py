@@ -115,6 +115,8 @@ def parse(text, source="<config>"):
             "design",
             "sites",
             "stratification",
+            "id_prefix",
+            "criteria",
         },
         "file",
     )
@@ -260,11 +262,13 @@ def parse(text, source="<config>"):
             where = f"criteria.{kind.value}[{i}]"
             item = c.mapping(item, where)
             c.unknown_keys(item, {"code", "text"}, where)
-            criteria.append({
-                "kind": kind.value,
-                "code": c.text(item, "code", where, pattern=_CODE, max_length=40),
-                "text": c.text(item, "text", where, max_length=300),
-            })
+            criteria.append(
+                {
+                    "kind": kind.value,
+                    "code": c.text(item, "code", where, pattern=_CODE, max_length=40),
+                    "text": c.text(item, "text", where, max_length=300),
+                }
+            )
     if not any(cr["kind"] == EligibilityCriterion.Kind.INCLUSION for cr in criteria):
         c.fail("criteria.inclusion", "a trial needs at least one inclusion criterion")
     c.unique([cr["code"] for cr in criteria], "criteria", "criterion code")

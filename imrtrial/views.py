@@ -32,6 +32,7 @@ def home(request):
                 "can_view_participants": access.has(request.user, "view_participants", trial),
                 "can_see_allocations": access.may_see_allocation(request.user, trial),
                 "can_view_audit": access.has(request.user, "view_audit", trial),
+                "can_randomize": access.has(request.user, "randomize", trial),
             }
         )
     return render(request, "imrtrial/home.html", {"cards": cards})

@@ -32,7 +32,6 @@ from imrtrial.models import (
     Membership,
     Participant,
     Role,
-    Site,
     StratificationFactor,
     Trial,
 )
@@ -177,13 +176,10 @@ def enrol(screening, *, by, factor_levels):
     if not screening.consented:
         raise Refused("Informed consent has not been recorded.")
     check_factor_levels(trial, factor_levels)
-    site = screening.site
-    Site.objects.select_for_update().filter(pk=site.pk).first()  # one numbering per site
-    n = Participant.objects.filter(site=site).count() + 1
     participant = Participant(
         trial=trial,
-        site=site,
-        participant_id=f"{trial.id_prefix}-{site.code[:3].upper()}-{n:04d}",
+        site=screening.site,
+        participant_id=_next_number(Participant, trial, f"{trial.id_prefix}-"),
         factor_levels={k: factor_levels[k] for k in sorted(factor_levels)},
     )
     attribute(participant, by=by).save()
@@ -226,6 +222,21 @@ def stratum_key(participant, factors):
         level = participant.site.code if from_site else participant.factor_levels.get(code)
         parts.append(f"{code}={level}")
     return "|".join(parts)
+
+
+def all_stratum_keys(trial):
+    """Every stratum key the trial can have, in the form stratum_key() makes."""
+    if trial.method == Trial.Method.MINIMIZATION:
+        return ["all"]
+    factors = list(trial.factors.all())
+    keys = [""]
+    for factor in factors:
+        keys = [
+            f"{k}|{factor.code}={level}" if k else f"{factor.code}={level}"
+            for k in keys
+            for level in factor.level_codes()
+        ]
+    return keys
 
 
 def check_can_randomize(participant, *, by):
@@ -418,3 +429,16 @@ def send_allocation_notice(allocation_pk):
     body = render_to_string("randomization/allocation_notice.txt", {"a": allocation})
     messages = [(subject, body, settings.DEFAULT_FROM_EMAIL, [r]) for r in recipients]
     return send_mass_mail(messages, fail_silently=False)
+
+
+@transaction.atomic
+def record_baseline(participant, *, by, completed_on):
+    """Record the baseline date the centre reports at the phone desk (before randomizing)."""
+    if not access.has(by, "randomize", participant.trial, participant.site):
+        raise Refused("You are not a coordinator for this participant's site.")
+    participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    participant.baseline_completed_on = completed_on
+    attribute(participant, by=by, reason="baseline date reported at the phone desk").save(
+        update_fields=["baseline_completed_on"]
+    )
+    return participant

@@ -1,11 +1,237 @@
+"""The phone desk: screen, enrol and randomize while the caller waits; and the allocation list.
+
+Every page here is unblinded. Each one asks imrtrial.access first and answers 404 to anyone else.
+"""
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.db.models import Q
+from django.http import HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect, render
 
 from imrtrial import access
 from imrtrial.audit import log_access
 from imrtrial.models import AccessLog
 
-from .models import Allocation
+from . import services
+from .forms import ConsentForm, EnrolForm, InErrorForm, RandomizeForm, ScreeningForm
+from .models import Allocation, Screening
+
+
+def _desk_trial(request, trial_key):
+    trial = access.trial_or_404(request.user, trial_key)
+    access.require(request.user, "randomize", trial)
+    return trial
+
+
+def _screening_or_404(request, trial, number):
+    sites = access.sites_where(request.user, "randomize", trial)
+    return get_object_or_404(
+        Screening.objects.select_related("site", "participant", "identifying"),
+        trial=trial,
+        site__in=sites,
+        screening_number=number,
+    )
+
+
+@login_required
+def desk(request, trial_key):
+    trial = _desk_trial(request, trial_key)
+    sites = access.sites_where(request.user, "randomize", trial)
+    screenings = Screening.objects.filter(trial=trial, site__in=sites).select_related(
+        "site", "participant"
+    )
+    query = request.GET.get("q", "").strip()
+    if query:
+        screenings = screenings.filter(
+            Q(screening_number__iexact=query) | Q(participant__participant_id__iexact=query)
+        )
+    return render(
+        request,
+        "randomization/desk.html",
+        {
+            "trial": trial,
+            "screenings": screenings[:50],
+            "query": query,
+        },
+    )
+
+
+@login_required
+def screening_new(request, trial_key):
+    trial = _desk_trial(request, trial_key)
+    form = ScreeningForm(
+        request.POST if request.method == "POST" else None,
+        criteria=trial.criteria.all(),
+        sites=access.sites_where(request.user, "randomize", trial),
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            screening = services.screen(
+                trial,
+                data["site"],
+                by=request.user,
+                answers=form.answers(),
+                screened_on=data["screened_on"],
+                referral_source=data["referral_source"],
+                full_name=data["full_name"],
+                national_id=data["national_id"],
+                phone=data["phone"],
+                consent_date=data["consent_date"],
+                consent_form_version=data["consent_form_version"],
+                consent_obtained_by=data["consent_obtained_by"],
+            )
+        except services.Refused as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("randomization:screening", trial.key, screening.screening_number)
+    return render(request, "randomization/screening_form.html", {"trial": trial, "form": form})
+
+
+@login_required
+def screening_detail(request, trial_key, number):
+    trial = _desk_trial(request, trial_key)
+    screening = _screening_or_404(request, trial, number)
+    consent_form = enrol_form = None
+    if request.method == "POST":
+        try:
+            if "consent" in request.POST:
+                consent_form = ConsentForm(request.POST)
+                if consent_form.is_valid():
+                    d = consent_form.cleaned_data
+                    services.record_consent(
+                        screening,
+                        by=request.user,
+                        consent_date=d["consent_date"],
+                        form_version=d["consent_form_version"],
+                        obtained_by=d["consent_obtained_by"],
+                    )
+                    messages.success(request, "Consent recorded.")
+                    return redirect(request.path)
+            elif "enrol" in request.POST:
+                enrol_form = EnrolForm(request.POST, factors=trial.factors.all())
+                if enrol_form.is_valid():
+                    participant = services.enrol(
+                        screening, by=request.user, factor_levels=enrol_form.levels()
+                    )
+                    return redirect(
+                        "randomization:randomize", trial.key, participant.participant_id
+                    )
+        except services.Refused as exc:
+            messages.error(request, str(exc))
+            return redirect(request.path)
+    if access.has(request.user, "view_identifying", trial, screening.site):
+        log_access(request, trial, AccessLog.Action.VIEW_IDENTIFYING, screening)
+        identifying = getattr(screening, "identifying", None)
+    else:
+        identifying = None
+    return render(
+        request,
+        "randomization/screening_detail.html",
+        {
+            "trial": trial,
+            "screening": screening,
+            "identifying": identifying,
+            "consent_form": consent_form or ConsentForm(),
+            "enrol_form": enrol_form or EnrolForm(factors=trial.factors.all()),
+            "criteria": [(c, screening.answers.get(c.code)) for c in trial.criteria.all()],
+        },
+    )
+
+
+def _desk_participant(request, trial, participant_id):
+    participant = access.participant_or_404(request.user, trial, participant_id)
+    access.require(request.user, "randomize", trial, participant.site)
+    return participant
+
+
+@login_required
+def randomize(request, trial_key, participant_id):
+    trial = _desk_trial(request, trial_key)
+    participant = _desk_participant(request, trial, participant_id)
+    if services.allocation_of(participant):
+        return redirect("randomization:result", trial.key, participant.participant_id)
+    needs_baseline = (
+        trial.baseline_required_before_randomization and not participant.baseline_completed_on
+    )
+    form = RandomizeForm(
+        request.POST if request.method == "POST" else None, needs_baseline=needs_baseline
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            if needs_baseline:
+                participant = services.record_baseline(
+                    participant,
+                    by=request.user,
+                    completed_on=form.cleaned_data["baseline_completed_on"],
+                )
+            services.randomize(participant, by=request.user)
+        except services.Refused as exc:
+            form.add_error(None, str(exc))
+        else:
+            # Post/redirect/get: a refresh of the result never posts again.
+            return redirect("randomization:result", trial.key, participant.participant_id)
+    factors = []
+    for factor in trial.factors.all():
+        if factor.from_site:
+            factors.append((factor.label, participant.site.name))
+        else:
+            labels = {lv["code"]: lv["label"] for lv in factor.levels}
+            code = participant.factor_levels.get(factor.code)
+            factors.append((factor.label, labels.get(code, "— missing —")))
+    return render(
+        request,
+        "randomization/randomize.html",
+        {
+            "trial": trial,
+            "participant": participant,
+            "factors": factors,
+            "form": form,
+        },
+    )
+
+
+@login_required
+def result(request, trial_key, participant_id):
+    trial = _desk_trial(request, trial_key)
+    participant = _desk_participant(request, trial, participant_id)
+    access.require_allocation_access(request.user, trial, participant.site)
+    allocation = services.allocation_of(participant)
+    if allocation is None:
+        return redirect("randomization:randomize", trial.key, participant.participant_id)
+    log_access(request, trial, AccessLog.Action.VIEW_ALLOCATION, participant)
+    return render(
+        request,
+        "randomization/result.html",
+        {
+            "trial": trial,
+            "participant": participant,
+            "allocation": allocation,
+            "in_error_form": InErrorForm(),
+        },
+    )
+
+
+@login_required
+def mark_in_error(request, trial_key, participant_id):
+    trial = _desk_trial(request, trial_key)
+    participant = _desk_participant(request, trial, participant_id)
+    if request.method != "POST":  # asked only after the gate, so a 405 reveals nothing
+        return HttpResponseNotAllowed(["POST"])
+    allocation = services.allocation_of(participant)
+    form = InErrorForm(request.POST)
+    if allocation is None:
+        return redirect("randomization:randomize", trial.key, participant.participant_id)
+    if form.is_valid():
+        try:
+            services.mark_in_error(allocation, by=request.user, reason=form.cleaned_data["reason"])
+            messages.success(request, "The allocation is flagged as made in error.")
+        except services.Refused as exc:
+            messages.error(request, str(exc))
+    else:
+        messages.error(request, "Give the reason the allocation was made in error.")
+    return redirect("randomization:result", trial.key, participant.participant_id)
 
 
 @login_required
@@ -23,5 +249,7 @@ def allocation_list(request, trial_key):
     )
     log_access(request, trial, AccessLog.Action.VIEW_ALLOCATION, "allocation list")
     return render(
-        request, "randomization/allocation_list.html", {"trial": trial, "allocations": allocations}
+        request,
+        "randomization/allocation_list.html",
+        {"trial": trial, "allocations": allocations},
     )

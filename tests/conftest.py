@@ -18,6 +18,13 @@ def _tests_need_postgresql(django_db_setup, django_db_blocker):
             )
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Argon2 is deliberately slow; the suite creates hundreds of users. The production
+    hasher list is checked in tests/imrtrial/test_login_and_security.py."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def trial(db):
     return factories.make_trial()
@@ -53,3 +60,15 @@ def coordinator(person):
 @pytest.fixture
 def assessor(person):
     return person(Role.ASSESSOR)
+
+
+@pytest.fixture
+def roles_restored(transactional_db):
+    """Transactional tests end by emptying every table, groups included, and Django's
+    serialized rollback does not bring back group permissions reliably. Tests that need the
+    live server re-create the roles exactly as migration imrtrial 0002 does."""
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("imrtrial.migrations.0002_roles").create_roles(apps, None)

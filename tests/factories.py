@@ -41,6 +41,7 @@ def make_trial(**overrides):
     StratificationFactor.objects.create(
         trial=trial, code="centre", label="Centre", from_site=True, order=1
     )
+    add_criteria(trial)
     return trial
 
 
@@ -81,4 +82,51 @@ def make_allocation(participant, arm_code="imr", by=None):
         randomization_number=f"R{next(_seq):05d}",
         confirmation_code=f"C{slot:05d}",
         allocated_by=by or make_user(),
+    )
+
+
+def yes_to_all(trial):
+    """Answers that make a person eligible: yes to inclusion, no to exclusion."""
+    return {c.code: c.kind == "inclusion" for c in trial.criteria.all()}
+
+
+def make_ready_participant(trial, by, site=None, levels=None, baseline=True, **screen_kw):
+    """A participant screened eligible, consented, enrolled (and baseline done), via services."""
+    import datetime
+
+    from randomization import services
+
+    site = site or trial.sites.order_by("code").first()
+    today = datetime.date(2026, 11, 2)
+    screening = services.screen(
+        trial,
+        site,
+        by=by,
+        answers=yes_to_all(trial),
+        screened_on=today,
+        consent_date=today,
+        consent_form_version="v1",
+        consent_obtained_by="Dr Who",
+        **screen_kw,
+    )
+    participant = services.enrol(
+        screening, by=by, factor_levels=levels if levels is not None else default_levels(trial)
+    )
+    if baseline:
+        participant = services.record_baseline(participant, by=by, completed_on=today)
+    return participant
+
+
+def default_levels(trial):
+    return {f.code: f.level_codes()[0] for f in trial.factors.filter(from_site=False)}
+
+
+def add_criteria(trial):
+    from imrtrial.models import EligibilityCriterion
+
+    EligibilityCriterion.objects.create(
+        trial=trial, code="adult", kind="inclusion", text="Aged 18 or older", order=0
+    )
+    EligibilityCriterion.objects.create(
+        trial=trial, code="guardian", kind="exclusion", text="Has a guardian", order=1
     )

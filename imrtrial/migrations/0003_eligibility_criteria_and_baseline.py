@@ -5,45 +5,64 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('imrtrial', '0002_roles'),
+        ("imrtrial", "0002_roles"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='historicalparticipant',
-            name='baseline_completed_on',
+            model_name="historicalparticipant",
+            name="baseline_completed_on",
             field=models.DateField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='historicaltrial',
-            name='id_prefix',
-            field=models.CharField(default='P', max_length=6),
+            model_name="historicaltrial",
+            name="id_prefix",
+            field=models.CharField(default="P", max_length=6),
         ),
         migrations.AddField(
-            model_name='participant',
-            name='baseline_completed_on',
+            model_name="participant",
+            name="baseline_completed_on",
             field=models.DateField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='trial',
-            name='id_prefix',
-            field=models.CharField(default='P', max_length=6),
+            model_name="trial",
+            name="id_prefix",
+            field=models.CharField(default="P", max_length=6),
         ),
         migrations.CreateModel(
-            name='EligibilityCriterion',
+            name="EligibilityCriterion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=40)),
-                ('kind', models.CharField(choices=[('inclusion', 'Inclusion'), ('exclusion', 'Exclusion')], max_length=10)),
-                ('text', models.CharField(max_length=300)),
-                ('order', models.PositiveSmallIntegerField(default=0)),
-                ('trial', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='criteria', to='imrtrial.trial')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=40)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("inclusion", "Inclusion"), ("exclusion", "Exclusion")],
+                        max_length=10,
+                    ),
+                ),
+                ("text", models.CharField(max_length=300)),
+                ("order", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "trial",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="criteria",
+                        to="imrtrial.trial",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['trial', 'order'],
-                'constraints': [models.UniqueConstraint(fields=('trial', 'code'), name='criterion_unique_code')],
+                "ordering": ["trial", "order"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("trial", "code"), name="criterion_unique_code")
+                ],
             },
         ),
     ]

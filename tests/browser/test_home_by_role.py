@@ -1,19 +1,11 @@
 """In a real browser: a coordinator and an assessor sign in and see only their own work."""
 
-import os
-import shutil
-
 import pytest
 
 from imrtrial.models import Role
 from tests.factories import grant, make_allocation, make_participant, make_trial, make_user
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls below happen before
-# and after pages load, never concurrently with the live server's own queries on this thread.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-CHROMIUM = shutil.which("chromium")
-PASSWORD = "correct-horse-battery-staple"
+from .conftest import sign_in
 
 pytestmark = [
     pytest.mark.browser,
@@ -21,41 +13,14 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM:
-        if os.environ.get("REQUIRE_BROWSER"):
-            pytest.fail("chromium is not installed (scripts/ensure-chromium.sh installs it)")
-        pytest.skip("chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def trial_with_staff():
+def trial_with_staff(roles_restored):
     trial = make_trial(name="Browser trial")
     coordinator = make_user("desk")
     grant(coordinator, trial, Role.COORDINATOR)
     grant(make_user("rater"), trial, Role.ASSESSOR)
     make_allocation(make_participant(trial, participant_id="BR-001"), "imr", by=coordinator)
     return trial
-
-
-def sign_in(browser, live_server, username):
-    page = browser.new_page()
-    page.goto(f"{live_server.url}/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{live_server.url}/")
-    return page
 
 
 def test_coordinator_and_assessor_each_see_their_own_work(browser, live_server, trial_with_staff):

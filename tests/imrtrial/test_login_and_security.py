@@ -74,3 +74,9 @@ def test_bootstrap_is_served_from_this_site_not_a_cdn(client):
     html = client.get(reverse("login")).content.decode()
     assert re.search(r'href="/static/vendor/bootstrap/bootstrap\.min\.\w+\.css"', html)
     assert "cdn" not in html.lower() and "https://" not in html
+
+
+def test_passwords_are_hashed_with_argon2_in_production():
+    from imrtrial import settings as production
+
+    assert production.PASSWORD_HASHERS[0].endswith("Argon2PasswordHasher")

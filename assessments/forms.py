@@ -1,0 +1,29 @@
+from django import forms
+from django.utils import timezone
+
+from imrtrial.forms import DateInput
+from randomization.models import Withdrawal
+
+
+class WithdrawalForm(forms.Form):
+    level = forms.TypedChoiceField(
+        choices=Withdrawal.Level.choices, coerce=int, widget=forms.RadioSelect
+    )
+    withdrawn_on = forms.DateField(widget=DateInput())
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+    confirm_erasure = forms.BooleanField(
+        required=False,
+        label="Level 3 only: I understand the participant's clinical data will be erased.",
+    )
+
+    def clean_withdrawn_on(self):
+        day = self.cleaned_data["withdrawn_on"]
+        if day > timezone.localdate():
+            raise forms.ValidationError("The withdrawal date cannot be in the future.")
+        return day
+
+    def clean(self):
+        data = super().clean()
+        if data.get("level") == Withdrawal.Level.CONSENT and not data.get("confirm_erasure"):
+            self.add_error("confirm_erasure", "Confirm the erasure to withdraw at level 3.")
+        return data

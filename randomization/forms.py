@@ -1,0 +1,121 @@
+from django import forms
+from django.utils import timezone
+
+from imrtrial.forms import DateInput
+
+YES_NO = [("yes", "Yes"), ("no", "No")]
+
+
+class ScreeningForm(forms.Form):
+    """A screening: site, referral, one yes/no per criterion, identifying details, consent."""
+
+    site = forms.ModelChoiceField(queryset=None, empty_label=None)
+    screened_on = forms.DateField(widget=DateInput())
+    referral_source = forms.CharField(max_length=120, required=False)
+    full_name = forms.CharField(max_length=200, required=False, label="Full name")
+    national_id = forms.CharField(max_length=40, required=False, label="National id")
+    phone = forms.CharField(max_length=40, required=False)
+    consent_date = forms.DateField(
+        required=False,
+        widget=DateInput(),
+        help_text="Leave empty if consent is not yet given.",
+    )
+    consent_form_version = forms.CharField(max_length=30, required=False)
+    consent_obtained_by = forms.CharField(max_length=120, required=False)
+
+    def __init__(self, *args, criteria, sites, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.criteria = list(criteria)
+        self.fields["site"].queryset = sites
+        self.fields["screened_on"].initial = timezone.localdate()
+        for criterion in self.criteria:
+            self.fields[f"c_{criterion.code}"] = forms.ChoiceField(
+                label=f"{criterion.get_kind_display()}: {criterion.text}",
+                choices=YES_NO,
+                widget=forms.RadioSelect(attrs={"class": "form-check-inline"}),
+            )
+
+    def criterion_fields(self):
+        return [self[f"c_{c.code}"] for c in self.criteria]
+
+    def clean_screened_on(self):
+        day = self.cleaned_data["screened_on"]
+        if day > timezone.localdate():
+            raise forms.ValidationError("The screening date cannot be in the future.")
+        return day
+
+    def clean(self):
+        data = super().clean()
+        consent = [
+            data.get("consent_date"),
+            data.get("consent_form_version"),
+            data.get("consent_obtained_by"),
+        ]
+        if any(consent) and not all(consent):
+            raise forms.ValidationError(
+                "Consent needs all three: its date, the form version and who obtained it."
+            )
+        if data.get("consent_date") and data["consent_date"] > timezone.localdate():
+            self.add_error("consent_date", "The consent date cannot be in the future.")
+        return data
+
+    def answers(self):
+        return {c.code: self.cleaned_data[f"c_{c.code}"] == "yes" for c in self.criteria}
+
+
+class ConsentForm(forms.Form):
+    consent_date = forms.DateField(widget=DateInput())
+    consent_form_version = forms.CharField(max_length=30)
+    consent_obtained_by = forms.CharField(max_length=120)
+
+    def clean_consent_date(self):
+        day = self.cleaned_data["consent_date"]
+        if day > timezone.localdate():
+            raise forms.ValidationError("The consent date cannot be in the future.")
+        return day
+
+
+class EnrolForm(forms.Form):
+    """The non-site stratification factors, read back to the caller before enrolment."""
+
+    def __init__(self, *args, factors, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.factors = [f for f in factors if not f.from_site]
+        for factor in self.factors:
+            self.fields[factor.code] = forms.ChoiceField(
+                label=factor.label,
+                choices=[(lv["code"], lv["label"]) for lv in factor.levels],
+                widget=forms.RadioSelect,
+            )
+
+    def levels(self):
+        return {f.code: self.cleaned_data[f.code] for f in self.factors}
+
+
+class RandomizeForm(forms.Form):
+    baseline_completed_on = forms.DateField(
+        required=False,
+        widget=DateInput(),
+        label="Baseline assessment completed on",
+        help_text="As reported by the centre; the trial randomizes only after baseline.",
+    )
+    read_back = forms.BooleanField(
+        label="I have read the participant id and stratification factors back to the caller.",
+    )
+
+    def __init__(self, *args, needs_baseline, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not needs_baseline:
+            del self.fields["baseline_completed_on"]
+        else:
+            self.fields["baseline_completed_on"].required = True
+
+    def clean_baseline_completed_on(self):
+        day = self.cleaned_data["baseline_completed_on"]
+        if day and day > timezone.localdate():
+            raise forms.ValidationError("The baseline date cannot be in the future.")
+        return day
+
+
+class InErrorForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=1000)

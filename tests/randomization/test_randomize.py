@@ -1,0 +1,221 @@
+"""The randomize service on real PostgreSQL: ratios, bounds, idempotence, preconditions."""
+
+import datetime
+import random
+from collections import Counter, defaultdict
+
+import pytest
+from django.core import mail
+
+from imrtrial.models import Participant, Role, Trial
+from randomization import sequence, services
+from randomization.models import Allocation, Stratum
+from tests.factories import grant, make_ready_participant, make_user
+
+from .conftest import coordinator_of, load_preset
+
+pytestmark = pytest.mark.django_db
+
+
+def allocate_many(trial, by, n, seed=1):
+    """n participants spread over the trial's strata at random, each randomized."""
+    rng = random.Random(seed)
+    sites = list(trial.sites.all())
+    factors = list(trial.factors.filter(from_site=False))
+    out = []
+    for _ in range(n):
+        levels = {f.code: rng.choice(f.level_codes()) for f in factors}
+        p = make_ready_participant(trial, by, site=rng.choice(sites), levels=levels)
+        out.append(services.randomize(p, by=by))
+    return out
+
+
+def arms_by_stratum(trial):
+    per = defaultdict(list)
+    for a in (
+        Allocation.objects.filter(trial=trial)
+        .select_related("stratum", "arm")
+        .order_by("stratum__key", "slot")
+    ):
+        per[a.stratum.key].append(a.arm.code)
+    return per
+
+
+@pytest.mark.parametrize("preset, n", [("danish", 150), ("dutch", 150)])
+def test_every_completed_block_has_the_exact_ratio_and_imbalance_stays_in_bound(
+    preset, n, desk_user
+):
+    trial = load_preset(preset)
+    coordinator_of(trial, desk_user)
+    allocate_many(trial, desk_user, n)
+    design = services.setup_of(trial)[0]
+    ratio = dict(trial.arms.values_list("code", "ratio"))
+    checked_blocks = 0
+    for key, arms in arms_by_stratum(trial).items():
+        seq = sequence.listing(design, "test-secret", trial.key, key, len(arms))
+        assert [s.arm for s in seq] == arms  # the service follows the concealed sequence
+        start = 0
+        for s in seq:
+            if s.position_in_block == s.block_size - 1:
+                block = Counter(arms[start : s.slot])
+                unit = s.block_size // sum(ratio.values())
+                assert block == {arm: r * unit for arm, r in ratio.items()}
+                checked_blocks += 1
+                start = s.slot
+        for i in range(1, len(arms) + 1):
+            assert sequence.imbalance(Counter(arms[:i]), design) <= sequence.max_imbalance_bound(
+                design
+            )
+    assert checked_blocks >= 5
+
+
+def test_slots_run_without_gaps_and_each_participant_has_one_allocation(danish, desk_user):
+    coordinator_of(danish, desk_user)
+    allocate_many(danish, desk_user, 40)
+    for stratum in Stratum.objects.filter(trial=danish):
+        slots = sorted(stratum.allocations.values_list("slot", flat=True))
+        assert slots == list(range(1, len(slots) + 1))
+        assert stratum.next_slot == len(slots) + 1
+    assert Allocation.objects.count() == Participant.objects.filter(trial=danish).count() == 40
+
+
+def test_a_repeated_request_returns_the_allocation_already_made(danish, desk_user):
+    coordinator_of(danish, desk_user)
+    p = make_ready_participant(danish, desk_user)
+    first = services.randomize(p, by=desk_user)
+    again = services.randomize(Participant.objects.get(pk=p.pk), by=desk_user)
+    assert again.pk == first.pk
+    assert Allocation.objects.count() == 1
+    assert Stratum.objects.get().next_slot == 2
+
+
+def test_minimization_balances_every_factor_level(desk_user):
+    trial = load_preset("danish", key="danish-min")
+    Trial.objects.filter(pk=trial.pk).update(method=Trial.Method.MINIMIZATION, minimization_p=0.9)
+    trial.refresh_from_db()
+    coordinator_of(trial, desk_user)
+    allocations = allocate_many(trial, desk_user, 120, seed=7)
+    assert {a.stratum.key for a in allocations} == {"all"}
+    counts = defaultdict(Counter)
+    for a in Allocation.objects.select_related("participant__site", "arm"):
+        counts["site", a.participant.site.code][a.arm.code] += 1
+        counts["dx", a.participant.factor_levels["diagnosis"]][a.arm.code] += 1
+    for level, per_arm in counts.items():
+        assert abs(per_arm["imr"] - per_arm["tau"]) <= 3, (level, per_arm)
+
+
+def test_notice_goes_after_commit_to_unblinded_staff_of_the_site_only(
+    danish, desk_user, django_capture_on_commit_callbacks
+):
+    desk_user.email = "desk@example.org"
+    desk_user.save(update_fields=["email"])
+    coordinator_of(danish, desk_user)
+    site, other = danish.sites.order_by("code")[:2]
+    for role, where, email in [
+        (Role.FACILITATOR, site, "fac@example.org"),
+        (Role.FACILITATOR, other, "fac-other@example.org"),
+        (Role.ASSESSOR, None, "assessor@example.org"),
+        (Role.DATA_MANAGER, None, "dm@example.org"),
+    ]:
+        grant(make_user(email=email), danish, role, where)
+    p = make_ready_participant(danish, desk_user, site=site)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        allocation = services.randomize(p, by=desk_user)
+    assert mail.outbox == [] and len(callbacks) == 1  # nothing before commit
+    callbacks[0]()
+    assert sorted(m.to[0] for m in mail.outbox) == ["desk@example.org", "fac@example.org"]
+    assert allocation.confirmation_code in mail.outbox[0].body
+    assert allocation.arm.label in mail.outbox[0].body
+
+
+def test_in_error_is_a_flag_with_a_reason_and_the_allocation_stays(danish, desk_user):
+    coordinator_of(danish, desk_user)
+    allocation = services.randomize(make_ready_participant(danish, desk_user), by=desk_user)
+    with pytest.raises(services.Refused):
+        services.mark_in_error(allocation, by=desk_user, reason=" ")
+    services.mark_in_error(allocation, by=desk_user, reason="Wrong person on the phone")
+    allocation.refresh_from_db()
+    assert allocation.in_error and allocation.arm_id
+    assert allocation.history.first().history_change_reason == "Wrong person on the phone"
+
+
+# --- Preconditions: each refused with a clear message, nothing allocated ----------------------
+
+
+def refused(participant, by, match):
+    before = (Allocation.objects.count(), list(Stratum.objects.values_list("key", "next_slot")))
+    with pytest.raises(services.Refused, match=match):
+        services.randomize(participant, by=by)
+    after = (Allocation.objects.count(), list(Stratum.objects.values_list("key", "next_slot")))
+    assert after == before
+
+
+def test_refused_when_the_trial_is_not_open(danish, desk_user):
+    coordinator_of(danish, desk_user)
+    p = make_ready_participant(danish, desk_user)
+    Trial.objects.filter(pk=danish.pk).update(status=Trial.Status.CLOSED)
+    refused(Participant.objects.select_related("trial").get(pk=p.pk), desk_user, "not open")
+
+
+def test_refused_without_consent(danish, desk_user):
+    coordinator_of(danish, desk_user)
+    p = make_ready_participant(danish, desk_user)
+    p.screening.__class__.objects.filter(pk=p.screening.pk).update(consent_date=None)
+    refused(p, desk_user, "consent")
+
+
+def test_refused_when_not_eligible(danish, desk_user):
+    coordinator_of(danish, desk_user)
+    p = make_ready_participant(danish, desk_user)
+    p.screening.__class__.objects.filter(pk=p.screening.pk).update(eligible=False)
+    refused(p, desk_user, "no eligible screening")
+
+
+def test_refused_before_baseline_where_the_trial_requires_it(danish, desk_user):
+    coordinator_of(danish, desk_user)
+    refused(make_ready_participant(danish, desk_user, baseline=False), desk_user, "baseline")
+
+
+def test_refused_for_a_coordinator_of_another_site_and_for_blinded_roles(danish, desk_user):
+    coordinator_of(danish, desk_user)
+    site, other = danish.sites.order_by("code")[:2]
+    p = make_ready_participant(danish, desk_user, site=site)
+    elsewhere = make_user("elsewhere")
+    grant(elsewhere, danish, Role.COORDINATOR, other)
+    refused(p, elsewhere, "not a coordinator")
+    for role in [Role.ASSESSOR, Role.DATA_MANAGER, Role.TRIAL_ADMIN, Role.FACILITATOR]:
+        user = make_user(f"x-{role}")
+        grant(user, danish, role)
+        refused(p, user, "not a coordinator")
+
+
+def test_refused_when_a_stratification_factor_is_missing(danish, desk_user):
+    coordinator_of(danish, desk_user)
+    p = make_ready_participant(danish, desk_user)
+    Participant.objects.filter(pk=p.pk).update(factor_levels={})
+    refused(Participant.objects.get(pk=p.pk), desk_user, "Diagnosis")
+
+
+def test_refused_after_withdrawal(danish, desk_user):
+    coordinator_of(danish, desk_user)
+    p = make_ready_participant(danish, desk_user)
+    Participant.objects.filter(pk=p.pk).update(status=Participant.Status.WITHDRAWN)
+    refused(Participant.objects.get(pk=p.pk), desk_user, "withdrawn")
+
+
+def test_enrolment_is_refused_for_the_ineligible_and_the_unconsented(danish, desk_user):
+    coordinator_of(danish, desk_user)
+    site = danish.sites.first()
+    answers = {c.code: c.kind == "inclusion" for c in danish.criteria.all()}
+    s = services.screen(
+        danish, site, by=desk_user, answers=answers, screened_on=datetime.date(2026, 11, 1)
+    )
+    with pytest.raises(services.Refused, match="consent"):
+        services.enrol(s, by=desk_user, factor_levels={"diagnosis": "bipolar"})
+    answers["substance"] = True
+    s2 = services.screen(
+        danish, site, by=desk_user, answers=answers, screened_on=datetime.date(2026, 11, 1)
+    )
+    with pytest.raises(services.Refused, match="not eligible"):
+        services.enrol(s2, by=desk_user, factor_levels={"diagnosis": "bipolar"})
+    assert Participant.objects.count() == 0
