@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "assessments",
     "fidelity",
     "exports",
+    "demo",
 ]
 
 MIDDLEWARE = [

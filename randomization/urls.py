@@ -19,4 +19,5 @@ urlpatterns = [
         views.mark_in_error,
         name="in_error",
     ),
+    path("<slug:trial_key>/allocation-list/upload/", views.list_upload, name="list_upload"),
 ]

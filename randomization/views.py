@@ -14,7 +14,15 @@ from imrtrial.audit import log_access
 from imrtrial.models import AccessLog
 
 from . import services
-from .forms import ConsentForm, EnrolForm, InErrorForm, RandomizeForm, ScreeningForm
+from .forms import (
+    ConsentForm,
+    EnrolForm,
+    InErrorForm,
+    ListUploadForm,
+    RandomizeForm,
+    ScreeningForm,
+)
+from .listing import ListError, import_list
 from .models import Allocation, Screening
 
 
@@ -252,4 +260,35 @@ def allocation_list(request, trial_key):
         request,
         "randomization/allocation_list.html",
         {"trial": trial, "allocations": allocations},
+    )
+
+
+@login_required
+def list_upload(request, trial_key):
+    """The unblinded data administrator uploads the statistician's list while in set-up."""
+    trial = access.trial_or_404(request.user, trial_key)
+    access.require(request.user, "release_allocation_key", trial)
+    form = ListUploadForm(
+        request.POST if request.method == "POST" else None,
+        request.FILES if request.method == "POST" else None,
+    )
+    problems = []
+    if request.method == "POST" and form.is_valid():
+        try:
+            n = import_list(trial, form.cleaned_data["file"])
+        except ListError as exc:
+            problems = exc.problems
+        else:
+            messages.success(request, f"Imported {n} slots. Their content is not shown.")
+            return redirect("home")
+    return render(
+        request,
+        "randomization/list_upload.html",
+        {
+            "trial": trial,
+            "form": form,
+            "problems": problems[:50],
+            "more": max(0, len(problems) - 50),
+            "has_list": trial.list_entries.exists(),
+        },
     )

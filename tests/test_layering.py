@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ["imrtrial", "randomization", "assessments", "fidelity", "exports"]
+APPS = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "demo"]
 ALLOCATION_MODELS = {"Allocation", "Stratum", "ListEntry", "HistoricalAllocation"}
 # Modules outside randomization/ allowed to import allocation models, and why.
 ALLOWED = {
@@ -14,7 +14,7 @@ ALLOWED = {
     "bench/randomization.py",  # counts anomalies in the allocations a benchmark made
 }
 # Each app may import only the apps before it in this order.
-ORDER = ["imrtrial", "randomization", "assessments", "fidelity", "exports"]
+ORDER = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "demo"]
 
 
 def python_files():

@@ -86,3 +86,28 @@ def test_the_import_command_reports_problems_and_imports_nothing(tmp_path):
     with pytest.raises(CommandError, match="repeats line 2"):
         call_command("import_allocation_list", trial.key, str(path))
     assert trial.list_entries.count() == 0
+
+
+def test_the_key_holder_uploads_a_list_through_the_page_and_sees_each_problem(client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    from imrtrial.models import Role
+    from tests.factories import grant, make_user
+
+    trial = list_trial()
+    holder, assessor = make_user("holder"), make_user("blind")
+    grant(holder, trial, Role.KEY_HOLDER)
+    grant(assessor, trial, Role.ASSESSOR)
+    url = reverse("randomization:list_upload", args=[trial.key])
+    client.force_login(assessor)
+    assert client.get(url).status_code == 404
+    client.force_login(holder)
+    bad = SimpleUploadedFile("l.csv", b"stratum,slot,arm\nteam=team-01,2,imr\n")
+    page = client.post(url, {"file": bad}).content.decode()
+    assert "without gaps" in page and trial.list_entries.count() == 0
+    big = SimpleUploadedFile("l.csv", b"x" * (2 * 1024 * 1024 + 1))
+    assert "larger than 2 MB" in client.post(url, {"file": big}).content.decode()
+    good = SimpleUploadedFile("l.csv", b"stratum,slot,arm\nteam=team-01,1,imr\n")
+    assert client.post(url, {"file": good}).status_code == 302
+    assert trial.list_entries.count() == 1

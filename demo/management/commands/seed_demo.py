@@ -1,17 +1,23 @@
+import datetime
 import secrets
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
-from imrtrial.models import Membership, Participant, Role, Trial
+from imrtrial.models import Membership, Role, Trial
 from imrtrial.trialconfig import load_trial
+from randomization import services
 
 DEMO_TRIAL = "danish-imr"
 
 
 class Command(BaseCommand):
-    help = "Create the demo trial and one demo user per role; passwords are printed once."
+    help = (
+        "Create the demo trial (screenings, participants, a few randomized) and one demo user "
+        "per role; passwords are printed once."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -24,19 +30,11 @@ class Command(BaseCommand):
     def handle(self, *args, reset_passwords=False, **options):
         User = get_user_model()
         trial = Trial.objects.filter(key=DEMO_TRIAL).first()
-        if trial is None:
+        created_trial = trial is None
+        if created_trial:
             trial = load_trial("danish")
             trial.status = Trial.Status.OPEN
             trial.save(update_fields=["status"])
-            sites = list(trial.sites.all())
-            for n in range(1, 13):
-                site = sites[n % len(sites)]
-                Participant.objects.create(
-                    trial=trial,
-                    site=site,
-                    participant_id=f"DK-{site.code[:3].upper()}-{n:03d}",
-                    factor_levels={"diagnosis": "bipolar" if n % 4 == 0 else "schizophrenia"},
-                )
         logins = []
         for role in Role:
             username = f"demo-{role.value.replace('_', '-')}"
@@ -51,6 +49,8 @@ class Command(BaseCommand):
             # Facilitators work at one centre; everyone else at all sites of the demo trial.
             site = trial.sites.order_by("name").first() if role == Role.FACILITATOR else None
             Membership.objects.get_or_create(user=user, trial=trial, site=site, role=role)
+        if created_trial:
+            self._demo_participants(trial)
         if logins:
             self.stdout.write("Demo logins (shown once; --reset-passwords makes new ones):")
             for username, password, label in logins:
@@ -60,3 +60,35 @@ class Command(BaseCommand):
                 "The demo is already seeded. Run `python manage.py seed_demo --reset-passwords` "
                 "for new demo passwords."
             )
+
+    def _demo_participants(self, trial):
+        """Screen 14 people through the real services; enrol 12 and randomize 6 of them."""
+        desk = get_user_model().objects.get(username="demo-coordinator")
+        sites = list(trial.sites.order_by("name"))
+        criteria = list(trial.criteria.all())
+        day = timezone.localdate() - datetime.timedelta(days=20)
+        for n in range(14):
+            answers = {c.code: c.kind == "inclusion" for c in criteria}
+            if n >= 12:  # two people who do not meet the criteria
+                answers[criteria[-1].code] = True
+            screening = services.screen(
+                trial,
+                sites[n % len(sites)],
+                by=desk,
+                answers=answers,
+                screened_on=day,
+                referral_source="Case manager",
+                consent_date=None if n >= 12 else day,
+                consent_form_version="1.0",
+                consent_obtained_by="Demo coordinator",
+            )
+            if n >= 12:
+                continue
+            participant = services.enrol(
+                screening,
+                by=desk,
+                factor_levels={"diagnosis": "bipolar" if n % 4 == 0 else "schizophrenia"},
+            )
+            participant = services.record_baseline(participant, by=desk, completed_on=day)
+            if n < 6:
+                services.randomize(participant, by=desk)
