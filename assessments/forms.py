@@ -27,3 +27,19 @@ class WithdrawalForm(forms.Form):
         if data.get("level") == Withdrawal.Level.CONSENT and not data.get("confirm_erasure"):
             self.add_error("confirm_erasure", "Confirm the erasure to withdraw at level 3.")
         return data
+
+
+class IncidentForm(forms.Form):
+    assessor = forms.ModelChoiceField(queryset=None, label="Assessor who learned the allocation")
+    occurred_on = forms.DateField(widget=DateInput())
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+
+    def __init__(self, *args, assessors, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assessor"].queryset = assessors
+
+    def clean_occurred_on(self):
+        day = self.cleaned_data["occurred_on"]
+        if day > timezone.localdate():
+            raise forms.ValidationError("The date cannot be in the future.")
+        return day

@@ -1,14 +1,94 @@
-"""Case record form entries: the clinical data the audit trail protects most."""
+"""Visits and case record form entries: the clinical data the audit trail protects most."""
+
+import datetime
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from imrtrial.models import Participant, Undeletable
+from imrtrial.models import Participant, Timepoint, Undeletable
+
+
+class VisitQuerySet(models.QuerySet):
+    def due(self, today, *, lead_days=30):
+        """Visits not done or missed whose window opens within `lead_days` or has passed."""
+        return self.filter(
+            completed_on__isnull=True,
+            missed=False,
+            window_start__lte=today + datetime.timedelta(days=lead_days),
+        )
+
+
+class Visit(Undeletable):
+    """One timepoint of one participant, with its target date and window."""
+
+    class Status(models.TextChoices):
+        UPCOMING = "upcoming", "Upcoming"
+        OPEN = "open", "Open"
+        OVERDUE = "overdue", "Overdue"
+        DONE = "done", "Done"
+        OUT_OF_WINDOW = "out_of_window", "Done out of window"
+        MISSED = "missed", "Missed"
+
+    class Guess(models.TextChoices):
+        A = "A", "A"
+        B = "B", "B"
+        DONT_KNOW = "DK", "Don't know"
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="visits")
+    timepoint = models.ForeignKey(Timepoint, on_delete=models.PROTECT, related_name="visits")
+    target_date = models.DateField()
+    window_start = models.DateField()
+    window_end = models.DateField()
+    assessor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="assigned_visits",
+    )
+    completed_on = models.DateField(null=True, blank=True)
+    missed = models.BooleanField(default=False)
+    # Completed outside its window: allowed, and a protocol deviation (DOMAIN.md 10.2).
+    deviation = models.BooleanField(default=False)
+    needs_reassignment = models.BooleanField(default=False)
+    guess = models.CharField(max_length=2, choices=Guess.choices, blank=True)
+    guess_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    objects = VisitQuerySet.as_manager()
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "timepoint"], name="visit_unique")
+        ]
+        ordering = ["target_date"]
+
+    def __str__(self):
+        return f"{self.participant} {self.timepoint}"
+
+    def get_status_display(self):
+        return self.Status(self.status(timezone.localdate())).label
+
+    def status(self, today):
+        if self.completed_on:
+            return self.Status.OUT_OF_WINDOW if self.deviation else self.Status.DONE
+        if self.missed:
+            return self.Status.MISSED
+        if today < self.window_start:
+            return self.Status.UPCOMING
+        if today <= self.window_end:
+            return self.Status.OPEN
+        return self.Status.OVERDUE
 
 
 class FormEntry(Undeletable):
-    """One instrument filled in for one participant at one timepoint."""
+    """One instrument filled in at one visit. Paper questionnaires are entered twice (first and
+    second entry, by different people) and reconciled into the final entry; other forms have a
+    single entry. Only single and final entries count."""
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -16,16 +96,30 @@ class FormEntry(Undeletable):
         VERIFIED = "verified", "Verified"
         LOCKED = "locked", "Locked"
 
+    class Kind(models.TextChoices):
+        SINGLE = "single", "Single entry"
+        FIRST = "first", "First entry"
+        SECOND = "second", "Second entry"
+        FINAL = "final", "Reconciled"
+
     participant = models.ForeignKey(
         Participant, on_delete=models.PROTECT, related_name="form_entries"
     )
+    visit = models.ForeignKey(
+        Visit, on_delete=models.PROTECT, related_name="entries", null=True, blank=True
+    )
     instrument = models.CharField(max_length=40)
+    instrument_version = models.PositiveSmallIntegerField(default=1)
     timepoint = models.CharField(max_length=40)
+    kind = models.CharField(max_length=6, choices=Kind.choices, default=Kind.SINGLE)
     values = models.JSONField(default=dict, blank=True)
+    scores = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     entered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
+    # Bumped on every save: a save based on an older version is refused (no lost update).
+    version = models.PositiveIntegerField(default=1)
     updated_at = models.DateTimeField(auto_now=True)
 
     history = HistoricalRecords()
@@ -33,9 +127,14 @@ class FormEntry(Undeletable):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["participant", "instrument", "timepoint"], name="formentry_unique"
+                fields=["participant", "instrument", "timepoint", "kind"],
+                name="formentry_unique",
             )
         ]
 
     def __str__(self):
         return f"{self.participant} {self.instrument} @ {self.timepoint}"
+
+    @property
+    def counts(self):
+        return self.kind in (self.Kind.SINGLE, self.Kind.FINAL)

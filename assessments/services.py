@@ -1,32 +1,361 @@
-"""CRF services. Contract: every write is atomic, attributed to a user, and after a form is
-complete carries a reason, which the audit trail keeps with the old and new values."""
+"""CRF services.
+
+Contract: every write is atomic, attributed to a user and checked by imrtrial.access; a form is
+validated against its instrument definition before anything is saved and is saved whole or not
+at all; after a form is complete every change carries a reason, which the audit trail keeps
+with the old and new values; a save based on an outdated version is refused (no lost update).
+"""
+
+import datetime
 
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from imrtrial import access
 from imrtrial.audit import ReasonRequired, attribute
-from imrtrial.models import Participant
+from imrtrial.models import Participant, Timepoint, UnblindingIncident
 from randomization.models import IdentifyingDetails, Withdrawal
 from randomization.services import Refused
 
-from .models import FormEntry
+from . import registry
+from .definitions import clean, compute_scores
+from .models import FormEntry, Visit
+
+DOUBLE_ENTRY_RATERS = ("self_report", "records")  # paper forms, entered twice
+
+
+class FormInvalid(Exception):
+    """Field-level errors: {item code or "__all__": message}. Nothing was saved."""
+
+    def __init__(self, errors):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+class Conflict(Exception):
+    """Someone else saved this form since it was opened."""
+
+
+# --- Schedule ---------------------------------------------------------------------------------
+
+
+def visit_dates(timepoint, participant):
+    """(target, window start, window end), or None while the anchor date is unknown."""
+    if timepoint.anchor == Timepoint.Anchor.ENROLMENT:
+        anchor = timezone.localdate(participant.created_at)
+    else:
+        anchor = participant.randomized_on
+    if anchor is None:
+        return None
+    target = anchor + datetime.timedelta(days=timepoint.offset_days)
+    return (
+        target,
+        target - datetime.timedelta(days=timepoint.window_before_days),
+        target + datetime.timedelta(days=timepoint.window_after_days),
+    )
+
+
+def schedule_visits(trial):
+    """Create the visits that are due to exist (idempotent, set-based): enrolment-anchored
+    visits for every participant, the others once the participant is randomized."""
+    timepoints = list(trial.timepoints.all())
+    have = set(
+        Visit.objects.filter(participant__trial=trial).values_list("participant_id", "timepoint_id")
+    )
+    new = []
+    for participant in Participant.objects.filter(trial=trial).exclude(
+        status=Participant.Status.WITHDRAWN
+    ):
+        for timepoint in timepoints:
+            if (participant.pk, timepoint.pk) in have:
+                continue
+            dates = visit_dates(timepoint, participant)
+            if dates:
+                new.append(
+                    Visit(
+                        participant=participant,
+                        timepoint=timepoint,
+                        target_date=dates[0],
+                        window_start=dates[1],
+                        window_end=dates[2],
+                    )
+                )
+    Visit.objects.bulk_create(new, ignore_conflicts=True)
+    return len(new)
+
+
+# --- Entry ------------------------------------------------------------------------------------
+
+
+def entry_kind_for(instrument):
+    return (
+        FormEntry.Kind.FIRST if instrument.rater in DOUBLE_ENTRY_RATERS else FormEntry.Kind.SINGLE
+    )
+
+
+def check_may_enter(user, visit, instrument):
+    if instrument.code not in visit.timepoint.instruments:
+        raise Refused(f"{instrument.name} is not due at {visit.timepoint.label}.")
+    if not access.may_enter(user, visit.participant, instrument.rater):
+        raise Refused("You may not enter this form for this participant.")
+
+
+@transaction.atomic
+def save_entry(visit, instrument_code, raw, *, by, kind, version=None, complete=False, reason=""):
+    """Validate and save one form entry. Raises FormInvalid, Conflict, ReasonRequired or
+    Refused; on any of them nothing is saved."""
+    instrument = registry.get(instrument_code)
+    check_may_enter(by, visit, instrument)
+    entry = (
+        FormEntry.objects.select_for_update()
+        .filter(
+            participant=visit.participant,
+            instrument=instrument.code,
+            timepoint=visit.timepoint.code,
+            kind=kind,
+        )
+        .first()
+    )
+    if entry is None:
+        if kind == FormEntry.Kind.SECOND:
+            first = FormEntry.objects.filter(
+                participant=visit.participant,
+                instrument=instrument.code,
+                timepoint=visit.timepoint.code,
+                kind=FormEntry.Kind.FIRST,
+            ).first()
+            if first is None or first.entered_by_id == by.pk:
+                raise Refused("The second entry must be made by someone other than the first.")
+        entry = FormEntry(
+            participant=visit.participant,
+            visit=visit,
+            instrument=instrument.code,
+            instrument_version=instrument.version,
+            timepoint=visit.timepoint.code,
+            kind=kind,
+            entered_by=by,
+        )
+    else:
+        if version is not None and int(version) != entry.version:
+            raise Conflict(
+                "Someone else saved this form after you opened it. Reload it to see their "
+                "changes; your entries were not saved."
+            )
+        if entry.status == FormEntry.Status.LOCKED:
+            raise Refused("This form is locked and can no longer change.")
+        if entry.status != FormEntry.Status.DRAFT and not reason.strip():
+            raise ReasonRequired("A reason is required to change a completed form.")
+        if kind in (FormEntry.Kind.FIRST, FormEntry.Kind.SECOND) and entry.entered_by_id != by.pk:
+            raise Refused("Each of the two entries is made by one person.")
+        entry.version += 1
+    values, errors = clean(instrument, raw, complete=complete or entry.status != "draft")
+    if errors:
+        raise FormInvalid(errors)
+    entry.values = values
+    entry.scores = compute_scores(instrument, values)
+    if complete and entry.status == FormEntry.Status.DRAFT:
+        entry.status = FormEntry.Status.COMPLETE
+    attribute(entry, by=by, reason=reason).save()
+    if entry.counts and entry.status != FormEntry.Status.DRAFT:
+        _update_visit(visit, by=by)
+    return entry
+
+
+def _update_visit(visit, *, by):
+    """A visit is done when every form due at it has a complete single or reconciled entry."""
+    due = set(visit.timepoint.instruments)
+    done = set(
+        FormEntry.objects.filter(
+            participant=visit.participant,
+            timepoint=visit.timepoint.code,
+            kind__in=[FormEntry.Kind.SINGLE, FormEntry.Kind.FINAL],
+        )
+        .exclude(status=FormEntry.Status.DRAFT)
+        .values_list("instrument", flat=True)
+    )
+    if due <= done and visit.completed_on is None:
+        today = timezone.localdate()
+        visit.completed_on = today
+        visit.deviation = not visit.window_start <= today <= visit.window_end
+        attribute(visit, by=by, reason="all forms complete").save(
+            update_fields=["completed_on", "deviation"]
+        )
+        if visit.timepoint.anchor == Timepoint.Anchor.ENROLMENT:
+            Participant.objects.filter(pk=visit.participant_id).update(baseline_completed_on=today)
+
+
+@transaction.atomic
+def set_status(entry, status, *, by):
+    """Verify or lock a complete form (data manager)."""
+    if not access.has(by, "verify_forms", entry.participant.trial, entry.participant.site):
+        raise Refused("You may not verify or lock forms.")
+    entry = FormEntry.objects.select_for_update().get(pk=entry.pk)
+    allowed = {
+        FormEntry.Status.VERIFIED: {FormEntry.Status.COMPLETE},
+        FormEntry.Status.LOCKED: {FormEntry.Status.COMPLETE, FormEntry.Status.VERIFIED},
+    }
+    if entry.status not in allowed.get(status, ()):
+        raise Refused(f"A {entry.get_status_display().lower()} form cannot become {status}.")
+    entry.status = status
+    attribute(entry, by=by, reason=status).save(update_fields=["status", "updated_at"])
+    return entry
+
+
+# --- Double data entry ------------------------------------------------------------------------
+
+
+def discrepancies(participant, instrument_code, timepoint_code):
+    """[(item code, first value, second value)] where the two complete entries differ."""
+    entries = {
+        e.kind: e
+        for e in FormEntry.objects.filter(
+            participant=participant,
+            instrument=instrument_code,
+            timepoint=timepoint_code,
+            kind__in=[FormEntry.Kind.FIRST, FormEntry.Kind.SECOND],
+        )
+    }
+    first, second = entries.get(FormEntry.Kind.FIRST), entries.get(FormEntry.Kind.SECOND)
+    if not first or not second or FormEntry.Status.DRAFT in (first.status, second.status):
+        return None
+    instrument = registry.get(instrument_code)
+    return [
+        (item.code, first.values.get(item.code), second.values.get(item.code))
+        for item in instrument.items
+        if first.values.get(item.code) != second.values.get(item.code)
+    ]
+
+
+@transaction.atomic
+def reconcile(visit, instrument_code, chosen, *, by, reasons):
+    """Make the final entry from the two entries: where they agree their value, where they
+    differ the value the data manager chose (raw text, validated), each with a reason."""
+    participant = visit.participant
+    if not access.has(by, "verify_forms", participant.trial, participant.site):
+        raise Refused("Only a data manager reconciles double entries.")
+    diffs = discrepancies(participant, instrument_code, visit.timepoint.code)
+    if diffs is None:
+        raise Refused("Both entries must be complete before they are reconciled.")
+    first = FormEntry.objects.get(
+        participant=participant,
+        instrument=instrument_code,
+        timepoint=visit.timepoint.code,
+        kind=FormEntry.Kind.FIRST,
+    )
+    raw = {k: _as_text(v) for k, v in first.values.items()}
+    errors = {}
+    for code, _, _ in diffs:
+        if not str(chosen.get(code, "")).strip() and code in first.values:
+            errors[code] = "Choose or enter the value."
+        if not str(reasons.get(code, "")).strip():
+            errors[code] = "Give the reason for this value."
+        raw[code] = chosen.get(code, "")
+    if errors:
+        raise FormInvalid(errors)
+    why = "; ".join(f"{code}: {reasons[code]}" for code, _, _ in diffs) or "entries agree"
+    instrument = registry.get(instrument_code)
+    values, errors = clean(instrument, raw, complete=True)
+    if errors:
+        raise FormInvalid(errors)
+    if FormEntry.objects.filter(
+        participant=participant,
+        instrument=instrument_code,
+        timepoint=visit.timepoint.code,
+        kind=FormEntry.Kind.FINAL,
+    ).exists():
+        raise Refused("This form is already reconciled.")
+    final = FormEntry(
+        participant=participant,
+        visit=visit,
+        instrument=instrument_code,
+        instrument_version=instrument.version,
+        timepoint=visit.timepoint.code,
+        kind=FormEntry.Kind.FINAL,
+        values=values,
+        scores=compute_scores(instrument, values),
+        status=FormEntry.Status.COMPLETE,
+        entered_by=by,
+    )
+    attribute(final, by=by, reason=f"reconciled: {why}").save()
+    _update_visit(visit, by=by)
+    return final
+
+
+def _as_text(value):
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "" if value is None else str(value)
+
+
+# --- Blinding ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def record_unblinding(participant, assessor, *, by, occurred_on, description):
+    """The participant disclosed their allocation to `assessor`: that assessor may no longer
+    rate this participant, and their open visits are flagged for another blinded assessor."""
+    if not description.strip():
+        raise Refused("Describe what happened.")
+    if not access.has(by, "view_participants", participant.trial, participant.site):
+        raise Refused("You may not report for this participant.")
+    incident = UnblindingIncident.objects.create(
+        participant=participant,
+        assessor=assessor,
+        occurred_on=occurred_on,
+        description=description.strip(),
+        reported_by=by,
+    )
+    for visit in Visit.objects.filter(
+        Q(assessor=assessor) | Q(assessor__isnull=True),
+        participant=participant,
+        completed_on__isnull=True,
+    ):
+        visit.needs_reassignment = True
+        visit.assessor = None
+        attribute(visit, by=by, reason="unblinding incident").save(
+            update_fields=["needs_reassignment", "assessor"]
+        )
+    return incident
+
+
+@transaction.atomic
+def record_guess(visit, guess, *, by):
+    """The assessor's guess of the arm (A, B, don't know), for the blinding index."""
+    if guess not in Visit.Guess.values:
+        raise Refused("Guess A, B or don't know.")
+    if not visit.timepoint.ask_blinding_guess:
+        raise Refused("No guess is asked at this visit.")
+    if not access.may_enter(by, visit.participant, "assessor_interview"):
+        raise Refused("Only the visit's blinded assessor records a guess.")
+    visit.guess, visit.guess_by = guess, by
+    attribute(visit, by=by).save(update_fields=["guess", "guess_by"])
+    return visit
+
+
+# --- Low-level save ---------------------------------------------------------------------------
 
 
 @transaction.atomic
 def save_form(entry, values, *, by, reason="", complete=False):
-    """Save new values for a form entry; a complete form changes only with a reason."""
+    """Low-level save of already-clean values (used by tests of the audit trail and by
+    imports); interactive entry goes through save_entry."""
     if entry.pk:
         entry = FormEntry.objects.select_for_update().get(pk=entry.pk)
         if entry.status == FormEntry.Status.LOCKED:
             raise ReasonRequired("This form is locked and can no longer change.")
         if entry.status != FormEntry.Status.DRAFT and not reason.strip():
             raise ReasonRequired("A reason is required to change a completed form.")
+        entry.version += 1
     entry.values = values
     if complete:
         entry.status = FormEntry.Status.COMPLETE
     attribute(entry, by=by, reason=reason)
     entry.save()
     return entry
+
+
+# --- Withdrawal -------------------------------------------------------------------------------
 
 
 @transaction.atomic

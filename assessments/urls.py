@@ -15,4 +15,27 @@ urlpatterns = [
         views.withdrawal_new,
         name="withdraw",
     ),
+    path(
+        "<slug:trial_key>/participants/<str:participant_id>/unblinding/",
+        views.incident_new,
+        name="incident",
+    ),
+    path("<slug:trial_key>/worklist/", views.worklist, name="worklist"),
+    path("<slug:trial_key>/visits/<int:visit_pk>/", views.visit_detail, name="visit"),
+    path("<slug:trial_key>/visits/<int:visit_pk>/guess/", views.guess, name="guess"),
+    path(
+        "<slug:trial_key>/visits/<int:visit_pk>/forms/<slug:instrument>/<slug:kind>/",
+        views.entry_form,
+        name="entry",
+    ),
+    path(
+        "<slug:trial_key>/visits/<int:visit_pk>/reconcile/<slug:instrument>/",
+        views.reconcile,
+        name="reconcile",
+    ),
+    path(
+        "<slug:trial_key>/visits/<int:visit_pk>/entries/<int:entry_pk>/status/",
+        views.entry_status,
+        name="entry_status",
+    ),
 ]

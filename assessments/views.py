@@ -1,21 +1,29 @@
-"""The participant's case file: pages shared by blinded and unblinded roles.
+"""The participant's case file, the assessor's worklist and CRF entry.
 
-Allocation data appears here only after imrtrial.access says the user may see it."""
+Pages shared by blinded and unblinded roles: allocation data appears here only after
+imrtrial.access says the user may see it, and nothing listed here differs by arm.
+"""
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
-from django.http import Http404
-from django.shortcuts import redirect, render
+from django.db.models import Count, Prefetch
+from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 
 from imrtrial import access
-from imrtrial.audit import log_access
-from imrtrial.models import AccessLog
+from imrtrial.audit import ReasonRequired, log_access
+from imrtrial.models import AccessLog, Role
 from randomization.services import Refused, allocation_of
 
-from . import services
-from .forms import WithdrawalForm
-from .models import FormEntry
+from . import registry, services
+from .forms import IncidentForm, WithdrawalForm
+from .models import FormEntry, Visit
+
+
+def _post(request):
+    return request.POST if request.method == "POST" else None
 
 
 @login_required
@@ -35,12 +43,12 @@ def participant_list(request, trial_key):
 def participant_detail(request, trial_key, participant_id):
     trial = access.trial_or_404(request.user, trial_key)
     participant = access.participant_or_404(request.user, trial, participant_id)
+    services.schedule_visits(trial)
     context = {
         "trial": trial,
         "participant": participant,
-        "forms": FormEntry.objects.filter(participant=participant).order_by(
-            "timepoint", "instrument"
-        ),
+        "visits": participant.visits.select_related("timepoint", "assessor"),
+        "today": timezone.localdate(),
         "allocation": None,
         "withdrawals": participant.withdrawals.all(),  # narrowed below for blinded users
         "may_withdraw": _may_withdraw(request.user, participant),
@@ -67,7 +75,7 @@ def withdrawal_new(request, trial_key, participant_id):
     participant = access.participant_or_404(request.user, trial, participant_id)
     if not _may_withdraw(request.user, participant):
         raise Http404("Not found.")
-    form = WithdrawalForm(request.POST if request.method == "POST" else None)
+    form = WithdrawalForm(_post(request))
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
@@ -86,6 +94,312 @@ def withdrawal_new(request, trial_key, participant_id):
     return render(
         request,
         "assessments/withdrawal_form.html",
+        {
+            "trial": trial,
+            "participant": participant,
+            "form": form,
+        },
+    )
+
+
+# --- Worklist and visits ----------------------------------------------------------------------
+
+
+def _entry_sites(user, trial):
+    return access.sites_where(user, "enter_interview", trial) | access.sites_where(
+        user, "enter_staff_rating", trial
+    )
+
+
+@login_required
+def worklist(request, trial_key):
+    """The user's due and overdue visits with the forms to fill, soonest deadline first."""
+    trial = access.trial_or_404(request.user, trial_key)
+    sites = _entry_sites(request.user, trial)
+    if not sites.exists():
+        raise Http404("Not found.")
+    services.schedule_visits(trial)
+    today = timezone.localdate()
+    visits = (
+        Visit.objects.due(today)
+        .filter(participant__trial=trial, participant__site__in=sites)
+        .exclude(participant__status="withdrawn")
+        .filter(assessor__in=[request.user.pk, None])
+        .select_related("participant", "participant__site", "timepoint")
+        .prefetch_related(
+            Prefetch(
+                "entries",
+                queryset=FormEntry.objects.only("visit_id", "instrument", "kind", "status"),
+            )
+        )
+        .order_by("window_end", "participant__participant_id")[:500]
+    )
+    rows = []
+    for visit in visits:
+        done = {e.instrument for e in visit.entries.all() if e.counts and e.status != "draft"}
+        rows.append(
+            {
+                "visit": visit,
+                "status": visit.status(today),
+                "forms": [(code, code in done) for code in visit.timepoint.instruments],
+            }
+        )
+    return render(
+        request,
+        "assessments/worklist.html",
+        {
+            "trial": trial,
+            "rows": rows,
+            "today": today,
+        },
+    )
+
+
+def _visit_or_404(request, trial, visit_pk):
+    visible = access.participants_visible_to(request.user, trial) | (
+        trial.participants.filter(site__in=_entry_sites(request.user, trial))
+    )
+    return get_object_or_404(
+        Visit.objects.select_related(
+            "participant", "participant__site", "participant__trial", "timepoint", "assessor"
+        ),
+        pk=visit_pk,
+        participant__in=visible,
+    )
+
+
+@login_required
+def visit_detail(request, trial_key, visit_pk):
+    trial = access.trial_or_404(request.user, trial_key)
+    visit = _visit_or_404(request, trial, visit_pk)
+    participant = visit.participant
+    entries = {}
+    for e in FormEntry.objects.filter(participant=participant, timepoint=visit.timepoint.code):
+        entries.setdefault(e.instrument, {})[e.kind] = e
+    forms = []
+    for code in visit.timepoint.instruments:
+        instrument = registry.get(code)
+        kinds = entries.get(code, {})
+        counted = kinds.get("final") or kinds.get("single")
+        forms.append(
+            {
+                "instrument": instrument,
+                "may_enter": access.may_enter(request.user, participant, instrument.rater),
+                "double": services.entry_kind_for(instrument) == FormEntry.Kind.FIRST,
+                "first": kinds.get("first"),
+                "second": kinds.get("second"),
+                "counted": counted,
+            }
+        )
+    may_verify = access.has(request.user, "verify_forms", trial, participant.site)
+    return render(
+        request,
+        "assessments/visit_detail.html",
+        {
+            "trial": trial,
+            "visit": visit,
+            "forms": forms,
+            "today": timezone.localdate(),
+            "may_verify": may_verify,
+            "may_guess": visit.timepoint.ask_blinding_guess
+            and access.may_enter(request.user, participant, "assessor_interview"),
+            "guesses": Visit.Guess.choices,
+        },
+    )
+
+
+@login_required
+def entry_form(request, trial_key, visit_pk, instrument, kind):
+    trial = access.trial_or_404(request.user, trial_key)
+    visit = _visit_or_404(request, trial, visit_pk)
+    try:
+        definition = registry.get(instrument)
+    except KeyError:
+        raise Http404("No such instrument.") from None
+    if kind not in FormEntry.Kind.values or kind == FormEntry.Kind.FINAL:
+        raise Http404("Not found.")
+    if instrument not in visit.timepoint.instruments or not access.may_enter(
+        request.user, visit.participant, definition.rater
+    ):
+        raise Http404("Not found.")
+    entry = FormEntry.objects.filter(
+        participant=visit.participant,
+        instrument=instrument,
+        timepoint=visit.timepoint.code,
+        kind=kind,
+    ).first()
+    if kind in ("first", "second") and entry and entry.entered_by_id != request.user.pk:
+        # Double entry is independent: nobody sees the other entry's values.
+        messages.error(request, "This entry was made by someone else.")
+        return redirect("assessments:visit", trial.key, visit.pk)
+    errors, raw = {}, {}
+    if request.method == "POST":
+        raw = {i.code: request.POST.get(f"item_{i.code}", "") for i in definition.items}
+        extra = [k[5:] for k in request.POST if k.startswith("item_") and k[5:] not in raw]
+        raw.update({k: request.POST[f"item_{k}"] for k in extra})
+        try:
+            entry = services.save_entry(
+                visit,
+                instrument,
+                raw,
+                by=request.user,
+                kind=kind,
+                version=request.POST.get("version") or None,
+                complete="complete" in request.POST,
+                reason=request.POST.get("reason", ""),
+            )
+        except services.FormInvalid as exc:
+            errors = exc.errors
+        except (services.Conflict, ReasonRequired, Refused) as exc:
+            errors = {"__all__": exc.messages[0] if isinstance(exc, ReasonRequired) else str(exc)}
+        else:
+            if entry.status == FormEntry.Status.DRAFT:
+                messages.success(request, "Draft saved.")
+                return redirect(request.path)
+            messages.success(request, f"{definition.name} is complete.")
+            return redirect("assessments:visit", trial.key, visit.pk)
+    elif entry:
+        raw = {k: services._as_text(v) for k, v in entry.values.items()}
+    return render(
+        request,
+        "assessments/entry_form.html",
+        {
+            "trial": trial,
+            "visit": visit,
+            "instrument": definition,
+            "entry": entry,
+            "kind": kind,
+            "raw": raw,
+            "errors": errors,
+            "locked": entry is not None and entry.status == "locked",
+            "needs_reason": entry is not None and entry.status != "draft",
+            "scores": entry.scores if entry and entry.status != "draft" else None,
+            "score_defs": definition.scores,
+        },
+    )
+
+
+@login_required
+def entry_status(request, trial_key, visit_pk, entry_pk):
+    trial = access.trial_or_404(request.user, trial_key)
+    visit = _visit_or_404(request, trial, visit_pk)
+    access.require(request.user, "verify_forms", trial, visit.participant.site)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    entry = get_object_or_404(FormEntry, pk=entry_pk, participant=visit.participant)
+    try:
+        services.set_status(entry, request.POST.get("status", ""), by=request.user)
+    except Refused as exc:
+        messages.error(request, str(exc))
+    return redirect("assessments:visit", trial.key, visit.pk)
+
+
+@login_required
+def reconcile(request, trial_key, visit_pk, instrument):
+    trial = access.trial_or_404(request.user, trial_key)
+    visit = _visit_or_404(request, trial, visit_pk)
+    access.require(request.user, "verify_forms", trial, visit.participant.site)
+    try:
+        definition = registry.get(instrument)
+    except KeyError:
+        raise Http404("No such instrument.") from None
+    diffs = services.discrepancies(visit.participant, instrument, visit.timepoint.code)
+    if diffs is None:
+        messages.error(request, "Both entries must be complete before they are reconciled.")
+        return redirect("assessments:visit", trial.key, visit.pk)
+    errors = {}
+    if request.method == "POST":
+        chosen = {code: request.POST.get(f"value_{code}", "") for code, _, _ in diffs}
+        reasons = {code: request.POST.get(f"reason_{code}", "") for code, _, _ in diffs}
+        try:
+            services.reconcile(visit, instrument, chosen, by=request.user, reasons=reasons)
+        except services.FormInvalid as exc:
+            errors = exc.errors
+        except Refused as exc:
+            errors = {"__all__": str(exc)}
+        else:
+            messages.success(request, f"{definition.name} reconciled.")
+            return redirect("assessments:visit", trial.key, visit.pk)
+    rows = [
+        {
+            "item": definition.item(code),
+            "first": services._as_text(a),
+            "second": services._as_text(b),
+            "error": errors.get(code),
+            "value": request.POST.get(f"value_{code}", ""),
+            "reason": request.POST.get(f"reason_{code}", ""),
+        }
+        for code, a, b in diffs
+    ]
+    return render(
+        request,
+        "assessments/reconcile.html",
+        {
+            "trial": trial,
+            "visit": visit,
+            "instrument": definition,
+            "rows": rows,
+            "form_error": errors.get("__all__"),
+        },
+    )
+
+
+@login_required
+def guess(request, trial_key, visit_pk):
+    trial = access.trial_or_404(request.user, trial_key)
+    visit = _visit_or_404(request, trial, visit_pk)
+    if not access.may_enter(request.user, visit.participant, "assessor_interview"):
+        raise Http404("Not found.")
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        services.record_guess(visit, request.POST.get("guess", ""), by=request.user)
+        messages.success(request, "Guess recorded.")
+    except Refused as exc:
+        messages.error(request, str(exc))
+    return redirect("assessments:visit", trial.key, visit.pk)
+
+
+@login_required
+def incident_new(request, trial_key, participant_id):
+    """Anyone who may see the participant records that they disclosed their allocation to an
+    assessor."""
+    trial = access.trial_or_404(request.user, trial_key)
+    participant = access.participant_or_404(request.user, trial, participant_id)
+    assessors = (
+        get_user_model()
+        .objects.filter(
+            memberships__trial=trial,
+            memberships__role=Role.ASSESSOR,
+            memberships__active=True,
+        )
+        .filter(memberships__site__in=[participant.site_id, None])
+        .distinct()
+        .order_by("username")
+    )
+    form = IncidentForm(_post(request), assessors=assessors)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.record_unblinding(
+                participant,
+                d["assessor"],
+                by=request.user,
+                occurred_on=d["occurred_on"],
+                description=d["description"],
+            )
+        except Refused as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request,
+                "Recorded. That assessor can no longer rate this participant; open "
+                "visits are flagged for another blinded assessor.",
+            )
+            return redirect("assessments:participant_detail", trial.key, participant.participant_id)
+    return render(
+        request,
+        "assessments/incident_form.html",
         {
             "trial": trial,
             "participant": participant,

@@ -15,7 +15,7 @@ exemption: a system administrator is not unblinded by being one.
 from django.contrib.auth.models import Group
 from django.http import Http404
 
-from .models import Membership, Participant, Site, Trial
+from .models import Membership, Participant, Site, Trial, UnblindingIncident
 
 _CACHE_ATTR = "_imrtrial_access_cache"
 
@@ -137,3 +137,20 @@ def require(user, perm, trial, site=None):
 def require_allocation_access(user, trial, site=None):
     if not may_see_allocation(user, trial, site):
         raise Http404("Not found.")
+
+
+def may_enter(user, participant, rater):
+    """May the user enter an instrument of this rater kind for this participant?
+
+    Interview ratings need a blinded assessor the participant has not unblinded; staff ratings
+    (e.g. the IMRS clinician version) need an unblinded staff role."""
+    trial, site = participant.trial, participant.site
+    if rater == "staff":
+        return has(user, "enter_staff_rating", trial, site)
+    if not has(user, "enter_interview", trial, site):
+        return False
+    if rater == "assessor_interview":
+        return not UnblindingIncident.objects.filter(
+            participant=participant, assessor=user
+        ).exists()
+    return True

@@ -142,6 +142,64 @@ class EligibilityCriterion(models.Model):
         return answer is (self.kind == self.Kind.EXCLUSION)
 
 
+class Timepoint(models.Model):
+    """A visit of the schedule: when it falls, its window, and the instruments due at it."""
+
+    class Anchor(models.TextChoices):
+        ENROLMENT = "enrolment", "Enrolment"
+        RANDOMIZATION = "randomization", "Randomization"
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="timepoints")
+    code = models.SlugField(max_length=30)
+    label = models.CharField(max_length=80)
+    order = models.PositiveSmallIntegerField(default=0)
+    anchor = models.CharField(max_length=15, choices=Anchor.choices, default=Anchor.RANDOMIZATION)
+    offset_days = models.IntegerField(default=0)
+    window_before_days = models.PositiveIntegerField(default=30)
+    window_after_days = models.PositiveIntegerField(default=30)
+    instruments = models.JSONField(default=list)  # instrument codes due at this visit
+    # The blinded assessor records a guess of the arm at interview visits after baseline.
+    ask_blinding_guess = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "code"], name="timepoint_unique_code")
+        ]
+        ordering = ["trial", "order"]
+
+    def __str__(self):
+        return self.label
+
+
+class UnblindingIncident(models.Model):
+    """A participant disclosed their allocation to an assessor. From then on that assessor may
+    not rate that participant's interviews (imrtrial.access asks this table)."""
+
+    participant = models.ForeignKey(
+        "Participant", on_delete=models.PROTECT, related_name="unblinding_incidents"
+    )
+    assessor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    occurred_on = models.DateField()
+    description = models.TextField()
+    reported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    reported_at = models.DateTimeField(auto_now_add=True)
+
+    objects = UndeletableQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-reported_at"]
+
+    def __str__(self):
+        return f"{self.participant}: disclosed to {self.assessor}"
+
+    def delete(self, *args, **kwargs):
+        raise HardDeleteForbidden("Unblinding incidents are never deleted.")
+
+
 class Site(models.Model):
     class Kind(models.TextChoices):
         CENTRE = "centre", "Community mental health centre"
@@ -208,6 +266,9 @@ class Participant(Undeletable):
     # Set by the CRF services when the baseline visit is complete; some trials randomize only
     # after it (Trial.baseline_required_before_randomization).
     baseline_completed_on = models.DateField(null=True, blank=True)
+    # Set by the randomize service; the anchor of the follow-up visits. Both arms have one, so
+    # it reveals nothing of the arm.
+    randomized_on = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ParticipantQuerySet.as_manager()

@@ -190,6 +190,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE: dict = {}
 
+# Instrument definitions (YAML, one file per instrument); trial files name them by code.
+INSTRUMENTS_DIR = BASE_DIR / "assessments" / "instruments"
+
 # The secret behind every allocation sequence. It is never stored in the database: only the
 # trial statistician and the server that randomizes know it.
 RANDOMIZATION_SECRET = env.str("RANDOMIZATION_SECRET", default="" if not DEBUG else "demo-secret")

@@ -11,9 +11,10 @@ import string
 from pathlib import Path
 
 import yaml
+from django.conf import settings
 from django.db import transaction
 
-from .models import Arm, EligibilityCriterion, Site, StratificationFactor, Trial
+from .models import Arm, EligibilityCriterion, Site, StratificationFactor, Timepoint, Trial
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -117,6 +118,7 @@ def parse(text, source="<config>"):
             "stratification",
             "id_prefix",
             "criteria",
+            "timepoints",
         },
         "file",
     )
@@ -274,6 +276,63 @@ def parse(text, source="<config>"):
     c.unique([cr["code"] for cr in criteria], "criteria", "criterion code")
     config["criteria"] = criteria
 
+    timepoints = []
+    anchors = {a.value for a in Timepoint.Anchor}
+    for i, item in enumerate(c.items(data.get("timepoints", []) or [None], "timepoints")):
+        if item is None:
+            break  # no schedule yet: allowed while a trial is in set-up
+        where = f"timepoints[{i}]"
+        item = c.mapping(item, where)
+        c.unknown_keys(
+            item,
+            {
+                "code",
+                "label",
+                "anchor",
+                "offset_days",
+                "window_before_days",
+                "window_after_days",
+                "instruments",
+                "ask_blinding_guess",
+            },
+            where,
+        )
+        if item.get("anchor", "randomization") not in anchors:
+            c.fail(f"{where}.anchor", f"must be one of {', '.join(sorted(anchors))}")
+        numbers = {}
+        for key, default in (
+            ("offset_days", 0),
+            ("window_before_days", 30),
+            ("window_after_days", 30),
+        ):
+            value = item.get(key, default)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or (key != "offset_days" and value < 0)
+            ):
+                c.fail(f"{where}.{key}", f"must be a whole number of days (got {value!r})")
+            numbers[key] = value
+        instruments = item.get("instruments", [])
+        if not isinstance(instruments, list) or not all(isinstance(x, str) for x in instruments):
+            c.fail(f"{where}.instruments", "must be a list of instrument codes")
+            instruments = []
+        for code in instruments:
+            if not (Path(settings.INSTRUMENTS_DIR) / f"{code}.yaml").is_file():
+                c.fail(f"{where}.instruments", f"no instrument definition {code!r}")
+        timepoints.append(
+            {
+                "code": c.text(item, "code", where, pattern=_CODE, max_length=30),
+                "label": c.text(item, "label", where, max_length=80),
+                "anchor": item.get("anchor", "randomization"),
+                "instruments": instruments,
+                "ask_blinding_guess": item.get("ask_blinding_guess", False) is True,
+                **numbers,
+            }
+        )
+    c.unique([t["code"] for t in timepoints], "timepoints", "timepoint code")
+    config["timepoints"] = timepoints
+
     if config["key"] and Trial.objects.filter(key=config["key"]).exists():
         c.fail("file.key", f"a trial with key {config['key']!r} already exists")
     config["stratification"] = factors
@@ -318,6 +377,10 @@ def create_trial(config):
     StratificationFactor.objects.bulk_create(
         StratificationFactor(trial=trial, order=i, **factor)
         for i, factor in enumerate(config["stratification"])
+    )
+    Timepoint.objects.bulk_create(
+        Timepoint(trial=trial, order=i, **timepoint)
+        for i, timepoint in enumerate(config["timepoints"])
     )
     EligibilityCriterion.objects.bulk_create(
         EligibilityCriterion(trial=trial, order=i, **criterion)

@@ -24,6 +24,7 @@ from django.core.mail import send_mass_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from imrtrial import access
 from imrtrial.audit import attribute
@@ -351,7 +352,10 @@ def _randomize_once(participant, *, by):
     stratum.next_slot += 1
     stratum.save(update_fields=["next_slot"])
     participant.status = Participant.Status.RANDOMIZED
-    attribute(participant, by=by, reason="randomized").save(update_fields=["status"])
+    participant.randomized_on = timezone.localdate()
+    attribute(participant, by=by, reason="randomized").save(
+        update_fields=["status", "randomized_on"]
+    )
     transaction.on_commit(lambda: _queue_notice(allocation.pk))
     return allocation
 

@@ -1,0 +1,401 @@
+"""Instruments as data: parse, check and apply the YAML definitions in assessments/instruments/.
+
+No Django import: a definition is parsed and checked, and a form's raw input is cleaned and
+scored, by plain functions that can be tested (Hypothesis) and benchmarked alone.
+
+Values as stored (JSON): integer and choice items as int, decimal as float, boolean as bool,
+date as "YYYY-MM-DD", text as str, a missing-value code as its code ("ND", "RF", "NA"), and an
+unanswered item is absent.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import yaml
+
+RATERS = ("assessor_interview", "self_report", "staff", "records")
+TYPES = ("integer", "decimal", "choice", "boolean", "date", "text")
+SCORED_TYPES = ("integer", "decimal", "choice")
+DEFAULT_MISSING = {"ND": "Not done", "RF": "Refused", "NA": "Not applicable"}
+_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
+_MISSING_CODE = re.compile(r"^[A-Z]{1,3}$")
+INSTRUMENTS_DIR = Path(__file__).resolve().parent / "instruments"
+
+
+class DefinitionError(ValueError):
+    def __init__(self, source, problems):
+        self.source, self.problems = source, list(problems)
+        super().__init__(f"{source}: " + "; ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class Item:
+    code: str
+    label: str
+    type: str
+    section: str
+    required: bool = True
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[tuple[int, str], ...] = ()
+    max_length: int = 2000
+
+    @property
+    def scored(self):
+        return self.type in SCORED_TYPES
+
+    def bounds(self):
+        """(lowest, highest) value a scored item can take."""
+        if self.type == "choice":
+            values = [v for v, _ in self.choices]
+            return min(values), max(values)
+        return self.min, self.max
+
+
+@dataclass(frozen=True)
+class Score:
+    code: str
+    label: str
+    method: str  # sum | mean
+    items: tuple[str, ...]
+    min: float | None = None
+    max: float | None = None
+    prorate_min_items: int | None = None
+
+
+@dataclass(frozen=True)
+class Instrument:
+    code: str
+    name: str
+    version: int
+    rater: str
+    status: str
+    source: str
+    notes: str
+    missing_codes: Mapping[str, str]
+    sections: tuple[tuple[str, str, tuple[Item, ...]], ...]
+    scores: tuple[Score, ...]
+    _by_code: Mapping[str, Item] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def items(self):
+        return tuple(item for _, _, items in self.sections for item in items)
+
+    def item(self, code):
+        return self._by_code[code]
+
+
+def _number(value):
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def parse(data, source="<definition>"):
+    """Check one definition (a mapping from YAML); return an Instrument or raise
+    DefinitionError naming every problem."""
+    problems = []
+    fail = problems.append
+    if not isinstance(data, Mapping):
+        raise DefinitionError(source, ["the file must be a mapping"])
+    known = {
+        "code",
+        "name",
+        "version",
+        "rater",
+        "status",
+        "source",
+        "notes",
+        "missing_codes",
+        "sections",
+        "scores",
+    }
+    for key in sorted(set(data) - known, key=str):
+        fail(f"unknown key {key!r}")
+    code = data.get("code")
+    if not isinstance(code, str) or not _CODE.match(code):
+        fail("code: must be a lower-case code such as 'panss'")
+    if not isinstance(data.get("name"), str) or not data.get("name"):
+        fail("name: is required")
+    version = data.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        fail("version: must be a whole number from 1")
+    if data.get("rater") not in RATERS:
+        fail(f"rater: must be one of {', '.join(RATERS)}")
+    if data.get("status", "verified") not in ("verified", "unverified"):
+        fail("status: must be verified or unverified")
+    missing = data.get("missing_codes", DEFAULT_MISSING)
+    if not isinstance(missing, Mapping) or not all(
+        isinstance(k, str) and _MISSING_CODE.match(k) and isinstance(v, str)
+        for k, v in missing.items()
+    ):
+        fail("missing_codes: must map 1-3 capital letters to a label")
+        missing = DEFAULT_MISSING
+
+    sections, by_code = [], {}
+    raw_sections = data.get("sections")
+    if not isinstance(raw_sections, list) or not raw_sections:
+        fail("sections: must be a non-empty list")
+        raw_sections = []
+    for s, section in enumerate(raw_sections):
+        where = f"sections[{s}]"
+        if not isinstance(section, Mapping) or not isinstance(section.get("items"), list):
+            fail(f"{where}: must have a code, a label and a list of items")
+            continue
+        items = []
+        for i, raw in enumerate(section["items"]):
+            item = _parse_item(raw, f"{where}.items[{i}]", section.get("code", ""), fail)
+            if item is None:
+                continue
+            if item.code in by_code:
+                fail(f"{where}.items[{i}]: duplicate item code {item.code!r}")
+                continue
+            by_code[item.code] = item
+            items.append(item)
+        sections.append((str(section.get("code", "")), str(section.get("label", "")), tuple(items)))
+
+    scores = []
+    score_codes = set()
+    for n, raw in enumerate(data.get("scores") or []):
+        where = f"scores[{n}]"
+        if not isinstance(raw, Mapping):
+            fail(f"{where}: must be a mapping")
+            continue
+        scode = raw.get("code")
+        if not isinstance(scode, str) or not _CODE.match(scode) or scode in score_codes:
+            fail(f"{where}.code: must be a unique lower-case code")
+            continue
+        score_codes.add(scode)
+        if raw.get("method") not in ("sum", "mean"):
+            fail(f"{where}.method: must be sum or mean")
+            continue
+        names = raw.get("items")
+        if names == "all":
+            names = [c for c, it in by_code.items() if it.scored]
+        if not isinstance(names, list) or not names:
+            fail(f"{where}.items: must be 'all' or a non-empty list of item codes")
+            continue
+        unknown = [x for x in names if x not in by_code]
+        if unknown:
+            fail(f"{where}.items: unknown item(s) {', '.join(map(str, unknown))}")
+            continue
+        unscored = [x for x in names if not by_code[x].scored]
+        if unscored:
+            fail(f"{where}.items: {', '.join(unscored)} cannot be scored (not numeric)")
+            continue
+        prorate = raw.get("prorate_min_items")
+        if prorate is not None and (
+            isinstance(prorate, bool)
+            or not isinstance(prorate, int)
+            or not 1 <= prorate <= len(names)
+        ):
+            fail(f"{where}.prorate_min_items: must be from 1 to {len(names)}")
+            continue
+        score = Score(
+            scode,
+            str(raw.get("label", scode)),
+            raw["method"],
+            tuple(names),
+            raw.get("min"),
+            raw.get("max"),
+            prorate,
+        )
+        _check_score_range(score, by_code, where, fail)
+        scores.append(score)
+    if problems:
+        raise DefinitionError(source, problems)
+    return Instrument(
+        code=code,
+        name=data["name"],
+        version=version,
+        rater=data["rater"],
+        status=data.get("status", "verified"),
+        source=str(data.get("source", "")),
+        notes=str(data.get("notes", "")),
+        missing_codes=dict(missing),
+        sections=tuple(sections),
+        scores=tuple(scores),
+        _by_code=by_code,
+    )
+
+
+def _parse_item(raw, where, section, fail):
+    if not isinstance(raw, Mapping):
+        fail(f"{where}: must be a mapping")
+        return None
+    known = {"code", "label", "type", "min", "max", "choices", "required", "max_length"}
+    for key in sorted(set(raw) - known, key=str):
+        fail(f"{where}: unknown key {key!r}")
+    code, kind = raw.get("code"), raw.get("type")
+    if not isinstance(code, str) or not _CODE.match(code):
+        fail(f"{where}.code: must be a lower-case code")
+        return None
+    if kind not in TYPES:
+        fail(f"{where} ({code}).type: must be one of {', '.join(TYPES)}")
+        return None
+    required = raw.get("required", True)
+    if not isinstance(required, bool):
+        fail(f"{where} ({code}).required: must be true or false")
+    lo, hi, choices = raw.get("min"), raw.get("max"), ()
+    if kind in ("integer", "decimal"):
+        if not (_number(lo) and _number(hi)) or lo > hi:
+            fail(f"{where} ({code}): needs numeric min <= max")
+            return None
+        if kind == "integer" and not (isinstance(lo, int) and isinstance(hi, int)):
+            fail(f"{where} ({code}): an integer item needs whole-number min and max")
+            return None
+    if kind == "choice":
+        raw_choices = raw.get("choices")
+        if not isinstance(raw_choices, list) or not raw_choices:
+            fail(f"{where} ({code}).choices: needs a list of {{value, label}}")
+            return None
+        parsed = []
+        for c in raw_choices:
+            value = c.get("value") if isinstance(c, Mapping) else None
+            if isinstance(value, bool) or not isinstance(value, int):
+                fail(f"{where} ({code}).choices: every value must be a whole number")
+                return None
+            parsed.append((value, str(c.get("label", value))))
+        if len({v for v, _ in parsed}) != len(parsed):
+            fail(f"{where} ({code}).choices: values must be unique")
+            return None
+        choices = tuple(parsed)
+    max_length = raw.get("max_length", 2000)
+    return Item(
+        code=code,
+        label=str(raw.get("label", code)),
+        type=kind,
+        section=str(section),
+        required=required is not False,
+        min=lo,
+        max=hi,
+        choices=choices,
+        max_length=max_length if isinstance(max_length, int) else 2000,
+    )
+
+
+def _check_score_range(score, by_code, where, fail):
+    """A declared range must be the range the items allow: a self-check of the definition."""
+    bounds = [by_code[c].bounds() for c in score.items]
+    if score.method == "sum":
+        lo, hi = sum(b[0] for b in bounds), sum(b[1] for b in bounds)
+    else:
+        lo, hi = min(b[0] for b in bounds), max(b[1] for b in bounds)
+    if score.min is not None and not math.isclose(score.min, lo):
+        fail(f"{where} ({score.code}).min: {score.min} but the items allow {lo}")
+    if score.max is not None and not math.isclose(score.max, hi):
+        fail(f"{where} ({score.code}).max: {score.max} but the items allow {hi}")
+
+
+def load_file(path):
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DefinitionError(path.name, [f"cannot read: {exc}"]) from None
+    instrument = parse(data, path.name)
+    if instrument.code != path.stem:
+        raise DefinitionError(path.name, [f"code {instrument.code!r} must match the file name"])
+    return instrument
+
+
+def load_dir(directory=INSTRUMENTS_DIR):
+    """Every definition in the folder; one DefinitionError naming every bad file."""
+    instruments, problems = {}, []
+    for path in sorted(Path(directory).glob("*.yaml")):
+        try:
+            instrument = load_file(path)
+        except DefinitionError as exc:
+            problems.extend(f"{exc.source}: {p}" for p in exc.problems)
+        else:
+            instruments[instrument.code] = instrument
+    if problems:
+        raise DefinitionError(str(directory), problems)
+    return instruments
+
+
+# --- Entry ------------------------------------------------------------------------------------
+
+
+def clean(instrument, raw, *, complete):
+    """Raw text per item code -> (values, errors by item code; "__all__" for the form).
+
+    A draft may leave items empty; `complete` needs every required item answered or given a
+    missing-value code. Unknown keys (a tampered form) are an error, never ignored."""
+    values, errors = {}, {}
+    unknown = sorted(set(raw) - {i.code for i in instrument.items})
+    if unknown:
+        errors["__all__"] = f"Unexpected field(s): {', '.join(unknown[:5])}"
+    for item in instrument.items:
+        text = raw.get(item.code)
+        text = "" if text is None else str(text).strip()
+        if not text:
+            if complete and item.required:
+                errors[item.code] = "Required: enter a value or a missing-value code."
+            continue
+        if text.upper() in instrument.missing_codes:
+            values[item.code] = text.upper()
+            continue
+        try:
+            values[item.code] = _convert(item, text)
+        except ValueError as exc:
+            errors[item.code] = str(exc)
+    return values, errors
+
+
+def _convert(item, text):
+    if item.type == "integer" or item.type == "choice":
+        if not re.fullmatch(r"[+-]?\d{1,9}", text):
+            raise ValueError("Enter a whole number.")
+        value = int(text)
+        if item.type == "choice":
+            allowed = [v for v, _ in item.choices]
+            if value not in allowed:
+                raise ValueError(f"Choose one of {', '.join(map(str, allowed))}.")
+        elif not item.min <= value <= item.max:
+            raise ValueError(f"Must be from {item.min} to {item.max}.")
+        return value
+    if item.type == "decimal":
+        try:
+            number = Decimal(text.replace(",", "."))
+        except InvalidOperation:
+            raise ValueError("Enter a number.") from None
+        if not number.is_finite() or not item.min <= number <= item.max:
+            raise ValueError(f"Must be from {item.min} to {item.max}.")
+        return float(number)
+    if item.type == "boolean":
+        lowered = text.lower()
+        if lowered in ("1", "y", "yes", "true"):
+            return True
+        if lowered in ("0", "n", "no", "false"):
+            return False
+        raise ValueError("Enter yes or no.")
+    if item.type == "date":
+        try:
+            return datetime.date.fromisoformat(text).isoformat()
+        except ValueError:
+            raise ValueError("Enter a date as YYYY-MM-DD.") from None
+    if len(text) > item.max_length:
+        raise ValueError(f"At most {item.max_length} characters.")
+    return text
+
+
+def compute_scores(instrument, values):
+    """{score code: value or None}. Missing codes and unanswered items count as missing; a
+    score with missing items is None unless its prorating rule allows it."""
+    out = {}
+    for score in instrument.scores:
+        answered = [values[c] for c in score.items if _number(values.get(c))]
+        n, total = len(score.items), None
+        if len(answered) == n:
+            total = sum(answered) if score.method == "sum" else sum(answered) / n
+        elif score.prorate_min_items and len(answered) >= score.prorate_min_items:
+            mean = sum(answered) / len(answered)
+            total = mean * n if score.method == "sum" else mean
+        out[score.code] = None if total is None else round(total, 4)
+    return out

@@ -1,0 +1,24 @@
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def get(mapping, key):
+    return (mapping or {}).get(key, "")
+
+
+@register.simple_tag
+def item_hint(item, instrument):
+    """What the field takes, e.g. "1–7 · ND RF NA"."""
+    if item.type in ("integer", "decimal"):
+        hint = f"{item.min}–{item.max}"
+    elif item.type == "choice":
+        hint = ", ".join(f"{v} {label}" for v, label in item.choices)
+    elif item.type == "boolean":
+        hint = "yes / no"
+    elif item.type == "date":
+        hint = "YYYY-MM-DD"
+    else:
+        hint = "text"
+    return f"{hint} · {' '.join(instrument.missing_codes)}"
