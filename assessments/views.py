@@ -7,7 +7,7 @@ imrtrial.access says the user may see it, and nothing listed here differs by arm
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Prefetch
+from django.db.models import Count, Prefetch, Q
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -124,7 +124,7 @@ def worklist(request, trial_key):
         Visit.objects.due(today)
         .filter(participant__trial=trial, participant__site__in=sites)
         .exclude(participant__status="withdrawn")
-        .filter(assessor__in=[request.user.pk, None])
+        .filter(Q(assessor=request.user) | Q(assessor__isnull=True))
         .select_related("participant", "participant__site", "timepoint")
         .prefetch_related(
             Prefetch(
@@ -271,6 +271,8 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
             "kind": kind,
             "raw": raw,
             "errors": errors,
+            "form_error": errors.get("__all__"),
+            "item_errors": len([k for k in errors if k != "__all__"]),
             "locked": entry is not None and entry.status == "locked",
             "needs_reason": entry is not None and entry.status != "draft",
             "scores": entry.scores if entry and entry.status != "draft" else None,
