@@ -65,6 +65,15 @@ class Visit(Undeletable):
         constraints = [
             models.UniqueConstraint(fields=["participant", "timepoint"], name="visit_unique")
         ]
+        # The worklist and the reminder job ask for open visits by window: a partial index
+        # keeps that fast as completed visits pile up.
+        indexes = [
+            models.Index(
+                fields=["window_start", "window_end"],
+                condition=models.Q(completed_on__isnull=True, missed=False),
+                name="visit_due",
+            )
+        ]
         ordering = ["target_date"]
 
     def __str__(self):

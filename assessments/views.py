@@ -21,6 +21,8 @@ from . import registry, services
 from .forms import IncidentForm, WithdrawalForm
 from .models import FormEntry, Visit
 
+WORKLIST_ROWS = 100  # the soonest deadlines; the count of the rest is shown
+
 
 def _post(request):
     return request.POST if request.method == "POST" else None
@@ -132,8 +134,10 @@ def worklist(request, trial_key):
                 queryset=FormEntry.objects.only("visit_id", "instrument", "kind", "status"),
             )
         )
-        .order_by("window_end", "participant__participant_id")[:500]
+        .order_by("window_end", "participant__participant_id")
     )
+    total = visits.count()
+    visits = visits[:WORKLIST_ROWS]
     rows = []
     for visit in visits:
         done = {e.instrument for e in visit.entries.all() if e.counts and e.status != "draft"}
@@ -151,6 +155,7 @@ def worklist(request, trial_key):
             "trial": trial,
             "rows": rows,
             "today": today,
+            "total": total,
         },
     )
 

@@ -1,0 +1,174 @@
+"""Server time to validate and save a complete PANSS through the real view, queries per save,
+and the assessor's worklist render time with 2,000 participants.
+
+Runs in-process with Django's test client against a dedicated PostgreSQL database that it
+drops and recreates (its name must contain "bench"). Human-readable lines first; the last line
+is one JSON object with median_save_ms, p99_save_ms, queries_per_save (and the same count at
+the end of the run, to show it does not grow with the data), worklist_ms.
+
+    python bench/crf_entry.py [--participants 2000] [--saves 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/imrtrial_bench_crf"
+
+
+def setup_environment(database_url):
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["DEBUG"] = "false"
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 40)
+    os.environ.setdefault("RANDOMIZATION_SECRET", "bench-only-randomization-secret-xxxxxxxx")
+    os.environ["SECURE_SSL_REDIRECT"] = "false"
+    os.environ["ALLOWED_HOSTS"] = "testserver"
+    os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "imrtrial.settings"
+
+
+def recreate_database(database_url):
+    import psycopg
+
+    name = database_url.rsplit("/", 1)[1]
+    if "bench" not in name:
+        raise SystemExit(f"refusing to drop {name!r}: the name must contain 'bench'")
+    admin = database_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def build_trial(n_participants):
+    """The Danish preset with n randomized participants whose post-treatment window is open."""
+    from django.utils import timezone
+
+    from assessments.services import schedule_visits
+    from imrtrial.models import Membership, Participant, Role
+    from imrtrial.trialconfig import create_trial, parse, resolve
+    from tests.factories import make_user
+
+    trial = create_trial(parse(resolve("danish").read_text()))
+    trial.status = "open"
+    trial.save(update_fields=["status"])
+    assessor = make_user("bench-assessor")
+    Membership.objects.create(user=assessor, trial=trial, role=Role.ASSESSOR)
+    sites = list(trial.sites.all())
+    randomized_on = timezone.localdate() - dt.timedelta(days=270)
+    Participant.objects.bulk_create(
+        Participant(
+            trial=trial,
+            site=sites[i % len(sites)],
+            participant_id=f"DK-{i:05d}",
+            status="randomized",
+            randomized_on=randomized_on,
+            factor_levels={"diagnosis": "schizophrenia"},
+        )
+        for i in range(n_participants)
+    )
+    schedule_visits(trial)
+    return trial, assessor
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--participants", type=int, default=2000)
+    parser.add_argument("--saves", type=int, default=300)
+    parser.add_argument(
+        "--database-url", default=os.environ.get("BENCH_CRF_DATABASE_URL", DEFAULT_DATABASE_URL)
+    )
+    args = parser.parse_args()
+    setup_environment(args.database_url)
+    recreate_database(args.database_url)
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from assessments import registry
+    from assessments.models import FormEntry, Visit
+
+    call_command("migrate", verbosity=0)
+    trial, assessor = build_trial(args.participants)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")  # as autovacuum would have done on a live database
+    client = Client()
+    client.force_login(assessor)
+    client.get("/")  # warm up templates, URL resolver, session
+    panss = registry.get("panss")
+    post = {f"item_{item.code}": str(1 + n % 7) for n, item in enumerate(panss.items)}
+    post["complete"] = "1"
+    visits = list(
+        Visit.objects.filter(participant__trial=trial, timepoint__code="post").order_by("pk")[
+            : args.saves + 2
+        ]
+    )
+    if len(visits) < args.saves + 2:
+        raise SystemExit("--participants must exceed --saves by at least 2")
+
+    def save(visit):
+        url = reverse("assessments:entry", args=[trial.key, visit.pk, "panss", "single"])
+        start = time.perf_counter()
+        response = client.post(url, post)
+        elapsed = (time.perf_counter() - start) * 1000
+        assert response.status_code == 302, response.status_code
+        return elapsed
+
+    with CaptureQueriesContext(connection) as first:
+        save(visits[0])
+    times = [save(v) for v in visits[1:-1]]
+    with CaptureQueriesContext(connection) as last:
+        save(visits[-1])
+    assert FormEntry.objects.filter(instrument="panss", status="complete").count() == len(visits)
+
+    worklist_url = reverse("assessments:worklist", args=[trial.key])
+    client.get(worklist_url)
+    worklist = []
+    for _ in range(7):
+        start = time.perf_counter()
+        response = client.get(worklist_url)
+        worklist.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200
+    with CaptureQueriesContext(connection) as wl_queries:
+        client.get(worklist_url)
+
+    times.sort()
+    result = {
+        "participants": args.participants,
+        "saves": len(times),
+        "median_save_ms": round(statistics.median(times), 2),
+        "p99_save_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2),
+        "queries_per_save": len(first.captured_queries),
+        "queries_per_save_at_end": len(last.captured_queries),
+        "worklist_ms": round(statistics.median(worklist), 2),
+        "worklist_queries": len(wl_queries.captured_queries),
+        "goal": {"median_save_ms": 30, "p99_save_ms": 100, "worklist_ms": 200},
+    }
+    print(
+        f"PANSS save through the view: median {result['median_save_ms']} ms, "
+        f"p99 {result['p99_save_ms']} ms, {result['queries_per_save']} queries "
+        f"({result['queries_per_save_at_end']} after {len(times)} saves)"
+    )
+    print(
+        f"Worklist with {args.participants} participants: {result['worklist_ms']} ms, "
+        f"{result['worklist_queries']} queries"
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
