@@ -350,7 +350,7 @@ def clean(instrument, raw, *, complete):
 
 def _convert(item, text):
     if item.type == "integer" or item.type == "choice":
-        if not re.fullmatch(r"[+-]?\d{1,9}", text):
+        if not re.fullmatch(r"[+-]?[0-9]{1,9}", text):
             raise ValueError("Enter a whole number.")
         value = int(text)
         if item.type == "choice":

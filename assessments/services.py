@@ -300,6 +300,36 @@ def _as_text(value):
     return "" if value is None else str(value)
 
 
+@transaction.atomic
+def mark_missed(visit, *, by, reason):
+    """The visit will not happen (the data manager decides); kept, flagged, with the reason."""
+    participant = visit.participant
+    if not access.has(by, "verify_forms", participant.trial, participant.site):
+        raise Refused("Only a data manager marks a visit missed.")
+    if not reason.strip():
+        raise Refused("Give the reason the visit was missed.")
+    if visit.completed_on:
+        raise Refused("This visit is already done.")
+    visit.missed = True
+    attribute(visit, by=by, reason=reason).save(update_fields=["missed"])
+    return visit
+
+
+@transaction.atomic
+def assign_assessor(visit, assessor, *, by):
+    """Give the visit to a blinded assessor the participant has not unblinded."""
+    participant = visit.participant
+    if not access.has(by, "verify_forms", participant.trial, participant.site):
+        raise Refused("Only a data manager assigns assessors.")
+    if not access.may_enter(assessor, participant, "assessor_interview"):
+        raise Refused(f"{assessor} may not rate this participant's interviews.")
+    visit.assessor, visit.needs_reassignment = assessor, False
+    attribute(visit, by=by, reason=f"assigned to {assessor}").save(
+        update_fields=["assessor", "needs_reassignment"]
+    )
+    return visit
+
+
 # --- Blinding ---------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ urlpatterns = [
     path("<slug:trial_key>/worklist/", views.worklist, name="worklist"),
     path("<slug:trial_key>/visits/<int:visit_pk>/", views.visit_detail, name="visit"),
     path("<slug:trial_key>/visits/<int:visit_pk>/guess/", views.guess, name="guess"),
+    path("<slug:trial_key>/visits/<int:visit_pk>/manage/", views.visit_manage, name="manage"),
     path(
         "<slug:trial_key>/visits/<int:visit_pk>/forms/<slug:instrument>/<slug:kind>/",
         views.entry_form,

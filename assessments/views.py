@@ -197,6 +197,13 @@ def visit_detail(request, trial_key, visit_pk):
             }
         )
     may_verify = access.has(request.user, "verify_forms", trial, participant.site)
+    assessors = []
+    if may_verify:
+        assessors = [
+            u
+            for u in _assessors_of(trial, participant)
+            if access.may_enter(u, participant, "assessor_interview")
+        ]
     return render(
         request,
         "assessments/visit_detail.html",
@@ -206,6 +213,7 @@ def visit_detail(request, trial_key, visit_pk):
             "forms": forms,
             "today": timezone.localdate(),
             "may_verify": may_verify,
+            "assessors": assessors,
             "may_guess": visit.timepoint.ask_blinding_guess
             and access.may_enter(request.user, participant, "assessor_interview"),
             "guesses": Visit.Guess.choices,
@@ -352,6 +360,27 @@ def reconcile(request, trial_key, visit_pk, instrument):
 
 
 @login_required
+def visit_manage(request, trial_key, visit_pk):
+    """Data manager: assign an assessor, or mark the visit missed."""
+    trial = access.trial_or_404(request.user, trial_key)
+    visit = _visit_or_404(request, trial, visit_pk)
+    access.require(request.user, "verify_forms", trial, visit.participant.site)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        if request.POST.get("action") == "missed":
+            services.mark_missed(visit, by=request.user, reason=request.POST.get("reason", ""))
+            messages.success(request, "The visit is marked missed.")
+        else:
+            assessor = get_object_or_404(get_user_model(), pk=request.POST.get("assessor") or 0)
+            services.assign_assessor(visit, assessor, by=request.user)
+            messages.success(request, f"Assigned to {assessor}.")
+    except Refused as exc:
+        messages.error(request, str(exc))
+    return redirect("assessments:visit", trial.key, visit.pk)
+
+
+@login_required
 def guess(request, trial_key, visit_pk):
     trial = access.trial_or_404(request.user, trial_key)
     visit = _visit_or_404(request, trial, visit_pk)
@@ -367,24 +396,27 @@ def guess(request, trial_key, visit_pk):
     return redirect("assessments:visit", trial.key, visit.pk)
 
 
-@login_required
-def incident_new(request, trial_key, participant_id):
-    """Anyone who may see the participant records that they disclosed their allocation to an
-    assessor."""
-    trial = access.trial_or_404(request.user, trial_key)
-    participant = access.participant_or_404(request.user, trial, participant_id)
-    assessors = (
+def _assessors_of(trial, participant):
+    return (
         get_user_model()
         .objects.filter(
             memberships__trial=trial,
             memberships__role=Role.ASSESSOR,
             memberships__active=True,
         )
-        .filter(memberships__site__in=[participant.site_id, None])
+        .filter(Q(memberships__site=participant.site_id) | Q(memberships__site__isnull=True))
         .distinct()
         .order_by("username")
     )
-    form = IncidentForm(_post(request), assessors=assessors)
+
+
+@login_required
+def incident_new(request, trial_key, participant_id):
+    """Anyone who may see the participant records that they disclosed their allocation to an
+    assessor."""
+    trial = access.trial_or_404(request.user, trial_key)
+    participant = access.participant_or_404(request.user, trial, participant_id)
+    form = IncidentForm(_post(request), assessors=_assessors_of(trial, participant))
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:

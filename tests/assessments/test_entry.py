@@ -4,6 +4,9 @@ unblinding incidents and the blinding guess."""
 import datetime
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from assessments import registry, services
 from assessments.models import FormEntry, Visit
@@ -214,3 +217,90 @@ def test_the_assessor_records_a_guess_at_follow_up_visits_only(randomized, asses
         services.record_guess(baseline, "A", by=assessor)
     with pytest.raises(Refused):
         services.record_guess(post, "imr", by=assessor)
+
+
+def test_the_data_manager_assigns_only_assessors_still_blind_to_the_participant(
+    post_visit, assessor, data_manager, desk, danish
+):
+    services.record_unblinding(
+        post_visit.participant,
+        assessor,
+        by=desk,
+        occurred_on=datetime.date(2026, 11, 1),
+        description="told",
+    )
+    with pytest.raises(Refused, match="may not rate"):
+        services.assign_assessor(post_visit, assessor, by=data_manager)
+    other = make_user("blind-other")
+    grant(other, danish, Role.ASSESSOR)
+    services.assign_assessor(post_visit, other, by=data_manager)
+    post_visit.refresh_from_db()
+    assert post_visit.assessor == other and not post_visit.needs_reassignment
+
+
+def test_a_missed_visit_is_kept_flagged_with_its_reason(post_visit, data_manager, assessor):
+    with pytest.raises(Refused):
+        services.mark_missed(post_visit, by=assessor, reason="moved")
+    with pytest.raises(Refused):
+        services.mark_missed(post_visit, by=data_manager, reason=" ")
+    services.mark_missed(post_visit, by=data_manager, reason="Moved abroad")
+    post_visit.refresh_from_db()
+    assert post_visit.status(datetime.date(2030, 1, 1)) == Visit.Status.MISSED
+    assert post_visit.history.first().history_change_reason == "Moved abroad"
+
+
+@pytest.mark.parametrize("code", sorted(registry.all_instruments()))
+def test_every_instrument_scores_its_declared_range_at_the_item_extremes(code):
+    from assessments import definitions
+
+    instrument = registry.get(code)
+    for pick, bound in ((0, "min"), (1, "max")):
+        raw = {}
+        for item in instrument.items:
+            if item.scored:
+                raw[item.code] = str(item.bounds()[pick])
+            elif item.type == "boolean":
+                raw[item.code] = "no"
+            elif item.type == "date":
+                raw[item.code] = "2026-01-01"
+            else:
+                raw[item.code] = "x"
+        values, errors = definitions.clean(instrument, raw, complete=True)
+        assert errors == {}
+        scores = definitions.compute_scores(instrument, values)
+        for score in instrument.scores:
+            if getattr(score, bound) is not None:
+                assert scores[score.code] == pytest.approx(getattr(score, bound)), score.code
+        # Any one missing code makes every score that uses the item missing (or prorated).
+        first = next((i for i in instrument.items if i.scored), None)
+        if first:
+            values[first.code] = "RF"
+            for score in instrument.scores:
+                if first.code in score.items and not score.prorate_min_items:
+                    assert definitions.compute_scores(instrument, values)[score.code] is None
+
+
+@hsettings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    raw=st.dictionaries(
+        st.sampled_from([f"p{n}" for n in range(1, 8)] + ["g1", "n1", "arm", "__x"]),
+        st.one_of(
+            st.text(max_size=6),
+            st.integers(-10, 20).map(str),
+            st.sampled_from(["ND", "rf", "NA", "", " 3 ", "1e3", "٣"]),
+        ),
+        max_size=8,
+    )
+)
+def test_any_posted_input_is_saved_valid_or_refused_whole(raw, post_visit, assessor):
+    before = list(FormEntry.objects.values_list("version", "values"))
+    try:
+        entry = services.save_entry(post_visit, "panss", raw, by=assessor, kind="single")
+    except services.FormInvalid as exc:
+        assert exc.errors
+        assert list(FormEntry.objects.values_list("version", "values")) == before
+    else:
+        for code, value in entry.values.items():
+            assert value in ("ND", "RF", "NA") or 1 <= value <= 7, (code, value)
