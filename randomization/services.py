@@ -15,6 +15,7 @@ Contract:
 import functools
 import hashlib
 import hmac
+import logging
 import random
 import re
 import secrets
@@ -39,6 +40,8 @@ from imrtrial.models import (
 
 from . import minimization, sequence
 from .models import Allocation, IdentifyingDetails, ListEntry, Screening, Stratum
+
+logger = logging.getLogger(__name__)
 
 # Codes read aloud on the phone: no 0/O, 1/I/L, or U.
 _ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -207,7 +210,11 @@ def _trial_setup(trial_pk, trial_key, method, block_sizes):
     factors = tuple(
         (f.code, f.from_site) for f in StratificationFactor.objects.filter(trial_id=trial_pk)
     )
-    return design, {a.code: a.pk for a in arms}, tuple(a.ratio for a in arms), factors
+    levels = {
+        f.code: (f.label, frozenset(f.level_codes()))
+        for f in StratificationFactor.objects.filter(trial_id=trial_pk, from_site=False)
+    }
+    return design, {a.code: a.pk for a in arms}, tuple(a.ratio for a in arms), factors, levels
 
 
 def setup_of(trial):
@@ -258,7 +265,15 @@ def check_can_randomize(participant, *, by):
         raise Refused("Informed consent has not been recorded.")
     if trial.baseline_required_before_randomization and not participant.baseline_completed_on:
         raise Refused("The baseline assessment must be complete before randomization.")
-    check_factor_levels(trial, participant.factor_levels)
+    missing = [
+        label
+        for code, (label, codes) in setup_of(trial)[4].items()
+        if participant.factor_levels.get(code) not in codes
+    ]
+    if missing:
+        raise Refused(
+            "; ".join(f"{label} is missing or not one of its levels" for label in missing)
+        )
     if not settings.RANDOMIZATION_SECRET and trial.method != Trial.Method.UPLOADED_LIST:
         raise Refused("Randomization is not configured on this server (no secret).")
 
@@ -303,7 +318,7 @@ def _minimized_arm(participant, factors, arm_codes, ratio, slot):
 
 
 def _arm_for(participant, stratum, setup):
-    design, arm_pks, ratio, factors = setup
+    design, arm_pks, ratio, factors, _ = setup
     trial = participant.trial
     if trial.method == Trial.Method.PERMUTED_BLOCKS:
         code = sequence.arm_at(
@@ -327,49 +342,59 @@ def _arm_for(participant, stratum, setup):
 
 @transaction.atomic
 def _randomize_once(participant, *, by):
-    setup = setup_of(participant.trial)
+    # Lock the participant first: a double click waits here and then finds the allocation, and
+    # a withdrawal recorded meanwhile (withdraw() locks the same row) is seen, not overwritten.
+    locked = Participant.objects.select_for_update().get(pk=participant.pk)
+    if locked.status == Participant.Status.RANDOMIZED:
+        return allocation_of(participant)
+    if locked.status != Participant.Status.CONSENTED:
+        raise Refused(f"This participant cannot be randomized ({locked.get_status_display()}).")
+    trial = participant.trial
+    setup = setup_of(trial)
     key = stratum_key(participant, setup[3])
-    stratum = Stratum.objects.select_for_update().filter(trial=participant.trial, key=key).first()
+    stratum = Stratum.objects.select_for_update().filter(trial=trial, key=key).first()
     if stratum is None:
-        Stratum.objects.bulk_create(
-            [Stratum(trial=participant.trial, key=key)], ignore_conflicts=True
-        )
-        stratum = Stratum.objects.select_for_update().get(trial=participant.trial, key=key)
-    # Checked again under the lock: a double click may have allocated while we waited.
-    if existing := allocation_of(participant):
-        return existing
+        Stratum.objects.bulk_create([Stratum(trial=trial, key=key)], ignore_conflicts=True)
+        stratum = Stratum.objects.select_for_update().get(trial=trial, key=key)
     allocation = Allocation(
-        trial=participant.trial,
-        participant=participant,
+        trial=trial,
+        participant=locked,
         stratum=stratum,
         slot=stratum.next_slot,
         arm_id=_arm_for(participant, stratum, setup),
-        randomization_number=f"{participant.trial.id_prefix}-R{_code(8)}",
+        randomization_number=f"{trial.id_prefix}-R{_code(8)}",
         confirmation_code=_code(6),
         allocated_by=by,
     )
     attribute(allocation, by=by).save()
     stratum.next_slot += 1
     stratum.save(update_fields=["next_slot"])
-    participant.status = Participant.Status.RANDOMIZED
-    participant.randomized_on = timezone.localdate()
-    attribute(participant, by=by, reason="randomized").save(
-        update_fields=["status", "randomized_on"]
-    )
+    locked.status = Participant.Status.RANDOMIZED
+    locked.randomized_on = timezone.localdate()
+    attribute(locked, by=by, reason="randomized").save(update_fields=["status", "randomized_on"])
+    participant.status, participant.randomized_on = locked.status, locked.randomized_on
     transaction.on_commit(lambda: _queue_notice(allocation.pk))
     return allocation
 
 
 def _queue_notice(allocation_pk):
+    """After commit. The allocation stands whatever happens here: a broker or mail failure is
+    logged (and, with a broker, retried by the task), never raised into the phone desk."""
     from .tasks import notify_allocation
 
-    notify_allocation.delay(allocation_pk)
+    try:
+        notify_allocation.delay(allocation_pk)
+    except Exception:
+        logger.exception("Allocation notice %s could not be queued or sent", allocation_pk)
 
 
 def randomize(participant, *, by):
-    """Allocate the participant; a repeated call returns the allocation already made."""
-    if existing := allocation_of(participant):
-        return existing
+    """Allocate the participant; a repeated call returns the allocation already made (to a user
+    who may randomize at the participant's site, and nobody else)."""
+    if not access.has(by, "randomize", participant.trial, participant.site):
+        raise Refused("You are not a coordinator for this participant's site.")
+    if participant.status == Participant.Status.RANDOMIZED:
+        return allocation_of(participant)
     check_can_randomize(participant, by=by)
     for attempt in range(3):
         try:

@@ -219,3 +219,37 @@ def test_enrolment_is_refused_for_the_ineligible_and_the_unconsented(danish, des
     with pytest.raises(services.Refused, match="not eligible"):
         services.enrol(s2, by=desk_user, factor_levels={"diagnosis": "bipolar"})
     assert Participant.objects.count() == 0
+
+
+def test_the_idempotent_answer_is_given_only_to_a_coordinator_of_the_site(danish, desk_user):
+    coordinator_of(danish, desk_user)
+    p = make_ready_participant(danish, desk_user)
+    services.randomize(p, by=desk_user)
+    nobody = make_user("no-role")
+    with pytest.raises(services.Refused):
+        services.randomize(Participant.objects.get(pk=p.pk), by=nobody)
+
+
+def test_a_mail_failure_after_commit_never_turns_the_allocation_into_an_error(
+    danish, desk_user, settings, django_capture_on_commit_callbacks, caplog
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 2
+    desk_user.email = "desk@example.org"
+    desk_user.save(update_fields=["email"])
+    coordinator_of(danish, desk_user)
+    p = make_ready_participant(danish, desk_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        allocation = services.randomize(p, by=desk_user)
+    assert Allocation.objects.get() == allocation
+    assert "could not be queued or sent" in caplog.text
+
+
+def test_a_withdrawal_recorded_after_the_page_loaded_is_not_overwritten(danish, desk_user):
+    coordinator_of(danish, desk_user)
+    p = make_ready_participant(danish, desk_user)  # the phone desk has this object in hand
+    Participant.objects.filter(pk=p.pk).update(status=Participant.Status.WITHDRAWN)
+    with pytest.raises(services.Refused, match="cannot be randomized"):
+        services.randomize(p, by=desk_user)
+    assert Participant.objects.get(pk=p.pk).status == Participant.Status.WITHDRAWN
+    assert not Allocation.objects.exists()
