@@ -74,14 +74,15 @@ GOALS = {"anomalies": 0, "p99_ms": 100.0, "ratio_to_floor": 0.5}
 # --- Environment and database ----------------------------------------------------------------
 
 
-def configure_environment(database_url: str) -> None:
+def configure_environment(database_url: str, broker: str) -> None:
     """Settings the project reads from the environment. Existing values win, except three the
     measurement depends on: the database (always the bench one), DEBUG (off: no query log)
-    and the broker (none: the notice task runs eagerly, in-process, as in `make run`). Set
-    here, they also beat a .env file, which never overrides the environment."""
+    and the broker. By default the notice is queued on a Redis database of its own, as in
+    production, where the worker sends it; `--broker none` runs it eagerly in-process as in
+    `make run`. Set here, they also beat a .env file, which never overrides the environment."""
     os.environ["DATABASE_URL"] = database_url
     os.environ["DEBUG"] = "false"
-    os.environ["CELERY_BROKER_URL"] = ""
+    os.environ["CELERY_BROKER_URL"] = "" if broker == "none" else broker
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imrtrial.settings")
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 40)
     os.environ.setdefault("RANDOMIZATION_SECRET", "bench-only-randomization-secret-" + "r" * 16)
@@ -89,6 +90,14 @@ def configure_environment(database_url: str) -> None:
     os.environ.setdefault("EMAIL_URL", "dummy://")
     # ERROR: kombu warns once per process that the (eager, unused) broker has no hostname.
     os.environ.setdefault("LOG_LEVEL", "ERROR")
+
+
+def purge_broker(broker: str) -> None:
+    """Nobody consumes the queued notices here: empty the bench's own Redis database."""
+    if broker != "none":
+        import redis
+
+        redis.Redis.from_url(broker).flushdb()
 
 
 def database_name(url: str) -> str:
@@ -716,12 +725,18 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
         help="PostgreSQL database to DROP and recreate (name must contain 'bench')",
     )
+    parser.add_argument(
+        "--broker",
+        default="redis://127.0.0.1:6379/14",
+        help="Celery broker for the allocation notice (emptied before and after), or 'none'",
+    )
     args = parser.parse_args(argv)
     if args.n < 1 or args.clients < 1:
         parser.error("--n and --clients must be at least 1")
     clients = min(args.clients, args.n)
 
-    configure_environment(args.database_url)
+    configure_environment(args.database_url, args.broker)
+    purge_broker(args.broker)
     print(f"bench: recreating database {database_name(args.database_url)!r} and migrating")
     recreate_database(args.database_url)
     import django
@@ -827,6 +842,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, ok in met.items()
         )
     )
+    purge_broker(args.broker)
+    result["broker"] = "none (eager)" if args.broker == "none" else "redis"
     print(json.dumps(result, sort_keys=False), flush=True)
     return 0
 
