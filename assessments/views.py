@@ -161,16 +161,21 @@ def worklist(request, trial_key):
 
 
 def _visit_or_404(request, trial, visit_pk):
-    visible = access.participants_visible_to(request.user, trial) | (
-        trial.participants.filter(site__in=_entry_sites(request.user, trial))
-    )
-    return get_object_or_404(
+    """The visit, if the user may see its participant or enter its forms; else 404."""
+    visit = get_object_or_404(
         Visit.objects.select_related(
             "participant", "participant__site", "participant__trial", "timepoint", "assessor"
         ),
         pk=visit_pk,
-        participant__in=visible,
+        participant__trial=trial,
     )
+    site = visit.participant.site
+    if not any(
+        access.has(request.user, perm, trial, site)
+        for perm in ("view_participants", "enter_interview", "enter_staff_rating")
+    ):
+        raise Http404("Not found.")
+    return visit
 
 
 @login_required

@@ -96,3 +96,15 @@ def test_staff_forms_are_404_for_the_assessor(client, danish, post_visit, assess
     client.force_login(other)
     assert client.get(entry_url(danish, post_visit, "panss")).status_code == 404
     assert client.get(reverse("assessments:worklist", args=[danish.key])).status_code == 404
+
+
+def test_a_visit_at_another_site_is_404(client, danish, post_visit):
+    other_site = danish.sites.exclude(pk=post_visit.participant.site_id).first()
+    elsewhere = make_user("elsewhere-assessor")
+    grant(elsewhere, danish, Role.ASSESSOR, other_site)
+    client.force_login(elsewhere)
+    assert (
+        client.get(reverse("assessments:visit", args=[danish.key, post_visit.pk])).status_code
+        == 404
+    )
+    assert client.get(entry_url(danish, post_visit, "panss")).status_code == 404
