@@ -147,3 +147,43 @@ class FormEntry(Undeletable):
     @property
     def counts(self):
         return self.kind in (self.Kind.SINGLE, self.Kind.FINAL)
+
+
+class Reminder(models.Model):
+    """One line of a reminder digest, written to this outbox before anything is sent.
+
+    The unique key (recipient, kind, visit, day) makes the daily job idempotent: running it twice,
+    or on two workers, writes each line once. The sender claims unsent lines with SKIP LOCKED,
+    so two senders never mail the same line; a line is marked sent in the transaction that
+    claimed it, only after the mail server accepted the message."""
+
+    class Kind(models.TextChoices):
+        DUE = "due", "Visit window open or opening soon"
+        OVERDUE = "overdue", "Visit overdue"
+        ESCALATION = "escalation", "Visit overdue: escalated"
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reminders"
+    )
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="reminders")
+    day = models.DateField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recipient", "kind", "visit", "day"], name="reminder_unique"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["day"], condition=models.Q(sent_at__isnull=True), name="reminder_pending"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} to {self.recipient} ({self.day})"

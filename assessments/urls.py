@@ -21,6 +21,7 @@ urlpatterns = [
         name="incident",
     ),
     path("<slug:trial_key>/worklist/", views.worklist, name="worklist"),
+    path("<slug:trial_key>/reminders/", views.reminder_list, name="reminders"),
     path("<slug:trial_key>/visits/<int:visit_pk>/", views.visit_detail, name="visit"),
     path("<slug:trial_key>/visits/<int:visit_pk>/guess/", views.guess, name="guess"),
     path("<slug:trial_key>/visits/<int:visit_pk>/manage/", views.visit_manage, name="manage"),

@@ -19,7 +19,7 @@ from randomization.services import Refused, allocation_of
 
 from . import registry, services
 from .forms import IncidentForm, WithdrawalForm
-from .models import FormEntry, Visit
+from .models import FormEntry, Reminder, Visit
 
 WORKLIST_ROWS = 100  # the soonest deadlines; the count of the rest is shown
 
@@ -448,5 +448,35 @@ def incident_new(request, trial_key, participant_id):
             "trial": trial,
             "participant": participant,
             "form": form,
+        },
+    )
+
+
+@login_required
+def reminder_list(request, trial_key):
+    """Reminders sent and pending at the user's sites, for coordinators and data managers."""
+    trial = access.trial_or_404(request.user, trial_key)
+    sites = access.sites_where(request.user, "randomize", trial) | access.sites_where(
+        request.user, "verify_forms", trial
+    )
+    if not sites.exists():
+        raise Http404("Not found.")
+    lines = (
+        Reminder.objects.filter(visit__participant__trial=trial, visit__participant__site__in=sites)
+        .select_related("recipient", "visit__participant", "visit__timepoint")
+        .order_by("-day", "sent_at", "recipient__username")
+    )
+    failing = lines.filter(sent_at__isnull=True, attempts__gt=0)
+    return render(
+        request,
+        "assessments/reminder_list.html",
+        {
+            "trial": trial,
+            "lines": lines[:300],
+            "pending": lines.filter(sent_at__isnull=True).count(),
+            "failing": failing.count(),
+            "last_error": failing.exclude(last_error="")
+            .values_list("last_error", flat=True)
+            .first(),
         },
     )

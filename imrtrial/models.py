@@ -57,6 +57,10 @@ class Trial(models.Model):
     minimization_p = models.FloatField(default=0.8)
     baseline_required_before_randomization = models.BooleanField(default=True)
     target_sample_size = models.PositiveIntegerField(null=True, blank=True)
+    # Follow-up reminders: how early an assessor hears of a visit window, and after how many
+    # days past its window an overdue visit is escalated beyond the coordinator.
+    reminder_lead_days = models.PositiveSmallIntegerField(default=14)
+    escalation_after_days = models.PositiveSmallIntegerField(default=14)
     unblinded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

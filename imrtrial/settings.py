@@ -8,6 +8,7 @@ console e-mail. With DEBUG off the production defaults (HTTPS, secure cookies, H
 
 from pathlib import Path
 
+from celery.schedules import crontab
 from environs import Env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -188,7 +189,17 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "daily-reminders": {
+        "task": "assessments.tasks.daily_reminders",
+        "schedule": crontab(hour=env.int("REMINDER_HOUR", default=6), minute=0),
+    },
+    # Retries what the mail server refused earlier in the day.
+    "send-pending-reminders": {
+        "task": "assessments.tasks.send_pending_reminders",
+        "schedule": crontab(minute=30),
+    },
+}
 
 # Instrument definitions (YAML, one file per instrument); trial files name them by code.
 INSTRUMENTS_DIR = BASE_DIR / "assessments" / "instruments"
