@@ -17,9 +17,10 @@ import logging
 from collections import defaultdict
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -30,72 +31,87 @@ from .models import Reminder, Visit
 logger = logging.getLogger(__name__)
 
 
-def _staff_by_site(role):
-    """{(trial id, site id or None): [user ids]} for active members of a role."""
-    out = defaultdict(list)
-    for trial_id, site_id, user_id in Membership.objects.filter(
-        role=role, active=True, user__is_active=True
-    ).values_list("trial_id", "site_id", "user_id"):
-        out[trial_id, site_id].append(user_id)
-    return out
-
-
-def _people(staff, trial_id, site_id):
-    return set(staff.get((trial_id, site_id), ())) | set(staff.get((trial_id, None), ()))
+def _insert(cursor, select_sql, params):
+    """INSERT the (recipient, kind, visit) rows a SELECT yields as today's reminder lines."""
+    R = Reminder._meta
+    cursor.execute(
+        f"INSERT INTO {R.db_table} (recipient_id, kind, visit_id, day, created_at, attempts, "
+        f"last_error) SELECT DISTINCT q.recipient_id, q.kind, q.visit_id, %s, %s, 0, '' "
+        f"FROM ({select_sql}) q ON CONFLICT DO NOTHING",
+        [params["today"], params["now"], *params["args"]],
+    )
+    return max(cursor.rowcount, 0)
 
 
 @transaction.atomic
 def queue_reminders(today):
-    """Write today's reminder lines; returns how many new lines were written."""
-    rules = {
-        pk: (lead, escalate)
-        for pk, lead, escalate in Trial.objects.values_list(
-            "pk", "reminder_lead_days", "escalation_after_days"
-        )
-    }
-    horizon = today + datetime.timedelta(days=max((r[0] for r in rules.values()), default=0))
-    open_visits = (
-        Visit.objects.filter(completed_on__isnull=True, missed=False)
-        .exclude(participant__status=Participant.Status.WITHDRAWN)
-        .filter(Q(window_end__lt=today) | Q(window_start__lte=horizon))
-        .values_list(
-            "pk",
-            "assessor_id",
-            "window_start",
-            "window_end",
-            "participant__trial_id",
-            "participant__site_id",
-        )
+    """Write today's reminder lines; returns how many new lines were written.
+
+    Set-based: four INSERT ... SELECT statements per trial, whatever the number of
+    participants. Each trial's lead and escalation days become date parameters, so the SQL is
+    the same on PostgreSQL and on the embedded SQLite."""
+    V, P, M = Visit._meta.db_table, Participant._meta.db_table, Membership._meta.db_table
+    U = get_user_model()._meta.db_table
+    open_visit = (
+        f"FROM {V} v JOIN {P} p ON p.id = v.participant_id "
+        f"WHERE p.trial_id = %s AND p.status <> 'withdrawn' AND v.completed_on IS NULL "
+        f"AND NOT v.missed"
     )
-    assessors = _staff_by_site(Role.ASSESSOR)
-    coordinators = _staff_by_site(Role.COORDINATOR)
-    data_managers = _staff_by_site(Role.DATA_MANAGER)
-    lines = []
-    for visit_id, assessor_id, start, end, trial_id, site_id in open_visits:
-        lead, escalate_after = rules[trial_id]
-        if end >= today:  # window open, or opening within the trial's lead time
-            if start > today + datetime.timedelta(days=lead):
-                continue
-            who = {assessor_id} if assessor_id else _people(assessors, trial_id, site_id)
-            lines += [
-                Reminder(recipient_id=u, kind=Reminder.Kind.DUE, visit_id=visit_id, day=today)
-                for u in who
-            ]
-            continue
-        lines += [
-            Reminder(recipient_id=u, kind=Reminder.Kind.OVERDUE, visit_id=visit_id, day=today)
-            for u in _people(coordinators, trial_id, site_id)
-        ]
-        if (today - end).days >= escalate_after:
-            lines += [
-                Reminder(
-                    recipient_id=u, kind=Reminder.Kind.ESCALATION, visit_id=visit_id, day=today
-                )
-                for u in _people(data_managers, trial_id, site_id)
-            ]
-    before = Reminder.objects.filter(day=today).count()
-    Reminder.objects.bulk_create(lines, ignore_conflicts=True, batch_size=2000)
-    return Reminder.objects.filter(day=today).count() - before
+    staff = (
+        f"JOIN {M} m ON m.trial_id = p.trial_id AND m.active AND m.role = %s "
+        f"AND (m.site_id = p.site_id OR m.site_id IS NULL) "
+        f"JOIN {U} u ON u.id = m.user_id AND u.is_active"
+    )
+    now = timezone.now()
+    written = 0
+    with connection.cursor() as cursor:
+        for trial_id, lead, escalate in Trial.objects.filter(
+            status__in=[Trial.Status.OPEN, Trial.Status.CLOSED]
+        ).values_list("pk", "reminder_lead_days", "escalation_after_days"):
+            due_by = today + datetime.timedelta(days=lead)
+            escalate_by = today - datetime.timedelta(days=escalate)
+            base = {"today": today, "now": now}
+            written += _insert(
+                cursor,
+                (
+                    f"SELECT v.assessor_id AS recipient_id, 'due' AS kind, v.id AS visit_id "
+                    f"{open_visit} AND v.assessor_id IS NOT NULL AND v.window_end >= %s "
+                    f"AND v.window_start <= %s"
+                ),
+                base | {"args": [trial_id, today, due_by]},
+            )
+            written += _insert(
+                cursor,
+                (
+                    f"SELECT m.user_id AS recipient_id, 'due' AS kind, v.id AS visit_id "
+                    f"FROM {V} v JOIN {P} p ON p.id = v.participant_id {staff} "
+                    f"WHERE p.trial_id = %s AND p.status <> 'withdrawn' AND v.completed_on IS NULL "
+                    f"AND NOT v.missed AND v.assessor_id IS NULL AND v.window_end >= %s "
+                    f"AND v.window_start <= %s"
+                ),
+                base | {"args": [Role.ASSESSOR.value, trial_id, today, due_by]},
+            )
+            written += _insert(
+                cursor,
+                (
+                    f"SELECT m.user_id AS recipient_id, 'overdue' AS kind, v.id AS visit_id "
+                    f"FROM {V} v JOIN {P} p ON p.id = v.participant_id {staff} "
+                    f"WHERE p.trial_id = %s AND p.status <> 'withdrawn' AND v.completed_on IS NULL "
+                    f"AND NOT v.missed AND v.window_end < %s"
+                ),
+                base | {"args": [Role.COORDINATOR.value, trial_id, today]},
+            )
+            written += _insert(
+                cursor,
+                (
+                    f"SELECT m.user_id AS recipient_id, 'escalation' AS kind, v.id AS visit_id "
+                    f"FROM {V} v JOIN {P} p ON p.id = v.participant_id {staff} "
+                    f"WHERE p.trial_id = %s AND p.status <> 'withdrawn' AND v.completed_on IS NULL "
+                    f"AND NOT v.missed AND v.window_end <= %s"
+                ),
+                base | {"args": [Role.DATA_MANAGER.value, trial_id, escalate_by]},
+            )
+    return written
 
 
 def send_pending(*, limit=500):
@@ -121,33 +137,41 @@ def send_pending(*, limit=500):
 
 @transaction.atomic
 def _send_digest(recipient_id, day):
-    lines = list(
+    # Claim and read the lines in one query: locked rows another sender holds are skipped.
+    rows = list(
         Reminder.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(recipient_id=recipient_id, day=day, sent_at__isnull=True)
-        .select_related(
-            "recipient", "visit__participant__site", "visit__participant__trial", "visit__timepoint"
+        .order_by("kind", "visit__window_end", "visit__participant__participant_id")
+        .values_list(
+            "pk",
+            "kind",
+            "visit__participant__participant_id",
+            "visit__participant__site__name",
+            "visit__timepoint__label",
+            "visit__window_start",
+            "visit__window_end",
         )
-        .order_by("kind", "visit__window_end")
     )
-    if not lines:
+    if not rows:
         return 0  # another sender holds them
-    recipient = lines[0].recipient
+    ids = [row[0] for row in rows]
+    recipient = get_user_model().objects.get(pk=recipient_id)
     if not recipient.email:
-        Reminder.objects.filter(pk__in=[r.pk for r in lines]).update(
+        Reminder.objects.filter(pk__in=ids).update(
             attempts=F("attempts") + 1, last_error="The recipient has no e-mail address."
         )
         return 0
-    by_kind = defaultdict(list)
-    for line in lines:
-        by_kind[line.kind].append(line.visit)
+    sections = defaultdict(list)
+    for _, kind, pid, site, label, start, end in rows:
+        sections[Reminder.Kind(kind).label].append(
+            f"{pid} ({site}): {label}, window {start:%Y-%m-%d} to {end:%Y-%m-%d}"
+        )
     body = render_to_string(
         "assessments/reminder_digest.txt",
         {
             "recipient": recipient,
             "day": day,
-            "sections": [
-                (Reminder.Kind(kind).label, visits) for kind, visits in sorted(by_kind.items())
-            ],
+            "sections": sorted(sections.items()),
         },
     )
     send_mail(
@@ -156,7 +180,7 @@ def _send_digest(recipient_id, day):
         settings.DEFAULT_FROM_EMAIL,
         [recipient.email],
     )
-    Reminder.objects.filter(pk__in=[r.pk for r in lines]).update(sent_at=timezone.now())
+    Reminder.objects.filter(pk__in=ids).update(sent_at=timezone.now())
     return 1
 
 
