@@ -37,7 +37,8 @@ def _insert(cursor, select_sql, params):
     cursor.execute(
         f"INSERT INTO {R.db_table} (recipient_id, kind, visit_id, day, created_at, attempts, "
         f"last_error) SELECT DISTINCT q.recipient_id, q.kind, q.visit_id, %s, %s, 0, '' "
-        f"FROM ({select_sql}) q ON CONFLICT DO NOTHING",
+        # "WHERE true": SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT.
+        f"FROM ({select_sql}) q WHERE true ON CONFLICT DO NOTHING",
         [params["today"], params["now"], *params["args"]],
     )
     return max(cursor.rowcount, 0)

@@ -39,7 +39,12 @@ class Command(BaseCommand):
         for role in Role:
             username = f"demo-{role.value.replace('_', '-')}"
             user, created = User.objects.get_or_create(
-                username=username, defaults={"first_name": "Demo", "last_name": role.label}
+                username=username,
+                defaults={
+                    "first_name": "Demo",
+                    "last_name": role.label,
+                    "email": f"{username}@example.org",
+                },
             )
             if created or reset_passwords:
                 password = secrets.token_urlsafe(12)
