@@ -11,5 +11,6 @@ urlpatterns = [
     path("trials/<slug:trial_key>/access-log/", views.access_log, name="access_log"),
     path("trials/", include("assessments.urls")),
     path("trials/", include("randomization.urls")),
+    path("trials/", include("fidelity.urls")),
     path("admin/", admin.site.urls),
 ]

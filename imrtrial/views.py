@@ -33,6 +33,7 @@ def home(request):
                 "can_see_allocations": access.may_see_allocation(request.user, trial),
                 "can_view_audit": access.has(request.user, "view_audit", trial),
                 "can_randomize": access.has(request.user, "randomize", trial),
+                "can_see_imr_groups": access.may_see_allocation(request.user, trial),
                 "can_see_reminders": access.has(request.user, "randomize", trial)
                 or access.has(request.user, "verify_forms", trial),
                 "can_enter": access.has(request.user, "enter_interview", trial)
