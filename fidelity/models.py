@@ -269,3 +269,31 @@ class FidelityRating(Undeletable):
     def item_scores(self):
         """{item number: score}, items in order."""
         return {int(k): v for k, v in sorted(self.scores.items(), key=lambda kv: int(kv[0]))}
+
+
+class AttendanceReminder(models.Model):
+    """Outbox line: a facilitator has not logged a weekly session of their group. Unique per
+    (recipient, group, expected date, day), so the daily job writes each line once; sent like
+    the visit reminders (claimed with SKIP LOCKED, marked sent after the mail server accepted)."""
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    group = models.ForeignKey(ImrGroup, on_delete=models.PROTECT, related_name="+")
+    expected_on = models.DateField()
+    day = models.DateField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recipient", "group", "expected_on", "day"],
+                name="attendancereminder_unique",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.group} {self.expected_on} to {self.recipient}"

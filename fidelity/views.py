@@ -29,7 +29,14 @@ from .forms import (
     RatingForm,
     SessionForm,
 )
-from .models import Attendance, FidelityAssessment, GroupMembership, ImrGroup, Session
+from .models import (
+    Attendance,
+    AttendanceReminder,
+    FidelityAssessment,
+    GroupMembership,
+    ImrGroup,
+    Session,
+)
 
 
 def _post(request):
@@ -100,6 +107,12 @@ def group_list(request, trial_key):
             "trial": trial,
             "rows": rows,
             "may_create": any(access.has(request.user, "log_attendance", trial, s) for s in sites),
+            "reminders": AttendanceReminder.objects.filter(group__in=groups)
+            .select_related("recipient", "group")
+            .order_by("-day", "group__name")[:50],
+            "reminders_failing": AttendanceReminder.objects.filter(
+                group__in=groups, sent_at__isnull=True, attempts__gt=0
+            ).count(),
         },
     )
 

@@ -61,6 +61,8 @@ class Trial(models.Model):
     # days past its window an overdue visit is escalated beyond the coordinator.
     reminder_lead_days = models.PositiveSmallIntegerField(default=14)
     escalation_after_days = models.PositiveSmallIntegerField(default=14)
+    # A facilitator is reminded of a weekly session still unlogged this many days after it.
+    attendance_reminder_after_days = models.PositiveSmallIntegerField(default=3)
     unblinded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -198,6 +198,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "assessments.tasks.daily_reminders",
         "schedule": crontab(hour=env.int("REMINDER_HOUR", default=6), minute=0),
     },
+    "daily-attendance-reminders": {
+        "task": "fidelity.tasks.daily_attendance_reminders",
+        "schedule": crontab(hour=env.int("REMINDER_HOUR", default=6), minute=5),
+    },
     # Retries what the mail server refused earlier in the day.
     "send-pending-reminders": {
         "task": "assessments.tasks.send_pending_reminders",

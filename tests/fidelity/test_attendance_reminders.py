@@ -1,0 +1,77 @@
+"""Facilitators hear of weekly sessions they have not logged; exactly once; only they do."""
+
+import datetime
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+
+from fidelity import reminders
+from fidelity.models import AttendanceReminder
+from imrtrial.models import Role
+
+from .conftest import START, log, staff, weekly
+
+pytestmark = pytest.mark.django_db
+D = datetime.date
+
+
+@pytest.fixture
+def with_emails(facilitators):
+    for n, user in enumerate(facilitators):
+        user.email = f"fac{n}@example.org"
+        user.save(update_fields=["email"])
+    return facilitators
+
+
+def test_unlogged_weekly_sessions_are_found_after_the_grace_days(group, imr_member, with_emails):
+    first, second, third, fourth = weekly(4)
+    log(group, first, {imr_member: "attended"}, by=with_emails[0])
+    log(group, third, {imr_member: "attended"}, by=with_emails[0])
+    after = group.trial.attendance_reminder_after_days
+    # The fourth session is only `after - 1` days old: not yet a reminder.
+    today = fourth + datetime.timedelta(days=after - 1)
+    assert reminders.queue_attendance_reminders(today) == 2  # second, for two facilitators
+    assert set(AttendanceReminder.objects.values_list("expected_on", flat=True)) == {second}
+    assert reminders.queue_attendance_reminders(today + datetime.timedelta(days=1)) == 4
+
+
+def test_each_facilitator_gets_one_digest_and_a_second_run_sends_nothing(
+    group, with_emails, danish
+):
+    staff(danish, Role.ASSESSOR, None, "blind-assessor").email = "a@example.org"
+    today = START + datetime.timedelta(weeks=1, days=4)
+    result = reminders.run_daily(today)
+    assert result["sent"] == 2 and result["failed"] == 0
+    assert sorted(m.to[0] for m in mail.outbox) == ["fac0@example.org", "fac1@example.org"]
+    assert group.name in mail.outbox[0].body and f"{START:%Y-%m-%d}" in mail.outbox[0].body
+    assert reminders.run_daily(today) == {"queued": 0, "sent": 0, "failed": 0}
+    assert len(mail.outbox) == 2
+
+
+def test_the_command_runs_both_reminder_jobs(group, with_emails, capsys):
+    call_command("send_reminders", "--date", f"{START + datetime.timedelta(days=10):%Y-%m-%d}")
+    out = capsys.readouterr().out
+    assert "Visit reminders:" in out and "Attendance reminders: queued 4" in out
+
+
+def test_a_closed_or_unstarted_group_reminds_nobody(group, with_emails):
+    assert reminders.queue_attendance_reminders(START - datetime.timedelta(days=1)) == 0
+    group.trial.status = "closed"
+    group.trial.save(update_fields=["status"])
+    assert reminders.queue_attendance_reminders(START + datetime.timedelta(weeks=2)) == 0
+
+
+def test_the_coordinator_sees_attendance_reminders_and_their_failures_on_the_groups_page(
+    client, group, with_emails, danish, settings
+):
+    from django.urls import reverse
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 2
+    reminders.run_daily(START + datetime.timedelta(days=5))
+    client.force_login(staff(danish, Role.COORDINATOR, None, "desk-ar"))
+    page = client.get(reverse("fidelity:groups", args=[danish.key])).content.decode()
+    assert "could not be sent yet" in page and group.name in page
+    client.force_login(staff(danish, Role.DATA_MANAGER, None, "dm-ar"))
+    assert client.get(reverse("fidelity:groups", args=[danish.key])).status_code == 404
