@@ -13,22 +13,17 @@ Contract:
 """
 
 import datetime
-import logging
 from collections import defaultdict
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import connection, transaction
-from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from imrtrial import outbox
 from imrtrial.models import Membership, Participant, Role, Trial
 
 from .models import Reminder, Visit
-
-logger = logging.getLogger(__name__)
 
 
 def _insert(cursor, select_sql, params):
@@ -117,31 +112,14 @@ def queue_reminders(today):
 
 def send_pending(*, limit=500):
     """Send digests for unsent lines; returns (digests sent, digests failed)."""
-    keys = list(
-        Reminder.objects.filter(sent_at__isnull=True)
-        .values_list("recipient_id", "day")
-        .distinct()
-        .order_by("day", "recipient_id")[:limit]
-    )
-    sent = failed = 0
-    for recipient_id, day in keys:
-        try:
-            sent += _send_digest(recipient_id, day)
-        except Exception as exc:  # the mail server said no or is unreachable: keep for later
-            failed += 1
-            logger.warning("Reminder digest to user %s for %s failed: %s", recipient_id, day, exc)
-            Reminder.objects.filter(
-                recipient_id=recipient_id, day=day, sent_at__isnull=True
-            ).update(attempts=F("attempts") + 1, last_error=str(exc)[:300])
-    return sent, failed
+    return outbox.send_pending(Reminder, _compose, limit=limit)
 
 
-@transaction.atomic
-def _send_digest(recipient_id, day):
+def _compose(recipient, day):
     # Claim and read the lines in one query: locked rows another sender holds are skipped.
     rows = list(
         Reminder.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(recipient_id=recipient_id, day=day, sent_at__isnull=True)
+        .filter(recipient=recipient, day=day, sent_at__isnull=True)
         .order_by("kind", "visit__window_end", "visit__participant__participant_id")
         .values_list(
             "pk",
@@ -154,14 +132,7 @@ def _send_digest(recipient_id, day):
         )
     )
     if not rows:
-        return 0  # another sender holds them
-    ids = [row[0] for row in rows]
-    recipient = get_user_model().objects.get(pk=recipient_id)
-    if not recipient.email:
-        Reminder.objects.filter(pk__in=ids).update(
-            attempts=F("attempts") + 1, last_error="The recipient has no e-mail address."
-        )
-        return 0
+        return None
     sections = defaultdict(list)
     for _, kind, pid, site, label, start, end in rows:
         sections[Reminder.Kind(kind).label].append(
@@ -175,14 +146,7 @@ def _send_digest(recipient_id, day):
             "sections": sorted(sections.items()),
         },
     )
-    send_mail(
-        f"Follow-up visits to see to ({day:%Y-%m-%d})",
-        body,
-        settings.DEFAULT_FROM_EMAIL,
-        [recipient.email],
-    )
-    Reminder.objects.filter(pk__in=ids).update(sent_at=timezone.now())
-    return 1
+    return [r[0] for r in rows], f"Follow-up visits to see to ({day:%Y-%m-%d})", body
 
 
 def run_daily(today=None):

@@ -7,21 +7,16 @@ Only unblinded facilitators receive these; nothing here reaches a blinded role.
 """
 
 import datetime
-import logging
 from collections import defaultdict
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
+from imrtrial import outbox
 from imrtrial.models import Trial
 
 from .models import AttendanceReminder, ImrGroup
 
-logger = logging.getLogger(__name__)
 LOOK_BACK_WEEKS = 4  # older gaps are the data manager's, not a weekly nudge
 
 
@@ -60,41 +55,18 @@ def queue_attendance_reminders(today):
 
 
 def send_pending():
-    keys = list(
-        AttendanceReminder.objects.filter(sent_at__isnull=True)
-        .values_list("recipient_id", "day")
-        .distinct()
-    )
-    sent = failed = 0
-    for recipient_id, day in keys:
-        try:
-            sent += _send_digest(recipient_id, day)
-        except Exception as exc:  # kept pending, retried by the next run
-            failed += 1
-            logger.warning("Attendance reminder to user %s failed: %s", recipient_id, exc)
-            AttendanceReminder.objects.filter(
-                recipient_id=recipient_id, day=day, sent_at__isnull=True
-            ).update(attempts=F("attempts") + 1, last_error=str(exc)[:300])
-    return sent, failed
+    return outbox.send_pending(AttendanceReminder, _compose)
 
 
-@transaction.atomic
-def _send_digest(recipient_id, day):
+def _compose(recipient, day):
     rows = list(
         AttendanceReminder.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(recipient_id=recipient_id, day=day, sent_at__isnull=True)
+        .filter(recipient=recipient, day=day, sent_at__isnull=True)
         .order_by("group__name", "expected_on")
         .values_list("pk", "group__name", "group__site__name", "expected_on")
     )
     if not rows:
-        return 0
-    ids = [r[0] for r in rows]
-    recipient = get_user_model().objects.get(pk=recipient_id)
-    if not recipient.email:
-        AttendanceReminder.objects.filter(pk__in=ids).update(
-            attempts=F("attempts") + 1, last_error="The recipient has no e-mail address."
-        )
-        return 0
+        return None
     by_group = defaultdict(list)
     for _, name, site, expected in rows:
         by_group[f"{name} ({site})"].append(f"{expected:%Y-%m-%d}")
@@ -104,14 +76,7 @@ def _send_digest(recipient_id, day):
         f"No session has been logged yet for these weekly session dates:\n{lines}\n\n"
         "Log the session and its attendance in imrtrial, or note why it did not take place.\n"
     )
-    send_mail(
-        f"IMR sessions to log ({day:%Y-%m-%d})",
-        body,
-        settings.DEFAULT_FROM_EMAIL,
-        [recipient.email],
-    )
-    AttendanceReminder.objects.filter(pk__in=ids).update(sent_at=timezone.now())
-    return 1
+    return [r[0] for r in rows], f"IMR sessions to log ({day:%Y-%m-%d})", body
 
 
 def run_daily(today=None):
