@@ -1,7 +1,6 @@
 from django import forms
-from django.utils import timezone
 
-from imrtrial.forms import DateInput
+from imrtrial.forms import PastDateField
 from randomization.models import Withdrawal
 
 
@@ -9,18 +8,12 @@ class WithdrawalForm(forms.Form):
     level = forms.TypedChoiceField(
         choices=Withdrawal.Level.choices, coerce=int, widget=forms.RadioSelect
     )
-    withdrawn_on = forms.DateField(widget=DateInput())
+    withdrawn_on = PastDateField()
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
     confirm_erasure = forms.BooleanField(
         required=False,
         label="Level 3 only: I understand the participant's clinical data will be erased.",
     )
-
-    def clean_withdrawn_on(self):
-        day = self.cleaned_data["withdrawn_on"]
-        if day > timezone.localdate():
-            raise forms.ValidationError("The withdrawal date cannot be in the future.")
-        return day
 
     def clean(self):
         data = super().clean()
@@ -31,15 +24,9 @@ class WithdrawalForm(forms.Form):
 
 class IncidentForm(forms.Form):
     assessor = forms.ModelChoiceField(queryset=None, label="Assessor who learned the allocation")
-    occurred_on = forms.DateField(widget=DateInput())
+    occurred_on = PastDateField()
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 
     def __init__(self, *args, assessors, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["assessor"].queryset = assessors
-
-    def clean_occurred_on(self):
-        day = self.cleaned_data["occurred_on"]
-        if day > timezone.localdate():
-            raise forms.ValidationError("The date cannot be in the future.")
-        return day

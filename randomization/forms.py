@@ -1,7 +1,7 @@
 from django import forms
 from django.utils import timezone
 
-from imrtrial.forms import DateInput
+from imrtrial.forms import PastDateField
 
 YES_NO = [("yes", "Yes"), ("no", "No")]
 
@@ -10,14 +10,13 @@ class ScreeningForm(forms.Form):
     """A screening: site, referral, one yes/no per criterion, identifying details, consent."""
 
     site = forms.ModelChoiceField(queryset=None, empty_label=None)
-    screened_on = forms.DateField(widget=DateInput())
+    screened_on = PastDateField()
     referral_source = forms.CharField(max_length=120, required=False)
     full_name = forms.CharField(max_length=200, required=False, label="Full name")
     national_id = forms.CharField(max_length=40, required=False, label="National id")
     phone = forms.CharField(max_length=40, required=False)
-    consent_date = forms.DateField(
+    consent_date = PastDateField(
         required=False,
-        widget=DateInput(),
         help_text="Leave empty if consent is not yet given.",
     )
     consent_form_version = forms.CharField(max_length=30, required=False)
@@ -38,12 +37,6 @@ class ScreeningForm(forms.Form):
     def criterion_fields(self):
         return [self[f"c_{c.code}"] for c in self.criteria]
 
-    def clean_screened_on(self):
-        day = self.cleaned_data["screened_on"]
-        if day > timezone.localdate():
-            raise forms.ValidationError("The screening date cannot be in the future.")
-        return day
-
     def clean(self):
         data = super().clean()
         consent = [
@@ -55,8 +48,6 @@ class ScreeningForm(forms.Form):
             raise forms.ValidationError(
                 "Consent needs all three: its date, the form version and who obtained it."
             )
-        if data.get("consent_date") and data["consent_date"] > timezone.localdate():
-            self.add_error("consent_date", "The consent date cannot be in the future.")
         return data
 
     def answers(self):
@@ -64,15 +55,9 @@ class ScreeningForm(forms.Form):
 
 
 class ConsentForm(forms.Form):
-    consent_date = forms.DateField(widget=DateInput())
+    consent_date = PastDateField()
     consent_form_version = forms.CharField(max_length=30)
     consent_obtained_by = forms.CharField(max_length=120)
-
-    def clean_consent_date(self):
-        day = self.cleaned_data["consent_date"]
-        if day > timezone.localdate():
-            raise forms.ValidationError("The consent date cannot be in the future.")
-        return day
 
 
 class EnrolForm(forms.Form):
@@ -93,9 +78,8 @@ class EnrolForm(forms.Form):
 
 
 class RandomizeForm(forms.Form):
-    baseline_completed_on = forms.DateField(
+    baseline_completed_on = PastDateField(
         required=False,
-        widget=DateInput(),
         label="Baseline assessment completed on",
         help_text="As reported by the centre; the trial randomizes only after baseline.",
     )
@@ -109,12 +93,6 @@ class RandomizeForm(forms.Form):
             del self.fields["baseline_completed_on"]
         else:
             self.fields["baseline_completed_on"].required = True
-
-    def clean_baseline_completed_on(self):
-        day = self.cleaned_data["baseline_completed_on"]
-        if day and day > timezone.localdate():
-            raise forms.ValidationError("The baseline date cannot be in the future.")
-        return day
 
 
 class InErrorForm(forms.Form):
