@@ -1,0 +1,3 @@
+"""Trial reports: CONSORT flow, recruitment, follow-up, completeness, fidelity."""
+
+urlpatterns = []

@@ -1,0 +1,84 @@
+"""Allocation facts for exports and reports, read in bulk.
+
+The exports app may not import allocation models (tests/test_layering.py); it asks here. Every
+function takes a trial and returns plain values; the caller has asked the gate already:
+`export_blinded` for neutral codes, `imrtrial.access.may_see_allocation` for arm labels and
+`imrtrial.access.may_see_allocation_key` for the key.
+"""
+
+from django.db.models import Count
+
+from .models import Allocation, Screening, Withdrawal
+
+
+def neutral_codes(trial):
+    """{participant pk: (export code A/B, in_error)} for every allocation of the trial."""
+    return {
+        pk: (code, in_error)
+        for pk, code, in_error in Allocation.objects.filter(trial=trial).values_list(
+            "participant_id", "arm__export_code", "in_error"
+        )
+    }
+
+
+def arm_codes(trial):
+    """{participant pk: arm code (e.g. "imr")}: allocation-revealing, for unblinded callers."""
+    return dict(
+        Allocation.objects.filter(trial=trial).values_list("participant_id", "arm__code")
+    )
+
+
+def key(trial):
+    """[(export code, arm code, arm label, is_intervention)]: the allocation key itself."""
+    return [
+        (arm.export_code, arm.code, arm.label, arm.is_intervention)
+        for arm in trial.arms.order_by("export_code")
+    ]
+
+
+def counts_by_code(trial):
+    """{export code: number of allocations}, in_error ones included."""
+    return dict(
+        Allocation.objects.filter(trial=trial)
+        .values_list("arm__export_code")
+        .annotate(n=Count("id"))
+        .values_list("arm__export_code", "n")
+    )
+
+
+def withdrawals(trial):
+    """{participant pk: [(level, withdrawn_on, reason)]}, oldest first. Level 1 (stopping the
+    intervention) exists only in the intervention arm: blinded callers must drop it."""
+    found = {}
+    for pk, level, on, reason in Withdrawal.objects.filter(participant__trial=trial).values_list(
+        "participant_id", "level", "withdrawn_on", "reason"
+    ):
+        found.setdefault(pk, []).append((level, on, reason))
+    return found
+
+
+def screenings(trial):
+    """The screening log as dicts: number, site code, date, eligible, reasons, consented,
+    participant pk (None if never enrolled)."""
+    return [
+        {
+            "number": number,
+            "site": site,
+            "screened_on": on,
+            "eligible": eligible,
+            "exclusion_reasons": reasons,
+            "consented": consent is not None,
+            "participant": participant,
+        }
+        for number, site, on, eligible, reasons, consent, participant in Screening.objects.filter(
+            trial=trial
+        ).values_list(
+            "screening_number",
+            "site__code",
+            "screened_on",
+            "eligible",
+            "exclusion_reasons",
+            "consent_date",
+            "participant_id",
+        )
+    ]
