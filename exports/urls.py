@@ -1,5 +1,3 @@
-from django.urls import path
-
 from . import report_views, views
 
 app_name = "exports"

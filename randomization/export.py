@@ -23,9 +23,7 @@ def neutral_codes(trial):
 
 def arm_codes(trial):
     """{participant pk: arm code (e.g. "imr")}: allocation-revealing, for unblinded callers."""
-    return dict(
-        Allocation.objects.filter(trial=trial).values_list("participant_id", "arm__code")
-    )
+    return dict(Allocation.objects.filter(trial=trial).values_list("participant_id", "arm__code"))
 
 
 def key(trial):
