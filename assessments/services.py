@@ -446,9 +446,10 @@ def _erase_clinical_data(participant, *, by, reason):
     # The history of erased values must go too, or the erasure would erase nothing.
     history_rows, _ = FormEntry.history.filter(id__in=entry_ids).delete()
     for entry in entries:
-        entry.values = {}
+        # Scores are computed from the values: they go with them.
+        entry.values, entry.scores = {}, {}
         attribute(entry, by=by, reason=f"erased: consent withdrawn ({reason})").save(
-            update_fields=["values"]
+            update_fields=["values", "scores"]
         )
     details = IdentifyingDetails.objects.filter(screening__participant=participant).first()
     if details:

@@ -212,6 +212,10 @@ CELERY_BEAT_SCHEDULE = {
 # Instrument definitions (YAML, one file per instrument); trial files name them by code.
 INSTRUMENTS_DIR = BASE_DIR / "assessments" / "instruments"
 
+# Finished exports (datasets, codebooks, the allocation key) wait here for download. Not served
+# as static or media: only the export's own download view, behind the gate, reads this folder.
+EXPORT_DIR = env.path("EXPORT_DIR", default=BASE_DIR / "var" / "exports")
+
 # The secret behind every allocation sequence. It is never stored in the database: only the
 # trial statistician and the server that randomizes know it.
 RANDOMIZATION_SECRET = env.str("RANDOMIZATION_SECRET", default="" if not DEBUG else "demo-secret")

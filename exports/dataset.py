@@ -1,0 +1,546 @@
+"""The blinded analysis dataset: its columns (names, labels, value labels) and its rows.
+
+Long: one row per randomized participant per timepoint. Wide: one row per randomized participant.
+Rows are built a batch of participants at a time, so memory does not grow with the trial.
+
+Blinding (DOMAIN.md 1.1, 10.8): the arm is the neutral export code A/B, and nothing else in the
+dataset may tell which code is which. So there is no attendance, group, fidelity or exposure
+variable, no level-1 withdrawal (only the intervention arm can stop the intervention), no
+participant status (it is set by withdrawals), and no free text (a case manager's description may
+name the programme). tests/exports/test_dataset.py fails if any column is present for one code only.
+"""
+
+import datetime
+import re
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from assessments import registry
+from assessments.models import FormEntry, Visit
+from imrtrial.models import Participant
+from randomization import export as allocation_facts
+
+STATA_NAME_MAX = 32
+COUNTING = {
+    "kind__in": [FormEntry.Kind.SINGLE, FormEntry.Kind.FINAL],
+    "status__in": [FormEntry.Status.COMPLETE, FormEntry.Status.VERIFIED, FormEntry.Status.LOCKED],
+}
+YES_NO = {0: "No", 1: "Yes"}
+# Covariates read from the baseline form when the trial collects them (DOMAIN.md 6.3).
+COVARIATE_ITEMS = ("sex", "diagnosis")
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # variable name: lower case, <= 32 characters (Stata), unique
+    label: str
+    kind: str  # "string" | "number" | "date"
+    value_labels: dict = field(default_factory=dict)
+    instrument: str = ""
+    # May hold a missing-value code (e.g. "ND") instead of a number.
+    coded_missing: bool = False
+    source: str = ""
+
+
+def _slug(text):
+    return re.sub(r"[^a-z0-9_]", "_", text.lower())
+
+
+class _Names:
+    """Variable names unique and short enough for Stata; the label keeps the full meaning."""
+
+    def __init__(self):
+        self.taken = set()
+
+    def __call__(self, name):
+        name = _slug(name)
+        if not name[:1].isalpha():
+            name = "v" + name
+        name = name[:STATA_NAME_MAX]
+        base, n = name, 1
+        while name in self.taken:
+            n += 1
+            suffix = f"_{n}"
+            name = base[: STATA_NAME_MAX - len(suffix)] + suffix
+        self.taken.add(name)
+        return name
+
+
+def trial_instruments(trial):
+    """Instrument codes due at any timepoint of the trial, in schedule order."""
+    seen = []
+    for tp in trial.timepoints.order_by("order"):
+        for code in tp.instruments:
+            if code not in seen:
+                seen.append(code)
+    return seen
+
+
+def exported_items(instrument):
+    """The items of an instrument that go into the blinded dataset: not free text."""
+    return [item for item in instrument.items if item.type != "text"]
+
+
+class Dataset:
+    """The blinded dataset of a trial, in `shape` "long" or "wide"."""
+
+    def __init__(self, trial, shape="long", *, sites=None, today=None):
+        if shape not in ("long", "wide"):
+            raise ValueError(f"Unknown shape {shape!r}")
+        self.trial, self.shape = trial, shape
+        # Site scoping: a data manager of one centre exports that centre's participants only.
+        self.sites = sites
+        self.today = today or timezone.localdate()
+        self.timepoints = list(trial.timepoints.order_by("order"))
+        self.instruments = [registry.get(code) for code in trial_instruments(trial)]
+        self.factors = [f for f in trial.factors.order_by("order") if not f.from_site]
+        self.missing_codes = []
+        for instrument in self.instruments:
+            for code in instrument.missing_codes:
+                if code not in self.missing_codes:
+                    self.missing_codes.append(code)
+        self.missing_labels = {
+            code: label for i in self.instruments for code, label in i.missing_codes.items()
+        }
+        baseline = self.timepoints[0] if self.timepoints else None
+        self._covariates = {}  # item code -> (instrument code, Item), from the first timepoint
+        for instrument in self.instruments:
+            if baseline and instrument.code in baseline.instruments:
+                for item in instrument.items:
+                    if item.code in (*COVARIATE_ITEMS, "year_of_birth"):
+                        self._covariates.setdefault(item.code, (instrument.code, item))
+        self.columns = self._columns()
+        self.names = [c.name for c in self.columns]
+
+    # --- Columns ---------------------------------------------------------------------------
+
+    def _participant_columns(self, name):
+        cols = [
+            Column(name("participant_id"), "Pseudonymous participant id", "string"),
+            Column(name("site"), "Site (code)", "string", source="Participant.site"),
+        ]
+        for factor in self.factors:
+            cols.append(
+                Column(
+                    name(factor.code),
+                    f"Stratification: {factor.label}",
+                    "string",
+                    {level["code"]: level["label"] for level in factor.levels},
+                    source="stratification factor",
+                )
+            )
+        cols += [
+            Column(name("arm"), "Allocated arm, neutral code (A/B)", "string"),
+            Column(
+                name("allocation_in_error"),
+                "Allocation flagged as made in error",
+                "number",
+                YES_NO,
+            ),
+            Column(name("randomized_on"), "Date of randomization", "date"),
+        ]
+        if "year_of_birth" in self._covariates:
+            cols.append(
+                Column(
+                    name("age_at_randomization"),
+                    "Age at randomization (years; from year of birth)",
+                    "number",
+                    source="year of birth at baseline",
+                )
+            )
+        for code in COVARIATE_ITEMS:
+            if code in self._covariates:
+                instrument_code, item = self._covariates[code]
+                cols.append(
+                    Column(
+                        name(code),
+                        f"{item.label} (baseline)",
+                        "number",
+                        dict(item.choices),
+                        source=f"{instrument_code}.{code} at baseline",
+                    )
+                )
+        cols += [
+            Column(
+                name("withdrawn"),
+                "Withdrew from follow-up or from data use (level 2 or 3)",
+                "number",
+                YES_NO,
+            ),
+            Column(
+                name("withdrawal_level"),
+                "Withdrawal level",
+                "number",
+                {2: "Stopped follow-up, data kept", 3: "Withdrew consent for data use"},
+            ),
+            Column(name("withdrawn_on"), "Date of withdrawal (level 2 or 3)", "date"),
+        ]
+        return cols
+
+    def _visit_columns(self, name, prefix="", label="", *, guess=True):
+        cols = [
+            Column(name(f"{prefix}visit_target"), f"{label}Visit target date", "date"),
+            Column(name(f"{prefix}visit_window_start"), f"{label}Visit window opens", "date"),
+            Column(name(f"{prefix}visit_window_end"), f"{label}Visit window closes", "date"),
+            Column(name(f"{prefix}visit_date"), f"{label}Visit date", "date"),
+            Column(
+                name(f"{prefix}visit_status"),
+                f"{label}Visit status on the export date",
+                "string",
+                {s.value: s.label for s in Visit.Status},
+            ),
+            Column(
+                name(f"{prefix}visit_deviation"),
+                f"{label}Visit done outside its window (protocol deviation)",
+                "number",
+                YES_NO,
+            ),
+        ]
+        if guess:
+            cols.append(
+                Column(
+                    name(f"{prefix}blinding_guess"),
+                    f"{label}Assessor's guess of the arm",
+                    "string",
+                    {g.value: g.label for g in Visit.Guess},
+                )
+            )
+        return cols
+
+    def _instrument_columns(self, name, instrument, prefix="", label=""):
+        cols = []
+        for item in exported_items(instrument):
+            value_labels = dict(item.choices) if item.type == "choice" else {}
+            if item.type == "boolean":
+                value_labels = YES_NO
+            cols.append(
+                Column(
+                    name(f"{prefix}{instrument.code}_{item.code}"),
+                    f"{label}{instrument.name}: {item.label}",
+                    "date" if item.type == "date" else "number",
+                    value_labels,
+                    instrument.code,
+                    coded_missing=item.type != "date",
+                    source=f"{instrument.code}.{item.code}",
+                )
+            )
+        for score in instrument.scores:
+            cols.append(
+                Column(
+                    name(f"{prefix}{instrument.code}_score_{score.code}"),
+                    f"{label}{instrument.name}: {score.label} ({score.method})",
+                    "number",
+                    {},
+                    instrument.code,
+                    source=f"{instrument.code} score {score.code}",
+                )
+            )
+        return cols
+
+    def _columns(self):
+        name = _Names()
+        cols = self._participant_columns(name)
+        if self.shape == "long":
+            cols.append(
+                Column(
+                    name("timepoint"),
+                    "Timepoint",
+                    "string",
+                    {tp.code: tp.label for tp in self.timepoints},
+                )
+            )
+            cols += self._visit_columns(name)
+            for instrument in self.instruments:
+                cols += self._instrument_columns(name, instrument)
+            return cols
+        for n, tp in enumerate(self.timepoints, start=1):
+            prefix, label = f"t{n}_", f"{tp.label}: "
+            cols += self._visit_columns(name, prefix, label, guess=tp.ask_blinding_guess)
+            for instrument in self.instruments:
+                if instrument.code in tp.instruments:
+                    cols += self._instrument_columns(name, instrument, prefix, label)
+        return cols
+
+    # --- Rows ------------------------------------------------------------------------------
+
+    def participants(self):
+        found = Participant.objects.filter(trial=self.trial, randomized_on__isnull=False)
+        return found if self.sites is None else found.filter(site__in=self.sites)
+
+    def __len__(self):
+        n = self.participants().count()
+        return n * len(self.timepoints) if self.shape == "long" else n
+
+    def _batches(self):
+        rows = (
+            self.participants()
+            .order_by("participant_id")
+            .values_list("pk", "participant_id", "site__code", "factor_levels", "randomized_on")
+        )
+        batch = []
+        for row in rows.iterator(chunk_size=2000):
+            batch.append(row)
+            if len(batch) == BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def rows(self):
+        """Each row as a list of cells in column order: str, int, float, datetime.date, None,
+        or a missing-value code (str) in a column with coded_missing."""
+        codes = allocation_facts.neutral_codes(self.trial)
+        withdrawals = {
+            pk: [w for w in found if w[0] >= 2]  # level 1 exists in one arm only: never exported
+            for pk, found in allocation_facts.withdrawals(self.trial).items()
+        }
+        for batch in self._batches():
+            pks = [row[0] for row in batch]
+            visits, entries = {}, {}
+            for visit in Visit.objects.filter(participant_id__in=pks).values_list(
+                "participant_id",
+                "timepoint__code",
+                "target_date",
+                "window_start",
+                "window_end",
+                "completed_on",
+                "missed",
+                "deviation",
+                "guess",
+            ):
+                visits[visit[0], visit[1]] = visit
+            for pk, tp, instrument, values, scores in FormEntry.objects.filter(
+                participant_id__in=pks, **COUNTING
+            ).values_list("participant_id", "timepoint", "instrument", "values", "scores"):
+                entries[pk, tp, instrument] = (values, scores)
+            for pk, pid, site, levels, randomized_on in batch:
+                head = self._participant_cells(
+                    pk, pid, site, levels, randomized_on, codes, withdrawals, entries
+                )
+                if self.shape == "long":
+                    for tp in self.timepoints:
+                        row = [*head, tp.code]
+                        self._timepoint_cells(row, pk, tp, visits, entries, long=True)
+                        yield row
+                else:
+                    row = list(head)
+                    for tp in self.timepoints:
+                        self._timepoint_cells(row, pk, tp, visits, entries, long=False)
+                    yield row
+
+    def _participant_cells(self, pk, pid, site, levels, randomized_on, codes, withdrawals, entries):
+        code, in_error = codes.get(pk, (None, None))
+        cells = [pid, site]
+        cells += [levels.get(f.code) for f in self.factors]
+        cells += [code, None if in_error is None else int(in_error), randomized_on]
+        baseline = self.timepoints[0].code if self.timepoints else None
+
+        def covariate(item_code):
+            instrument_code, _ = self._covariates[item_code]
+            values = entries.get((pk, baseline, instrument_code), ({}, {}))[0]
+            value = values.get(item_code)
+            return value if isinstance(value, int | float) else None
+
+        if "year_of_birth" in self._covariates:
+            year = covariate("year_of_birth")
+            cells.append(randomized_on.year - year if year and randomized_on else None)
+        cells += [covariate(code) for code in COVARIATE_ITEMS if code in self._covariates]
+        found = withdrawals.get(pk)
+        if found:
+            level, on, _ = max(found)
+            cells += [1, level, on]
+        else:
+            cells += [0, None, None]
+        return cells
+
+    def _timepoint_cells(self, row, pk, tp, visits, entries, *, long):
+        visit = visits.get((pk, tp.code))
+        if visit:
+            _, _, target, start, end, completed, missed, deviation, guess = visit
+            status = Visit(completed_on=completed, missed=missed, deviation=deviation)
+            status.window_start, status.window_end = start, end
+            row += [
+                target,
+                start,
+                end,
+                completed,
+                status.status(self.today).value,
+                int(deviation),
+            ]
+        else:
+            row += [None] * 6
+        if long or tp.ask_blinding_guess:
+            row.append(visit[8] or None if visit else None)
+        for instrument in self.instruments:
+            due = instrument.code in tp.instruments
+            if not long and not due:
+                continue
+            values, scores = entries.get((pk, tp.code, instrument.code), ({}, {}))
+            for item in exported_items(instrument):
+                value = values.get(item.code)
+                if item.type == "boolean" and isinstance(value, bool):
+                    value = int(value)
+                elif item.type == "date" and isinstance(value, str):
+                    value = _date(value)
+                row.append(value)
+            for score in instrument.scores:
+                row.append(scores.get(score.code))
+
+
+def _date(text):
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+class ProcessDataset:
+    """The process dataset: the arm and what the intervention arm received (group, attendance,
+    exposure, completion, group fidelity). Every variable here reveals the arm; it is released
+    only by the key holder after lock (exports.views)."""
+
+    missing_codes, missing_labels = [], {}
+
+    def __init__(self, trial, *, today=None):
+        from fidelity import rules
+
+        self.trial = trial
+        self.today = today or timezone.localdate()
+        self.rules = rules.for_trial(trial)
+        name = _Names()
+        c = Column
+        self.columns = [
+            c(name("participant_id"), "Pseudonymous participant id", "string"),
+            c(name("arm"), "Allocated arm, neutral code (A/B)", "string"),
+            c(name("arm_code"), "Allocated arm (code)", "string"),
+            c(name("arm_label"), "Allocated arm", "string"),
+            c(name("intervention_arm"), "Allocated to the intervention arm", "number", YES_NO),
+            c(name("allocation_in_error"), "Allocation flagged as made in error", "number", YES_NO),
+            c(name("imr_group"), "IMR group (latest)", "string"),
+            c(name("sessions_attended"), "IMR sessions attended (catch-up included)", "number"),
+            c(name("sessions_held"), "Sessions of their group held while a member", "number"),
+            c(name("sessions_planned"), "Sessions planned for their group", "number"),
+            c(name("share_of_held"), "Sessions attended / held", "number"),
+            c(name("share_of_planned"), "Sessions attended / planned", "number"),
+            c(name("days_to_first_session"), "Days from randomization to first session", "number"),
+            c(name("modules_received"), "IMR modules received (of 11)", "number"),
+            c(name("exposed"), "Exposed (trial's exposure rule)", "number", YES_NO),
+            c(name("completer"), "Completer (trial's completion rule)", "number", YES_NO),
+            c(name("fidelity_eligible"), "In fidelity analyses (sessions rule)", "number", YES_NO),
+            c(name("group_fidelity"), "Group fidelity score of record (end consensus)", "number"),
+            c(name("group_fidelity_band"), "Group fidelity band", "string"),
+            c(
+                name("intervention_stopped_on"),
+                "Stopped the intervention (withdrawal level 1)",
+                "date",
+            ),
+        ]
+        self.names = [col.name for col in self.columns]
+
+    def participants(self):
+        return Participant.objects.filter(trial=self.trial, randomized_on__isnull=False)
+
+    def __len__(self):
+        return self.participants().count()
+
+    def rows(self):
+        from fidelity import measures
+        from fidelity.models import GroupMembership
+
+        codes = allocation_facts.neutral_codes(self.trial)
+        arms = allocation_facts.arm_codes(self.trial)
+        key = {
+            code: (arm, label, intervention)
+            for code, arm, label, intervention in allocation_facts.key(self.trial)
+        }
+        stopped = {
+            pk: min(on for level, on, _ in found if level == 1)
+            for pk, found in allocation_facts.withdrawals(self.trial).items()
+            if any(level == 1 for level, _, _ in found)
+        }
+        scores = {}
+        participants = self.participants().order_by("participant_id")
+        batch = []
+        for p in participants.iterator(chunk_size=2000):
+            batch.append(p)
+            if len(batch) == BATCH:
+                yield from self._rows(
+                    batch, codes, arms, key, stopped, scores, measures, GroupMembership
+                )
+                batch = []
+        if batch:
+            yield from self._rows(
+                batch, codes, arms, key, stopped, scores, measures, GroupMembership
+            )
+
+    def _rows(self, batch, codes, arms, key, stopped, scores, measures, GroupMembership):
+        found = measures.exposures(batch, today=self.today)
+        groups = {}
+        for m in (
+            GroupMembership.objects.filter(participant__in=batch)
+            .select_related("group")
+            .order_by("joined_on")
+        ):
+            groups[m.participant_id] = m.group
+        for p in batch:
+            code, in_error = codes.get(p.pk, (None, False))
+            arm_code, label, intervention = key.get(code, (arms.get(p.pk), None, None))
+            e = found[p.pk]
+            group = groups.get(p.pk)
+            if group and group.pk not in scores:
+                scores[group.pk] = measures.group_score(group)
+            score, band = scores[group.pk] if group else (None, None)
+
+            def share(fraction):
+                return None if fraction is None else round(float(fraction), 4)
+
+            def flag(value):
+                return None if value is None else int(value)
+
+            yield [
+                p.participant_id,
+                code,
+                arm_code,
+                label,
+                flag(intervention),
+                int(in_error),
+                group.name if group else None,
+                e.attended,
+                e.held,
+                e.planned,
+                share(e.share_of_held),
+                share(e.share_of_planned),
+                e.days_to_first_session,
+                len(e.modules),
+                flag(e.exposed),
+                flag(e.completer),
+                int(e.fidelity_eligible),
+                None if score is None else round(float(score), 3),
+                str(band) if band else None,
+                stopped.get(p.pk),
+            ]
+
+
+class KeyDataset:
+    """The allocation key: which neutral code is which arm. Released like the process dataset."""
+
+    missing_codes, missing_labels = [], {}
+
+    def __init__(self, trial):
+        self.trial = trial
+        self.columns = [
+            Column("arm", "Neutral code used in the blinded datasets", "string"),
+            Column("arm_code", "Arm (code)", "string"),
+            Column("arm_label", "Arm", "string"),
+            Column("intervention_arm", "The intervention arm", "number", YES_NO),
+        ]
+        self.names = [c.name for c in self.columns]
+
+    def __len__(self):
+        return self.trial.arms.count()
+
+    def rows(self):
+        for code, arm, label, intervention in allocation_facts.key(self.trial):
+            yield [code, arm, label, int(intervention)]

@@ -1,0 +1,199 @@
+"""Requesting and building exports. Every export is recorded (ExportRun, and AccessLog for the
+audit report) before a byte is written, and built by a Celery task so a large trial does not
+hold a web worker."""
+
+import hashlib
+import logging
+import os
+
+from django.db import transaction
+from django.utils import timezone
+
+from imrtrial import access
+from imrtrial.models import AccessLog, Trial
+
+from . import dataset as datasets
+from . import writers
+from .models import ExportRun
+
+logger = logging.getLogger(__name__)
+EXTENSIONS = {"csv": "zip", "sav": "sav", "dta": "dta", "odm": "xml"}
+PROGRESS_EVERY = 500
+
+
+class Refused(Exception):
+    """The export may not be made; the message says why."""
+
+
+def check_may_export(trial, *, by, dataset, format):
+    if dataset not in ExportRun.Dataset.values or format not in ExportRun.Format.values:
+        raise Refused("Choose a dataset and a format from the list.")
+    if dataset in ExportRun.UNBLINDED:
+        if not access.may_see_allocation_key(by, trial):
+            raise Refused(
+                "The allocation key and the process dataset are released by the unblinded data "
+                "administrator, after the database is locked."
+            )
+    elif not access.has(by, "export_blinded", trial):
+        raise Refused("You may not export this trial's data.")
+    if dataset == ExportRun.Dataset.KEY and format != ExportRun.Format.CSV:
+        raise Refused("The allocation key is released as CSV.")
+    if format == ExportRun.Format.ODM and dataset != ExportRun.Dataset.LONG:
+        raise Refused("ODM holds the blinded dataset (visits and forms), not this one.")
+    if format == ExportRun.Format.ODM and not _all_sites(trial, by):
+        raise Refused("ODM exports cover every site; ask for CSV, SPSS or Stata for your sites.")
+
+
+def _all_sites(trial, user):
+    return access.sites_where(user, "export_blinded", trial).count() == trial.sites.count()
+
+
+@transaction.atomic
+def request_export(trial, *, by, dataset, format, reason="", ip_address=None):
+    check_may_export(trial, by=by, dataset=dataset, format=format)
+    if dataset in ExportRun.UNBLINDED and not reason.strip():
+        raise Refused("Say why the allocation key or process data are being released.")
+    run = ExportRun.objects.create(
+        trial=trial, dataset=dataset, format=format, requested_by=by, reason=reason.strip()
+    )
+    run.file_name = f"{trial.key}-{dataset}-{run.pk}.{EXTENSIONS[format]}"
+    run.save(update_fields=["file_name"])
+    AccessLog.objects.create(
+        user=by,
+        trial=trial,
+        action=AccessLog.Action.RELEASE_KEY if run.unblinded else AccessLog.Action.EXPORT,
+        target=f"export {run.pk}: {dataset} as {format}",
+        detail={"export": run.pk, "dataset": dataset, "format": format, "reason": run.reason},
+        ip_address=ip_address,
+    )
+    transaction.on_commit(lambda: _queue(run.pk))
+    return run
+
+
+def _queue(run_pk):
+    from .tasks import build_export
+
+    try:
+        build_export.delay(run_pk)
+    except Exception as exc:  # the broker is down: the run says so, nothing is half-made
+        logger.exception("Export %s could not be queued", run_pk)
+        ExportRun.objects.filter(pk=run_pk).update(
+            status=ExportRun.Status.FAILED, error=f"Could not queue the export: {exc}"[:500]
+        )
+
+
+def dataset_for(run):
+    trial = run.trial
+    sites = access.sites_where(run.requested_by, "export_blinded", trial)
+    if run.dataset == ExportRun.Dataset.LONG:
+        return datasets.Dataset(trial, "long", sites=sites)
+    if run.dataset == ExportRun.Dataset.WIDE:
+        return datasets.Dataset(trial, "wide", sites=sites)
+    if run.dataset == ExportRun.Dataset.PROCESS:
+        return datasets.ProcessDataset(trial)
+    return datasets.KeyDataset(trial)
+
+
+NOTES = """{trial} ({registration})
+{dataset}, exported {when} by {user}.
+
+Pseudonymous ids only; no identifying details. The arm is a neutral code (A/B); which code is
+which arm is held by the unblinded data administrator and released after the database lock.
+Missing-value codes are written as the code itself (see the codebook's missing_codes column);
+an empty cell is an item not answered, a form not entered, or a value not applicable.
+Free-text items are not exported: they can reveal the allocation or a person's identity.
+Visit status is as of the export date.
+"""
+
+
+def build(run_pk):
+    """Write the export's file, record its rows and checksum. Safe to run twice: a run already
+    done is left alone."""
+    run = ExportRun.objects.select_related("trial", "requested_by").get(pk=run_pk)
+    if run.status == ExportRun.Status.DONE:
+        return run
+    # Asked again at build time: a role withdrawn since the request gets nothing.
+    try:
+        check_may_export(run.trial, by=run.requested_by, dataset=run.dataset, format=run.format)
+    except Refused as exc:
+        return _fail(run, str(exc))
+    data = dataset_for(run)
+    total = len(data)
+    ExportRun.objects.filter(pk=run.pk).update(
+        status=ExportRun.Status.RUNNING, started_at=timezone.now(), rows=total, done_rows=0
+    )
+
+    def progress(done, _total):
+        ExportRun.objects.filter(pk=run.pk).update(done_rows=done)
+
+    path = run.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    label = f"{run.trial.name}: {run.get_dataset_display()}"
+    try:
+        if run.format == ExportRun.Format.CSV:
+            notes = NOTES.format(
+                trial=run.trial.name,
+                registration=run.trial.registration_id,
+                dataset=run.get_dataset_display(),
+                when=timezone.localtime().strftime("%Y-%m-%d %H:%M"),
+                user=run.requested_by.get_username(),
+            )
+            with open(partial, "wb") as out:
+                rows = writers.write_csv_bundle(
+                    data, out, stem=path.stem, notes=notes, progress=progress
+                )
+        elif run.format == ExportRun.Format.SAV:
+            rows = writers.write_sav(data, partial, file_label=label, progress=progress)
+        elif run.format == ExportRun.Format.DTA:
+            rows = writers.write_dta(data, partial, file_label=label, progress=progress)
+        else:
+            from . import odm
+
+            with open(partial, "wb") as out:
+                subjects = odm.write_odm(run.trial, out, progress=progress)
+            rows = subjects * max(len(data.timepoints), 1)
+        os.replace(partial, path)
+    except Exception as exc:
+        logger.exception("Export %s failed", run.pk)
+        partial.unlink(missing_ok=True)
+        return _fail(run, f"The export failed: {exc}")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    ExportRun.objects.filter(pk=run.pk).update(
+        status=ExportRun.Status.DONE,
+        rows=rows,
+        done_rows=rows,
+        columns=len(data.columns),
+        size=path.stat().st_size,
+        sha256=digest.hexdigest(),
+        finished_at=timezone.now(),
+        error="",
+    )
+    run.refresh_from_db()
+    return run
+
+
+def _fail(run, message):
+    ExportRun.objects.filter(pk=run.pk).update(
+        status=ExportRun.Status.FAILED, error=message[:500], finished_at=timezone.now()
+    )
+    run.refresh_from_db()
+    return run
+
+
+def may_download(run, user):
+    """Only the person who asked for an export downloads it, and only while they still may."""
+    if run.requested_by_id != user.pk or run.status != ExportRun.Status.DONE:
+        return False
+    try:
+        check_may_export(run.trial, by=user, dataset=run.dataset, format=run.format)
+    except Refused:
+        return False
+    return True
+
+
+def trial_locked(trial):
+    return trial.status == Trial.Status.LOCKED

@@ -1,0 +1,205 @@
+"""Write a dataset (exports.dataset.Dataset or ProcessDataset: `columns`, `rows()`, `len()`) as
+CSV with a codebook, SPSS .sav or Stata .dta.
+
+CSV is streamed row by row. pyreadstat writes a whole data frame at once, so .sav and .dta are
+built column-wise in NumPy arrays (8 bytes a cell, not a Python object a cell).
+
+Missing-value codes (ND, RF, NA, ...) are kept, not blanked: CSV writes the code itself (as
+REDCap does); SPSS gets negative numbers declared user-missing and labelled; Stata gets extended
+missing values .a, .b, ... labelled likewise. The codebook lists them.
+"""
+
+import csv
+import datetime
+import io
+import math
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+SPSS_MISSING_BASE = -91  # first missing code -> -91, second -> -92, ... down to -99
+STATA_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def safe_text(text):
+    """Text a spreadsheet shows as text: a leading formula character is quoted with '."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def csv_cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return repr(int(value)) if value.is_integer() else repr(round(value, 6))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return safe_text(str(value))
+
+
+def write_csv(dataset, out, *, progress=None):
+    """Write the rows as UTF-8 CSV (header of variable names) to the text stream `out`."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(dataset.names)
+    total, n = len(dataset), 0
+    for row in dataset.rows():
+        writer.writerow([csv_cell(v) for v in row])
+        n += 1
+        if progress and n % 1000 == 0:
+            progress(n, total)
+    return n
+
+
+def codebook_rows(dataset):
+    missing = ", ".join(f"{c} = {dataset.missing_labels[c]}" for c in dataset.missing_codes)
+    yield ["variable", "label", "type", "values", "missing_codes", "instrument", "source"]
+    for c in dataset.columns:
+        values = "; ".join(f"{k} = {v}" for k, v in c.value_labels.items())
+        yield [
+            c.name,
+            c.label,
+            c.kind,
+            values,
+            missing if c.coded_missing else "",
+            c.instrument,
+            c.source,
+        ]
+
+
+def write_csv_bundle(dataset, out, *, stem, notes="", progress=None):
+    """A zip holding <stem>.csv, <stem>-codebook.csv and README.txt, written to binary `out`."""
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        with bundle.open(f"{stem}.csv", "w", force_zip64=True) as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            n = write_csv(dataset, text, progress=progress)
+            text.flush()
+            text.detach()
+        codebook = io.StringIO()
+        csv.writer(codebook, lineterminator="\n").writerows(
+            [[safe_text(str(cell)) for cell in row] for row in codebook_rows(dataset)]
+        )
+        bundle.writestr(f"{stem}-codebook.csv", codebook.getvalue())
+        bundle.writestr("README.txt", notes)
+    return n
+
+
+# --- SPSS and Stata --------------------------------------------------------------------------
+
+
+def frame(dataset, *, missing="spss", progress=None):
+    """(DataFrame, value labels, missing declarations) for pyreadstat.
+
+    missing="spss": codes become -91, -92, ... ; missing="stata": extended missing letters."""
+    columns, total = dataset.columns, len(dataset)
+    numeric = [i for i, c in enumerate(columns) if c.kind == "number"]
+    other = [i for i, c in enumerate(columns) if c.kind != "number"]
+    slot = {i: k for k, i in enumerate(numeric)}
+    numbers = np.full((total, len(numeric)), np.nan)
+    objects = {i: np.empty(total, dtype=object) for i in other}
+    code_number = {
+        code: float(SPSS_MISSING_BASE - k) for k, code in enumerate(dataset.missing_codes)
+    }
+    coded = set()  # numeric columns that hold a missing code somewhere
+    n = 0
+    for n, row in enumerate(dataset.rows(), start=1):
+        r = n - 1
+        for i, value in enumerate(row):
+            if i in slot:
+                if value is None:
+                    continue
+                if isinstance(value, str):
+                    number = code_number.get(value)
+                    if number is None:
+                        continue
+                    coded.add(i)
+                    value = number
+                numbers[r, slot[i]] = value
+            else:
+                objects[i][r] = (
+                    value if value is not None else ("" if columns[i].kind == "string" else None)
+                )
+        if progress and n % 1000 == 0:
+            progress(n, total)
+    if n != total:  # rows changed while exporting: keep what was read
+        numbers, objects = numbers[:n], {i: a[:n] for i, a in objects.items()}
+    data = {}
+    for i, c in enumerate(columns):
+        data[c.name] = numbers[:, slot[i]] if i in slot else objects[i]
+    df = pd.DataFrame(data, copy=False)
+    value_labels = {}
+    for i, c in enumerate(columns):
+        labels = {}
+        if c.value_labels and c.kind == "number":
+            labels = {float(k): str(v) for k, v in c.value_labels.items()}
+        if i in coded or (c.coded_missing and c.kind == "number"):
+            for k, code in enumerate(dataset.missing_codes):
+                key = STATA_LETTERS[k] if missing == "stata" else code_number[code]
+                labels[key] = f"{code}: {dataset.missing_labels[code]}"
+        if labels:
+            value_labels[c.name] = labels
+    declared = {}
+    if missing == "spss":
+        low = SPSS_MISSING_BASE - max(len(dataset.missing_codes) - 1, 0)
+        declared = {
+            columns[i].name: [{"lo": float(low), "hi": float(SPSS_MISSING_BASE)}]
+            for i in numeric
+            if columns[i].coded_missing
+        }
+    else:
+        letters = {number: STATA_LETTERS[k] for k, number in enumerate(code_number.values())}
+        for i in coded:
+            name = columns[i].name
+            col = df[name].astype(object)
+            col = col.map(lambda v: letters.get(v, v))
+            df[name] = col
+        declared = {
+            columns[i].name: list(STATA_LETTERS[: len(dataset.missing_codes)])
+            for i in numeric
+            if columns[i].coded_missing and dataset.missing_codes
+        }
+    return df, value_labels, declared
+
+
+def write_sav(dataset, path, *, file_label="", progress=None):
+    df, value_labels, missing = frame(dataset, missing="spss", progress=progress)
+    pyreadstat.write_sav(
+        df,
+        path,
+        file_label=file_label[:64],
+        column_labels={c.name: c.label[:256] for c in dataset.columns},
+        variable_value_labels=value_labels,
+        missing_ranges=missing,
+        variable_measure={
+            c.name: "nominal" if c.value_labels or c.kind == "string" else "scale"
+            for c in dataset.columns
+            if c.kind != "date"
+        },
+    )
+    return len(df)
+
+
+def write_dta(dataset, path, *, file_label="", progress=None):
+    df, value_labels, missing = frame(dataset, missing="stata", progress=progress)
+    # Stata value labels are integer-keyed: drop fractional keys (none are expected).
+    value_labels = {
+        name: {k: v for k, v in labels.items() if isinstance(k, str) or float(k).is_integer()}
+        for name, labels in value_labels.items()
+    }
+    pyreadstat.write_dta(
+        df,
+        path,
+        file_label=file_label[:80],
+        column_labels={c.name: c.label[:80] for c in dataset.columns},
+        variable_value_labels=value_labels,
+        missing_user_values=missing,
+    )
+    return len(df)

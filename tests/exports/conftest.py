@@ -1,0 +1,141 @@
+"""A small Danish trial with both arms, every instrument entered at every visit, and the events a
+dataset must carry without revealing the arm (missing codes, missed visits, withdrawals)."""
+
+import datetime
+
+import pytest
+
+from assessments import registry
+from assessments import services as crf
+from assessments.models import FormEntry
+from imrtrial.models import Participant, Role
+from randomization import export as allocation_facts
+from tests.factories import grant, make_ready_participant, make_user
+from tests.randomization.conftest import load_preset
+
+DAY = datetime.date(2026, 11, 2)
+
+
+def raw_values(instrument, *, seed=0, missing=None):
+    """Valid raw input for every item; `missing` = {item code: missing code}."""
+    raw = {}
+    for n, item in enumerate(instrument.items):
+        if missing and item.code in missing:
+            raw[item.code] = missing[item.code]
+        elif item.type in ("integer", "decimal"):
+            lo, hi = item.bounds()
+            raw[item.code] = str(int(lo + (n + seed) % (int(hi - lo) + 1)))
+        elif item.type == "choice":
+            values = [v for v, _ in item.choices]
+            raw[item.code] = str(values[(n + seed) % len(values)])
+        elif item.type == "boolean":
+            raw[item.code] = "yes" if (n + seed) % 2 else "no"
+        elif item.type == "date":
+            raw[item.code] = "2026-10-01"
+        else:
+            raw[item.code] = "Talked about the IMR group at length"  # free text: never exported
+    return raw
+
+
+class Staff:
+    def __init__(self, trial):
+        self.trial = trial
+        self.desk = self._user("x-desk", Role.COORDINATOR)
+        self.assessor = self._user("x-assessor", Role.ASSESSOR)
+        self.ra2 = self._user("x-ra2", Role.ASSESSOR)
+        self.case_manager = self._user("x-facilitator", Role.FACILITATOR)
+        self.dm = self._user("x-dm", Role.DATA_MANAGER)
+
+    def _user(self, name, role):
+        user = make_user(name)
+        grant(user, self.trial, role)
+        return user
+
+    def fill(self, visit, code, raw):
+        """Enter one form the way the site would: single entry, or double entry reconciled."""
+        instrument = registry.get(code)
+        if instrument.rater == "staff":
+            return crf.save_entry(
+                visit, code, raw, by=self.case_manager, kind=FormEntry.Kind.SINGLE, complete=True
+            )
+        kind = crf.entry_kind_for(instrument)
+        if kind == FormEntry.Kind.SINGLE:
+            return crf.save_entry(visit, code, raw, by=self.assessor, kind=kind, complete=True)
+        crf.save_entry(visit, code, raw, by=self.assessor, kind=FormEntry.Kind.FIRST, complete=True)
+        crf.save_entry(visit, code, raw, by=self.ra2, kind=FormEntry.Kind.SECOND, complete=True)
+        return crf.reconcile(visit, code, {}, by=self.dm, reasons={})
+
+
+@pytest.fixture
+def danish(db):
+    return load_preset("danish")
+
+
+@pytest.fixture
+def staff(danish):
+    return Staff(danish)
+
+
+@pytest.fixture
+def filled_trial(danish, staff):
+    """Eight participants at two sites, four per arm, every form of every visit entered; then
+    per arm: a missing code, a missed visit, a level-2 withdrawal, a guess. One intervention-arm
+    participant also stops the intervention (level 1), which must never show."""
+    sites = list(danish.sites.order_by("code"))[:2]
+    people = []
+    for n in range(8):
+        p = make_ready_participant(
+            danish,
+            staff.desk,
+            site=sites[n % 2],
+            levels={"diagnosis": ["schizophrenia", "bipolar"][n // 4]},
+        )
+        from randomization import services as randomization
+
+        randomization.randomize(p, by=staff.desk)
+        people.append(p)
+    crf.schedule_visits(danish)
+    codes = allocation_facts.neutral_codes(danish)
+    by_code = {"A": [], "B": []}
+    for p in people:
+        by_code[codes[p.pk][0]].append(Participant.objects.get(pk=p.pk))
+    assert len(by_code["A"]) >= 2 and len(by_code["B"]) >= 2, by_code
+    unfinished = {group[1].pk for group in by_code.values()}
+    for seed, p in enumerate(Participant.objects.filter(trial=danish)):
+        for visit in p.visits.select_related("timepoint"):
+            if p.pk in unfinished and visit.timepoint.code == "followup":
+                crf.mark_missed(visit, by=staff.dm, reason="Could not be reached")
+                continue
+            for code in visit.timepoint.instruments:
+                staff.fill(visit, code, raw_values(registry.get(code), seed=seed))
+    for group in by_code.values():
+        first, second = group[0], group[1]
+        post = second.visits.get(timepoint__code="post")
+        crf.record_guess(post, "A", by=staff.assessor)
+        crf.record_guess(first.visits.get(timepoint__code="followup"), "DK", by=staff.assessor)
+        crf.withdraw(second, 2, by=staff.desk, reason="Moved away", withdrawn_on=DAY)
+    # A missing code in each arm: redo one PANSS item as "not done" with a reason.
+    for group in by_code.values():
+        visit = group[0].visits.get(timepoint__code="followup")
+        raw = raw_values(registry.get("panss"), missing={"p1": "ND"})
+        entry = FormEntry.objects.get(
+            participant=group[0], instrument="panss", timepoint="followup"
+        )
+        crf.save_entry(
+            visit,
+            "panss",
+            raw,
+            by=staff.assessor,
+            kind=entry.kind,
+            version=entry.version,
+            reason="not rated",
+        )
+    intervention = next(code for code, _, _, i in allocation_facts.key(danish) if i)
+    crf.withdraw(
+        by_code[intervention][0],
+        1,
+        by=staff.desk,
+        reason="Group clashed with work",
+        withdrawn_on=DAY,
+    )
+    return danish, by_code
