@@ -21,7 +21,9 @@ from assessments.models import FormEntry, Visit
 from imrtrial.models import Participant
 from randomization import export as allocation_facts
 
-STATA_NAME_MAX = 32
+# Stata allows 32 characters, but pyreadstat names each value-label set <variable><counter>
+# (up to 4 digits for a big trial), and that name must fit in 32 too.
+STATA_NAME_MAX = 28
 COUNTING = {
     "kind__in": [FormEntry.Kind.SINGLE, FormEntry.Kind.FINAL],
     "status__in": [FormEntry.Status.COMPLETE, FormEntry.Status.VERIFIED, FormEntry.Status.LOCKED],

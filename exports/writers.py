@@ -140,7 +140,8 @@ def frame(dataset, *, missing="spss", progress=None):
         labels = {}
         if c.value_labels and c.kind == "number":
             labels = {float(k): str(v) for k, v in c.value_labels.items()}
-        if i in coded or (c.coded_missing and c.kind == "number"):
+        # Stata labels a letter only in a column that holds one (pyreadstat checks the type).
+        if i in coded or (missing == "spss" and c.coded_missing and c.kind == "number"):
             for k, code in enumerate(dataset.missing_codes):
                 key = STATA_LETTERS[k] if missing == "stata" else code_number[code]
                 labels[key] = f"{code}: {dataset.missing_labels[code]}"
@@ -162,9 +163,7 @@ def frame(dataset, *, missing="spss", progress=None):
             col = col.map(lambda v: letters.get(v, v))
             df[name] = col
         declared = {
-            columns[i].name: list(STATA_LETTERS[: len(dataset.missing_codes)])
-            for i in numeric
-            if columns[i].coded_missing and dataset.missing_codes
+            columns[i].name: list(STATA_LETTERS[: len(dataset.missing_codes)]) for i in coded
         }
     return df, value_labels, declared
 

@@ -38,6 +38,8 @@ def home(request):
                 or access.has(request.user, "verify_forms", trial),
                 "can_enter": access.has(request.user, "enter_interview", trial)
                 or access.has(request.user, "enter_staff_rating", trial),
+                "can_export": access.has(request.user, "export_blinded", trial)
+                or access.has(request.user, "release_allocation_key", trial),
                 "can_upload_list": trial.method == trial.Method.UPLOADED_LIST
                 and trial.status == trial.Status.SETUP
                 and access.has(request.user, "release_allocation_key", trial),

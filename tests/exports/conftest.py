@@ -139,3 +139,22 @@ def filled_trial(danish, staff):
         withdrawn_on=DAY,
     )
     return danish, by_code
+
+
+@pytest.fixture(autouse=True)
+def _export_dir(settings, tmp_path):
+    settings.EXPORT_DIR = tmp_path / "exports"
+
+
+@pytest.fixture
+def statistician(danish):
+    user = make_user("x-stat")
+    grant(user, danish, Role.STATISTICIAN)
+    return user
+
+
+@pytest.fixture
+def key_holder(danish):
+    user = make_user("x-key")
+    grant(user, danish, Role.KEY_HOLDER)
+    return user

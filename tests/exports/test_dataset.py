@@ -34,7 +34,7 @@ def test_long_dataset_has_a_row_per_participant_per_timepoint_and_every_item_and
     assert {f"panss_{i.code}" for i in panss.items} <= names
     assert {f"panss_score_{s.code}" for s in panss.scores} <= names
     assert "adverse_events_description" not in names  # free text is never exported
-    assert all(len(n) <= 32 for n in data.names) and len(names) == len(data.names)
+    assert all(len(n) <= 28 for n in data.names) and len(names) == len(data.names)
     assert {r["arm"] for r in rows} == {"A", "B"}
 
 

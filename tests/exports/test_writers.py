@@ -1,0 +1,85 @@
+"""CSV with codebook, SPSS and Stata: what is written reads back with its labels."""
+
+import csv
+import io
+import zipfile
+
+import pyreadstat
+
+from exports import writers
+from exports.dataset import Column, Dataset
+
+
+def test_csv_bundle_holds_data_codebook_and_notes(filled_trial):
+    trial, _ = filled_trial
+    data = Dataset(trial, "long")
+    out = io.BytesIO()
+    n = writers.write_csv_bundle(data, out, stem="dk-long", notes="read me")
+    bundle = zipfile.ZipFile(out)
+    assert sorted(bundle.namelist()) == ["README.txt", "dk-long-codebook.csv", "dk-long.csv"]
+    rows = list(csv.reader(io.StringIO(bundle.read("dk-long.csv").decode("utf-8"))))
+    assert rows[0] == data.names and len(rows) - 1 == n == 24
+    followup = [r for r in rows[1:] if r[data.names.index("timepoint")] == "followup"]
+    assert "ND" in {r[data.names.index("panss_p1")] for r in followup}
+    codebook = list(csv.DictReader(io.StringIO(bundle.read("dk-long-codebook.csv").decode())))
+    assert [r["variable"] for r in codebook] == data.names
+    p1 = next(r for r in codebook if r["variable"] == "panss_p1")
+    assert p1["label"].endswith("P1 Delusions") and "ND = Not done" in p1["missing_codes"]
+    sex = next(r for r in codebook if r["variable"] == "sex")
+    assert sex["values"] == "1 = Female; 2 = Male"
+
+
+def test_spss_file_reads_back_with_variable_value_and_missing_labels(filled_trial, tmp_path):
+    trial, _ = filled_trial
+    data = Dataset(trial, "long")
+    writers.write_sav(data, tmp_path / "d.sav", file_label="Danish")
+    df, meta = pyreadstat.read_sav(tmp_path / "d.sav", user_missing=True)
+    assert list(df.columns) == data.names and len(df) == 24
+    labels = dict(zip(meta.column_names, meta.column_labels, strict=True))
+    assert labels["panss_p1"] == "Positive and Negative Syndrome Scale (PANSS): P1 Delusions"
+    assert meta.variable_value_labels["sex"] == {1.0: "Female", 2.0: "Male"}
+    assert meta.variable_value_labels["panss_p1"][-91.0] == "ND: Not done"
+    assert meta.missing_ranges["panss_p1"] == [{"lo": -93.0, "hi": -91.0}]
+    assert -91.0 in set(df["panss_p1"])  # the code, declared user-missing
+    plain, _ = pyreadstat.read_sav(tmp_path / "d.sav")  # without user_missing: system-missing
+    assert -91.0 not in set(plain["panss_p1"].dropna())
+    assert set(df["arm"]) == {"A", "B"}
+
+
+def test_stata_file_reads_back_with_labels_and_extended_missing(filled_trial, tmp_path):
+    trial, _ = filled_trial
+    data = Dataset(trial, "wide")
+    writers.write_dta(data, tmp_path / "d.dta", file_label="Danish")
+    df, meta = pyreadstat.read_dta(tmp_path / "d.dta", user_missing=True)
+    assert list(df.columns) == data.names and len(df) == 8
+    labels = dict(zip(meta.column_names, meta.column_labels, strict=True))
+    assert labels["sex"] == "Sex (baseline)"
+    assert meta.variable_value_labels["sex"] == {1: "Female", 2: "Male"}
+    p1 = next(c.name for c in data.columns if c.source == "panss.p1" and c.name.startswith("t3"))
+    assert "a" in set(df[p1])  # ND is Stata's .a
+    assert meta.variable_value_labels[p1]["a"] == "ND: Not done"
+
+
+class _Malicious:
+    """A dataset whose text cells would run as spreadsheet formulas."""
+
+    columns = [Column("id", "Id", "string"), Column("x", "X", "number")]
+    names = ["id", "x"]
+    missing_codes, missing_labels = [], {}
+
+    def __len__(self):
+        return 3
+
+    def rows(self):
+        yield ['=HYPERLINK("http://evil","click")', -5]
+        yield ["+1+1", 2.5]
+        yield ["@SUM(A1)", None]
+
+
+def test_csv_cells_that_would_run_as_formulas_are_quoted_but_numbers_are_not():
+    out = io.StringIO()
+    writers.write_csv(_Malicious(), out)
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert rows[1] == ['\'=HYPERLINK("http://evil","click")', "-5"]
+    assert rows[2] == ["'+1+1", "2.5"]
+    assert rows[3] == ["'@SUM(A1)", ""]
