@@ -12,6 +12,7 @@ ALLOWED = {
     "tests/factories.py",  # builds allocations for tests of who may see them
     "tests/imrtrial/test_audit.py",  # proves allocation rows cannot be deleted
     "bench/randomization.py",  # counts anomalies in the allocations a benchmark made
+    "bench/export.py",  # writes a synthetic trial's allocations in bulk
 }
 # Each app may import only the apps before it in this order.
 ORDER = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "demo"]
