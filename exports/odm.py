@@ -1,0 +1,633 @@
+"""The blinded trial dataset as CDISC ODM 1.3.2 XML: metadata, sites and clinical data.
+
+Contract:
+- `write_odm(trial, out, *, progress=None) -> int` writes one ODM Snapshot document to the
+  binary file object `out` and returns the number of SubjectData written. It streams: the
+  metadata (bounded by the number of instruments) is written first, then one subject at a time
+  while participants and form entries are read from the database in chunks, so the memory it
+  needs does not grow with the trial. `progress(done, total)` is called every PROGRESS_EVERY
+  subjects and once at the end.
+- `validate_odm(path_or_file) -> list[str]` checks a document against the official ODM 1.3.2
+  schema vendored in exports/odm_schema/ (see its README for the licence), loaded once, from
+  local files only, never over the network. An empty list means valid.
+
+Blinding: the arm appears only as its neutral export code (A/B), read through
+randomization.export; no arm label, IMR group, attendance or fidelity rating is read at all.
+Withdrawals are read only to leave out the data of participants who withdrew consent (level 3,
+in both arms); no withdrawal level is written, since level 1 exists in the intervention arm only.
+The caller has asked the gate (`export_blinded`) already.
+
+Only the counting record of each form is written (single or reconciled entry, complete or later);
+drafts and the two raw entries of double data entry never are.
+"""
+
+import contextlib
+import datetime
+import functools
+import math
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+from lxml import etree
+
+from assessments import registry
+from assessments.models import FormEntry
+from imrtrial.models import Participant
+from randomization import export as allocation_facts
+
+NS = "http://www.cdisc.org/ns/odm/v1.3"
+SCHEMA_DIR = Path(__file__).resolve().parent / "odm_schema"
+SCHEMA_FILE = SCHEMA_DIR / "ODM1-3-2.xsd"
+
+PROGRESS_EVERY = 250  # subjects between two progress(done, total) calls
+CHUNK_SIZE = 500  # rows fetched per round trip; bounds the memory the export needs
+
+COUNTING_KINDS = (FormEntry.Kind.SINGLE, FormEntry.Kind.FINAL)
+COUNTING_STATUSES = (FormEntry.Status.COMPLETE, FormEntry.Status.VERIFIED, FormEntry.Status.LOCKED)
+CONSENT_WITHDRAWN = 3  # withdrawal level whose clinical data were erased (DOMAIN.md 10.6)
+
+# assessments.definitions Item.type -> ODM DataType. Free text ("text") is deliberately absent:
+# a note or an adverse-event description can name a group session, a facilitator or the
+# participant ("told me about the IMR group"), revealing the allocation or the person. No rule
+# can screen free text reliably, so text items are left out of the metadata and the data.
+DATA_TYPES = {
+    "integer": "integer",
+    "choice": "integer",
+    "decimal": "float",
+    "boolean": "boolean",
+    "date": "date",
+}
+
+# ODM 1.3.2 has no missing-value codes: an item coded ND/RF/NA has no ItemData, like an
+# unanswered one. Said once in the document itself, so the reader of the file knows.
+MISSING_NOTE = (
+    "Missing-value codes (for example ND not done, RF refused, NA not applicable) are not "
+    "carried: ODM 1.3.2 has no missing-value codes, so an item given such a code has no "
+    "ItemData, exactly like an unanswered item. Free-text items are left out (they could "
+    "reveal the allocation or the person). Only single and reconciled entries that are "
+    "complete, verified or locked are included. The arm is given only as its neutral code."
+)
+
+RAND_EVENT = "SE.RANDOMIZATION"
+RAND_FORM = "F.RANDOMIZATION"
+RAND_GROUP = "IG.RANDOMIZATION"
+ARM_ITEM, IN_ERROR_ITEM = "I.RANDOMIZATION.ARM", "I.RANDOMIZATION.IN_ERROR"
+SITE_ITEM, DATE_ITEM = "I.RANDOMIZATION.SITE", "I.RANDOMIZATION.DATE"
+ARM_CODES, SITE_CODES = "CL.ARM", "CL.SITE"
+
+
+def _q(tag):
+    return f"{{{NS}}}{tag}"
+
+
+# --- What the metadata holds ------------------------------------------------------------------
+# OIDs carry a kind prefix because ODM wants every OID of a MetaDataVersion unique across kinds.
+# Codes are lower-case slugs, so the upper-case parts (SCORE, SCORES, RANDOMIZATION) never
+# collide with an instrument's own codes.
+
+
+@dataclass(frozen=True)
+class _Group:
+    oid: str
+    name: str
+    items: tuple  # ((ItemDef OID, Item or Score), ...)
+
+
+@dataclass(frozen=True)
+class _Form:
+    instrument: object
+    oid: str
+    groups: tuple[_Group, ...]  # sections with exportable items, then the scores group
+    scores_oid: str | None
+
+
+def _form_of(instrument):
+    code = instrument.code
+    groups = []
+    for section_code, label, items in instrument.sections:
+        kept = tuple((f"I.{code}.{item.code}", item) for item in items if item.type in DATA_TYPES)
+        if kept:
+            groups.append(_Group(f"IG.{code}.{section_code}", label or section_code or code, kept))
+    scores_oid = None
+    if instrument.scores:
+        scores_oid = f"IG.{code}.SCORES"
+        groups.append(
+            _Group(
+                scores_oid,
+                f"{instrument.name}: scores",
+                tuple((f"I.{code}.SCORE.{s.code}", s) for s in instrument.scores),
+            )
+        )
+    return _Form(instrument, f"F.{code}", tuple(groups), scores_oid)
+
+
+def _plan(trial):
+    """(timepoints, forms): [(timepoint, [(form, due)])] in schedule order, and {code: form}.
+
+    A form is listed at a timepoint when it is due there, or when counting entries of it exist
+    there (the schedule may have changed since): data are written only where metadata
+    describe them, so every OID the data use is defined."""
+    entered = set(
+        FormEntry.objects.filter(
+            participant__trial=trial, kind__in=COUNTING_KINDS, status__in=COUNTING_STATUSES
+        )
+        .values_list("timepoint", "instrument")
+        .distinct()
+    )
+    known = registry.all_instruments()
+    forms, timepoints = {}, []
+    for timepoint in trial.timepoints.order_by("order", "pk"):
+        due = list(dict.fromkeys(timepoint.instruments))
+        extra = sorted(i for t, i in entered if t == timepoint.code and i not in due)
+        listed = []
+        for code in due + extra:
+            if code not in known:
+                continue
+            form = forms.get(code) or _form_of(known[code])
+            if form.groups:  # an instrument of free text only has nothing to export
+                forms[code] = form
+                listed.append((form, code in due))
+        timepoints.append((timepoint, listed))
+    return timepoints, forms
+
+
+# --- Values -----------------------------------------------------------------------------------
+
+
+def _number_text(value):
+    # ODM "float" is xs:decimal: plain digits, never an exponent such as 1e-05.
+    if isinstance(value, int):
+        return str(value)
+    return format(Decimal(repr(value)), "f")
+
+
+def _value_text(item, value, missing_codes):
+    """The ODM Value of a stored value, or None when it is not written: a missing-value code,
+    or a value that does not fit the item as now defined (the definition may have changed)."""
+    if value is None or isinstance(value, str) and value in missing_codes:
+        return None
+    kind = item.type
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind in ("integer", "choice"):
+        return str(value) if is_number and isinstance(value, int) else None
+    if kind == "decimal":
+        return _number_text(value) if is_number and math.isfinite(value) else None
+    if kind == "boolean":
+        return ("true" if value else "false") if isinstance(value, bool) else None
+    if kind == "date" and isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value).isoformat()
+        except ValueError:
+            return None
+    return None
+
+
+def _score_text(value):
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return _number_text(value) if is_number and math.isfinite(value) else None
+
+
+# --- Writing ----------------------------------------------------------------------------------
+
+
+class _Tree:
+    """Builds one bounded piece of the document (the Study, the AdminData, one subject) for
+    lxml's incremental writer, which writes it and lets it go: the file is never one tree."""
+
+    def __init__(self, tag, attrib):
+        # The default namespace is declared again on each written piece: lxml serializes a
+        # piece standalone. That costs one attribute per subject, and leaves stay <X .../>.
+        self.root = etree.Element(_q(tag), attrib, nsmap={None: NS})
+        self._open = [self.root]
+
+    @contextlib.contextmanager
+    def el(self, tag, attrib=None):
+        self._open.append(etree.SubElement(self._open[-1], _q(tag), attrib or {}))
+        try:
+            yield
+        finally:
+            self._open.pop()
+
+    def leaf(self, tag, attrib):
+        etree.SubElement(self._open[-1], _q(tag), attrib)
+
+    def text(self, tag, text):
+        etree.SubElement(self._open[-1], _q(tag)).text = text
+
+    def translated(self, tag, text):
+        with self.el(tag):
+            self.text("TranslatedText", text)
+
+
+def write_odm(trial, out, *, progress=None):
+    """Write the trial's blinded dataset to the binary file `out`; return the subjects written."""
+    now = timezone.now().replace(microsecond=0)
+    study_oid = f"ST.{trial.key}"
+    mdv_oid = f"MDV.{trial.key}.1"
+    # One transaction: PostgreSQL then keeps the server-side cursors of .iterator() open without
+    # materializing them (WITH HOLD), and the export reads one state of the database.
+    with transaction.atomic(), etree.xmlfile(out, encoding="UTF-8") as xf:
+        timepoints, forms = _plan(trial)
+        sites = list(trial.sites.order_by("code").values_list("pk", "code", "name"))
+        arm_codes = list(trial.arms.order_by("export_code").values_list("export_code", flat=True))
+        total = Participant.objects.filter(trial=trial).count()
+        xf.write_declaration()
+        root = {
+            "FileType": "Snapshot",
+            "Granularity": "All",
+            "FileOID": f"ODM.{trial.key}.{now:%Y%m%dT%H%M%S}.{uuid.uuid4().hex[:8]}",
+            "CreationDateTime": now.isoformat(),
+            "ODMVersion": "1.3.2",
+            "Originator": "imrtrial",
+            "SourceSystem": "imrtrial",
+            "Description": "Blinded trial dataset (arms as neutral codes)",
+        }
+        # Whitespace between elements is allowed in element-only content: one subject per line
+        # keeps the file readable and diffable.
+        with xf.element(_q("ODM"), root, nsmap={None: NS}):
+            xf.write("\n")
+            study = _Tree("Study", {"OID": study_oid})
+            _write_study(study, trial, mdv_oid, timepoints, forms, sites, arm_codes)
+            xf.write(study.root, pretty_print=True)
+            admin = _Tree("AdminData", {"StudyOID": study_oid})
+            _write_admin(admin, trial, study_oid, mdv_oid, sites)
+            xf.write(admin.root, pretty_print=True)
+            clinical = {"StudyOID": study_oid, "MetaDataVersionOID": mdv_oid}
+            with xf.element(_q("ClinicalData"), clinical):
+                xf.write("\n")
+                written = _write_subjects(xf, trial, timepoints, sites, total, progress)
+            xf.write("\n")
+    return written
+
+
+def _write_study(w, trial, mdv_oid, timepoints, forms, sites, arm_codes):
+    with w.el("GlobalVariables"):
+        w.text("StudyName", trial.name)
+        w.text("StudyDescription", trial.name)
+        w.text("ProtocolName", trial.registration_id or trial.key)
+    # No BasicDefinitions: no item carries a measurement unit.
+    mdv = {"OID": mdv_oid, "Name": "Blinded dataset", "Description": MISSING_NOTE}
+    with w.el("MetaDataVersion", mdv):
+        _write_metadata(w, timepoints, forms, sites, arm_codes)
+
+
+def _write_metadata(w, timepoints, forms, sites, arm_codes):
+    with w.el("Protocol"):
+        w.translated("Description", MISSING_NOTE)
+        for n, (timepoint, _) in enumerate(timepoints, 1):
+            w.leaf(
+                "StudyEventRef",
+                {
+                    "StudyEventOID": f"SE.{timepoint.code}",
+                    "OrderNumber": str(n),
+                    "Mandatory": "Yes",
+                },
+            )
+        # Subject-level facts; not every participant is randomized, so not mandatory.
+        w.leaf(
+            "StudyEventRef",
+            {
+                "StudyEventOID": RAND_EVENT,
+                "OrderNumber": str(len(timepoints) + 1),
+                "Mandatory": "No",
+            },
+        )
+    for timepoint, listed in timepoints:
+        attrib = {"OID": f"SE.{timepoint.code}", "Name": timepoint.label or timepoint.code}
+        with w.el("StudyEventDef", attrib | {"Repeating": "No", "Type": "Scheduled"}):
+            for n, (form, due) in enumerate(listed, 1):
+                w.leaf(
+                    "FormRef",
+                    {
+                        "FormOID": form.oid,
+                        "OrderNumber": str(n),
+                        "Mandatory": "Yes" if due else "No",
+                    },
+                )
+    with w.el(
+        "StudyEventDef",
+        {"OID": RAND_EVENT, "Name": "Randomization", "Repeating": "No", "Type": "Common"},
+    ):
+        w.leaf("FormRef", {"FormOID": RAND_FORM, "OrderNumber": "1", "Mandatory": "Yes"})
+
+    ordered = sorted(forms.values(), key=lambda f: f.instrument.code)
+    for form in ordered:
+        instrument = form.instrument
+        with w.el("FormDef", {"OID": form.oid, "Name": instrument.name, "Repeating": "No"}):
+            w.translated("Description", f"{instrument.code}, version {instrument.version}")
+            for n, group in enumerate(form.groups, 1):
+                w.leaf(
+                    "ItemGroupRef",
+                    {"ItemGroupOID": group.oid, "OrderNumber": str(n), "Mandatory": "No"},
+                )
+    with w.el("FormDef", {"OID": RAND_FORM, "Name": "Randomization", "Repeating": "No"}):
+        w.leaf("ItemGroupRef", {"ItemGroupOID": RAND_GROUP, "OrderNumber": "1", "Mandatory": "Yes"})
+
+    for form in ordered:
+        for group in form.groups:
+            with w.el("ItemGroupDef", {"OID": group.oid, "Name": group.name, "Repeating": "No"}):
+                for n, (oid, thing) in enumerate(group.items, 1):
+                    attrib = {"ItemOID": oid, "OrderNumber": str(n)}
+                    if group.oid == form.scores_oid:
+                        attrib |= {"Mandatory": "No", "MethodOID": _method_oid(form, thing)}
+                    else:
+                        attrib["Mandatory"] = "Yes" if thing.required else "No"
+                    w.leaf("ItemRef", attrib)
+    with w.el("ItemGroupDef", {"OID": RAND_GROUP, "Name": "Randomization", "Repeating": "No"}):
+        for n, oid in enumerate((ARM_ITEM, IN_ERROR_ITEM, SITE_ITEM, DATE_ITEM), 1):
+            w.leaf("ItemRef", {"ItemOID": oid, "OrderNumber": str(n), "Mandatory": "Yes"})
+
+    for form in ordered:
+        for group in form.groups:
+            for oid, thing in group.items:
+                if group.oid == form.scores_oid:
+                    _write_score_def(w, form, oid, thing)
+                else:
+                    _write_item_def(w, form, oid, thing)
+    _write_randomization_defs(w)
+
+    for form in ordered:
+        for group in form.groups:
+            for oid, item in group.items:
+                if group.oid != form.scores_oid and item.type == "choice":
+                    with w.el(
+                        "CodeList",
+                        {
+                            "OID": f"CL{oid[1:]}",
+                            "Name": item.label or item.code,
+                            "DataType": "integer",
+                        },
+                    ):
+                        for value, label in item.choices:
+                            with w.el("CodeListItem", {"CodedValue": str(value)}):
+                                w.translated("Decode", label)
+    # The allocation code list says only "A", "B"...: the key to the arms is not in the file.
+    with w.el(
+        "CodeList", {"OID": ARM_CODES, "Name": "Allocation (neutral code)", "DataType": "text"}
+    ):
+        for code in arm_codes:
+            with w.el("CodeListItem", {"CodedValue": code}):
+                w.translated("Decode", code)
+    with w.el("CodeList", {"OID": SITE_CODES, "Name": "Site", "DataType": "text"}):
+        for _, code, name in sites:
+            with w.el("CodeListItem", {"CodedValue": code}):
+                w.translated("Decode", name)
+
+    for form in ordered:
+        scored = [s for g in form.groups if g.oid == form.scores_oid for _, s in g.items]
+        for score in scored:
+            attrib = {
+                "OID": _method_oid(form, score),
+                "Name": f"{form.instrument.code} {score.code}",
+            }
+            with w.el("MethodDef", attrib | {"Type": "Computation"}):
+                w.translated("Description", _method_text(score))
+
+
+def _method_oid(form, score):
+    return f"MT.{form.instrument.code}.{score.code}"
+
+
+def _method_text(score):
+    how = "Sum" if score.method == "sum" else "Mean"
+    text = f"{how} of items {', '.join(score.items)}."
+    n, least = len(score.items), score.prorate_min_items
+    if least and score.method == "sum":
+        text += f" Prorated (answered sum x {n} / answered) when at least {least} of {n} items"
+        text += " are answered; missing otherwise."
+    elif least:
+        text += f" Mean of the answered items when at least {least} of {n} are answered;"
+        text += " missing otherwise."
+    else:
+        text += " Missing when any item is missing."
+    return text + " Missing-value codes count as missing."
+
+
+def _write_item_def(w, form, oid, item):
+    # Names qualified by the instrument: tools that flatten ODM use them as variable names.
+    name = f"{form.instrument.code}_{item.code}"
+    with w.el("ItemDef", {"OID": oid, "Name": name, "DataType": DATA_TYPES[item.type]}):
+        w.translated("Question", item.label or item.code)
+        if item.type in ("integer", "decimal"):
+            for comparator, bound in (("GE", item.min), ("LE", item.max)):
+                with w.el("RangeCheck", {"Comparator": comparator, "SoftHard": "Hard"}):
+                    w.text("CheckValue", _number_text(bound))
+        if item.type == "choice":
+            w.leaf("CodeListRef", {"CodeListOID": f"CL{oid[1:]}"})
+
+
+def _write_score_def(w, form, oid, score):
+    with w.el(
+        "ItemDef",
+        {
+            "OID": oid,
+            "Name": f"{form.instrument.code}_{score.code}",
+            "DataType": "float",
+            "Origin": "Derived",
+        },
+    ):
+        w.translated("Description", score.label)
+
+
+def _write_randomization_defs(w):
+    with w.el("ItemDef", {"OID": ARM_ITEM, "Name": "arm", "DataType": "text"}):
+        w.translated("Question", "Allocation (neutral code)")
+        w.leaf("CodeListRef", {"CodeListOID": ARM_CODES})
+    with w.el(
+        "ItemDef", {"OID": IN_ERROR_ITEM, "Name": "allocation_in_error", "DataType": "boolean"}
+    ):
+        w.translated("Question", "Allocation flagged as made in error")
+    with w.el("ItemDef", {"OID": SITE_ITEM, "Name": "site", "DataType": "text"}):
+        w.translated("Question", "Site")
+        w.leaf("CodeListRef", {"CodeListOID": SITE_CODES})
+    with w.el("ItemDef", {"OID": DATE_ITEM, "Name": "randomized_on", "DataType": "date"}):
+        w.translated("Question", "Date of randomization")
+
+
+def _write_admin(w, trial, study_oid, mdv_oid, sites):
+    effective = timezone.localdate(trial.created_at).isoformat()
+    version = {"StudyOID": study_oid, "MetaDataVersionOID": mdv_oid, "EffectiveDate": effective}
+    for _, code, name in sites:
+        with w.el("Location", {"OID": f"LOC.{code}", "Name": name or code, "LocationType": "Site"}):
+            w.leaf("MetaDataVersionRef", version)
+
+
+def _write_subjects(xf, trial, timepoints, sites, total, progress):
+    site_codes = {pk: code for pk, code, _ in sites}
+    codes = allocation_facts.neutral_codes(trial)
+    erased = {
+        pk
+        for pk, withdrawals in allocation_facts.withdrawals(trial).items()
+        if any(level == CONSENT_WITHDRAWN for level, _, _ in withdrawals)
+    }
+    # Per timepoint code: its place in the schedule, and the forms the metadata define there.
+    schedule = {
+        tp.code: (n, {form.instrument.code: form for form, _ in listed})
+        for n, (tp, listed) in enumerate(timepoints)
+    }
+    # Both streams are ordered by participant pk: integers compare the same in Python and SQL,
+    # so the merge below never depends on a collation.
+    participants = (
+        Participant.objects.filter(trial=trial)
+        .order_by("pk")
+        .values_list("pk", "participant_id", "site_id", "randomized_on")
+        .iterator(chunk_size=CHUNK_SIZE)
+    )
+    entries = (
+        FormEntry.objects.filter(
+            participant__trial=trial, kind__in=COUNTING_KINDS, status__in=COUNTING_STATUSES
+        )
+        .order_by("participant_id")
+        .values_list("participant_id", "timepoint", "instrument", "kind", "values", "scores")
+        .iterator(chunk_size=CHUNK_SIZE)
+    )
+    pending = next(entries, None)
+    done = 0
+    for pk, participant_id, site_id, randomized_on in participants:
+        mine = []
+        while pending is not None and pending[0] <= pk:
+            # An entry of a participant created after the first cursor opened (pk < current
+            # would be one skipped) is not part of this snapshot.
+            if pending[0] == pk and pk not in erased:
+                mine.append(pending)
+            pending = next(entries, None)
+        site_code = site_codes[site_id]
+        subject = _Tree("SubjectData", {"SubjectKey": participant_id})
+        subject.leaf("SiteRef", {"LocationOID": f"LOC.{site_code}"})
+        _write_visits(subject, mine, schedule)
+        if pk in codes:
+            _write_randomization(subject, codes[pk], site_code, randomized_on)
+        xf.write(subject.root, "\n")
+        done += 1
+        if progress and done % PROGRESS_EVERY == 0:
+            progress(done, total)
+    if progress and (done == 0 or done % PROGRESS_EVERY):
+        progress(done, max(total, done))
+    return done
+
+
+def _write_visits(w, entries, schedule):
+    """One StudyEventData per timepoint with data, forms in the order the metadata list them."""
+    chosen = {}
+    for _, timepoint, instrument, kind, values, scores in entries:
+        if timepoint not in schedule or instrument not in schedule[timepoint][1]:
+            continue
+        key = (timepoint, instrument)
+        # Both a single and a reconciled entry exist only if the instrument changed from
+        # interview to paper: the reconciled one is the record.
+        if key not in chosen or kind == FormEntry.Kind.FINAL:
+            chosen[key] = (values or {}, scores or {})
+    by_timepoint = {}
+    for (timepoint, instrument), data in chosen.items():
+        form = schedule[timepoint][1][instrument]
+        groups = _groups_data(form, *data)
+        if groups:
+            by_timepoint.setdefault(timepoint, []).append((form, groups))
+    for timepoint in sorted(by_timepoint, key=lambda t: schedule[t][0]):
+        order = list(schedule[timepoint][1])
+        with w.el("StudyEventData", {"StudyEventOID": f"SE.{timepoint}"}):
+            for form, groups in sorted(
+                by_timepoint[timepoint], key=lambda fg: order.index(fg[0].instrument.code)
+            ):
+                with w.el("FormData", {"FormOID": form.oid}):
+                    for group_oid, items in groups:
+                        with w.el("ItemGroupData", {"ItemGroupOID": group_oid}):
+                            for item_oid, value in items:
+                                w.leaf("ItemData", {"ItemOID": item_oid, "Value": value})
+
+
+def _groups_data(form, values, scores):
+    """[(ItemGroup OID, [(ItemOID, Value)])] of one entry, empty groups left out."""
+    missing = form.instrument.missing_codes
+    out = []
+    for group in form.groups:
+        if group.oid == form.scores_oid:
+            items = [(oid, _score_text(scores.get(s.code))) for oid, s in group.items]
+        else:
+            items = [(oid, _value_text(i, values.get(i.code), missing)) for oid, i in group.items]
+        items = [(oid, text) for oid, text in items if text is not None]
+        if items:
+            out.append((group.oid, items))
+    return out
+
+
+def _write_randomization(w, code_and_error, site_code, randomized_on):
+    code, in_error = code_and_error
+    values = [(ARM_ITEM, code), (IN_ERROR_ITEM, "true" if in_error else "false")]
+    values.append((SITE_ITEM, site_code))
+    if randomized_on:
+        values.append((DATE_ITEM, randomized_on.isoformat()))
+    with (
+        w.el("StudyEventData", {"StudyEventOID": RAND_EVENT}),
+        w.el("FormData", {"FormOID": RAND_FORM}),
+        w.el("ItemGroupData", {"ItemGroupOID": RAND_GROUP}),
+    ):
+        for oid, value in values:
+            w.leaf("ItemData", {"ItemOID": oid, "Value": value})
+
+
+# --- Validation -------------------------------------------------------------------------------
+
+
+class _LocalSchemaFiles(etree.Resolver):
+    """Lets the schema load only its own files from SCHEMA_DIR: an import pointing anywhere
+    else (a URL, another folder) is an error, so validation never reaches the network."""
+
+    def resolve(self, url, pubid, context):
+        path = Path(url.removeprefix("file://")).resolve()
+        if path.parent == SCHEMA_DIR and path.is_file():
+            return self.resolve_filename(str(path), context)
+        raise OSError(f"ODM schema: refusing to load {url!r} (only files in {SCHEMA_DIR})")
+
+
+def _offline_parser(**options):
+    parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False, **options)
+    parser.resolvers.add(_LocalSchemaFiles())
+    return parser
+
+
+@functools.cache
+def odm_schema():
+    """The ODM 1.3.2 XMLSchema, loaded once per process from exports/odm_schema/."""
+    return etree.XMLSchema(etree.parse(str(SCHEMA_FILE), _offline_parser()))
+
+
+def validate_odm(path_or_file):
+    """Schema errors of an ODM document (a path or a binary file object); [] when it is valid.
+
+    The document is validated while it is parsed and each element is dropped once its end is
+    reached, so a large export is checked in flat memory. Validation may stop at the first
+    structural error."""
+    schema = odm_schema()
+    source = str(path_or_file) if isinstance(path_or_file, Path) else path_or_file
+    parsing = etree.iterparse(
+        source,
+        events=("end",),
+        schema=schema,
+        no_network=True,
+        # "internal" refuses external entities (no file or network read). Not False: with
+        # False, lxml 6.1's validating iterparse reports a truncated file as valid.
+        resolve_entities="internal",
+        load_dtd=False,
+        huge_tree=True,
+    )
+    last_line = None
+    try:
+        for _, element in parsing:
+            last_line = element.sourceline
+            element.clear()
+            while element.getprevious() is not None:
+                del element.getparent()[0]
+    except etree.XMLSyntaxError as exc:
+        # Streamed validation knows no line numbers: say where the last whole element ended.
+        where = f" (after line {last_line})" if last_line else ""
+        errors = [
+            f"line {e.line}: {e.message}" if e.line else e.message + where
+            for e in parsing.error_log
+        ]
+        return list(dict.fromkeys(errors)) or [str(exc)]
+    return []
