@@ -156,3 +156,15 @@ def test_progress_is_shown_while_an_export_runs(filled_trial, staff, client):
     page = client.get(reverse("exports:detail", args=[trial.key, run.pk])).content.decode()
     assert '<meta http-equiv="refresh"' in page and 'value="50"' in page
     assert "12 of 24 rows" in page
+
+
+def test_odm_export_through_the_task_validates_against_the_schema(filled_trial, staff):
+    from exports.odm import validate_odm
+
+    trial, _ = filled_trial
+    run = services.build(
+        services.request_export(trial, by=staff.dm, dataset="long", format="odm").pk
+    )
+    assert run.status == ExportRun.Status.DONE, run.error
+    assert validate_odm(run.path) == []
+    assert run.path.read_bytes().count(b"<SubjectData") == 8
