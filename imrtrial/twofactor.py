@@ -95,8 +95,15 @@ class TwoFactorMiddleware:
             return None
         if request.resolver_match and request.resolver_match.view_name in OPEN_VIEWS:
             return None
-        enrolled = is_enrolled(user)
-        if not enrolled and not requires_two_factor(user):
+        # One query on every request of a signed-in user who has not verified (most often a
+        # blinded one who needs no second factor): must they, and have they a device?
+        required, enrolled = (
+            users_with_two_factor_status()
+            .filter(pk=user.pk)
+            .values_list("required", "enrolled")
+            .get()
+        )
+        if not required and not enrolled:
             return None
         target = reverse("two_factor:verify" if enrolled else "two_factor:enrol")
         # After a POST the form is gone anyway; come back to the page it was sent from.
@@ -118,7 +125,7 @@ def pending_device(user):
     may not be added with a password alone."""
     with transaction.atomic():
         # Lock the user row so two tabs opening enrolment at once make one device, not two.
-        get_user_model().objects.select_for_update().filter(pk=user.pk).exists()
+        get_user_model().objects.select_for_update().get(pk=user.pk)
         if is_enrolled(user):
             return None
         device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
