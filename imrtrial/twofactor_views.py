@@ -29,9 +29,7 @@ class TokenForm(forms.Form):
     token = forms.CharField(
         label="Authentication code",
         max_length=20,
-        widget=forms.TextInput(
-            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
-        ),
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
         help_text="The 6-digit code your authenticator app shows now.",
     )
 
@@ -112,6 +110,8 @@ def enrol(request):
             },
         )
     device = twofactor.pending_device(user)
+    if device is None:  # confirmed in another tab meanwhile
+        return redirect(f"{reverse('two_factor:enrol')}?{request.GET.urlencode()}")
     form = TokenForm(data=request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
