@@ -8,6 +8,8 @@ behind the gate in imrtrial/access.py.
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from simple_history import register
 from simple_history.models import HistoricalRecords
 
 
@@ -362,3 +364,14 @@ class AccessLog(models.Model):
 
     def delete(self, *args, **kwargs):
         raise HardDeleteForbidden("The access log is never deleted.")
+
+
+# Two-factor devices (django-otp) keep a history like clinical rows: enrolment, confirmation,
+# each verification or wrong code, and an administrator's reset with who and why
+# (imrtrial.twofactor). The secret key never enters the history: a reset must leave no copy.
+register(
+    TOTPDevice,
+    app="imrtrial",
+    table_name="imrtrial_historicaltotpdevice",
+    excluded_fields=["key"],
+)

@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "simple_history",
     "axes",
     "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "imrtrial",
     "randomization",
     "assessments",
@@ -53,6 +55,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Marks request.user verified when the session passed a second factor; ours, right after,
+    # keeps anyone who must use one away from every page until it has (imrtrial/twofactor.py).
+    "django_otp.middleware.OTPMiddleware",
+    "imrtrial.twofactor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -116,6 +122,14 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 LOGIN_URL = "login"
+# Two-factor sign-in (TOTP): unblinded roles, trial administrators and Django administrators must
+# use it (the rule is imrtrial.twofactor.requires_two_factor). Off only for the `make run` demo.
+TWO_FACTOR_REQUIRED = env.bool("TWO_FACTOR_REQUIRED", default=not DEBUG)
+OTP_TOTP_ISSUER = "imrtrial"
+# django-otp's back-off after wrong codes: 1, 2, 4, 8... seconds times this factor.
+OTP_TOTP_THROTTLE_FACTOR = 1
+# The admin never shows a device's secret or its QR code.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 

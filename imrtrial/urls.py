@@ -2,12 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import views
+from . import twofactor_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/two-factor/", include(twofactor_views)),
     path("trials/<slug:trial_key>/access-log/", views.access_log, name="access_log"),
     path("trials/", include("assessments.urls")),
     path("trials/", include("randomization.urls")),

@@ -25,6 +25,33 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _force_login_passes_two_factor(request, settings, monkeypatch):
+    """Two-factor sign-in is on in the suite, as in production. `client.force_login(user)`
+    stands for a complete sign-in, so it also gives the user a real TOTP device and marks the
+    session verified by it exactly as django-otp's own login does; the middleware then runs
+    unchanged on every request. Tests of two-factor itself (marked `two_factor`) get the plain
+    force_login: a password-only session, which the middleware must stop."""
+    settings.TWO_FACTOR_REQUIRED = True
+    if request.node.get_closest_marker("two_factor"):
+        return
+    from django.test.client import ClientMixin
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    plain_force_login = ClientMixin.force_login
+
+    def force_login(client, user, backend=None):
+        plain_force_login(client, user, backend)
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        device = device or factories.make_totp_device(user)
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+
+    monkeypatch.setattr(ClientMixin, "force_login", force_login)
+
+
 @pytest.fixture
 def trial(db):
     return factories.make_trial()

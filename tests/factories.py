@@ -50,6 +50,26 @@ def make_user(username=None, password="correct-horse-battery-staple", **fields):
     return get_user_model().objects.create_user(username=username, password=password, **fields)
 
 
+def make_totp_device(user, confirmed=True):
+    """A real django-otp TOTP device, as enrolment leaves it."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    return TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=confirmed)
+
+
+def totp_code(device):
+    """The code the user's authenticator app shows now, computed from the device's key. A code is
+    accepted only once, so when this step's code is spent (a second sign-in within 30 seconds),
+    the next step's, which the server's one step of tolerance also accepts."""
+    import time
+
+    from django_otp.oath import hotp
+
+    device.refresh_from_db()
+    step = max((int(time.time()) - device.t0) // device.step, device.last_t + 1)
+    return f"{hotp(device.bin_key, step, digits=device.digits):0{device.digits}d}"
+
+
 def grant(user, trial, role, site=None):
     return Membership.objects.create(user=user, trial=trial, role=Role(role), site=site)
 

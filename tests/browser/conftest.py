@@ -31,10 +31,25 @@ def browser():
 
 
 def sign_in(browser, live_server, username):
+    """Sign in through the real forms: the password, then, for a user who must use two-factor
+    sign-in (unblinded roles, trial administrators), the code of their authenticator app."""
+    from django.contrib.auth import get_user_model
+
+    from imrtrial.twofactor import requires_two_factor
+    from tests.factories import make_totp_device, totp_code
+
+    user = get_user_model().objects.get(username=username)
+    device = None
+    if requires_two_factor(user):
+        device = user.totpdevice_set.filter(confirmed=True).first() or make_totp_device(user)
     page = browser.new_page()
     page.goto(f"{live_server.url}/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    if device is not None:
+        page.wait_for_url(f"{live_server.url}/account/two-factor/verify/**")
+        page.get_by_label("Authentication code").fill(totp_code(device))
+        page.get_by_role("button", name="Verify").click()
     page.wait_for_url(f"{live_server.url}/")
     return page
