@@ -162,7 +162,8 @@ def consort_svg(diagram, *, svg_id="consort"):
     lets the column's line run through that stage.
     """
     width, margin, col_gap = 980, 20, 40
-    columns = len(diagram["stages"][0]["boxes"]) if diagram["stages"] else 1
+    # A trial still without arms has no columns: lay it out as one.
+    columns = max(len(diagram["stages"][0]["boxes"]) if diagram["stages"] else 1, 1)
     if columns == 1:
         col_w = 460
         col_x = [(width - col_w) / 2]

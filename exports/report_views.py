@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_safe
 
 from imrtrial import access
 from imrtrial.audit import log_access
@@ -57,6 +58,7 @@ def _scope(request, trial_key):
     return trial, sites, context
 
 
+@require_safe
 @login_required
 def index(request, trial_key):
     _, _, context = _scope(request, trial_key)
@@ -85,6 +87,7 @@ def _consort(request, trial_key):
     return trial, context, None
 
 
+@require_safe
 @login_required
 def consort(request, trial_key):
     trial, context, error = _consort(request, trial_key)
@@ -107,6 +110,7 @@ def consort(request, trial_key):
     return render(request, "exports/report_consort.html", context)
 
 
+@require_safe
 @login_required
 def consort_svg(request, trial_key):
     trial, context, error = _consort(request, trial_key)
@@ -122,6 +126,7 @@ def consort_svg(request, trial_key):
     return response
 
 
+@require_safe
 @login_required
 def recruitment(request, trial_key):
     trial, sites, context = _scope(request, trial_key)
@@ -161,6 +166,7 @@ def _month_rows(report):
     return rows[::-1]
 
 
+@require_safe
 @login_required
 def follow_up(request, trial_key):
     trial, sites, context = _scope(request, trial_key)
@@ -193,6 +199,7 @@ def _percent(value):
     return f"{float(value) * 100:.0f}%"
 
 
+@require_safe
 @login_required
 def completeness(request, trial_key):
     trial, sites, context = _scope(request, trial_key)
@@ -248,6 +255,7 @@ def completeness(request, trial_key):
     return render(request, "exports/report_completeness.html", context)
 
 
+@require_safe
 @login_required
 def fidelity(request, trial_key):
     trial, sites, context = _scope(request, trial_key)

@@ -515,10 +515,9 @@ def recruitment(trial, *, sites, today):
     )
     index = {month: i for i, month in enumerate(months)}
     codes = {site.code for site in sites}
-    screened = Counter(s["site"] for s in export.screenings(trial) if s["site"] in codes)
-    eligible = Counter(
-        s["site"] for s in export.screenings(trial) if s["site"] in codes and s["eligible"]
-    )
+    screenings = [s for s in export.screenings(trial) if s["site"] in codes]
+    screened = Counter(s["site"] for s in screenings)
+    eligible = Counter(s["site"] for s in screenings if s["eligible"])
 
     def cumulative(day_list):
         per_month = [0] * len(months)

@@ -35,7 +35,7 @@ from assessments import services as crf
 from assessments.models import Visit
 from exports import charts, reports
 from fidelity import services as imr
-from imrtrial.models import AccessLog, Role, Timepoint
+from imrtrial.models import AccessLog, Role, Site, Timepoint, Trial
 from randomization import services as desk
 from tests.factories import (
     grant,
@@ -46,14 +46,21 @@ from tests.factories import (
     make_user,
     yes_to_all,
 )
+from tests.imrtrial.test_roles_and_access import BLINDED_ROLES, UNBLINDED_ROLES
 
 pytestmark = pytest.mark.django_db
 
 DAY = datetime.timedelta(days=1)
 EARLY = 250  # days before today: the post window (180 +/- 30 days) has closed
 RECENT = 180  # the post window is open today
+# The blinded roles that may see reports; the assessor, the other one, may not (404).
 REPORT_ROLES_BLINDED = [Role.TRIAL_ADMIN, Role.DATA_MANAGER, Role.STATISTICIAN]
 REPORT_ROLES_UNBLINDED = [Role.COORDINATOR, Role.FACILITATOR, Role.FIDELITY_RATER, Role.KEY_HOLDER]
+
+
+def test_every_blinded_role_is_tested_here():
+    assert {*REPORT_ROLES_BLINDED, Role.ASSESSOR} == set(BLINDED_ROLES)
+    assert set(REPORT_ROLES_UNBLINDED) == set(UNBLINDED_ROLES)
 
 
 def today():
@@ -492,6 +499,30 @@ def test_a_user_blinded_at_one_of_their_sites_gets_the_blinded_diagram(world, cl
     url = reverse("exports:report_consort", args=[world.trial.key])
     assert_blind(page_text(client.get(url).content), world.trial)
     assert client.get(url, {"view": "arms"}).status_code == 404
+
+
+def test_reports_of_a_trial_with_no_data_yet_render(client):
+    trial = make_trial()
+    bare = Trial.objects.create(key="bare", name="No arms yet", status=Trial.Status.SETUP)
+    Site.objects.create(trial=bare, code="one", name="One")
+    user = make_user("keys-of-empty")
+    grant(user, trial, Role.KEY_HOLDER)
+    grant(user, bare, Role.KEY_HOLDER)
+    client.force_login(user)
+    for key in (trial.key, bare.key):
+        for name in ALL_REPORTS:
+            for view in ("pooled", "codes", "arms"):
+                response = client.get(reverse(f"exports:{name}", args=[key]), {"view": view})
+                assert response.status_code == 200, (key, name, view)
+                body = response.content.decode()
+                for svg in re.findall(r"<svg.*?</svg>", body, re.S):
+                    ET.fromstring(svg)
+
+
+def test_reports_answer_get_only(world, client):
+    client.force_login(world.desk)
+    response = client.post(reverse("exports:report_consort", args=[world.trial.key]))
+    assert response.status_code == 405
 
 
 # --- Follow-up, completeness, recruitment -----------------------------------------------------
