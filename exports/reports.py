@@ -149,7 +149,10 @@ def _counting_entries(pks):
 
 
 def visit_outcome(visit, withdrawal, today):
-    """The outcome of one participant's visit (None: not scheduled and not computable)."""
+    """The outcome of one participant's visit at one timepoint (one of FOLLOW_UP_CATEGORIES).
+
+    `withdrawal` is (level, date left follow-up) or None; a visit that cannot be dated yet (no
+    anchor date) is None and counts as not yet due."""
     if visit is not None and visit.completed_on:
         return OUT_OF_WINDOW if visit.deviation else DONE
     # Missed before the withdrawal: its window had closed by the date the participant left.
