@@ -1,3 +1,303 @@
-"""Trial reports: CONSORT flow, recruitment, follow-up, completeness, fidelity."""
+"""Trial reports: CONSORT flow, recruitment, follow-up, completeness, fidelity.
 
-urlpatterns = []
+Who: holders of export_blinded, view_unblinded or manage_trial (migration imrtrial 0002: data
+managers, statisticians, key holders, trial administrators, coordinators, facilitators and
+fidelity raters); everyone else gets 404. Scope: the sites where the user holds one of those.
+Arm-level pages (the CONSORT diagram by arm, fidelity) need allocation access at every site in
+scope (imrtrial.access.may_see_allocation) and answer 404 to everyone else, who get the blinded
+diagram (pooled, or by neutral code A/B). Views of allocation data and downloads are logged.
+"""
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import render
+from django.urls import path
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_safe
+
+from imrtrial import access
+from imrtrial.audit import log_access
+from imrtrial.models import AccessLog, Site
+
+from . import charts, reports
+
+REPORT_PERMS = ("export_blinded", "view_unblinded", "manage_trial")
+
+
+def report_sites(user, trial):
+    """The sites of the trial whose participants the user's reports cover."""
+    ids = set()
+    for perm in REPORT_PERMS:
+        ids.update(access.sites_where(user, perm, trial).values_list("pk", flat=True))
+    return list(Site.objects.filter(pk__in=ids).order_by("name"))
+
+
+def may_see_reports(user, trial):
+    return any(access.has(user, perm, trial) for perm in REPORT_PERMS)
+
+
+def _unblinded(user, trial, sites):
+    """Arm-level reports only to a user unblinded at every site they cover: otherwise the
+    counts of a site where they are blinded would be in them."""
+    return all(access.may_see_allocation(user, trial, site) for site in sites)
+
+
+def _scope(request, trial_key):
+    trial = access.trial_or_404(request.user, trial_key)
+    sites = report_sites(request.user, trial)
+    if not sites:
+        raise Http404("Not found.")
+    context = {
+        "trial": trial,
+        "sites": sites,
+        "scoped": len(sites) < trial.sites.count(),
+        "unblinded": _unblinded(request.user, trial, sites),
+        "today": timezone.localdate(),
+    }
+    return trial, sites, context
+
+
+@require_safe
+@login_required
+def index(request, trial_key):
+    _, _, context = _scope(request, trial_key)
+    context["report_name"] = "Reports"
+    return render(request, "exports/report_index.html", context)
+
+
+def _consort(request, trial_key):
+    trial, sites, context = _scope(request, trial_key)
+    view = request.GET.get("view") or (reports.ARMS if context["unblinded"] else reports.POOLED)
+    if view not in reports.VIEWS:
+        return (
+            None,
+            None,
+            HttpResponseBadRequest(
+                "Unknown view: choose view=pooled or view=codes (or view=arms where you may see "
+                "allocation data).",
+                content_type="text/plain; charset=utf-8",
+            ),
+        )
+    if view == reports.ARMS and not context["unblinded"]:
+        raise Http404("Not found.")
+    flow = reports.consort(trial, sites=sites, view=view, today=context["today"])
+    svg = charts.consort_svg(reports.consort_diagram(flow, trial), svg_id="consort")
+    context.update(view=view, flow=flow, svg=svg)
+    return trial, context, None
+
+
+@require_safe
+@login_required
+def consort(request, trial_key):
+    trial, context, error = _consort(request, trial_key)
+    if error:
+        return error
+    if context["view"] == reports.ARMS:
+        log_access(request, trial, AccessLog.Action.VIEW_ALLOCATION, "CONSORT diagram by arm")
+    context.update(
+        report_name="CONSORT flow diagram",
+        svg=mark_safe(context["svg"]),  # built by exports.charts, every text escaped there
+        table=reports.consort_table(context["flow"]),
+        views=[
+            (reports.POOLED, "Pooled"),
+            (reports.CODES, "By neutral code (A/B)"),
+            *([(reports.ARMS, "By arm")] if context["unblinded"] else []),
+        ],
+        definition=reports.ANALYSED_DEFINITION,
+        outcome_rule=reports.OUTCOME_RULE,
+    )
+    return render(request, "exports/report_consort.html", context)
+
+
+@require_safe
+@login_required
+def consort_svg(request, trial_key):
+    trial, context, error = _consort(request, trial_key)
+    if error:
+        return error
+    view = context["view"]
+    log_access(request, trial, AccessLog.Action.EXPORT, f"CONSORT diagram SVG ({view})", view=view)
+    response = HttpResponse(
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + context["svg"],
+        content_type="image/svg+xml; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="{trial.key}-consort-{view}.svg"'
+    return response
+
+
+@require_safe
+@login_required
+def recruitment(request, trial_key):
+    trial, sites, context = _scope(request, trial_key)
+    report = reports.recruitment(trial, sites=sites, today=context["today"])
+    months, series = reports.recruitment_chart_input(report)
+    total = report["total"]["randomized"]
+    svg = charts.line_chart(
+        months,
+        series,
+        title="Randomized participants, cumulative, by site",
+        description=(
+            f"{total} randomized"
+            + (f" of a target of {report['target']}" if report["target"] else "")
+            + ". "
+            + "; ".join(f"{r['name']}: {r['randomized']}" for r in report["sites"])
+            + "."
+        ),
+        target=report["target"],
+        svg_id="recruitment",
+    )
+    context.update(
+        report_name="Recruitment", report=report, svg=mark_safe(svg), rows=_month_rows(report)
+    )
+    return render(request, "exports/report_recruitment.html", context)
+
+
+def _month_rows(report):
+    """Month by month, newest first: (month, [cumulative per site], cumulative total)."""
+    rows = [
+        (
+            month,
+            [site["cumulative"][i] for site in report["sites"]],
+            report["total"]["cumulative"][i],
+        )
+        for i, month in enumerate(report["months"])
+    ]
+    return rows[::-1]
+
+
+@require_safe
+@login_required
+def follow_up(request, trial_key):
+    trial, sites, context = _scope(request, trial_key)
+    report = reports.follow_up(trial, sites=sites, today=context["today"])
+    svg = charts.stacked_bars(
+        [{"label": row["label"], "values": row["counts"]} for row in report["timepoints"]],
+        report["categories"],
+        title="Follow-up visits by timepoint",
+        description="; ".join(
+            row["label"]
+            + ": "
+            + ", ".join(f"{label} {row['counts'][key]}" for key, label in report["categories"])
+            for row in report["timepoints"]
+        ),
+        svg_id="follow-up",
+    )
+    rows = [
+        {
+            "label": row["label"],
+            "cells": [row["counts"][key] for key, _ in report["categories"]],
+            "total": row["total"],
+        }
+        for row in report["timepoints"]
+    ]
+    context.update(report_name="Follow-up completion", report=report, svg=mark_safe(svg), rows=rows)
+    return render(request, "exports/report_followup.html", context)
+
+
+def _percent(value):
+    return f"{float(value) * 100:.0f}%"
+
+
+@require_safe
+@login_required
+def completeness(request, trial_key):
+    trial, sites, context = _scope(request, trial_key)
+    report = reports.completeness(trial, sites=sites, today=context["today"])
+    svg = charts.value_bars(
+        [
+            {
+                "label": row["short"],
+                "value": row["share"],
+                "note": f"({row['present']} of {row['due']})",
+            }
+            for row in report["instruments"]
+        ],
+        title="Due forms entered, by instrument (all timepoints)",
+        description="; ".join(
+            f"{row['name']}: {row['present']} of {row['due']} due forms entered"
+            for row in report["instruments"]
+        ),
+        low=0,
+        high=1,
+        ticks=[0, 0.25, 0.5, 0.75, 1],
+        fmt=_percent,
+        svg_id="completeness",
+        empty="nothing due yet",
+    )
+    by_timepoint = charts.value_bars(
+        [
+            {
+                "label": tp["label"],
+                "value": cell["share"],
+                "note": f"({cell['present']} of {cell['due']})",
+            }
+            for tp, cell in zip(report["timepoints"], report["per_timepoint"], strict=True)
+        ],
+        title="Due forms entered, by timepoint (all instruments)",
+        description="; ".join(
+            f"{tp['label']}: {cell['present']} of {cell['due']} due forms entered"
+            for tp, cell in zip(report["timepoints"], report["per_timepoint"], strict=True)
+        ),
+        low=0,
+        high=1,
+        ticks=[0, 0.25, 0.5, 0.75, 1],
+        fmt=_percent,
+        svg_id="completeness-timepoints",
+        empty="nothing due yet",
+    )
+    context.update(
+        report_name="Data completeness",
+        report=report,
+        svg=mark_safe(svg),
+        svg_timepoints=mark_safe(by_timepoint),
+    )
+    return render(request, "exports/report_completeness.html", context)
+
+
+@require_safe
+@login_required
+def fidelity(request, trial_key):
+    trial, sites, context = _scope(request, trial_key)
+    if not context["unblinded"]:
+        raise Http404("Not found.")
+    log_access(request, trial, AccessLog.Action.VIEW_ALLOCATION, "Fidelity report")
+    report = reports.fidelity(trial, sites=sites)
+    svg = charts.value_bars(
+        [
+            {"label": f"{row['name']} ({row['site']})", "value": row["score"], "note": row["band"]}
+            for row in report["groups"]
+        ],
+        title="IMR Fidelity Scale score of record, by group",
+        description="; ".join(
+            f"{row['name']}: "
+            + (
+                f"{float(row['score']):.2f} ({row['band']})"
+                if row["score"] is not None
+                else "not rated"
+            )
+            for row in report["groups"]
+        )
+        or "No IMR groups yet.",
+        low=1,
+        high=5,
+        ticks=[1, 2, 3, 4, 5],
+        fmt=lambda v: f"{float(v):.2f}",
+        tick_fmt=str,
+        rules=[(lowest, label) for lowest, label, _ in report["bands"][1:]],
+        svg_id="fidelity",
+        empty="not yet rated (no consensus end rating)",
+    )
+    context.update(report_name="Fidelity of IMR groups", report=report, svg=mark_safe(svg))
+    return render(request, "exports/report_fidelity.html", context)
+
+
+urlpatterns = [
+    path("<slug:trial_key>/reports/", index, name="reports"),
+    path("<slug:trial_key>/reports/consort/", consort, name="report_consort"),
+    path("<slug:trial_key>/reports/consort.svg", consort_svg, name="report_consort_svg"),
+    path("<slug:trial_key>/reports/recruitment/", recruitment, name="report_recruitment"),
+    path("<slug:trial_key>/reports/follow-up/", follow_up, name="report_follow_up"),
+    path("<slug:trial_key>/reports/completeness/", completeness, name="report_completeness"),
+    path("<slug:trial_key>/reports/fidelity/", fidelity, name="report_fidelity"),
+]

@@ -80,3 +80,14 @@ def screenings(trial):
             "participant_id",
         )
     ]
+
+
+def in_error_reasons(trial):
+    """{participant pk: reason} for allocations flagged as made in error. The reason is free text
+    typed by unblinded staff and may name the arm (e.g. "the only one in her IMR group"): for
+    callers the gate lets see allocation data, never for a blinded view."""
+    return dict(
+        Allocation.objects.filter(trial=trial, in_error=True).values_list(
+            "participant_id", "in_error_reason"
+        )
+    )
