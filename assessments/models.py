@@ -83,15 +83,27 @@ class Visit(Undeletable):
         return self.Status(self.status(timezone.localdate())).label
 
     def status(self, today):
-        if self.completed_on:
-            return self.Status.OUT_OF_WINDOW if self.deviation else self.Status.DONE
-        if self.missed:
-            return self.Status.MISSED
-        if today < self.window_start:
-            return self.Status.UPCOMING
-        if today <= self.window_end:
-            return self.Status.OPEN
-        return self.Status.OVERDUE
+        return self.status_of(
+            today,
+            self.completed_on,
+            self.missed,
+            self.deviation,
+            self.window_start,
+            self.window_end,
+        )
+
+    @classmethod
+    def status_of(cls, today, completed_on, missed, deviation, window_start, window_end):
+        """The status from the fields alone, for exports that read rows without models."""
+        if completed_on:
+            return cls.Status.OUT_OF_WINDOW if deviation else cls.Status.DONE
+        if missed:
+            return cls.Status.MISSED
+        if today < window_start:
+            return cls.Status.UPCOMING
+        if today <= window_end:
+            return cls.Status.OPEN
+        return cls.Status.OVERDUE
 
 
 class FormEntry(Undeletable):

@@ -11,9 +11,11 @@ name the programme). tests/exports/test_dataset.py fails if any column is presen
 """
 
 import datetime
+import json
 import re
 from dataclasses import dataclass, field
 
+from django.db import connection
 from django.utils import timezone
 
 from assessments import registry
@@ -115,6 +117,16 @@ class Dataset:
                         self._covariates.setdefault(item.code, (instrument.code, item))
         self.columns = self._columns()
         self.names = [c.name for c in self.columns]
+        # Per instrument: item codes, positions of booleans and dates, score codes.
+        self._plan = {}
+        for instrument in self.instruments:
+            items = exported_items(instrument)
+            self._plan[instrument.code] = (
+                [item.code for item in items],
+                [k for k, item in enumerate(items) if item.type == "boolean"],
+                [k for k, item in enumerate(items) if item.type == "date"],
+                [score.code for score in instrument.scores],
+            )
 
     # --- Columns ---------------------------------------------------------------------------
 
@@ -313,10 +325,8 @@ class Dataset:
                 "guess",
             ):
                 visits[visit[0], visit[1]] = visit
-            for pk, tp, instrument, values, scores in FormEntry.objects.filter(
-                participant_id__in=pks, **COUNTING
-            ).values_list("participant_id", "timepoint", "instrument", "values", "scores"):
-                entries[pk, tp, instrument] = (values, scores)
+            for pk, tp, forms in _counting_entries(pks):
+                entries[pk, tp] = forms
             for pk, pid, site, levels, randomized_on in batch:
                 head = self._participant_cells(
                     pk, pid, site, levels, randomized_on, codes, withdrawals, entries
@@ -341,7 +351,7 @@ class Dataset:
 
         def covariate(item_code):
             instrument_code, _ = self._covariates[item_code]
-            values = entries.get((pk, baseline, instrument_code), ({}, {}))[0]
+            values = entries.get((pk, baseline), {}).get(instrument_code, ({}, {}))[0]
             value = values.get(item_code)
             return value if isinstance(value, int | float) else None
 
@@ -361,34 +371,55 @@ class Dataset:
         visit = visits.get((pk, tp.code))
         if visit:
             _, _, target, start, end, completed, missed, deviation, guess = visit
-            status = Visit(completed_on=completed, missed=missed, deviation=deviation)
-            status.window_start, status.window_end = start, end
-            row += [
-                target,
-                start,
-                end,
-                completed,
-                status.status(self.today).value,
-                int(deviation),
-            ]
+            status = Visit.status_of(self.today, completed, missed, deviation, start, end)
+            row += [target, start, end, completed, status.value, int(deviation)]
         else:
             row += [None] * 6
         if long or tp.ask_blinding_guess:
             row.append(visit[8] or None if visit else None)
+        forms = entries.get((pk, tp.code), {})
         for instrument in self.instruments:
-            due = instrument.code in tp.instruments
-            if not long and not due:
+            if not long and instrument.code not in tp.instruments:
                 continue
-            values, scores = entries.get((pk, tp.code, instrument.code), ({}, {}))
-            for item in exported_items(instrument):
-                value = values.get(item.code)
-                if item.type == "boolean" and isinstance(value, bool):
-                    value = int(value)
-                elif item.type == "date" and isinstance(value, str):
-                    value = _date(value)
-                row.append(value)
-            for score in instrument.scores:
-                row.append(scores.get(score.code))
+            items, booleans, dates, score_codes = self._plan[instrument.code]
+            found = forms.get(instrument.code)
+            if found is None:
+                row += [None] * (len(items) + len(score_codes))
+                continue
+            values, scores = found
+            cells = [values.get(code) for code in items]
+            for k in booleans:
+                if isinstance(cells[k], bool):
+                    cells[k] = int(cells[k])
+            for k in dates:
+                cells[k] = _date(cells[k]) if isinstance(cells[k], str) else None
+            row += cells
+            row += [scores.get(code) for code in score_codes]
+
+
+def _counting_entries(pks):
+    """(participant pk, timepoint, {instrument: (values, scores)}) for the counting entries of
+    these participants. On PostgreSQL one JSON document per participant and timepoint is built
+    by the database: decoding 15,000 documents is far cheaper than 400,000 small ones."""
+    if connection.vendor != "postgresql":
+        found = {}
+        for pk, tp, instrument, values, scores in FormEntry.objects.filter(
+            participant_id__in=pks, **COUNTING
+        ).values_list("participant_id", "timepoint", "instrument", "values", "scores"):
+            found.setdefault((pk, tp), {})[instrument] = (values, scores)
+        for (pk, tp), forms in found.items():
+            yield pk, tp, forms
+        return
+    sql = (
+        'SELECT participant_id, timepoint, jsonb_object_agg(instrument, jsonb_build_array("values",'
+        f" scores))::text FROM {FormEntry._meta.db_table}"
+        " WHERE participant_id = ANY(%s) AND kind = ANY(%s) AND status = ANY(%s)"
+        " GROUP BY participant_id, timepoint"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(pks), COUNTING["kind__in"], COUNTING["status__in"]])
+        for pk, tp, doc in cursor:
+            yield pk, tp, json.loads(doc)
 
 
 def _date(text):

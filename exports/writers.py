@@ -47,12 +47,20 @@ def csv_cell(value):
 
 
 def write_csv(dataset, out, *, progress=None):
-    """Write the rows as UTF-8 CSV (header of variable names) to the text stream `out`."""
+    """Write the rows as UTF-8 CSV (header of variable names) to the text stream `out`.
+
+    Cells are written as the csv module writes them (None empty, dates ISO, numbers as Python
+    prints them); only text columns need the formula guard, so only they are touched."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(dataset.names)
+    text = [i for i, c in enumerate(dataset.columns) if c.kind == "string"]
     total, n = len(dataset), 0
     for row in dataset.rows():
-        writer.writerow([csv_cell(v) for v in row])
+        for i in text:
+            value = row[i]
+            if value and value.startswith(FORMULA_START):
+                row[i] = "'" + value
+        writer.writerow(row)
         n += 1
         if progress and n % 1000 == 0:
             progress(n, total)
@@ -98,56 +106,68 @@ def write_csv_bundle(dataset, out, *, stem, notes="", progress=None):
 def frame(dataset, *, missing="spss", progress=None):
     """(DataFrame, value labels, missing declarations) for pyreadstat.
 
-    missing="spss": codes become -91, -92, ... ; missing="stata": extended missing letters."""
+    missing="spss": codes become -91, -92, ... ; missing="stata": extended missing letters.
+    Rows are converted a block at a time with NumPy, so no Python loop runs per cell."""
     columns, total = dataset.columns, len(dataset)
     numeric = [i for i, c in enumerate(columns) if c.kind == "number"]
     other = [i for i, c in enumerate(columns) if c.kind != "number"]
-    slot = {i: k for k, i in enumerate(numeric)}
-    numbers = np.full((total, len(numeric)), np.nan)
-    objects = {i: np.empty(total, dtype=object) for i in other}
     code_number = {
         code: float(SPSS_MISSING_BASE - k) for k, code in enumerate(dataset.missing_codes)
     }
-    coded = set()  # numeric columns that hold a missing code somewhere
-    n = 0
-    for n, row in enumerate(dataset.rows(), start=1):
-        r = n - 1
-        for i, value in enumerate(row):
-            if i in slot:
-                if value is None:
-                    continue
-                if isinstance(value, str):
-                    number = code_number.get(value)
-                    if number is None:
-                        continue
-                    coded.add(i)
-                    value = number
-                numbers[r, slot[i]] = value
-            else:
-                objects[i][r] = (
-                    value if value is not None else ("" if columns[i].kind == "string" else None)
-                )
-        if progress and n % 1000 == 0:
-            progress(n, total)
-    if n != total:  # rows changed while exporting: keep what was read
-        numbers, objects = numbers[:n], {i: a[:n] for i, a in objects.items()}
+    numbers = np.full((total, len(numeric)), np.nan)
+    objects = np.empty((total, len(other)), dtype=object)
+    coded = np.zeros(len(numeric), dtype=bool)  # numeric columns holding a missing code
+    done = 0
+
+    def convert(block):
+        nonlocal done
+        rows = np.array(block, dtype=object)
+        if rows.ndim != 2:  # a ragged row would be a bug in the dataset
+            raise ValueError("Rows of unequal length")
+        part = rows[:, numeric]
+        for code, number in code_number.items():
+            hit = part == code
+            if hit.any():
+                coded[:] |= hit.any(axis=0)
+                part[hit] = number
+        part[np.equal(part, None)] = np.nan
+        numbers[done : done + len(block)] = part.astype(np.float64)
+        objects[done : done + len(block)] = rows[:, other]
+        done += len(block)
+        if progress:
+            progress(done, total)
+
+    block = []
+    for row in dataset.rows():
+        block.append(row)
+        if len(block) == 2000:
+            convert(block)
+            block = []
+    if block:
+        convert(block)
+    numbers, objects = numbers[:done], objects[:done]  # rows added since the count: not read
     data = {}
-    for i, c in enumerate(columns):
-        data[c.name] = numbers[:, slot[i]] if i in slot else objects[i]
-    df = pd.DataFrame(data, copy=False)
+    for k, i in enumerate(numeric):
+        data[columns[i].name] = numbers[:, k]
+    for k, i in enumerate(other):
+        values = objects[:, k]
+        if columns[i].kind == "string":
+            values = np.where(np.equal(values, None), "", values)
+        data[columns[i].name] = values
+    df = pd.DataFrame({c.name: data[c.name] for c in columns}, copy=False)
+    coded_names = {columns[i].name for k, i in enumerate(numeric) if coded[k]}
     value_labels = {}
-    for i, c in enumerate(columns):
+    for c in columns:
         labels = {}
         if c.value_labels and c.kind == "number":
             labels = {float(k): str(v) for k, v in c.value_labels.items()}
         # Stata labels a letter only in a column that holds one (pyreadstat checks the type).
-        if i in coded or (missing == "spss" and c.coded_missing and c.kind == "number"):
+        if c.name in coded_names or (missing == "spss" and c.coded_missing and c.kind == "number"):
             for k, code in enumerate(dataset.missing_codes):
                 key = STATA_LETTERS[k] if missing == "stata" else code_number[code]
                 labels[key] = f"{code}: {dataset.missing_labels[code]}"
         if labels:
             value_labels[c.name] = labels
-    declared = {}
     if missing == "spss":
         low = SPSS_MISSING_BASE - max(len(dataset.missing_codes) - 1, 0)
         declared = {
@@ -157,14 +177,9 @@ def frame(dataset, *, missing="spss", progress=None):
         }
     else:
         letters = {number: STATA_LETTERS[k] for k, number in enumerate(code_number.values())}
-        for i in coded:
-            name = columns[i].name
-            col = df[name].astype(object)
-            col = col.map(lambda v: letters.get(v, v))
-            df[name] = col
-        declared = {
-            columns[i].name: list(STATA_LETTERS[: len(dataset.missing_codes)]) for i in coded
-        }
+        for name in coded_names:
+            df[name] = df[name].astype(object).map(lambda v: letters.get(v, v))
+        declared = {name: list(STATA_LETTERS[: len(dataset.missing_codes)]) for name in coded_names}
     return df, value_labels, declared
 
 

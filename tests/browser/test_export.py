@@ -4,6 +4,7 @@ import csv
 import hashlib
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -47,7 +48,7 @@ def test_data_manager_exports_the_blinded_dataset_and_downloads_it(browser, live
     assert page.get_by_text("Ready: 3 rows").is_visible()
     with page.expect_download() as info:
         page.get_by_role("link", name="Download").click()
-    body = open(info.value.path(), "rb").read()
+    body = Path(info.value.path()).read_bytes()
     run = ExportRun.objects.get()
     assert hashlib.sha256(body).hexdigest() == run.sha256
     assert page.get_by_text(run.sha256).is_visible()
