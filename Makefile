@@ -52,8 +52,14 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) D
 
 test: install-dev services browser
 	$(TEST_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(TEST_ENV) $(BIN)/pytest -m "not worker" $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest -m "not worker and not faults" $(PYTEST_ARGS)
 	$(TEST_ENV) $(BIN)/pytest -m worker $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: none selected
+
+# Slow fault tests: they start private PostgreSQL and Redis instances and restart or stop them
+# (never the shared ones); see tests/faults/test_faults.py.
+faults: install-dev services
+	$(TEST_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(TEST_ENV) $(BIN)/pytest -m faults tests/faults $(PYTEST_ARGS)
 
 # Backups of the database `make test` uses unless DATABASE_URL (or BACKUP_DATABASE_URL) says
 # otherwise: `make backup [DUMP=file.dump]`, `make restore DUMP=file.dump TARGET=name [FORCE=1]`.
