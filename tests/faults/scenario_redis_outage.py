@@ -42,11 +42,19 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 class RelayBackend(locmem.EmailBackend):
-    """Django's in-memory outbox behind a relay that refuses the addresses in `refused`."""
+    """Django's in-memory outbox behind a relay that refuses the addresses in `refused`, and
+    that, when `hold` is an event, keeps the first sender waiting (saying so by `held`) until
+    the event is set."""
 
     refused = set()
+    hold = None
+    held = threading.Event()
 
     def send_messages(self, messages):
+        hold, RelayBackend.hold = RelayBackend.hold, None
+        if hold is not None:
+            RelayBackend.held.set()
+            assert hold.wait(60), "nobody let the relay go on"
         for message in messages:
             if set(message.to) & self.refused:
                 raise smtplib.SMTPServerDisconnected("relay unavailable")
@@ -100,14 +108,12 @@ def wait_for(condition, seconds=60):
     return False
 
 
-def test_redis_down_when_reminders_are_due_loses_nothing_and_repeats_nothing(
-    roles_restored, private_broker, task_runs, settings
-):
-    from celery.contrib.testing.worker import start_worker
-
-    settings.EMAIL_BACKEND = f"{__name__}.RelayBackend"
+def reminders_due(key):
+    """A trial where three assessors (one per centre) have a baseline visit due today and two
+    facilitators have three unlogged weekly sessions: five digests due. Returns their e-mail
+    addresses, assessors first."""
     today = timezone.localdate()
-    trial = load_preset("danish", key="faults-redis")
+    trial = load_preset("danish", key=key)
     desk = make_user("desk-redis")  # no e-mail address: coordinators get no digest here
     grant(desk, trial, Role.COORDINATOR)
     sites = list(trial.sites.order_by("code"))
@@ -133,7 +139,17 @@ def test_redis_down_when_reminders_are_due_loses_nothing_and_repeats_nothing(
         planned_sessions=12,
         capacity=10,
     )  # three weekly sessions, none logged
-    expected = {u.email for u in assessors + facilitators}
+    return [u.email for u in assessors + facilitators]
+
+
+def test_redis_down_when_reminders_are_due_loses_nothing_and_repeats_nothing(
+    roles_restored, private_broker, task_runs, settings
+):
+    from celery.contrib.testing.worker import start_worker
+
+    settings.EMAIL_BACKEND = f"{__name__}.RelayBackend"
+    due = reminders_due("faults-redis")
+    expected = set(due)
 
     # Beat's hour, Redis down: queueing the jobs fails loudly; nothing has been written or sent.
     private_broker.stop()
@@ -144,7 +160,7 @@ def test_redis_down_when_reminders_are_due_loses_nothing_and_repeats_nothing(
     assert mail.outbox == []
 
     # The job runs without the broker; the relay refuses one assessor's digest meanwhile.
-    refused = assessors[0].email
+    refused = due[0]
     RelayBackend.refused = {refused}
     call_command("send_reminders")
     assert {m.to[0] for m in mail.outbox} == expected - {refused}
@@ -186,4 +202,50 @@ def test_redis_down_when_reminders_are_due_loses_nothing_and_repeats_nothing(
         f"\n{len(expected)} digests due; Redis down: queueing refused, "
         f"{len(expected) - 1} sent by the command, 1 kept pending; Redis back: "
         f"{len(jobs)} task runs sent the pending one; every digest exactly once"
+    )
+
+
+def test_redis_lost_while_the_worker_runs_the_job_repeats_nothing(
+    roles_restored, private_broker, task_runs, settings
+):
+    """The worker has taken the daily job and is sending when Redis goes away: the job ends,
+    but its acknowledgement (acks_late) cannot reach the broker. Back up, Redis still holds the
+    message (append-only file, as in docker-compose.yml) and gives it out again once its
+    visibility timeout has passed: the job runs a second time and sends nothing twice."""
+    from celery.contrib.testing.worker import start_worker
+
+    settings.EMAIL_BACKEND = f"{__name__}.RelayBackend"
+    assessors = set(reminders_due("faults-redis-mid-job")[:3])
+    # Given back 5 s after delivery (production: kombu's hour), looked for at every idle poll.
+    celery_app.conf.broker_transport_options = {
+        "visibility_timeout": 5,
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    }
+    RelayBackend.refused = set()
+    RelayBackend.held.clear()
+    RelayBackend.hold = release = threading.Event()
+    try:
+        with start_worker(celery_app, perform_ping_check=False, pool="solo", shutdown_timeout=10):
+            visit_tasks.daily_reminders.delay()
+            assert RelayBackend.held.wait(60), "the worker never started sending"
+            private_broker.stop()
+            release.set()
+            assert wait_for(lambda: len(task_runs) == 1), "the job did not finish"
+            assert {m.to[0] for m in mail.outbox} == assessors
+            private_broker.start()
+            back = time.monotonic()
+            assert wait_for(lambda: len(task_runs) == 2, 120), "the message never came back"
+            again = time.monotonic() - back
+    finally:
+        celery_app.conf.broker_transport_options = {}
+        RelayBackend.hold = None
+    assert task_runs == [visit_tasks.daily_reminders.name] * 2
+    digests = Counter((m.to[0], m.subject) for m in mail.outbox)
+    assert {to for to, _ in digests} == assessors
+    assert [d for d, n in digests.items() if n > 1] == []
+    assert not Reminder.objects.filter(sent_at__isnull=True).exists()
+    print(
+        f"\nRedis lost mid-job: the job finished and sent {len(assessors)} digests; the "
+        f"unacknowledged message ran again {again:.1f} s after Redis was back; no digest twice"
     )
