@@ -15,21 +15,25 @@ What it does, in a dedicated database that it drops and recreates (its name must
    database connection kept for 60 s as docker-compose does, no broker (the allocation notice
    runs in-process and the coordinators have no e-mail address, so it sends nothing) and
    TWO_FACTOR_REQUIRED=false (the bench users have no second factor);
-3. every simulated user logs in through the login page, as a browser would (cookies, CSRF
-   token from the form, redirects followed), then, until --seconds have passed:
+3. every simulated user arrives within --ramp seconds and logs in through the login page, as
+   a browser would (cookies, CSRF token from the form, redirects followed), then works; the
+   measured window opens when the last one has logged in and lasts --seconds:
    - a coordinator screens a new caller (screening form), enrols them (stratification form),
      randomizes them (read-back form) and reads the result page;
    - an assessor opens the worklist, opens a PANSS of one of their own visits, completes it
      and lands on the visit page;
-   pausing --think seconds on average between pages, as a person reads a page;
-4. counts as an error any answer other than 2xx/3xx, any exception (refused connection,
-   timeout) and any step whose page is not the one expected next (a form that comes back
-   instead of redirecting); then checks the allocations for anomalies with the randomization
-   benchmark's checks.
+   pausing --think seconds on average (uniform, half to one and a half times) before each
+   page action, as a person reads a page; a redirect after a form is followed at once;
+4. counts as an error, from the first request on, any answer other than 2xx/3xx, any
+   exception (refused connection, timeout) and any step whose page is not the one expected
+   next (a form that comes back instead of redirecting); times pages only inside the window;
+   then checks the allocations for anomalies with the randomization benchmark's checks, and
+   reports the CPU used per request by gunicorn, by the database backends and by itself, and
+   how busy the whole machine was (other work on it slows the pages down too).
 
 Usage::
 
-    python bench/load.py [--users 50] [--seconds 60] [--think 1.0] [--workers 3]
+    python bench/load.py [--users 50] [--seconds 60] [--think 5] [--ramp 20] [--workers 3]
                          [--participants 1000] [--database-url postgres://.../imrtrial_bench_load]
 
 Human-readable lines first; the last line is one JSON object with users, requests, errors,
@@ -237,20 +241,43 @@ class Browser:
 # --- Simulated people ------------------------------------------------------------------------
 
 
-def think(rng, mean, stop_at):
+class Window:
+    """The measured time: it opens when the last person has logged in and lasts --seconds.
+    Each person starts work right after their own login, so nobody waits for the others and
+    the 50 do not all click in the same instant when the window opens."""
+
+    def __init__(self, people, seconds, on_open):
+        self.people, self.seconds, self.on_open = people, seconds, on_open
+        self.lock = threading.Lock()
+        self.start, self.stop = None, math.inf
+
+    def logged_in(self):
+        with self.lock:
+            self.people -= 1
+            if self.people == 0:
+                self.on_open()
+                self.start = time.time()
+                self.stop = self.start + self.seconds
+
+    def is_open(self):
+        return time.time() < self.stop
+
+
+def think(rng, mean, window):
     if mean > 0:
-        time.sleep(min(rng.uniform(0.5 * mean, 1.5 * mean), max(0.0, stop_at - time.time())))
+        pause = rng.uniform(0.5 * mean, 1.5 * mean)
+        time.sleep(min(pause, max(0.0, window.stop - time.time())))
 
 
-def coordinator(browser, plan, rng, args, stop_at, outcome):
+def coordinator(browser, plan, rng, args, window, outcome):
     """Screen, enrol, randomize, read the result: the phone desk workflow, page by page."""
     key = plan["desk_key"]
     n = 0
-    while time.time() < stop_at:
+    while window.is_open():
         n += 1
         today = plan["today"]  # the site's local date: the forms refuse future dates
         page = browser.get(f"/trials/{key}/desk/screen/", "screen_page")
-        think(rng, args.think, stop_at)
+        think(rng, args.think, window)
         form = browser.form(page, "screened_on", "screen_page")
         values = {f"c_{code}": answer for code, answer in plan["answers"].items()}
         values.update(
@@ -266,12 +293,12 @@ def coordinator(browser, plan, rng, args, stop_at, outcome):
         )
         screening = browser.submit(f"/trials/{key}/desk/screen/", "screen_post", form, values)
         page = browser.get(screening, "screening_page")
-        think(rng, args.think, stop_at)
+        think(rng, args.think, window)
         form = browser.form(page, "enrol", "screening_page")
         levels = {name: rng.choice(form.choices[name]) for name in plan["factor_fields"]}
         randomize = browser.submit(screening, "enrol_post", form, levels, button="enrol")
         page = browser.get(randomize, "randomize_page")
-        think(rng, args.think, stop_at)
+        think(rng, args.think, window)
         form = browser.form(page, "read_back", "randomize_page")
         values = {"read_back": "on"}
         if "baseline_completed_on" in form.names():
@@ -281,30 +308,30 @@ def coordinator(browser, plan, rng, args, stop_at, outcome):
             raise Step(f"randomize_post went to {result}, not the result page")
         browser.get(result, "result_page")
         outcome["randomized"] += 1
-        think(rng, args.think, stop_at)
+        think(rng, args.think, window)
 
 
-def assessor(browser, plan, rng, args, stop_at, outcome):
+def assessor(browser, plan, rng, args, window, outcome):
     """Worklist, open a PANSS of one of their visits, complete it, land on the visit page."""
     key = plan["crf_key"]
     visits = list(plan["visits"])
-    while time.time() < stop_at and visits:
+    while window.is_open() and visits:
         browser.get(f"/trials/{key}/worklist/", "worklist")
-        think(rng, args.think, stop_at)
+        think(rng, args.think, window)
         visit = visits.pop()
         url = f"/trials/{key}/visits/{visit}/forms/panss/single/"
         page = browser.get(url, "entry_page")
-        think(rng, args.think, stop_at)
+        think(rng, args.think, window)
         form = browser.form(page, "item_p1", "entry_page")
         values = {name: str(rng.randint(1, 7)) for name in form.fields if name.startswith("item_")}
         landed = browser.submit(url, "entry_post", form, values, button="complete")
         browser.get(landed, "visit_page")
         outcome["saved"] += 1
-        think(rng, args.think, stop_at)
+        think(rng, args.think, window)
 
 
-def person(role, browser, plan, args, window, barrier, outcome, seed):
-    """Log in during the arrival phase, wait for everyone, then work until the window ends."""
+def person(role, browser, plan, args, window, outcome, seed):
+    """Arrive, log in, work until the window closes."""
     rng = random.Random(seed)
     # People arrive over --ramp seconds, not all in the same millisecond.
     time.sleep(rng.uniform(0, args.ramp))
@@ -315,17 +342,16 @@ def person(role, browser, plan, args, window, barrier, outcome, seed):
         except Exception as exc:  # counted; tried again
             outcome["errors"].append(f"{plan['who']}: {type(exc).__name__}: {exc}")
             time.sleep(1)
-    barrier.wait()
+    window.logged_in()
     work = coordinator if role == "coordinator" else assessor
-    stop_at = window["stop"]
-    while time.time() < stop_at:
+    while window.is_open():
         try:
             if "sessionid" not in browser.cookies:
                 browser.login(plan["who"])
-            work(browser, plan, rng, args, stop_at, outcome)
+            work(browser, plan, rng, args, window, outcome)
         except Exception as exc:  # counted; the person starts the workflow again
             outcome["errors"].append(f"{plan['who']}: {type(exc).__name__}: {exc}")
-            think(rng, args.think, stop_at)
+            think(rng, args.think, window)
 
 
 # --- Environment, database and server --------------------------------------------------------
@@ -464,6 +490,21 @@ def process_group_cpu_seconds(pgid):
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def database_backend_cpu(database):
+    """{pid: CPU seconds} of the PostgreSQL backends serving `database` on this machine."""
+    found = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if not cmdline.startswith("postgres: ") or f" {database} " not in cmdline:
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[proc.name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -530,8 +571,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=50, help="simulated people, half each role")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long they work")
-    parser.add_argument("--think", type=float, default=1.0, help="mean pause between pages, s")
-    parser.add_argument("--ramp", type=float, default=5.0, help="arrivals spread over, s")
+    # 5 s between page actions is still quicker than a person reads a page and fills a form;
+    # lower it (e.g. --think 1) to stress the server beyond what 50 people can do.
+    parser.add_argument("--think", type=float, default=5.0, help="mean pause between pages, s")
+    parser.add_argument("--ramp", type=float, default=20.0, help="logins spread over, s")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
     parser.add_argument("--participants", type=int, default=1000, help="in the CRF trial")
     parser.add_argument("--seed", type=int, default=20240601)
@@ -545,6 +588,7 @@ def main(argv=None):
         parser.error("--users must be at least 2, --seconds and --workers positive")
 
     env = server_environment(args.database_url)
+    database = urlsplit(args.database_url).path.lstrip("/")
     os.environ.update(env)
     print(f"load: recreating {urlsplit(args.database_url).path.lstrip('/')!r}, building trials")
     recreate_database(args.database_url)
@@ -564,21 +608,19 @@ def main(argv=None):
         browsers = {who: Browser("127.0.0.1", port) for who in plans}
         # One tally per person, so no two threads write the same counter.
         tallies = {who: {"randomized": 0, "saved": 0, "errors": []} for who in plans}
-        window = {}
+        counters = {}
 
         def open_window():
-            # Run once, by the last person to log in, before anyone is let through.
-            window["start"] = time.time()
-            window["stop"] = window["start"] + args.seconds
-            window["busy"] = busy_cpu_seconds()
-            window["server_cpu"] = process_group_cpu_seconds(server.pid)
-            window["client_cpu"] = time.process_time()
+            counters["busy"] = busy_cpu_seconds()
+            counters["server_cpu"] = process_group_cpu_seconds(server.pid)
+            counters["client_cpu"] = time.process_time()
+            counters["database_cpu"] = database_backend_cpu(database)
 
-        barrier = threading.Barrier(len(plans), action=open_window)
+        window = Window(len(plans), args.seconds, open_window)
         threads = [
             threading.Thread(
                 target=person,
-                args=(plan["role"], browsers[who], plan, args, window, barrier, tallies[who]),
+                args=(plan["role"], browsers[who], plan, args, window, tallies[who]),
                 kwargs={"seed": args.seed + i},
                 daemon=True,
             )
@@ -590,11 +632,16 @@ def main(argv=None):
         for t in threads:
             t.join()
         end = time.time()
-        wall = end - window["start"]
-        busy = (busy_cpu_seconds() or 0) - (window["busy"] or 0)
-        server_cpu = process_group_cpu_seconds(server.pid) - window["server_cpu"]
-        client_cpu = time.process_time() - window["client_cpu"]
-        print(f"load: everyone logged in after {window['start'] - arrival:.1f} s")
+        wall = end - window.start
+        busy = (busy_cpu_seconds() or 0) - (counters["busy"] or 0)
+        server_cpu = process_group_cpu_seconds(server.pid) - counters["server_cpu"]
+        client_cpu = time.process_time() - counters["client_cpu"]
+        # Backends that ended in the window are missed: with connections kept 60 s, none do.
+        database_cpu = sum(
+            cpu - counters["database_cpu"].get(pid, 0.0)
+            for pid, cpu in database_backend_cpu(database).items()
+        )
+        print(f"load: everyone logged in after {window.start - arrival:.1f} s")
         for b in browsers.values():
             b.reset()
         stop_server(server)
@@ -611,7 +658,7 @@ def main(argv=None):
     bad_status = [r for r in every if isinstance(r[2], int) and not 200 <= r[2] < 400]
     exceptions = [r for r in every if not isinstance(r[2], int)]
     logins = sorted(ms for label, ms, _, _ in every if label == "login")
-    records = [r for r in every if r[3] >= window["start"]]
+    records = [r for r in every if r[3] >= window.start]
     pages = sorted(ms for label, ms, _, _ in records if label != "login")
     by_label = {}
     for label, ms, _, _ in records:
@@ -664,6 +711,7 @@ def main(argv=None):
         "workers": args.workers,
         "server_cpu_ms_per_request": round(server_cpu * 1000 / max(1, len(records)), 1),
         "client_cpu_ms_per_request": round(client_cpu * 1000 / max(1, len(records)), 1),
+        "database_cpu_ms_per_request": round(database_cpu * 1000 / max(1, len(records)), 1),
         # Share of both CPUs busy in the window, with whatever else the machine was running.
         "machine_busy": round(busy / wall / (os.cpu_count() or 1), 2) if busy else None,
         "randomized": outcome["randomized"],
