@@ -27,7 +27,7 @@ if "FAULTS_PG_PORT" not in os.environ:
 CLIENT = Path(__file__).with_name("desk_client.py")
 PASSWORD = "correct-horse-battery-staple"  # tests.factories.make_user's
 RANDOM_KILLS = 12
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def start_client(server, trial, participant, username):

@@ -26,7 +26,7 @@ if "FAULTS_PG_PORT" not in os.environ:
 
 CLIENTS = 8
 PER_CLIENT = 20
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def close_quietly():

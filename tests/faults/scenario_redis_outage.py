@@ -38,7 +38,7 @@ from .services import PrivateRedis
 if "FAULTS_REDIS_PORT" not in os.environ:
     pytest.skip("run through tests/faults/test_faults.py", allow_module_level=True)
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 class RelayBackend(locmem.EmailBackend):

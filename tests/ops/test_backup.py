@@ -23,10 +23,14 @@ REPO = Path(__file__).resolve().parents[2]
 BACKUP = REPO / "scripts" / "backup.sh"
 RESTORE = REPO / "scripts" / "restore.sh"
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("pg_dump") and shutil.which("pg_restore") and shutil.which("psql")),
-    reason="needs the PostgreSQL client tools (pg_dump, pg_restore, psql)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (shutil.which("pg_dump") and shutil.which("pg_restore") and shutil.which("psql")),
+        reason="needs the PostgreSQL client tools (pg_dump, pg_restore, psql)",
+    ),
+    # Committed rows, so pg_dump sees them; the migrations' rows come back afterwards.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def database_url(name=None):
