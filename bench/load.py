@@ -682,6 +682,18 @@ def main(argv=None):
             f"  {label:15s} n={len(values):5d}  p50 {percentile(values, 0.5):7.1f} ms  "
             f"p99 {percentile(values, 0.99):7.1f} ms  max {values[-1]:7.1f} ms"
         )
+    # When the slow pages happened: one stall shows as one bad slice, steady queueing as all.
+    slices = {}
+    for label, ms, _, started in records:
+        if label != "login":
+            slices.setdefault(int((started - window.start) // 5), []).append(ms)
+    print(
+        "  p99 by 5 s of the window: "
+        + ", ".join(
+            f"{5 * k}-{5 * k + 5} s {percentile(sorted(v), 0.99):.0f} ms"
+            for k, v in sorted(slices.items())
+        )
+    )
     errors = outcome["errors"]
     for error in errors[:10]:
         print(f"  error: {error}")
