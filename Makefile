@@ -10,7 +10,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 DEPLOY_ENV := DEBUG=false SECRET_KEY=$$(printf 'x%.0s' $$(seq 60))-deploy-check \
 	ALLOWED_HOSTS=trial.example.org RANDOMIZATION_SECRET=$$(printf 'r%.0s' $$(seq 40))
 
-.PHONY: run test lint services browser install install-dev migrate clean
+.PHONY: run test lint services browser install install-dev migrate clean backup restore faults
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,8 +52,25 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) D
 
 test: install-dev services browser
 	$(TEST_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(TEST_ENV) $(BIN)/pytest -m "not worker" $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest -m "not worker and not faults" $(PYTEST_ARGS)
 	$(TEST_ENV) $(BIN)/pytest -m worker $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: none selected
+
+# Slow fault tests: they start private PostgreSQL and Redis instances and restart or stop them
+# (never the shared ones); see tests/faults/test_faults.py.
+faults: install-dev services
+	$(TEST_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(TEST_ENV) $(BIN)/pytest -m faults tests/faults $(PYTEST_ARGS)
+
+# Backups of the database `make test` uses unless DATABASE_URL (or BACKUP_DATABASE_URL) says
+# otherwise: `make backup [DUMP=file.dump]`, `make restore DUMP=file.dump TARGET=name [FORCE=1]`.
+BACKUP_DATABASE_URL ?= $(TEST_DATABASE_URL)
+
+backup:
+	scripts/backup.sh --database-url $(BACKUP_DATABASE_URL) $(if $(DUMP),--output $(DUMP))
+
+restore:
+	@test -n "$(DUMP)" -a -n "$(TARGET)" || { echo "usage: make restore DUMP=file.dump TARGET=database [FORCE=1]" >&2; exit 2; }
+	scripts/restore.sh $(DUMP) $(TARGET) --database-url $(BACKUP_DATABASE_URL) $(if $(FORCE),--force)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
