@@ -237,7 +237,9 @@ def _related_labels(fields, rows):
     labels = {}
     user_model = get_user_model()
     for model, pks in wanted.items():
-        for pk, obj in model._default_manager.in_bulk(list(pks)).items():
+        # select_related(): what str() of the row reads (a visit's participant and timepoint)
+        # comes in the same query.
+        for pk, obj in model._default_manager.select_related().in_bulk(list(pks)).items():
             labels[model, pk] = obj.get_username() if model is user_model else str(obj)
     return labels
 

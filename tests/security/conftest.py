@@ -121,6 +121,10 @@ def build_world():
         visit = p.visits.get(timepoint__code="baseline")
         crf.save_entry(visit, "gaf_f", {"gaf_f": "55"}, by=assessor, kind="single", complete=True)
         crf.save_entry(visit, "gaf_f", {"gaf_f": "57"}, by=assessor, kind="single", reason="typo")
+    for p in (imr_p, tau_p):  # the data manager assigns each post visit to the assessor
+        crf.assign_assessor(
+            p.visits.get(timepoint__code="post"), assessor, by=users[Role.DATA_MANAGER]
+        )
     world.staff_entry = crf.save_entry(
         imr_p.visits.get(timepoint__code="baseline"),
         "imrs_s",
