@@ -109,10 +109,11 @@ def time_pages(client, trial, users, participants, repeats):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
+    from django.utils import timezone
 
     from imrtrial.models import Role
 
-    today = dt.date.today()
+    today = timezone.localdate()
     cases = {
         "first_page": ("audit_trail", {}),
         "deep_page": ("audit_trail", {"page": "1500"}),

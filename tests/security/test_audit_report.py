@@ -13,7 +13,7 @@ from assessments.models import FormEntry
 from imrtrial.models import Role
 from tests.factories import grant, make_trial, make_user
 
-from .conftest import BLINDED_ROLES, GROUP_NAME
+from .conftest import GROUP_NAME
 
 AUDITORS = [Role.TRIAL_ADMIN, Role.DATA_MANAGER, Role.KEY_HOLDER]
 PAGES = ["audit_trail", "access_log"]
