@@ -107,6 +107,20 @@ class GateScopedAdmin:
     def has_module_permission(self, request):
         return self.has_view_permission(request) or self.has_change_permission(request)
 
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Read-only pages render no widgets: a select would list every row it could point
+            # to, other sites' included. Django's change view does this by itself; the history
+            # version view (simple-history) does not.
+            opts = self.model._meta
+            fields += [
+                f.name
+                for f in [*opts.fields, *opts.many_to_many]
+                if f.editable and not f.primary_key and f.name not in fields
+            ]
+        return fields
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         """Trials and sites offered on a form: those where the user may make the change."""
         if self.change_perm and db_field.related_model is Trial:
@@ -133,6 +147,11 @@ class GateScopedAdmin:
         if not self.has_module_permission(request):
             raise Http404("Not found.")
         return super().changelist_view(request, extra_context)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_module_permission(request):
+            raise Http404("Not found.")
+        return super().add_view(request, form_url, extra_context)
 
     def history_view(self, request, object_id, extra_context=None):
         self.get_object(request, unquote(object_id))

@@ -78,6 +78,9 @@ def test_another_sites_form_entries_are_404(client, world, north_admin):
     theirs = FormEntry.objects.filter(participant=world.south_tau).first()
     mine = FormEntry.objects.filter(participant=world.tau).first()
     assert client.get(admin_url(mine)).status_code == 200
+    version = admin_url(mine, "simple_history", mine.history.first().history_id)
+    page = client.get(version).content.decode()  # no widget listing every visit
+    assert "Baseline" in page and world.south_tau.participant_id not in page
     assert client.get(admin_url(theirs)).status_code == 404
     assert client.get(admin_url(theirs, "history")).status_code == 404
     listing = client.get(reverse("admin:assessments_formentry_changelist")).content.decode()
