@@ -417,6 +417,12 @@ def withdraw(participant, level, *, by, reason, withdrawn_on):
     if not reason.strip():
         raise Refused("Give the reason for the withdrawal.")
     level = Withdrawal.Level(level)
+    if level == Withdrawal.Level.INTERVENTION and not access.may_see_allocation(
+        by, trial, participant.site
+    ):
+        # Level 1 exists in the IMR arm only; refused alike for every participant, so the
+        # refusal (or "already withdrawn at level 1") tells a blinded user nothing.
+        raise Refused("Stopping the intervention is recorded by unblinded staff.")
     participant = Participant.objects.select_for_update().get(pk=participant.pk)
     highest = participant.withdrawals.order_by("-level").values_list("level", flat=True).first()
     if highest is not None and highest >= level:

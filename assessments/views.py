@@ -77,7 +77,10 @@ def withdrawal_new(request, trial_key, participant_id):
     participant = access.participant_or_404(request.user, trial, participant_id)
     if not _may_withdraw(request.user, participant):
         raise Http404("Not found.")
-    form = WithdrawalForm(_post(request))
+    form = WithdrawalForm(
+        _post(request),
+        may_stop_intervention=access.may_see_allocation(request.user, trial, participant.site),
+    )
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
