@@ -6,6 +6,7 @@ Nothing here is reachable from a page: it runs from management commands on the s
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -54,6 +55,9 @@ class ListError(ValueError):
 
 
 MAX_LIST_ROWS = 100_000
+# A cell a spreadsheet would run as a formula (=, +, -, @, or a tab/CR before one of them):
+# refused outright, not merely failed as an unknown stratum, so the message says why.
+_FORMULA = re.compile(r'(?:^|,)[ \t\r]*"?[ \t\r]*([=+\-@])', re.MULTILINE)
 
 
 def parse_list(trial, text):
@@ -62,6 +66,16 @@ def parse_list(trial, text):
     Slots must run 1, 2, 3 ... without gaps within each stratum, arms must be the trial's arm
     codes. Returns [(stratum, slot, arm code)] or raises ListError naming each bad row."""
     problems = []
+    if "\x00" in text:
+        raise ListError(["The file is not a text file (it contains NUL bytes)."])
+    if formula := _FORMULA.search(text):
+        line = text.count("\n", 0, formula.start()) + 1
+        raise ListError(
+            [
+                f"line {line}: a cell starts with {formula.group(1)!r}: spreadsheet formulas "
+                "are refused (a list holds stratum keys, slot numbers and arm codes only)"
+            ]
+        )
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames is None or [f.strip() for f in reader.fieldnames] != [
         "stratum",
