@@ -380,7 +380,11 @@ def visit_manage(request, trial_key, visit_pk):
             services.mark_missed(visit, by=request.user, reason=request.POST.get("reason", ""))
             messages.success(request, "The visit is marked missed.")
         else:
-            assessor = get_object_or_404(get_user_model(), pk=request.POST.get("assessor") or 0)
+            try:
+                assessor_pk = int(request.POST.get("assessor", ""))
+            except ValueError:
+                raise Refused("Choose the assessor.") from None
+            assessor = get_object_or_404(get_user_model(), pk=assessor_pk)
             services.assign_assessor(visit, assessor, by=request.user)
             messages.success(request, f"Assigned to {assessor}.")
     except Refused as exc:
