@@ -13,7 +13,15 @@ from django.utils import timezone
 from assessments import services as crf
 from fidelity import services as imr
 from imrtrial.models import AccessLog, Participant, Role, Timepoint
-from tests.factories import grant, make_allocation, make_ready_participant, make_trial, make_user
+from randomization import services as randomization
+from tests.factories import (
+    grant,
+    make_allocation,
+    make_ready_participant,
+    make_trial,
+    make_user,
+    yes_to_all,
+)
 
 BLINDED_ROLES = [Role.TRIAL_ADMIN, Role.ASSESSOR, Role.DATA_MANAGER, Role.STATISTICIAN]
 GROUP_NAME = "Marigold circle"
@@ -175,6 +183,30 @@ def build_world():
     for rater in raters:
         imr.submit_rating(world.assessment, by=rater, scores=dict.fromkeys(range(1, 14), 4))
     crf.withdraw(imr_p, 1, by=desk, reason=STOP_REASON, withdrawn_on=today)
+
+    # A paper questionnaire entered twice, differently: something to reconcile.
+    for user, answer in ((assessor, "1"), (users["assessor-north"], "2")):
+        crf.save_entry(
+            tau_p.visits.get(timepoint__code="baseline"),
+            "csq8",
+            {f"c{i}": answer for i in range(1, 9)},
+            by=user,
+            kind="first" if answer == "1" else "second",
+            complete=True,
+        )
+    # The phone desk mid-way: a screening awaiting consent, one consented and not enrolled,
+    # an enrolled participant awaiting randomization.
+    for consent in ({}, {"consent_date": today, "consent_form_version": "v1"}):
+        randomization.screen(
+            trial,
+            north,
+            by=desk,
+            answers=yes_to_all(trial),
+            screened_on=today,
+            consent_obtained_by="Dr Who" if consent else "",
+            **consent,
+        )
+    world.extra["ready"] = make_ready_participant(trial, desk, site=north)
 
     # The access log: an export, allocation views, an identifying-details view.
     for action, target, user in [

@@ -97,8 +97,9 @@ class Crawler:
     MAX_IDS = 3  # paths per shape ("/admin/auth/user/<id>/change/")
     MAX_PAGES = 300
 
-    def __init__(self, client, facts=(), arm_codes=(), arm_labels=()):
+    def __init__(self, client, facts=(), arm_codes=(), arm_labels=(), follow_forms=True):
         self.client, self.facts, self.arm_codes = client, set(facts), tuple(arm_codes)
+        self.follow_forms = follow_forms
         self.arm_labels = set(arm_labels)
         self.pages, self.failures, self.seen, self.variants = {}, [], set(), {}
         self.requests, self.queries = 0, {}
@@ -163,7 +164,8 @@ class Crawler:
                 if not href.startswith(("#", "mailto:", "javascript:")):
                     parsed = urlparse(urljoin(url, href))
                     queue.append(parsed.path + (f"?{parsed.query}" if parsed.query else ""))
-            self.submit_get_forms(url, doc)
+            if self.follow_forms:
+                self.submit_get_forms(url, doc)
         return self.pages
 
     def submit_get_forms(self, url, doc):
