@@ -28,7 +28,9 @@ class GateScopedAdmin:
     an `unblinded` admin are allocation-revealing: they need allocation access at the row's
     site. Changes need `change_perm` at the row's site (None: the admin is read-only) and, like
     every view unless `model_perms=False`, Django's own model permission too.
-    Superusers get no exemption: the gate answers for them as for anyone."""
+    Superusers get no exemption from the gate on trial data; on configuration
+    (`configuration = True`: trials, factors, memberships) they are the system administrator
+    who sets up a new trial's first roles."""
 
     trial_path = "trial"
     site_path = "site"
@@ -37,8 +39,12 @@ class GateScopedAdmin:
     change_perm = None
     unblinded = False
     model_perms = True
+    configuration = False
 
     # --- which rows ---
+
+    def _system_admin(self, user):
+        return self.configuration and user.is_superuser
 
     def _site_ids(self, user, trial, perm):
         sites = list(trial.sites.all())
@@ -50,6 +56,8 @@ class GateScopedAdmin:
     def scope(self, user, perm=None):
         """Q of the rows the user may see (or, given `perm`, do `perm` to)."""
         perm = perm or self.view_perm
+        if self._system_admin(user):
+            return Q()
         q = Q(pk__in=[])
         for trial in access.trials_of(user):
             ids, everywhere = self._site_ids(user, trial, perm)
@@ -67,6 +75,8 @@ class GateScopedAdmin:
 
     def _any(self, user, perm=None):
         perm = perm or self.view_perm
+        if self._system_admin(user):
+            return True
         return any(self._site_ids(user, t, perm)[0] for t in access.trials_of(user))
 
     def _in_scope(self, request, obj, perm=None):
@@ -123,6 +133,8 @@ class GateScopedAdmin:
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         """Trials and sites offered on a form: those where the user may make the change."""
+        if self._system_admin(request.user):
+            return super().formfield_for_foreignkey(db_field, request, **kwargs)
         if self.change_perm and db_field.related_model is Trial:
             kwargs["queryset"] = Trial.objects.filter(
                 pk__in=[
@@ -194,6 +206,7 @@ class TrialAdmin(GateScopedAdmin, NoDeleteMixin, SimpleHistoryAdmin):
     trial_path = "pk"
     site_path = None
     view_perm = change_perm = "manage_trial"
+    configuration = True
 
     def has_add_permission(self, request):
         # A new trial is loaded from a reviewed YAML file (load_trial), not typed here.
@@ -205,6 +218,7 @@ class StratificationFactorAdmin(GateScopedAdmin, NoDeleteMixin, admin.ModelAdmin
     list_display = ["label", "trial", "from_site"]
     site_path = None
     view_perm = change_perm = "manage_trial"
+    configuration = True
 
 
 class MembershipForm(forms.ModelForm):
@@ -237,6 +251,7 @@ class MembershipAdmin(GateScopedAdmin, NoDeleteMixin, SimpleHistoryAdmin):
     form = MembershipForm
     site_nullable = True
     view_perm = change_perm = "manage_trial"
+    configuration = True
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
@@ -246,6 +261,8 @@ class MembershipAdmin(GateScopedAdmin, NoDeleteMixin, SimpleHistoryAdmin):
             author = request.user
 
             def may_grant_everywhere(self, trial):
+                if admin_._system_admin(request.user):
+                    return True
                 return admin_._site_ids(request.user, trial, admin_.change_perm)[1]
 
         return Bound

@@ -230,3 +230,25 @@ def test_nobody_grants_themselves_a_role_in_the_admin(client, world, manager):
     assert response.status_code == 200
     assert "your own roles" in response.content.decode()
     assert Membership.objects.count() == before
+
+
+def test_the_system_administrator_sets_up_roles_but_sees_no_trial_data(client, world):
+    """A superuser with no role configures a new trial's staff (someone must give the first
+    trial administrator their role) and still sees no participant, entry or IMR row."""
+    root = make_user("root", is_superuser=True, is_staff=True)
+    client.force_login(root)
+    someone = make_user("first-admin")
+    response = client.post(
+        reverse("admin:imrtrial_membership_add"),
+        _membership_form(world, user=someone.pk, site="", role="trial_admin"),
+    )
+    assert response.status_code == 302
+    assert Membership.objects.filter(user=someone, site=None, role="trial_admin").exists()
+    assert client.get(admin_url(world.trial)).status_code == 200
+    for row in (world.tau, FormEntry.objects.first(), world.group):
+        assert client.get(admin_url(row)).status_code == 404
+    response = client.post(
+        reverse("admin:imrtrial_membership_add"),
+        _membership_form(world, user=root.pk, role="coordinator"),
+    )
+    assert "your own roles" in response.content.decode()
