@@ -5,6 +5,7 @@ Every allocation-revealing fact carries a marker (a word found nowhere else), so
 shows one to a blinded role is caught by a plain text search."""
 
 import datetime
+import itertools
 from dataclasses import dataclass, field
 
 import pytest
@@ -184,10 +185,12 @@ def build_world():
         imr.submit_rating(world.assessment, by=rater, scores=dict.fromkeys(range(1, 14), 4))
     crf.withdraw(imr_p, 1, by=desk, reason=STOP_REASON, withdrawn_on=today)
 
-    # A paper questionnaire entered twice, differently: something to reconcile.
-    for user, answer in ((assessor, "1"), (users["assessor-north"], "2")):
+    # A paper questionnaire entered twice, differently: something to reconcile, in both arms.
+    for p, (user, answer) in itertools.product(
+        (imr_p, tau_p), ((assessor, "1"), (users["assessor-north"], "2"))
+    ):
         crf.save_entry(
-            tau_p.visits.get(timepoint__code="baseline"),
+            p.visits.get(timepoint__code="baseline"),
             "csq8",
             {f"c{i}": answer for i in range(1, 9)},
             by=user,

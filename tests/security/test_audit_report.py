@@ -53,7 +53,7 @@ def test_auditors_reach_both_parts_of_the_report(role, client, world):
 def test_a_change_shows_who_when_old_and_new_values_and_the_reason(client, world):
     client.force_login(world.users[Role.DATA_MANAGER])
     response = audit(client, world, participant=world.tau.participant_id, kind="formentry")
-    (changed, created) = rows(response)
+    (changed, created) = [r for r in rows(response) if "gaf_f" in r]
     today = timezone.localdate().isoformat()
     assert changed.startswith(today) and "assessor-all" in changed
     assert "values: gaf_f 55 → 57" in changed and "typo" in changed
