@@ -247,7 +247,8 @@ class MembershipForm(forms.ModelForm):
 @admin.register(Membership)
 class MembershipAdmin(GateScopedAdmin, NoDeleteMixin, SimpleHistoryAdmin):
     list_display = ["user", "trial", "site", "role", "active"]
-    list_filter = ["trial", "role", "active"]
+    # Filters list only the trials and sites of rows the user may see.
+    list_filter = [("trial", admin.RelatedOnlyFieldListFilter), "role", "active"]
     form = MembershipForm
     site_nullable = True
     view_perm = change_perm = "manage_trial"
@@ -278,7 +279,11 @@ class ParticipantAdmin(GateScopedAdmin, NoDeleteMixin, SimpleHistoryAdmin):
     rules and record a reason; the admin would do neither."""
 
     list_display = ["participant_id", "trial", "site", "status"]
-    list_filter = ["trial", "site", "status"]
+    list_filter = [
+        ("trial", admin.RelatedOnlyFieldListFilter),
+        ("site", admin.RelatedOnlyFieldListFilter),
+        "status",
+    ]
     search_fields = ["participant_id"]
 
 
@@ -288,7 +293,7 @@ class AccessLogAdmin(GateScopedAdmin, NoDeleteMixin, admin.ModelAdmin):
     auditors unblinded at every site they audit see the log here (as on the access-log page)."""
 
     list_display = ["at", "user", "trial", "action", "target"]
-    list_filter = ["action", "trial"]
+    list_filter = ["action", ("trial", admin.RelatedOnlyFieldListFilter)]
     site_path = None
     view_perm = "view_audit"
     model_perms = False

@@ -53,6 +53,7 @@ def test_staff_of_one_site_list_only_that_sites_participants(client, world, nort
     page = client.get(reverse("admin:imrtrial_participant_changelist")).content.decode()
     assert world.imr.participant_id in page and world.tau.participant_id in page
     assert world.south_tau.participant_id not in page
+    assert "South CMHC" not in page  # nor in the list's filters
 
 
 @pytest.mark.parametrize("view", ["change", "history"])
