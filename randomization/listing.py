@@ -76,7 +76,16 @@ def parse_list(trial, text):
                 "are refused (a list holds stratum keys, slot numbers and arm codes only)"
             ]
         )
-    reader = csv.DictReader(io.StringIO(text))
+    # newline="": csv reads \r\n, \n and \r endings itself; strict: a stray quote is an error,
+    # not a field running on to the end of the file.
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    try:
+        return _parse_rows(trial, reader, problems)
+    except csv.Error as exc:  # e.g. an unterminated quote
+        raise ListError([f"line {reader.line_num}: not CSV ({exc})"]) from None
+
+
+def _parse_rows(trial, reader, problems):
     if reader.fieldnames is None or [f.strip() for f in reader.fieldnames] != [
         "stratum",
         "slot",
@@ -100,7 +109,8 @@ def parse_list(trial, text):
             problems.append(f"line {line}: {stratum!r} is not a stratum of this trial")
         if arm not in arms:
             problems.append(f"line {line}: arm {arm!r} is not one of {', '.join(sorted(arms))}")
-        if not slot_text.isdigit() or int(slot_text) < 1:
+        # isascii: "²" and "٣" are digits to str.isdigit but not to int().
+        if not (slot_text.isascii() and slot_text.isdigit()) or int(slot_text) < 1:
             problems.append(f"line {line}: slot {slot_text!r} is not a whole number from 1")
             continue
         slot = int(slot_text)

@@ -6,7 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assessments.definitions import DefinitionError, load_file
@@ -55,6 +55,8 @@ def upload(client, trial, content, name="list.csv"):
         ("stratum,slot,arm\nteam=team-01,1,imr\n".encode("utf-16"), "not UTF-8"),
         ("stratum,slot,arm\nteam=tëam-01,1,imr\n".encode("latin-1"), "not UTF-8"),
         (b"", "empty"),
+        ("stratum,slot,arm\nteam=team-01,\u00b2,imr\n".encode(), "not a whole number"),
+        (b'stratum,slot,arm\nteam=team-01,1,"imr\r', "not CSV"),
     ],
 )
 def test_a_hostile_list_is_refused_with_the_reason_and_nothing_is_stored(
@@ -66,26 +68,40 @@ def test_a_hostile_list_is_refused_with_the_reason_and_nothing_is_stored(
     assert list_trial.list_entries.count() == 0
 
 
-def test_a_list_saved_by_excel_with_a_bom_and_crlf_imports(client, list_trial, holder):
-    content = "\ufeff".encode() + GOOD.replace("\n", "\r\n").encode()
+@pytest.mark.parametrize("newline", ["\r\n", "\r"])
+def test_a_list_saved_by_excel_with_a_bom_and_crlf_imports(client, list_trial, holder, newline):
+    content = "\ufeff".encode() + GOOD.replace("\n", newline).encode()
     assert upload(client, list_trial, content).status_code == 302
     assert list_trial.list_entries.count() == 2
 
 
-@settings(max_examples=40, deadline=None, database=None)
-@given(st.binary(max_size=2000) | st.text(max_size=500).map(str.encode))
-def test_random_bytes_never_crash_the_list_parser(content):
-    """Whatever the bytes, the parser answers with rows or with problems."""
+CSVISH = st.text(alphabet=',"\n\r\t =+-@team01imrcau23²٣\x00é', max_size=200)
+
+
+@settings(
+    max_examples=50,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.binary(max_size=2000)
+    | st.text(max_size=500).map(str.encode)
+    | CSVISH.map(lambda body: ("stratum,slot,arm\n" + body).encode())
+)
+def test_random_bytes_never_crash_the_list_parser(list_trial, content):
+    """Whatever the bytes, the parser answers with rows or with the problems, and the page
+    with a message: never an exception."""
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         return  # the form refuses it before the parser (above)
     try:
-        rows = listing.parse_list(Trial(key="x"), text)
+        rows = listing.parse_list(list_trial, text)
     except listing.ListError as exc:
-        assert exc.problems
+        assert exc.problems and all(isinstance(p, str) and p for p in exc.problems)
     else:
-        assert rows == []  # no arm or stratum of an unsaved trial can match
+        assert rows and all(isinstance(slot, int) and slot >= 1 for _, slot, _ in rows)
 
 
 # --- YAML -------------------------------------------------------------------------------------
