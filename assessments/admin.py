@@ -1,18 +1,59 @@
+"""Form entries in the admin: read-only, scoped to the sites where the user may see
+participants (imrtrial.admin.GateScopedAdmin). Changes go through assessments.services, which
+validates them and asks for a reason.
+
+Who entered a staff-rated form (e.g. the IMRS clinician version) can tell the arm: its rater
+may be the participant's IMR facilitator. So for every staff-rated entry alike, users not
+unblinded at the participant's site see neither its author nor the authors of its history."""
+
 from django.contrib import admin
+from django.utils.text import capfirst
 from simple_history.admin import SimpleHistoryAdmin
 
+from imrtrial import access
+from imrtrial.admin import GateScopedAdmin
+
+from . import registry
 from .models import FormEntry
 
 
+def _staff_rated(entry):
+    try:
+        return registry.get(entry.instrument).rater == "staff"
+    except KeyError:  # an instrument no longer installed: assume the worst
+        return True
+
+
 @admin.register(FormEntry)
-class FormEntryAdmin(SimpleHistoryAdmin):
+class FormEntryAdmin(GateScopedAdmin, SimpleHistoryAdmin):
     list_display = ["participant", "instrument", "timepoint", "status", "updated_at"]
     list_filter = ["instrument", "timepoint", "status"]
-    # Changes go through assessments.services.save_form, which asks for a reason.
+    trial_path = "participant__trial"
+    site_path = "participant__site"
     readonly_fields = ["participant", "instrument", "timepoint", "values", "status", "entered_by"]
-
-    def has_add_permission(self, request):
-        return False
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def _author_hidden(self, request, entry):
+        participant = entry.participant
+        return _staff_rated(entry) and not access.may_see_allocation(
+            request.user, participant.trial, participant.site
+        )
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is not None and self._author_hidden(request, obj):
+            fields = [f for f in fields if f != "entered_by"]
+        return fields
+
+    def set_history_delta_changes(self, request, historical_records, **kwargs):
+        super().set_history_delta_changes(request, historical_records, **kwargs)
+        records = list(historical_records)
+        if records and self._author_hidden(request, records[0].instance):
+            author = capfirst(FormEntry._meta.get_field("entered_by").verbose_name)
+            for record in records:
+                record.history_user = None
+                changes = getattr(record, "history_delta_changes", None)
+                if changes:
+                    record.history_delta_changes = [c for c in changes if c["field"] != author]

@@ -15,6 +15,15 @@ class WithdrawalForm(forms.Form):
         label="Level 3 only: I understand the participant's clinical data will be erased.",
     )
 
+    def __init__(self, *args, may_stop_intervention=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not may_stop_intervention:
+            # Stopping the intervention applies to the IMR arm only: offering it to a blinded
+            # user would ask them to know the arm, and its refusal would tell them.
+            self.fields["level"].choices = [
+                c for c in Withdrawal.Level.choices if c[0] != Withdrawal.Level.INTERVENTION
+            ]
+
     def clean(self):
         data = super().clean()
         if data.get("level") == Withdrawal.Level.CONSENT and not data.get("confirm_erasure"):

@@ -149,7 +149,7 @@ def save_entry(visit, instrument_code, raw, *, by, kind, version=None, complete=
             entered_by=by,
         )
     else:
-        if version is not None and int(version) != entry.version:
+        if version is not None and _version(version) != entry.version:
             raise Conflict(
                 "Someone else saved this form after you opened it. Reload it to see their "
                 "changes; your entries were not saved."
@@ -172,6 +172,14 @@ def save_entry(visit, instrument_code, raw, *, by, kind, version=None, complete=
     if entry.counts and entry.status != FormEntry.Status.DRAFT:
         _update_visit(visit, by=by)
     return entry
+
+
+def _version(text):
+    """The version a form was opened at, as posted back by the browser."""
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        raise Conflict("This form was not opened here: reload it and enter again.") from None
 
 
 def _update_visit(visit, *, by):
@@ -417,6 +425,12 @@ def withdraw(participant, level, *, by, reason, withdrawn_on):
     if not reason.strip():
         raise Refused("Give the reason for the withdrawal.")
     level = Withdrawal.Level(level)
+    if level == Withdrawal.Level.INTERVENTION and not access.may_see_allocation(
+        by, trial, participant.site
+    ):
+        # Level 1 exists in the IMR arm only; refused alike for every participant, so the
+        # refusal (or "already withdrawn at level 1") tells a blinded user nothing.
+        raise Refused("Stopping the intervention is recorded by unblinded staff.")
     participant = Participant.objects.select_for_update().get(pk=participant.pk)
     highest = participant.withdrawals.order_by("-level").values_list("level", flat=True).first()
     if highest is not None and highest >= level:

@@ -77,7 +77,10 @@ def withdrawal_new(request, trial_key, participant_id):
     participant = access.participant_or_404(request.user, trial, participant_id)
     if not _may_withdraw(request.user, participant):
         raise Http404("Not found.")
-    form = WithdrawalForm(_post(request))
+    form = WithdrawalForm(
+        _post(request),
+        may_stop_intervention=access.may_see_allocation(request.user, trial, participant.site),
+    )
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
@@ -377,7 +380,11 @@ def visit_manage(request, trial_key, visit_pk):
             services.mark_missed(visit, by=request.user, reason=request.POST.get("reason", ""))
             messages.success(request, "The visit is marked missed.")
         else:
-            assessor = get_object_or_404(get_user_model(), pk=request.POST.get("assessor") or 0)
+            try:
+                assessor_pk = int(request.POST.get("assessor", ""))
+            except ValueError:
+                raise Refused("Choose the assessor.") from None
+            assessor = get_object_or_404(get_user_model(), pk=assessor_pk)
             services.assign_assessor(visit, assessor, by=request.user)
             messages.success(request, f"Assigned to {assessor}.")
     except Refused as exc:

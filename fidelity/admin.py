@@ -1,4 +1,5 @@
-"""IMR data in the admin: read-only, and only for users the gate unblinds at the group's site.
+"""IMR data in the admin: read-only, and only for users the gate unblinds at the group's site
+(imrtrial.admin.GateScopedAdmin); any other row is a 404.
 
 Raw fidelity ratings are not registered: the admin would show one rater the other's scores
 before both are in. Changes go through fidelity.services (and their pages)."""
@@ -6,50 +7,17 @@ before both are in. Changes go through fidelity.services (and their pages)."""
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
-from imrtrial import access
+from imrtrial.admin import GateScopedAdmin
 
 from .models import Attendance, FidelityAssessment, GroupMembership, ImrGroup, Session
 
 
-class UnblindedReadOnlyAdmin(SimpleHistoryAdmin):
-    group_path = "group"  # how to reach the ImrGroup from a row
-
-    def _group(self, obj):
-        for part in self.group_path.split("__"):
-            obj = getattr(obj, part)
-        return obj
-
-    def _trials(self, request):
-        return [
-            t for t in access.trials_of(request.user) if access.may_see_allocation(request.user, t)
-        ]
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        trial_field = "trial" if self.group_path == "self" else f"{self.group_path}__trial"
-        site_field = trial_field.replace("trial", "site")
-        allowed = [
-            site.pk
-            for trial in self._trials(request)
-            for site in trial.sites.all()
-            if access.may_see_allocation(request.user, trial, site)
-        ]
-        return qs.filter(**{f"{site_field}__in": allowed})
-
-    def has_view_permission(self, request, obj=None):
-        if obj is not None:
-            group = obj if self.group_path == "self" else self._group(obj)
-            return access.may_see_allocation(request.user, group.trial, group.site)
-        return bool(self._trials(request))
-
-    def has_module_permission(self, request):
-        return self.has_view_permission(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+class UnblindedReadOnlyAdmin(GateScopedAdmin, SimpleHistoryAdmin):
+    trial_path = "group__trial"
+    site_path = "group__site"
+    unblinded = True
+    view_perm = None  # allocation access at the group's site is what it takes
+    model_perms = False
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -57,7 +25,8 @@ class UnblindedReadOnlyAdmin(SimpleHistoryAdmin):
 
 @admin.register(ImrGroup)
 class ImrGroupAdmin(UnblindedReadOnlyAdmin):
-    group_path = "self"
+    trial_path = "trial"
+    site_path = "site"
     list_display = ["name", "trial", "site", "start_date", "enrolment", "capacity"]
 
 
@@ -73,7 +42,8 @@ class SessionAdmin(UnblindedReadOnlyAdmin):
 
 @admin.register(Attendance)
 class AttendanceAdmin(UnblindedReadOnlyAdmin):
-    group_path = "session__group"
+    trial_path = "session__group__trial"
+    site_path = "session__group__site"
     list_display = ["session", "participant", "status"]
 
 

@@ -1,6 +1,14 @@
-"""Admin for trial configuration. Clinical rows cannot be deleted here (nor anywhere)."""
+"""Admin for trial configuration. Clinical rows cannot be deleted here (nor anywhere).
 
+Every admin of the project scopes its rows through imrtrial.access (GateScopedAdmin): a staff
+user sees and changes only rows of the sites where the gate lets them, and a guessed id of any
+other row is a 404, on the change form, its history and each historical version alike."""
+
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.db.models import Q
+from django.http import Http404, HttpResponseNotAllowed
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import access
@@ -10,6 +18,164 @@ from .models import AccessLog, Arm, Membership, Participant, Site, Stratificatio
 class NoDeleteMixin:
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class GateScopedAdmin:
+    """Rows the gate lets the user see, at the sites where it lets them.
+
+    `trial_path` and `site_path` are ORM paths from a row to its Trial and Site (`site_path`
+    None: trial-level rows, seen by whoever holds `view_perm` somewhere in the trial). Rows of
+    an `unblinded` admin are allocation-revealing: they need allocation access at the row's
+    site. Changes need `change_perm` at the row's site (None: the admin is read-only) and, like
+    every view unless `model_perms=False`, Django's own model permission too.
+    Superusers get no exemption from the gate on trial data; on configuration
+    (`configuration = True`: trials, factors, memberships) they are the system administrator
+    who sets up a new trial's first roles."""
+
+    trial_path = "trial"
+    site_path = "site"
+    site_nullable = False  # an empty site means "every site": needs the permission everywhere
+    view_perm = "view_participants"
+    change_perm = None
+    unblinded = False
+    model_perms = True
+    configuration = False
+
+    # --- which rows ---
+
+    def _system_admin(self, user):
+        return self.configuration and user.is_superuser
+
+    def _site_ids(self, user, trial, perm):
+        sites = list(trial.sites.all())
+        ids = {s.pk for s in sites if perm is None or access.has(user, perm, trial, s)}
+        if self.unblinded:
+            ids &= {s.pk for s in sites if access.may_see_allocation(user, trial, s)}
+        return ids, ids == {s.pk for s in sites}
+
+    def scope(self, user, perm=None):
+        """Q of the rows the user may see (or, given `perm`, do `perm` to)."""
+        perm = perm or self.view_perm
+        if self._system_admin(user):
+            return Q()
+        q = Q(pk__in=[])
+        for trial in access.trials_of(user):
+            ids, everywhere = self._site_ids(user, trial, perm)
+            if not ids:
+                continue
+            in_trial = Q(**{self.trial_path: trial.pk})
+            if self.site_path is None:
+                q |= in_trial
+                continue
+            at = Q(**{f"{self.site_path}__in": ids})
+            if self.site_nullable and everywhere:
+                at |= Q(**{f"{self.site_path}__isnull": True})
+            q |= in_trial & at
+        return q
+
+    def _any(self, user, perm=None):
+        perm = perm or self.view_perm
+        if self._system_admin(user):
+            return True
+        return any(self._site_ids(user, t, perm)[0] for t in access.trials_of(user))
+
+    def _in_scope(self, request, obj, perm=None):
+        return self.model._default_manager.filter(
+            self.scope(request.user, perm), pk=obj.pk
+        ).exists()
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(self.scope(request.user))
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:  # Django would redirect with "doesn't exist"; say nothing instead
+            raise Http404("Not found.")
+        return obj
+
+    # --- what they may do ---
+
+    def has_view_permission(self, request, obj=None):
+        if not self._any(request.user):
+            return False
+        if obj is not None and not self._in_scope(request, obj):
+            return False
+        return not self.model_perms or super().has_view_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        if self.change_perm is None or not self._any(request.user, self.change_perm):
+            return False
+        if obj is not None and not self._in_scope(request, obj, self.change_perm):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_add_permission(self, request):
+        if self.change_perm is None or not self._any(request.user, self.change_perm):
+            return False
+        return super().has_add_permission(request)
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request) or self.has_change_permission(request)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Read-only pages render no widgets: a select would list every row it could point
+            # to, other sites' included. Django's change view does this by itself; the history
+            # version view (simple-history) does not.
+            opts = self.model._meta
+            fields += [
+                f.name
+                for f in [*opts.fields, *opts.many_to_many]
+                if f.editable and not f.primary_key and f.name not in fields
+            ]
+        return fields
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        """Trials and sites offered on a form: those where the user may make the change."""
+        if self._system_admin(request.user):
+            return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if self.change_perm and db_field.related_model is Trial:
+            kwargs["queryset"] = Trial.objects.filter(
+                pk__in=[
+                    t.pk
+                    for t in access.trials_of(request.user)
+                    if self._site_ids(request.user, t, self.change_perm)[0]
+                ]
+            )
+        if self.change_perm and db_field.related_model is Site:
+            kwargs["queryset"] = Site.objects.filter(
+                pk__in=[
+                    pk
+                    for t in access.trials_of(request.user)
+                    for pk in self._site_ids(request.user, t, self.change_perm)[0]
+                ]
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    # --- pages: 404, never 403 or a redirect, for what the user may not see ---
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_module_permission(request):
+            raise Http404("Not found.")
+        return super().changelist_view(request, extra_context)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_module_permission(request):
+            raise Http404("Not found.")
+        return super().add_view(request, form_url, extra_context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        self.get_object(request, unquote(object_id))
+        return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        self.get_object(request, unquote(object_id))
+        if request.method != "GET":
+            # Reverting to an old version would change clinical data without a reason and
+            # around the services that check it: history is for reading.
+            return HttpResponseNotAllowed(["GET"])
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
 
 class ArmInline(admin.TabularInline):
@@ -32,45 +198,122 @@ class SiteInline(admin.TabularInline):
 
 
 @admin.register(Trial)
-class TrialAdmin(NoDeleteMixin, SimpleHistoryAdmin):
+class TrialAdmin(GateScopedAdmin, NoDeleteMixin, SimpleHistoryAdmin):
     list_display = ["name", "key", "registration_id", "status"]
     # Block sizes help predict the next allocation: never shown.
     exclude = ["block_sizes"]
     inlines = [ArmInline, SiteInline]
+    trial_path = "pk"
+    site_path = None
+    view_perm = change_perm = "manage_trial"
+    configuration = True
+
+    def has_add_permission(self, request):
+        # A new trial is loaded from a reviewed YAML file (load_trial), not typed here.
+        return False
 
 
 @admin.register(StratificationFactor)
-class StratificationFactorAdmin(NoDeleteMixin, admin.ModelAdmin):
+class StratificationFactorAdmin(GateScopedAdmin, NoDeleteMixin, admin.ModelAdmin):
     list_display = ["label", "trial", "from_site"]
+    site_path = None
+    view_perm = change_perm = "manage_trial"
+    configuration = True
+
+
+class MembershipForm(forms.ModelForm):
+    """Refuses what would widen the author's own reach: granting oneself a role (a blinded
+    trial administrator could otherwise make themselves a coordinator), or a role at every
+    site from someone who manages only some of them."""
+
+    class Meta:
+        model = Membership
+        fields = ["user", "trial", "site", "role", "active"]
+
+    def clean(self):
+        data = super().clean()
+        user, trial, site = data.get("user"), data.get("trial"), data.get("site")
+        if user is not None and user == self.author:
+            raise forms.ValidationError(
+                "You cannot change your own roles; ask another administrator."
+            )
+        if trial is not None and site is not None and site.trial_id != trial.pk:
+            self.add_error("site", "That site belongs to another trial.")
+        if trial is not None and site is None and not self.may_grant_everywhere(trial):
+            self.add_error("site", "Choose a site: you manage only some sites of this trial.")
+        return data
 
 
 @admin.register(Membership)
-class MembershipAdmin(NoDeleteMixin, SimpleHistoryAdmin):
+class MembershipAdmin(GateScopedAdmin, NoDeleteMixin, SimpleHistoryAdmin):
     list_display = ["user", "trial", "site", "role", "active"]
-    list_filter = ["trial", "role", "active"]
+    # Filters list only the trials and sites of rows the user may see.
+    list_filter = [("trial", admin.RelatedOnlyFieldListFilter), "role", "active"]
+    form = MembershipForm
+    site_nullable = True
+    view_perm = change_perm = "manage_trial"
+    configuration = True
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        admin_ = self
+
+        class Bound(form):
+            author = request.user
+
+            def may_grant_everywhere(self, trial):
+                if admin_._system_admin(request.user):
+                    return True
+                return admin_._site_ids(request.user, trial, admin_.change_perm)[1]
+
+        return Bound
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        access.forget(obj.user)
 
 
 @admin.register(Participant)
-class ParticipantAdmin(NoDeleteMixin, SimpleHistoryAdmin):
+class ParticipantAdmin(GateScopedAdmin, NoDeleteMixin, SimpleHistoryAdmin):
+    """Read-only: participants change through the phone-desk and CRF services, which check the
+    rules and record a reason; the admin would do neither."""
+
     list_display = ["participant_id", "trial", "site", "status"]
-    list_filter = ["trial", "site", "status"]
+    list_filter = [
+        ("trial", admin.RelatedOnlyFieldListFilter),
+        ("site", admin.RelatedOnlyFieldListFilter),
+        "status",
+    ]
     search_fields = ["participant_id"]
 
 
 @admin.register(AccessLog)
-class AccessLogAdmin(NoDeleteMixin, admin.ModelAdmin):
+class AccessLogAdmin(GateScopedAdmin, NoDeleteMixin, admin.ModelAdmin):
+    """Who viewed which participant's allocation is itself allocation-revealing, so only
+    auditors unblinded at every site they audit see the log here (as on the access-log page)."""
+
     list_display = ["at", "user", "trial", "action", "target"]
-    list_filter = ["action", "trial"]
+    list_filter = ["action", ("trial", admin.RelatedOnlyFieldListFilter)]
+    site_path = None
+    view_perm = "view_audit"
+    model_perms = False
+
+    def _trials(self, user):
+        trials = []
+        for trial in access.trials_of(user):
+            audited, everywhere = self._site_ids(user, trial, "view_audit")
+            if everywhere and all(access.may_see_allocation(user, trial, s) for s in audited):
+                trials.append(trial.pk)
+        return trials
+
+    def scope(self, user, perm=None):
+        return Q(trial__in=self._trials(user))
+
+    def _any(self, user, perm=None):
+        return bool(self._trials(user))
 
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
-
-    def has_view_permission(self, request, obj=None):
-        # Who viewed which participant's allocation is itself allocation-revealing.
-        trials = access.trials_of(request.user)
-        if obj is not None:
-            return access.may_see_allocation(request.user, obj.trial)
-        return any(access.may_see_allocation(request.user, t) for t in trials)

@@ -22,3 +22,41 @@ class PastDateField(forms.DateField):
         super().validate(value)
         if value and value > timezone.localdate():
             raise forms.ValidationError("The date cannot be in the future.", code="future")
+
+
+class AuditFilterForm(forms.Form):
+    """Filters of the audit report and the access log, read from the query string."""
+
+    user = forms.ModelChoiceField(
+        queryset=None, required=False, to_field_name="username", empty_label="Anyone"
+    )
+    since = forms.DateField(required=False, label="From", widget=DateInput)
+    until = forms.DateField(required=False, label="To", widget=DateInput)
+    participant = forms.CharField(
+        required=False, max_length=30, label="Participant id", help_text="e.g. P-0007"
+    )
+    kind = forms.ChoiceField(required=False, label="Kind of record")
+
+    def __init__(self, *args, users, kinds, participants, kind_label=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["user"].queryset = users
+        self.fields["kind"].choices = [("", "All"), *kinds]
+        if kind_label:
+            self.fields["kind"].label = kind_label
+        self._participants = participants
+
+    def clean_participant(self):
+        participant_id = self.cleaned_data["participant"].strip()
+        if not participant_id:
+            return None
+        found = self._participants.filter(participant_id=participant_id).first()
+        if found is None:
+            raise forms.ValidationError("No participant with that id at the sites you audit.")
+        return found
+
+    def clean(self):
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and until < since:
+            self.add_error("until", "The end of the period is before its start.")
+        return data

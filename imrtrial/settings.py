@@ -166,6 +166,16 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# Request limits, stated rather than left to Django's defaults so they are reviewed: a form
+# body over 2.5 MB or with more than 1,000 fields is refused with a 400 before any view runs
+# (CRF pages post a few kilobytes). Uploads (the allocation list) are kept in memory up to
+# 2.5 MB and streamed to a temporary file beyond; the upload form refuses anything over 2 MB
+# with a message. A proxy in front of the site should cap bodies too (e.g. 5 MB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_PERMISSIONS = 0o600  # a list streamed to disk is readable by the site alone
+
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env.str("TIME_ZONE", default="Europe/Copenhagen")
 USE_I18N = True

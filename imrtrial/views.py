@@ -1,10 +1,15 @@
 """Pages every role shares. Views parse, ask imrtrial.access, and render."""
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Q
 from django.shortcuts import render
 
-from . import access
-from .models import AccessLog, Role
+from . import access, audittrail
+from .audittrail import Viewer
+from .forms import AuditFilterForm
+from .models import AccessLog, Participant, Role
 
 # What each role is here to do, shown on the home page. Only links to pages that exist.
 _WORK = {
@@ -48,13 +53,90 @@ def home(request):
     return render(request, "imrtrial/home.html", {"cards": cards})
 
 
-@login_required
-def access_log(request, trial_key):
+# --- Audit ------------------------------------------------------------------------------------
+
+AUDIT_PAGE_ROWS = 50
+
+
+def _auditor(request, trial_key):
+    """The trial and what the user may see of its audit trail; 404 without view_audit."""
     trial = access.trial_or_404(request.user, trial_key)
     access.require(request.user, "view_audit", trial)
-    entries = AccessLog.objects.filter(trial=trial).select_related("user")
-    if not access.may_see_allocation(request.user, trial):
-        # Whose allocation an unblinded facilitator looked up hints at who is in IMR.
-        entries = entries.filter(action=AccessLog.Action.EXPORT)
-    entries = entries[:500]
-    return render(request, "imrtrial/accesslog_list.html", {"trial": trial, "entries": entries})
+    return trial, Viewer(request.user, trial)
+
+
+def _audit_filters(request, viewer, kinds, kind_label=None):
+    trial = viewer.trial
+    form = AuditFilterForm(
+        request.GET or None,
+        users=get_user_model()
+        .objects.filter(memberships__trial=trial)
+        .distinct()
+        .order_by("username"),
+        kinds=kinds,
+        participants=Participant.objects.filter(trial=trial, site__in=viewer.audit_sites),
+        kind_label=kind_label,
+    )
+    if not form.is_bound:
+        return form, {}
+    if not form.is_valid():
+        return form, None
+    return form, {k: v for k, v in form.cleaned_data.items() if v}
+
+
+def _page(request, rows):
+    return Paginator(rows, AUDIT_PAGE_ROWS).get_page(request.GET.get("page"))
+
+
+@login_required
+def audit_trail(request, trial_key):
+    """Every change to the trial's records: who, when, old and new values, and why."""
+    trial, viewer = _auditor(request, trial_key)
+    form, filters = _audit_filters(request, viewer, [(s.key, s.label) for s in viewer.sources()])
+    page = rows = None
+    if filters is not None:
+        page = _page(request, audittrail.changes(viewer, **filters))
+        rows = audittrail.describe(viewer, page.object_list)
+    return render(
+        request,
+        "imrtrial/audit_changes.html",
+        {"trial": trial, "form": form, "page": page, "rows": rows},
+    )
+
+
+def _access_entries(viewer):
+    """Access-log rows the viewer may see. Which participant's allocation someone looked up,
+    or which IMR group, is itself allocation-revealing; free-text targets can only be scoped to
+    a site when they name a participant."""
+    entries = AccessLog.objects.filter(trial=viewer.trial)
+    if viewer.audits_every_site and viewer.unblinded_sites == viewer.audit_sites:
+        return entries, list(AccessLog.Action.choices)
+    export = Q(action=AccessLog.Action.EXPORT)
+    if not viewer.unblinded_sites:
+        return entries.filter(export), [(AccessLog.Action.EXPORT, AccessLog.Action.EXPORT.label)]
+    theirs = Participant.objects.filter(trial=viewer.trial, site__in=viewer.unblinded_sites)
+    entries = entries.filter(export | Q(target__in=theirs.values("participant_id")))
+    return entries, list(AccessLog.Action.choices)
+
+
+@login_required
+def access_log(request, trial_key):
+    """Every view of allocation data and every export."""
+    trial, viewer = _auditor(request, trial_key)
+    entries, actions = _access_entries(viewer)
+    form, filters = _audit_filters(request, viewer, actions, kind_label="Action")
+    page = None
+    if filters is not None:
+        if "user" in filters:
+            entries = entries.filter(user=filters["user"])
+        entries = entries.filter(
+            audittrail.period("at", filters.get("since"), filters.get("until"))
+        )
+        if "participant" in filters:
+            entries = entries.filter(target=filters["participant"].participant_id)
+        if "kind" in filters:
+            entries = entries.filter(action=filters["kind"])
+        page = _page(request, entries.select_related("user").order_by("-at", "-pk"))
+    return render(
+        request, "imrtrial/audit_access.html", {"trial": trial, "form": form, "page": page}
+    )

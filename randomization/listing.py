@@ -6,6 +6,7 @@ Nothing here is reachable from a page: it runs from management commands on the s
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -54,6 +55,9 @@ class ListError(ValueError):
 
 
 MAX_LIST_ROWS = 100_000
+# A cell a spreadsheet would run as a formula (=, +, -, @, or a tab/CR before one of them):
+# refused outright, not merely failed as an unknown stratum, so the message says why.
+_FORMULA = re.compile(r'(?:^|,)[ \t\r]*"?[ \t\r]*([=+\-@])', re.MULTILINE)
 
 
 def parse_list(trial, text):
@@ -62,7 +66,26 @@ def parse_list(trial, text):
     Slots must run 1, 2, 3 ... without gaps within each stratum, arms must be the trial's arm
     codes. Returns [(stratum, slot, arm code)] or raises ListError naming each bad row."""
     problems = []
-    reader = csv.DictReader(io.StringIO(text))
+    if "\x00" in text:
+        raise ListError(["The file is not a text file (it contains NUL bytes)."])
+    if formula := _FORMULA.search(text):
+        line = text.count("\n", 0, formula.start()) + 1
+        raise ListError(
+            [
+                f"line {line}: a cell starts with {formula.group(1)!r}: spreadsheet formulas "
+                "are refused (a list holds stratum keys, slot numbers and arm codes only)"
+            ]
+        )
+    # newline="": csv reads \r\n, \n and \r endings itself; strict: a stray quote is an error,
+    # not a field running on to the end of the file.
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    try:
+        return _parse_rows(trial, reader, problems)
+    except csv.Error as exc:  # e.g. an unterminated quote
+        raise ListError([f"line {reader.line_num}: not CSV ({exc})"]) from None
+
+
+def _parse_rows(trial, reader, problems):
     if reader.fieldnames is None or [f.strip() for f in reader.fieldnames] != [
         "stratum",
         "slot",
@@ -86,7 +109,8 @@ def parse_list(trial, text):
             problems.append(f"line {line}: {stratum!r} is not a stratum of this trial")
         if arm not in arms:
             problems.append(f"line {line}: arm {arm!r} is not one of {', '.join(sorted(arms))}")
-        if not slot_text.isdigit() or int(slot_text) < 1:
+        # isascii: "²" and "٣" are digits to str.isdigit but not to int().
+        if not (slot_text.isascii() and slot_text.isdigit()) or int(slot_text) < 1:
             problems.append(f"line {line}: slot {slot_text!r} is not a whole number from 1")
             continue
         slot = int(slot_text)

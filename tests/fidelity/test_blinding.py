@@ -10,8 +10,8 @@ from fidelity import services
 from fidelity import urls as fidelity_urls
 from imrtrial.models import Role
 from tests.factories import make_allocation, make_participant
-from tests.imrtrial.test_blinding_pages import crawl
 from tests.imrtrial.test_roles_and_access import BLINDED_ROLES
+from tests.security.test_crawler import crawl
 
 pytestmark = pytest.mark.urls("tests.fidelity.urls")
 

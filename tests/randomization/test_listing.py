@@ -69,7 +69,7 @@ def test_randomization_follows_an_uploaded_list_and_refuses_when_it_runs_out(des
         ("stratum,slot,arm\nteam=team-01,1,imr\nteam=team-01,3,cau\n", "without gaps"),
         ("stratum,slot,arm\nteam=team-01,1,imr,extra\n", "more than three columns"),
         ("stratum,slot,arm\n", "no rows"),
-        ('stratum,slot,arm\n"=HYPERLINK(""x"")",1,imr\n', "is not a stratum"),
+        ('stratum,slot,arm\n"=HYPERLINK(""x"")",1,imr\n', "spreadsheet formulas are refused"),
     ],
 )
 def test_a_malformed_list_is_rejected_whole(text, problem):

@@ -1,0 +1,48 @@
+"""What of the case record forms the audit report shows (see imrtrial.audit.Source)."""
+
+from django.db.models import Q
+
+from imrtrial.audit import Source, register
+
+from . import registry
+from .models import FormEntry, Visit
+
+
+def _staff_rated():
+    """Entries of staff-rated instruments (e.g. IMRS clinician version): their rater may be the
+    participant's IMR facilitator, so who entered them is allocation-revealing."""
+    codes = [code for code, i in registry.all_instruments().items() if i.rater == "staff"]
+    return Q(instrument__in=codes)
+
+
+register(
+    Source(
+        key="visit",
+        label="Visit",
+        model=Visit,
+        trial="participant__trial",
+        site="participant__site",
+        participant="participant",
+        select_related=("participant", "timepoint"),
+        describe=lambda row: f"{row.participant.participant_id} {row.timepoint.label}",
+        # A visit is completed by whoever completes its last form, which may be a staff
+        # rating (assessments.services._update_visit): its author is hidden like theirs.
+        author_hidden=Q(history_change_reason="all forms complete"),
+    )
+)
+register(
+    Source(
+        key="formentry",
+        label="Form entry",
+        model=FormEntry,
+        trial="participant__trial",
+        site="participant__site",
+        participant="participant",
+        select_related=("participant",),
+        describe=lambda row: (
+            f"{row.participant.participant_id} {row.instrument} @ {row.timepoint} ({row.kind})"
+        ),
+        author_hidden=_staff_rated,
+        author_fields=("entered_by",),
+    )
+)

@@ -1,0 +1,66 @@
+"""What of randomization the audit report shows (see imrtrial.audit.Source)."""
+
+from django.db.models import Q
+
+from imrtrial.audit import Source, register
+
+from .models import Allocation, IdentifyingDetails, Screening, Withdrawal
+
+register(
+    Source(
+        key="screening",
+        label="Screening",
+        model=Screening,
+        trial="trial",
+        site="site",
+        participant="participant",
+        describe=lambda row: row.screening_number,
+    )
+)
+register(
+    Source(
+        key="identifying",
+        label="Identifying details",
+        model=IdentifyingDetails,
+        trial="screening__trial",
+        site="screening__site",
+        participant="screening__participant",
+        select_related=("screening",),
+        describe=lambda row: f"Screening {row.screening.screening_number}",
+        identifying_fields=("full_name", "national_id", "national_id_key", "phone"),
+    )
+)
+register(
+    Source(
+        key="allocation",
+        label="Allocation",
+        model=Allocation,
+        trial="trial",
+        site="participant__site",
+        participant="participant",
+        select_related=("participant",),
+        describe=lambda row: f"{row.randomization_number} ({row.participant.participant_id})",
+        unblinded=True,
+        # The slot is the position in the concealed sequence: with the arms it shows where
+        # blocks end, and so helps predict the next allocation.
+        hidden_fields=("slot",),
+    )
+)
+register(
+    Source(
+        key="withdrawal",
+        label="Withdrawal",
+        model=Withdrawal,
+        trial="participant__trial",
+        site="participant__site",
+        participant="participant",
+        select_related=("participant",),
+        describe=lambda row: row.participant.participant_id,
+        # Withdrawals are never changed: each row is one event. Stopping the intervention
+        # (level 1) happens in the IMR arm only.
+        history=False,
+        at="recorded_at",
+        by="recorded_by",
+        revealing=Q(level=Withdrawal.Level.INTERVENTION),
+    )
+)

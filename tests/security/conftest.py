@@ -1,0 +1,227 @@
+"""A trial with something of every kind, in both arms, made through the real services: the
+ground the crawler, the fuzzer, the audit report and the admin tests walk on.
+
+Every allocation-revealing fact carries a marker (a word found nowhere else), so a page that
+shows one to a blinded role is caught by a plain text search."""
+
+import datetime
+import itertools
+from dataclasses import dataclass, field
+
+import pytest
+from django.utils import timezone
+
+from assessments import services as crf
+from fidelity import services as imr
+from imrtrial.models import AccessLog, Participant, Role, Timepoint
+from randomization import services as randomization
+from tests.factories import (
+    grant,
+    make_allocation,
+    make_ready_participant,
+    make_trial,
+    make_user,
+    yes_to_all,
+)
+
+BLINDED_ROLES = [Role.TRIAL_ADMIN, Role.ASSESSOR, Role.DATA_MANAGER, Role.STATISTICIAN]
+GROUP_NAME = "Marigold circle"
+SESSION_NOTE = "Zanzibar session note"
+CALL_OUTCOME = "Quetzal call outcome"
+FIDELITY_REPORT = "Kumquat fidelity report"
+STOP_REASON = "Xylophone stop reason"  # the reason of a level-1 withdrawal (IMR arm only)
+
+
+@dataclass
+class World:
+    trial: object
+    north: object
+    south: object
+    users: dict  # role (or name) -> user
+    imr: object  # participant in the IMR arm at North, a member of the group
+    tau: object  # participant in the control arm at North
+    south_tau: object  # a participant at South, for site scoping
+    group: object = None
+    session: object = None
+    assessment: object = None
+    membership: object = None
+    staff_entry: object = None  # an IMRS (staff-rated) entry by the IMR facilitator
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def participants(self):
+        return [self.imr, self.tau, self.south_tau]
+
+    def revealing_texts(self):
+        """Text no blinded role may read anywhere: arm labels, the group, its sessions, calls,
+        fidelity, the level-1 withdrawal, the allocations' numbers and codes."""
+        from randomization.services import allocation_of
+
+        texts = {GROUP_NAME, SESSION_NOTE, CALL_OUTCOME, FIDELITY_REPORT, STOP_REASON}
+        texts |= {arm.label for arm in self.trial.arms.all()}
+        for p in self.participants:
+            allocation = allocation_of(p)
+            texts |= {allocation.randomization_number, allocation.confirmation_code}
+        return texts
+
+
+def _timepoints(trial):
+    Timepoint.objects.create(
+        trial=trial,
+        code="baseline",
+        label="Baseline",
+        order=0,
+        anchor=Timepoint.Anchor.ENROLMENT,
+        window_before_days=0,
+        window_after_days=400,
+        instruments=["gaf_f", "imrs_s", "csq8"],
+    )
+    Timepoint.objects.create(
+        trial=trial,
+        code="post",
+        label="Post-treatment",
+        order=1,
+        offset_days=200,
+        window_before_days=120,
+        window_after_days=120,
+        instruments=["gaf_f", "imrs_s"],
+        ask_blinding_guess=True,
+    )
+
+
+def build_world():
+    today = timezone.localdate()
+    trial = make_trial()
+    _timepoints(trial)
+    north, south = trial.sites.get(code="north"), trial.sites.get(code="south")
+    users = {}
+    for role in Role:
+        # Facilitators work at one site: North. The others hold their role at every site.
+        site = north if role == Role.FACILITATOR else None
+        users[role] = make_user(f"{role.value}-{site.code if site else 'all'}")
+        grant(users[role], trial, role, site)
+    users["facilitator2"] = make_user("facilitator-north2")  # a group has two or three
+    grant(users["facilitator2"], trial, Role.FACILITATOR, north)
+    users["rater2"] = make_user("rater-two")
+    grant(users["rater2"], trial, Role.FIDELITY_RATER)
+    for role in (Role.TRIAL_ADMIN, Role.DATA_MANAGER, Role.KEY_HOLDER, Role.ASSESSOR):
+        users[f"{role.value}-north"] = make_user(f"{role.value}-north")
+        grant(users[f"{role.value}-north"], trial, role, north)
+    desk = users[Role.COORDINATOR]
+
+    randomized_on = today - datetime.timedelta(days=250)
+
+    def participant(site, arm, name):
+        p = make_ready_participant(trial, desk, site=site, full_name=name, national_id=name)
+        make_allocation(p, arm, by=desk)
+        Participant.objects.filter(pk=p.pk).update(randomized_on=randomized_on)
+        return Participant.objects.get(pk=p.pk)
+
+    imr_p = participant(north, "imr", "Ada North")
+    tau_p = participant(north, "tau", "Bo North")
+    south_tau = participant(south, "tau", "Cy South")
+    crf.schedule_visits(trial)
+    world = World(trial, north, south, users, imr_p, tau_p, south_tau)
+
+    # Case record forms: the same for both arms, but the staff rating of the IMR member, which
+    # their facilitator entered.
+    assessor = users[Role.ASSESSOR]
+    for p in world.participants:
+        visit = p.visits.get(timepoint__code="baseline")
+        crf.save_entry(visit, "gaf_f", {"gaf_f": "55"}, by=assessor, kind="single", complete=True)
+        crf.save_entry(visit, "gaf_f", {"gaf_f": "57"}, by=assessor, kind="single", reason="typo")
+    for p in (imr_p, tau_p):  # the data manager assigns each post visit to the assessor
+        crf.assign_assessor(
+            p.visits.get(timepoint__code="post"), assessor, by=users[Role.DATA_MANAGER]
+        )
+    world.staff_entry = crf.save_entry(
+        imr_p.visits.get(timepoint__code="baseline"),
+        "imrs_s",
+        {},
+        by=users[Role.FACILITATOR],
+        kind="single",
+    )
+
+    # IMR delivery at North: a group with the IMR participant, a session they missed, a call.
+    facilitator = users[Role.FACILITATOR]
+    start = randomized_on + datetime.timedelta(days=7)
+    world.group = imr.create_group(
+        trial,
+        north,
+        by=facilitator,
+        name=GROUP_NAME,
+        facilitators=[facilitator, users["facilitator2"]],
+        start_date=start,
+        planned_sessions=20,
+        capacity=8,
+    )
+    world.membership = imr.add_member(world.group, imr_p, by=facilitator, joined_on=start)
+    world.session = imr.log_session(
+        world.group,
+        by=facilitator,
+        date=start,
+        modules=["recovery_strategies"],
+        duration_minutes=60,
+        facilitators_present=[facilitator],
+        attendance={imr_p: "absent"},
+        notes=SESSION_NOTE,
+    )
+    imr.record_follow_up_call(
+        world.session, imr_p, by=facilitator, called_on=start, outcome=CALL_OUTCOME
+    )
+    imr.record_attendance(
+        world.session, imr_p, by=facilitator, status="excused", reason="was in hospital"
+    )
+    raters = [users[Role.FIDELITY_RATER], users["rater2"]]
+    world.assessment = imr.create_assessment(
+        world.group,
+        by=raters[0],
+        kind="end",
+        date=start,
+        data_sources=["interviews"],
+        report=FIDELITY_REPORT,
+    )
+    for rater in raters:
+        imr.submit_rating(world.assessment, by=rater, scores=dict.fromkeys(range(1, 14), 4))
+    crf.withdraw(imr_p, 1, by=desk, reason=STOP_REASON, withdrawn_on=today)
+
+    # A paper questionnaire entered twice, differently: something to reconcile, in both arms.
+    for p, (user, answer) in itertools.product(
+        (imr_p, tau_p), ((assessor, "1"), (users["assessor-north"], "2"))
+    ):
+        crf.save_entry(
+            p.visits.get(timepoint__code="baseline"),
+            "csq8",
+            {f"c{i}": answer for i in range(1, 9)},
+            by=user,
+            kind="first" if answer == "1" else "second",
+            complete=True,
+        )
+    # The phone desk mid-way: a screening awaiting consent, one consented and not enrolled,
+    # an enrolled participant awaiting randomization.
+    for consent in ({}, {"consent_date": today, "consent_form_version": "v1"}):
+        randomization.screen(
+            trial,
+            north,
+            by=desk,
+            answers=yes_to_all(trial),
+            screened_on=today,
+            consent_obtained_by="Dr Who" if consent else "",
+            **consent,
+        )
+    world.extra["ready"] = make_ready_participant(trial, desk, site=north)
+
+    # The access log: an export, allocation views, an identifying-details view.
+    for action, target, user in [
+        (AccessLog.Action.EXPORT, "blinded dataset", users[Role.DATA_MANAGER]),
+        (AccessLog.Action.VIEW_ALLOCATION, imr_p.participant_id, desk),
+        (AccessLog.Action.VIEW_ALLOCATION, f"IMR group {GROUP_NAME}", facilitator),
+        (AccessLog.Action.VIEW_IDENTIFYING, "S-0001", desk),
+    ]:
+        AccessLog.objects.create(user=user, trial=trial, action=action, target=target)
+    return world
+
+
+@pytest.fixture
+def world(db):
+    return build_world()
