@@ -31,8 +31,7 @@ from tests.factories import (
     make_user,
     totp_code,
 )
-
-from .test_blinding_pages import crawl
+from tests.security.test_crawler import crawl
 
 pytestmark = [pytest.mark.django_db, pytest.mark.two_factor]
 PASSWORD = "correct-horse-battery-staple"

@@ -36,6 +36,21 @@ GET_ONLY = {
     "fidelity:groups",
     "fidelity:group",
     "fidelity:report",
+    # Reports and an export's progress page and download: GET only (require_safe / no form).
+    "exports:reports",
+    "exports:report_consort",
+    "exports:report_consort_svg",
+    "exports:report_recruitment",
+    "exports:report_follow_up",
+    "exports:report_completeness",
+    "exports:report_fidelity",
+    "exports:detail",
+    "exports:download",
+    "two_factor:staff",  # a list; its reset form is fuzzed as two_factor:reset
+    # The code forms need a session that has not passed two-factor sign-in, which the crawl's
+    # signed-in users have: tests/security/test_fuzz_two_factor.py fuzzes them.
+    "two_factor:verify",
+    "two_factor:enrol",
 }
 # Who posts: each role posts the forms it meets.
 POSTERS = [
