@@ -72,7 +72,17 @@ def reload(participant):
     return Participant.objects.select_related("trial", "site").get(pk=participant.pk)
 
 
-def test_a_killed_browser_then_a_retry_gives_exactly_one_allocation(roles_restored, live_server):
+@pytest.fixture
+def password_sign_in(settings):
+    """The stdlib client signs in with a password only. What is under test is the randomize
+    transaction when the client dies; each sign-in's one-time code would need a device per
+    attempt. Two-factor sign-in is tested in tests/imrtrial/test_twofactor.py."""
+    settings.TWO_FACTOR_REQUIRED = False
+
+
+def test_a_killed_browser_then_a_retry_gives_exactly_one_allocation(
+    roles_restored, live_server, password_sign_in
+):
     trial = load_preset("danish", key="faults-kill")
     desk = make_user("desk-kill")
     grant(desk, trial, Role.COORDINATOR)
