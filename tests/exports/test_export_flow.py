@@ -81,7 +81,14 @@ def test_key_and_process_data_are_refused_before_lock_and_to_everyone_but_the_ke
     lock(trial)
     admin = make_user("x-admin")
     grant(admin, trial, Role.TRIAL_ADMIN)
-    for user in (staff.dm, statistician, staff.desk, staff.assessor, admin):
+    rater = make_user("x-rater")
+    grant(rater, trial, Role.FIDELITY_RATER)
+    # Every role but the key holder, the unblinded ones included.
+    others = (staff.dm, statistician, staff.desk, staff.assessor, staff.case_manager, rater, admin)
+    assert {r for u in others for r in u.memberships.values_list("role", flat=True)} == set(
+        Role.values
+    ) - {Role.KEY_HOLDER}
+    for user in others:
         for dataset in ("key", "process"):
             with pytest.raises(services.Refused):
                 services.request_export(trial, by=user, dataset=dataset, format="csv", reason="x")
