@@ -48,10 +48,11 @@ def finish(process):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def kill(process):
+def kill(process, *, may_have_finished=False):
     process.kill()  # SIGKILL: no goodbye, the socket is just gone
     process.communicate(timeout=30)
-    assert process.returncode == -9
+    # Between poll() and the signal a client can finish on its own: a random kill came late.
+    assert process.returncode == -9 or (may_have_finished and process.returncode == 0)
 
 
 def wait_for(condition, seconds=30):
@@ -137,7 +138,7 @@ def test_a_killed_browser_then_a_retry_gives_exactly_one_allocation(
         process = start_client(live_server, trial, participant, desk.username)
         time.sleep(rng.uniform(0, 1.2 * flow_seconds))
         if process.poll() is None:
-            kill(process)
+            kill(process, may_have_finished=True)
         else:  # it was done before the kill came
             finish(process)
         time.sleep(0.3)  # let a request the server had started finish
