@@ -369,6 +369,7 @@ class Dataset:
 
     def _timepoint_cells(self, row, pk, tp, visits, entries, *, long):
         visit = visits.get((pk, tp.code))
+        guess = None
         if visit:
             _, _, target, start, end, completed, missed, deviation, guess = visit
             status = Visit.status_of(self.today, completed, missed, deviation, start, end)
@@ -376,7 +377,7 @@ class Dataset:
         else:
             row += [None] * 6
         if long or tp.ask_blinding_guess:
-            row.append(visit[8] or None if visit else None)
+            row.append(guess or None)
         forms = entries.get((pk, tp.code), {})
         for instrument in self.instruments:
             if not long and instrument.code not in tp.instruments:

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from imrtrial import access
-from imrtrial.models import AccessLog, Trial
+from imrtrial.models import AccessLog
 
 from . import dataset as datasets
 from . import writers
@@ -18,7 +18,6 @@ from .models import ExportRun
 
 logger = logging.getLogger(__name__)
 EXTENSIONS = {"csv": "zip", "sav": "sav", "dta": "dta", "odm": "xml"}
-PROGRESS_EVERY = 500
 
 
 class Refused(Exception):
@@ -193,7 +192,3 @@ def may_download(run, user):
     except Refused:
         return False
     return True
-
-
-def trial_locked(trial):
-    return trial.status == Trial.Status.LOCKED

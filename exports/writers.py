@@ -10,9 +10,7 @@ missing values .a, .b, ... labelled likewise. The codebook lists them.
 """
 
 import csv
-import datetime
 import io
-import math
 import zipfile
 
 import numpy as np
@@ -30,22 +28,6 @@ def safe_text(text):
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def csv_cell(value):
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        return repr(int(value)) if value.is_integer() else repr(round(value, 6))
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    return safe_text(str(value))
-
-
 def write_csv(dataset, out, *, progress=None):
     """Write the rows as UTF-8 CSV (header of variable names) to the text stream `out`.
 
@@ -57,9 +39,8 @@ def write_csv(dataset, out, *, progress=None):
     total, n = len(dataset), 0
     for row in dataset.rows():
         for i in text:
-            value = row[i]
-            if value and value.startswith(FORMULA_START):
-                row[i] = "'" + value
+            if row[i]:
+                row[i] = safe_text(row[i])
         writer.writerow(row)
         n += 1
         if progress and n % 1000 == 0:
