@@ -43,6 +43,16 @@ def _unblinded(user, trial, sites):
     return all(access.may_see_allocation(user, trial, site) for site in sites)
 
 
+def _may_see_codes(user, trial, sites):
+    """Counts by neutral code (A/B): for blinded holders of export_blinded at every site in scope,
+    who get the A/B dataset anyway. Not for anyone unblinded at any site (beside what they see by
+    arm, the codes would give them the key), unless they may see the key; not for a trial
+    administrator (no export_blinded), who could match a count's step to a randomization."""
+    if access.may_see_allocation(user, trial) and not access.may_see_allocation_key(user, trial):
+        return False
+    return all(access.has(user, "export_blinded", trial, site) for site in sites)
+
+
 def _scope(request, trial_key):
     trial = access.trial_or_404(request.user, trial_key)
     sites = report_sites(request.user, trial)
@@ -53,6 +63,7 @@ def _scope(request, trial_key):
         "sites": sites,
         "scoped": len(sites) < trial.sites.count(),
         "unblinded": _unblinded(request.user, trial, sites),
+        "codes": _may_see_codes(request.user, trial, sites),
         "today": timezone.localdate(),
     }
     return trial, sites, context
@@ -81,6 +92,8 @@ def _consort(request, trial_key):
         )
     if view == reports.ARMS and not context["unblinded"]:
         raise Http404("Not found.")
+    if view == reports.CODES and not context["codes"]:
+        raise Http404("Not found.")
     flow = reports.consort(trial, sites=sites, view=view, today=context["today"])
     svg = charts.consort_svg(reports.consort_diagram(flow, trial), svg_id="consort")
     context.update(view=view, flow=flow, svg=svg)
@@ -101,7 +114,7 @@ def consort(request, trial_key):
         table=reports.consort_table(context["flow"]),
         views=[
             (reports.POOLED, "Pooled"),
-            (reports.CODES, "By neutral code (A/B)"),
+            *([(reports.CODES, "By neutral code (A/B)")] if context["codes"] else []),
             *([(reports.ARMS, "By arm")] if context["unblinded"] else []),
         ],
         definition=reports.ANALYSED_DEFINITION,

@@ -43,7 +43,6 @@ from randomization import export
 
 POOLED, CODES, ARMS = "pooled", "codes", "arms"
 VIEWS = (POOLED, CODES, ARMS)
-BLINDED_VIEWS = (POOLED, CODES)
 
 COUNTING_KINDS = (FormEntry.Kind.SINGLE, FormEntry.Kind.FINAL)
 COUNTING_STATUSES = (FormEntry.Status.COMPLETE, FormEntry.Status.VERIFIED, FormEntry.Status.LOCKED)
@@ -238,9 +237,12 @@ def consort(trial, *, sites, view, today):
         column_of = {pk: code for pk, (code, _) in allocations.items()}
     else:
         arm_of = export.arm_codes(trial)
+        # The intervention arm first, then by the arms' own codes: an order by export code
+        # would show the key.
+        arms = sorted(export.key(trial), key=lambda k: (not k[3], k[1]))
         columns = [
             {"key": code, "label": label, "is_intervention": is_intervention}
-            for _, code, label, is_intervention in export.key(trial)
+            for _, code, label, is_intervention in arms
         ]
         column_of = {pk: arm_of[pk] for pk in allocations}
 

@@ -6,8 +6,6 @@ function takes a trial and returns plain values; the caller has asked the gate a
 `imrtrial.access.may_see_allocation_key` for the key.
 """
 
-from django.db.models import Count
-
 from .models import Allocation, Screening, Withdrawal
 
 
@@ -32,16 +30,6 @@ def key(trial):
         (arm.export_code, arm.code, arm.label, arm.is_intervention)
         for arm in trial.arms.order_by("export_code")
     ]
-
-
-def counts_by_code(trial):
-    """{export code: number of allocations}, in_error ones included."""
-    return dict(
-        Allocation.objects.filter(trial=trial)
-        .values_list("arm__export_code")
-        .annotate(n=Count("id"))
-        .values_list("arm__export_code", "n")
-    )
 
 
 def withdrawals(trial):

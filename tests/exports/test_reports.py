@@ -259,7 +259,7 @@ def test_consort_by_arm_counts_every_exclusion_and_loss_as_counted_by_hand(world
     flow = consort(world, reports.ARMS)
     assert flow["enrolment"] == ENROLMENT
     assert [t["code"] for t in flow["timepoints"]] == ["baseline", "post", "followup"]
-    tau, imr_arm = flow["columns"]  # by neutral code: TAU is A, IMR is B in the factory trial
+    imr_arm, tau = flow["columns"]  # the intervention arm first
     assert (imr_arm["label"], imr_arm["allocated"], imr_arm["in_error"], imr_arm["followed"]) == (
         "IMR + TAU",
         5,
@@ -317,7 +317,7 @@ def test_the_diagram_covers_only_the_sites_in_scope(world):
     flow = consort(world, reports.ARMS, sites=[world.south])
     # South: screenings C and D, and I5, T3, T5.
     assert flow["enrolment"]["assessed"] == 5 and flow["enrolment"]["randomized"] == 3
-    assert [c["allocated"] for c in flow["columns"]] == [2, 1]
+    assert [c["allocated"] for c in flow["columns"]] == [1, 2]  # IMR, then TAU
 
 
 # --- Blinding of the diagram ------------------------------------------------------------------
@@ -345,15 +345,22 @@ def test_blinded_roles_see_no_arm_and_no_one_arm_box(world, client, role):
     key = world.trial.key
     page = reverse("exports:report_consort", args=[key])
     svg = reverse("exports:report_consort_svg", args=[key])
-    for view in ("pooled", "codes"):
+    # A trial administrator holds no export_blinded: the pooled diagram only (see
+    # test_the_neutral_code_view_is_only_for_blinded_exporters).
+    views = ("pooled",) if role == Role.TRIAL_ADMIN else ("pooled", "codes")
+    for view in views:
         html = client.get(page, {"view": view})
         download = client.get(svg, {"view": view})
         assert html.status_code == download.status_code == 200
         assert_blind(page_text(html.content), world.trial)
         assert_blind(page_text(download.content), world.trial)
         assert "Assessed for eligibility (n=17)" in download.content.decode()
-    codes = client.get(svg, {"view": "codes"}).content.decode()
-    assert "Allocated to Group A (n=6)" in codes and "Allocated to Group B (n=5)" in codes
+    if role == Role.TRIAL_ADMIN:
+        assert client.get(page, {"view": "codes"}).status_code == 404
+        assert client.get(svg, {"view": "codes"}).status_code == 404
+    else:
+        codes = client.get(svg, {"view": "codes"}).content.decode()
+        assert "Allocated to Group A (n=6)" in codes and "Allocated to Group B (n=5)" in codes
     default = client.get(page).content.decode()
     assert "All randomized (n=11)" in default  # blinded roles start on the pooled view
     assert client.get(page, {"view": "arms"}).status_code == 404
@@ -412,6 +419,34 @@ def test_unblinded_roles_see_the_diagram_by_arm_and_the_view_is_logged(world, cl
     assert "Randomized twice by mistake" in text
     log = AccessLog.objects.get(user=user)
     assert (log.action, log.target) == (AccessLog.Action.VIEW_ALLOCATION, "CONSORT diagram by arm")
+
+
+@pytest.mark.parametrize("role", REPORT_ROLES_UNBLINDED)
+def test_the_neutral_code_view_is_only_for_blinded_exporters(world, client, role):
+    """Someone who sees the diagram by arm and by code could match the counts: the key. Only
+    the key holder after lock (who may see the key) gets both."""
+    user = make_user(f"codes-{role}")
+    grant(user, world.trial, role)
+    client.force_login(user)
+    page = reverse("exports:report_consort", args=[world.trial.key])
+    svg = reverse("exports:report_consort_svg", args=[world.trial.key])
+    assert client.get(page, {"view": "codes"}).status_code == 404
+    assert client.get(svg, {"view": "codes"}).status_code == 404
+    assert "view=codes" not in client.get(page).content.decode()
+    if role == Role.KEY_HOLDER:
+        Trial.objects.filter(pk=world.trial.pk).update(status=Trial.Status.LOCKED)
+        assert client.get(page, {"view": "codes"}).status_code == 200
+
+
+def test_the_diagram_by_arm_does_not_follow_the_export_codes(world):
+    """Arms are listed in the order of their own codes, so the by-arm diagram is the same
+    whichever arm drew code A."""
+    before = render(world, reports.ARMS)
+    imr, tau = world.trial.arms.get(code="imr"), world.trial.arms.get(code="tau")
+    world.trial.arms.filter(pk=imr.pk).update(export_code="X")
+    world.trial.arms.filter(pk=tau.pk).update(export_code=imr.export_code)
+    world.trial.arms.filter(pk=imr.pk).update(export_code=tau.export_code)
+    assert render(world, reports.ARMS) == before
 
 
 def test_the_svg_download_is_a_well_formed_attachment_and_is_logged(world, client):
@@ -513,6 +548,10 @@ def test_reports_of_a_trial_with_no_data_yet_render(client):
         for name in ALL_REPORTS:
             for view in ("pooled", "codes", "arms"):
                 response = client.get(reverse(f"exports:{name}", args=[key]), {"view": view})
+                if view == "codes" and name in ("report_consort", "report_consort_svg"):
+                    # Before lock the key holder sees arms, so codes would give the key away.
+                    assert response.status_code == 404, (key, name, view)
+                    continue
                 assert response.status_code == 200, (key, name, view)
                 body = response.content.decode()
                 for svg in re.findall(r"<svg.*?</svg>", body, re.S):
