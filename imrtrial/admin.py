@@ -123,11 +123,11 @@ class GateScopedAdmin:
             # Read-only pages render no widgets: a select would list every row it could point
             # to, other sites' included. Django's change view does this by itself; the history
             # version view (simple-history) does not.
-            opts = self.model._meta
+            opts, hidden = self.model._meta, set(self.get_exclude(request, obj) or ())
             fields += [
                 f.name
                 for f in [*opts.fields, *opts.many_to_many]
-                if f.editable and not f.primary_key and f.name not in fields
+                if f.editable and not f.primary_key and f.name not in {*fields, *hidden}
             ]
         return fields
 

@@ -7,11 +7,14 @@ from imrtrial.admin import GateScopedAdmin
 
 from .models import Allocation
 
+HIDDEN = ["slot", "stratum"]
+
 
 @admin.register(Allocation)
 class AllocationAdmin(GateScopedAdmin, admin.ModelAdmin):
     list_display = ["randomization_number", "participant", "arm", "allocated_at", "in_error"]
-    readonly_fields = [f.name for f in Allocation._meta.fields]
+    exclude = HIDDEN
+    readonly_fields = [f.name for f in Allocation._meta.fields if f.name not in HIDDEN]
     site_path = "participant__site"
     unblinded = True
     view_perm = None  # allocation access at the site is what it takes

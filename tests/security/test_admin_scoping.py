@@ -253,3 +253,19 @@ def test_the_system_administrator_sets_up_roles_but_sees_no_trial_data(client, w
         _membership_form(world, user=root.pk, role="coordinator"),
     )
     assert "your own roles" in response.content.decode()
+
+
+def test_the_allocation_admin_never_shows_the_slot(client, world):
+    """Slot and arm together show where blocks end (concealment), even to unblinded staff."""
+    from randomization.services import allocation_of
+
+    from .test_crawler import worst_case_staff
+
+    user = worst_case_staff(world.users[Role.COORDINATOR])
+    client.force_login(user)
+    allocation = allocation_of(world.imr)
+    page = client.get(f"/admin/randomization/allocation/{allocation.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert allocation.randomization_number in html
+    assert "Slot" not in html and "Stratum" not in html
