@@ -14,6 +14,7 @@ from imrtrial import access
 from imrtrial.admin import GateScopedAdmin
 
 from . import registry
+from .audit import free_text_items
 from .models import FormEntry
 
 
@@ -35,6 +36,32 @@ class FormEntryAdmin(GateScopedAdmin, SimpleHistoryAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def free_text_keys(self, obj):
+        return {"values": free_text_items(obj)}
+
+    def _values_shown(self, request, obj):
+        """The entry's values as the reader may see them: a field the admin renders read-only,
+        with free text written by unblinded staff withheld from a reader blinded at the site.
+        One callable per request: the admin matches read-only fields by identity."""
+        cached = getattr(request, "_imrtrial_values_shown", None)
+        if cached is not None:
+            return cached
+        mask = self._mask(request, obj) or (lambda field, value: value)
+
+        def values(entry):
+            return mask("values", entry.values)
+
+        values.short_description = FormEntry._meta.get_field("values").verbose_name
+        request._imrtrial_values_shown = values
+        return values
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if obj is None:
+            return fields
+        shown = self._values_shown(request, obj)
+        return [shown if f == "values" else f for f in fields]
+
     def _author_hidden(self, request, entry):
         participant = entry.participant
         return _staff_rated(entry) and not access.may_see_allocation(
@@ -45,6 +72,9 @@ class FormEntryAdmin(GateScopedAdmin, SimpleHistoryAdmin):
         fields = super().get_fields(request, obj)
         if obj is not None and self._author_hidden(request, obj):
             fields = [f for f in fields if f != "entered_by"]
+        if obj is not None:
+            fields = [f for f in fields if f != "values" and not callable(f)]
+            fields.insert(3, self._values_shown(request, obj))
         return fields
 
     def set_history_delta_changes(self, request, historical_records, **kwargs):

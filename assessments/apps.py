@@ -6,6 +6,11 @@ class AssessmentsConfig(AppConfig):
 
     def ready(self):
         # A malformed instrument definition stops start-up with a message naming the file.
-        from . import registry
+        from imrtrial import lifecycle
+
+        from . import registry, services
 
         registry.load()
+        # Visits exist from the moment their anchor does: scheduled by the service that enrols
+        # or randomizes, never by a page on GET.
+        lifecycle.follow(services.schedule_participant_visits)

@@ -15,6 +15,15 @@ def _staff_rated():
     return Q(instrument__in=codes)
 
 
+def free_text_items(row):
+    """Keys of a form's free-text items; every key of an instrument no longer installed."""
+    try:
+        instrument = registry.get(row.instrument)
+    except KeyError:
+        return set(row.values or {})
+    return {item.code for item in instrument.items if item.type == "text"}
+
+
 register(
     Source(
         key="visit",
@@ -44,5 +53,6 @@ register(
         ),
         author_hidden=_staff_rated,
         author_fields=("entered_by",),
+        text_keys=free_text_items,
     )
 )

@@ -56,10 +56,20 @@ def visit_dates(timepoint, participant):
     )
 
 
+def schedule_participant_visits(participant):
+    """The visits of one participant that are due to exist (idempotent): called by the phone
+    desk's services (imrtrial.lifecycle) when the participant is enrolled or randomized."""
+    if participant.status == Participant.Status.WITHDRAWN:
+        return 0
+    have = {(participant.pk, t) for t in participant.visits.values_list("timepoint_id", flat=True)}
+    return _create_missing_visits([participant], list(participant.trial.timepoints.all()), have)
+
+
 def schedule_visits(trial):
     """Create the visits that are due to exist (idempotent, set-based): enrolment-anchored
     visits for every participant, the others once the participant is randomized. Cheap when
-    nothing is missing: one counting query finds the participants short of visits."""
+    nothing is missing: one counting query finds the participants short of visits. The daily
+    job runs it as the backstop of schedule_participant_visits."""
     timepoints = list(trial.timepoints.all())
     at_enrolment = sum(t.anchor == Timepoint.Anchor.ENROLMENT for t in timepoints)
     short = (
@@ -77,8 +87,12 @@ def schedule_visits(trial):
     have = set(
         Visit.objects.filter(participant__in=short).values_list("participant_id", "timepoint_id")
     )
+    return _create_missing_visits(short, timepoints, have)
+
+
+def _create_missing_visits(participants, timepoints, have):
     new = []
-    for participant in short:
+    for participant in participants:
         for timepoint in timepoints:
             if (participant.pk, timepoint.pk) in have:
                 continue
@@ -416,18 +430,12 @@ def withdraw(participant, level, *, by, reason, withdrawn_on):
     details); the allocation, the pseudonymous participant row and this withdrawal record stay,
     so the sequence and the flow diagram remain intact. It lives here, downstream of
     randomization, because the erasure reaches the case record forms."""
-    trial = participant.trial
-    if not (
-        access.has(by, "randomize", trial, participant.site)
-        or access.has(by, "manage_trial", trial, participant.site)
-    ):
+    if not access.may_withdraw(by, participant):
         raise Refused("You may not record withdrawals for this participant.")
     if not reason.strip():
         raise Refused("Give the reason for the withdrawal.")
     level = Withdrawal.Level(level)
-    if level == Withdrawal.Level.INTERVENTION and not access.may_see_allocation(
-        by, trial, participant.site
-    ):
+    if not access.may_withdraw(by, participant, level):
         # Level 1 exists in the IMR arm only; refused alike for every participant, so the
         # refusal (or "already withdrawn at level 1") tells a blinded user nothing.
         raise Refused("Stopping the intervention is recorded by unblinded staff.")

@@ -15,6 +15,7 @@ from django.utils import timezone
 from imrtrial import access
 from imrtrial.audit import ReasonRequired, log_access
 from imrtrial.models import AccessLog, Role
+from randomization.models import Withdrawal
 from randomization.services import Refused, allocation_of
 
 from . import registry, services
@@ -45,41 +46,44 @@ def participant_list(request, trial_key):
 def participant_detail(request, trial_key, participant_id):
     trial = access.trial_or_404(request.user, trial_key)
     participant = access.participant_or_404(request.user, trial, participant_id)
-    services.schedule_visits(trial)
+    unblinded = access.may_see_allocation(request.user, trial, participant.site)
+    withdrawals = participant.withdrawals.select_related("recorded_by")
+    if not unblinded:
+        # Stopping the intervention (level 1) happens in the IMR arm only: allocation-revealing.
+        withdrawals = withdrawals.exclude(level=Withdrawal.Level.INTERVENTION)
     context = {
         "trial": trial,
         "participant": participant,
         "visits": participant.visits.select_related("timepoint", "assessor"),
         "today": timezone.localdate(),
         "allocation": None,
-        "withdrawals": participant.withdrawals.all(),  # narrowed below for blinded users
-        "may_withdraw": _may_withdraw(request.user, participant),
+        "withdrawals": [
+            (
+                w,
+                access.text_for(request.user, w.reason, w.recorded_by, trial, participant.site),
+            )
+            for w in withdrawals
+        ],
+        "may_withdraw": access.may_withdraw(request.user, participant),
     }
-    if not access.may_see_allocation(request.user, trial, participant.site):
-        # Stopping the intervention (level 1) happens in the IMR arm only: allocation-revealing.
-        context["withdrawals"] = context["withdrawals"].exclude(level=1)
-    else:
+    if unblinded:
         context["allocation"] = allocation_of(participant)
         if context["allocation"]:
             log_access(request, trial, AccessLog.Action.VIEW_ALLOCATION, participant)
     return render(request, "assessments/participant_detail.html", context)
 
 
-def _may_withdraw(user, participant):
-    return access.has(user, "randomize", participant.trial, participant.site) or access.has(
-        user, "manage_trial", participant.trial, participant.site
-    )
-
-
 @login_required
 def withdrawal_new(request, trial_key, participant_id):
     trial = access.trial_or_404(request.user, trial_key)
     participant = access.participant_or_404(request.user, trial, participant_id)
-    if not _may_withdraw(request.user, participant):
+    if not access.may_withdraw(request.user, participant):
         raise Http404("Not found.")
     form = WithdrawalForm(
         _post(request),
-        may_stop_intervention=access.may_see_allocation(request.user, trial, participant.site),
+        may_stop_intervention=access.may_withdraw(
+            request.user, participant, Withdrawal.Level.INTERVENTION
+        ),
     )
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
@@ -123,7 +127,6 @@ def worklist(request, trial_key):
     sites = _entry_sites(request.user, trial)
     if not sites.exists():
         raise Http404("Not found.")
-    services.schedule_visits(trial)
     today = timezone.localdate()
     visits = (
         Visit.objects.due(today)

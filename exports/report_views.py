@@ -4,7 +4,7 @@ Who: holders of export_blinded, view_unblinded or manage_trial (migration imrtri
 managers, statisticians, key holders, trial administrators, coordinators, facilitators and
 fidelity raters); everyone else gets 404. Scope: the sites where the user holds one of those.
 Arm-level pages (the CONSORT diagram by arm, fidelity) need allocation access at every site in
-scope (imrtrial.access.may_see_allocation) and answer 404 to everyone else, who get the blinded
+scope (imrtrial.access.may_see_reports_by_arm) and answer 404 to everyone else, who get the blinded
 diagram (pooled, or by neutral code A/B). Views of allocation data and downloads are logged.
 """
 
@@ -18,52 +18,22 @@ from django.views.decorators.http import require_safe
 
 from imrtrial import access
 from imrtrial.audit import log_access
-from imrtrial.models import AccessLog, Site
+from imrtrial.models import AccessLog
 
 from . import charts, reports
-
-REPORT_PERMS = ("export_blinded", "view_unblinded", "manage_trial")
-
-
-def report_sites(user, trial):
-    """The sites of the trial whose participants the user's reports cover."""
-    ids = set()
-    for perm in REPORT_PERMS:
-        ids.update(access.sites_where(user, perm, trial).values_list("pk", flat=True))
-    return list(Site.objects.filter(pk__in=ids).order_by("name"))
-
-
-def may_see_reports(user, trial):
-    return any(access.has(user, perm, trial) for perm in REPORT_PERMS)
-
-
-def _unblinded(user, trial, sites):
-    """Arm-level reports only to a user unblinded at every site they cover: otherwise the
-    counts of a site where they are blinded would be in them."""
-    return all(access.may_see_allocation(user, trial, site) for site in sites)
-
-
-def _may_see_codes(user, trial, sites):
-    """Counts by neutral code (A/B): for blinded holders of export_blinded at every site in scope,
-    who get the A/B dataset anyway. Not for anyone unblinded at any site (beside what they see by
-    arm, the codes would give them the key), unless they may see the key; not for a trial
-    administrator (no export_blinded), who could match a count's step to a randomization."""
-    if access.may_see_allocation(user, trial) and not access.may_see_allocation_key(user, trial):
-        return False
-    return all(access.has(user, "export_blinded", trial, site) for site in sites)
 
 
 def _scope(request, trial_key):
     trial = access.trial_or_404(request.user, trial_key)
-    sites = report_sites(request.user, trial)
+    sites = access.report_sites(request.user, trial)
     if not sites:
         raise Http404("Not found.")
     context = {
         "trial": trial,
         "sites": sites,
         "scoped": len(sites) < trial.sites.count(),
-        "unblinded": _unblinded(request.user, trial, sites),
-        "codes": _may_see_codes(request.user, trial, sites),
+        "unblinded": access.may_see_reports_by_arm(request.user, trial, sites),
+        "codes": access.may_see_reports_by_code(request.user, trial, sites),
         "today": timezone.localdate(),
     }
     return trial, sites, context

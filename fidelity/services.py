@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from imrtrial import access
 from imrtrial.audit import attribute
-from imrtrial.models import Membership, Role
+from imrtrial.models import Membership, Perm, Role
 from randomization.services import Refused, allocation_of
 
 from . import rules
@@ -38,8 +38,8 @@ from .models import (
 
 
 def _require(by, perm, trial, site):
-    if not (access.may_see_allocation(by, trial, site) and access.has(by, perm, trial, site)):
-        what = "log IMR attendance" if perm == "log_attendance" else "rate fidelity"
+    if not access.may_do_unblinded(by, perm, trial, site):
+        what = "log IMR attendance" if perm == Perm.LOG_ATTENDANCE else "rate fidelity"
         raise Refused(f"You may not {what} at {site.name}.")
 
 
@@ -321,10 +321,7 @@ def record_follow_up_call(session, participant, *, by, called_on, outcome):
 def rater_problem(group, user):
     """Why the user may not rate this group, or None."""
     trial, site = group.trial, group.site
-    if not (
-        access.may_see_allocation(user, trial, site)
-        and access.has(user, "rate_fidelity", trial, site)
-    ):
+    if not access.may_do_unblinded(user, Perm.RATE_FIDELITY, trial, site):
         return f"You are not a fidelity rater for {site.name}."
     if group.facilitators.filter(pk=user.pk).exists():
         return "You facilitate this group, so you may not rate it."

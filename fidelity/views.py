@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from imrtrial import access
 from imrtrial.audit import log_access
-from imrtrial.models import AccessLog, Participant
+from imrtrial.models import AccessLog, Participant, Perm
 
 from . import measures, rules, services
 from .forms import (
@@ -49,11 +49,6 @@ def _trial(request, trial_key):
     return trial
 
 
-def _unblinded_sites(user, trial):
-    """The sites where the user may see allocation data, asking the gate site by site."""
-    return [s for s in trial.sites.all() if access.may_see_allocation(user, trial, s)]
-
-
 def _group(request, trial, pk):
     group = get_object_or_404(ImrGroup.objects.select_related("trial", "site"), trial=trial, pk=pk)
     access.require_allocation_access(request.user, trial, group.site)
@@ -82,7 +77,7 @@ def _parse_day(value):
 @login_required
 def group_list(request, trial_key):
     trial = _trial(request, trial_key)
-    sites = _unblinded_sites(request.user, trial)
+    sites = access.unblinded_sites(request.user, trial)
     groups = (
         ImrGroup.objects.filter(trial=trial, site__in=sites)
         .select_related("trial", "site")
@@ -106,7 +101,7 @@ def group_list(request, trial_key):
         {
             "trial": trial,
             "rows": rows,
-            "may_create": any(access.has(request.user, "log_attendance", trial, s) for s in sites),
+            "may_create": access.may_do_unblinded(request.user, Perm.LOG_ATTENDANCE, trial),
             "reminders": AttendanceReminder.objects.filter(group__in=groups)
             .select_related("recipient", "group")
             .order_by("-day", "group__name")[:50],
@@ -120,11 +115,7 @@ def group_list(request, trial_key):
 @login_required
 def group_new(request, trial_key):
     trial = _trial(request, trial_key)
-    sites = [
-        s
-        for s in _unblinded_sites(request.user, trial)
-        if access.has(request.user, "log_attendance", trial, s)
-    ]
+    sites = list(access.sites_where_unblinded(request.user, Perm.LOG_ATTENDANCE, trial))
     if not sites:
         raise Http404("Not found.")
     candidates = (

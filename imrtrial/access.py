@@ -1,29 +1,45 @@
 """The one gate for who may see and do what.
 
-Every view, queryset, template context, export, e-mail and admin screen asks this module; none
-re-implements a rule. Storage is Django's own: a role is a Group whose permissions say what the
-role may do (created by migration imrtrial 0002), and a Membership row scopes a user's role to a
-trial and to one site or to all of them.
+Every view, queryset, template context, export, e-mail, audit page and admin screen asks this
+module; none re-implements a rule. Storage is Django's own: a role is a Group whose permissions
+(`Perm`) say what the role may do (created by migration imrtrial 0002), and a Membership row
+scopes a user's role to a trial and to one site or to all of them.
 
 Blinding rule: "allocation-revealing" data is anything from which a participant's arm can be
 learned (the allocation, IMR group membership, attendance, fidelity of a participant's group, the
-randomization confirmation). Only holders of `view_unblinded`, or of
+randomization confirmation, stopping the intervention). Only holders of `view_unblinded`, or of
 `view_unblinded_after_unblinding` once the trial is unblinded, may see it. Superusers get no
 exemption: a system administrator is not unblinded by being one.
+
+Free text and authors are a channel too: whoever is (or was) unblinded at a site may write what
+they know into a reason or a description, and their very name beside a record can tell the arm
+(a facilitator reporting an incident). So a reader blinded at a site sees such an author only by
+a role-neutral label, and their text only as "text exists" (`may_read_text`, `author_label`).
+
+Questions are answered per user and trial, with the user's grants cached on the user object
+(Django builds it anew for every request; `forget` drops it after a membership change).
 """
 
 from django.contrib.auth.models import Group
+from django.db.models import Q
 from django.http import Http404
 
-from .models import Membership, Participant, Site, Trial, UnblindingIncident
+from .models import Membership, Participant, Perm, Site, Trial, UnblindingIncident
+
+__all__ = ["Perm"]  # callers name permissions as access.Perm.X
 
 _CACHE_ATTR = "_imrtrial_access_cache"
 
+# How a blinded reader sees an unblinded author, and their words.
+NEUTRAL_AUTHOR = "Trial staff"
+TEXT_WITHHELD = "(text written by unblinded staff: not shown)"
+
+# Permissions that make a user's name and words allocation-revealing where they hold them.
+_UNBLINDING = (Perm.VIEW_UNBLINDED,)
+
 
 def _grants(user, trial):
-    """{site_id or None: set of permission codenames} for the user's active roles in the trial.
-
-    Cached on the user object, which Django builds anew for every request."""
+    """{site_id or None: set of permission codenames} for the user's active roles in the trial."""
     if not user.is_authenticated or not user.is_active:
         return {}
     cache = user.__dict__.setdefault(_CACHE_ATTR, {})
@@ -31,14 +47,7 @@ def _grants(user, trial):
         rows = Membership.objects.filter(user=user, trial=trial, active=True).values_list(
             "site_id", "role"
         )
-        roles = {role for _, role in rows}
-        perms_of_role = {}
-        for name, codename in Group.objects.filter(name__in=roles).values_list(
-            "name", "permissions__codename"
-        ):
-            perms_of_role.setdefault(name, set())
-            if codename:
-                perms_of_role[name].add(codename)
+        perms_of_role = _permissions_of_roles({role for _, role in rows})
         grants = {}
         for site_id, role in rows:
             grants.setdefault(site_id, set()).update(perms_of_role.get(role, ()))
@@ -46,27 +55,58 @@ def _grants(user, trial):
     return cache[trial.pk]
 
 
+def _permissions_of_roles(roles=None):
+    """{role: set of codenames}, for `roles` (None: every role)."""
+    groups = Group.objects.all() if roles is None else Group.objects.filter(name__in=roles)
+    perms_of_role = {}
+    for name, codename in groups.values_list("name", "permissions__codename"):
+        perms_of_role.setdefault(name, set())
+        if codename:
+            perms_of_role[name].add(codename)
+    return perms_of_role
+
+
 def forget(user):
     """Drop the cached grants, after a membership of this user changed."""
     user.__dict__.pop(_CACHE_ATTR, None)
 
 
+def _site_id(site):
+    return site.pk if isinstance(site, Site) else site
+
+
+# --- Permissions and sites --------------------------------------------------------------------
+
+
 def has(user, perm, trial, site=None):
     """May the user do `perm` in the trial, at `site` (None: at some site of the trial)?"""
+    perm = Perm(perm)  # an unknown name is an error, never a silent "no"
     grants = _grants(user, trial)
     if site is None:
         return any(perm in perms for perms in grants.values())
-    site_id = site.pk if isinstance(site, Site) else site
-    return perm in grants.get(None, ()) or perm in grants.get(site_id, ())
+    return perm in grants.get(None, ()) or perm in grants.get(_site_id(site), ())
+
+
+def has_any(user, perms, trial, site=None):
+    return any(has(user, perm, trial, site) for perm in perms)
 
 
 def sites_where(user, perm, trial):
-    """The sites of the trial at which the user may do `perm`."""
+    """The sites of the trial at which the user may do `perm`, as a queryset."""
+    perm = Perm(perm)
     grants = _grants(user, trial)
     if perm in grants.get(None, ()):
         return Site.objects.filter(trial=trial)
     ids = [site_id for site_id, perms in grants.items() if site_id and perm in perms]
     return Site.objects.filter(trial=trial, pk__in=ids)
+
+
+def sites_where_any(user, perms, trial):
+    """The sites at which the user may do any of `perms`."""
+    qs = Site.objects.none()
+    for perm in perms:
+        qs = qs | sites_where(user, perm, trial)
+    return qs.distinct()
 
 
 def trials_of(user):
@@ -87,24 +127,66 @@ def roles_of(user, trial):
     )
 
 
+# --- Allocation (the blinding rule) -----------------------------------------------------------
+
+
 def may_see_allocation(user, trial, site=None):
     """May the user see allocation-revealing data (for participants of `site`)?"""
-    if has(user, "view_unblinded", trial, site):
+    if has(user, Perm.VIEW_UNBLINDED, trial, site):
         return True
-    return trial.is_unblinded and has(user, "view_unblinded_after_unblinding", trial, site)
+    return trial.is_unblinded and has(user, Perm.VIEW_UNBLINDED_AFTER_UNBLINDING, trial, site)
+
+
+def unblinded_sites(user, trial):
+    """The sites where the user may see allocation-revealing data, as a queryset."""
+    sites = sites_where(user, Perm.VIEW_UNBLINDED, trial)
+    if trial.is_unblinded:
+        sites = (sites | sites_where(user, Perm.VIEW_UNBLINDED_AFTER_UNBLINDING, trial)).distinct()
+    return sites
+
+
+def may_do_unblinded(user, perm, trial, site=None):
+    """`perm` on allocation-revealing data (IMR sessions, fidelity): the permission and
+    allocation access, at the same site."""
+    if site is None:
+        return sites_where_unblinded(user, perm, trial).exists()
+    return may_see_allocation(user, trial, site) and has(user, perm, trial, site)
+
+
+def sites_where_unblinded(user, perm, trial):
+    """The sites where the user may do `perm` on allocation-revealing data."""
+    return sites_where(user, perm, trial) & unblinded_sites(user, trial)
+
+
+def unblinded_everywhere(user, trial, sites=None):
+    """Is the user unblinded at every one of `sites` (default: every site of the trial)?
+
+    Anything that pools several sites (a report, the access log) may show arm-level facts only
+    to such a user: otherwise the counts of a site where they are blinded would be in it."""
+    sites = list(trial.sites.all()) if sites is None else list(sites)
+    wanted = {_site_id(s) for s in sites}
+    return wanted <= set(unblinded_sites(user, trial).values_list("pk", flat=True))
 
 
 def may_see_allocation_key(user, trial):
     """May the user see which neutral export code (A/B) is which arm?
 
     Only the unblinded data administrator, and only after the database is locked."""
-    return trial.status == Trial.Status.LOCKED and has(user, "release_allocation_key", trial)
+    return trial.status == Trial.Status.LOCKED and has(user, Perm.RELEASE_ALLOCATION_KEY, trial)
+
+
+def require_allocation_access(user, trial, site=None):
+    if not may_see_allocation(user, trial, site):
+        raise Http404("Not found.")
+
+
+# --- Participants ----------------------------------------------------------------------------
 
 
 def participants_visible_to(user, trial):
     """Participants the user may see at all: those of the sites where they may view them."""
     return Participant.objects.filter(
-        trial=trial, site__in=sites_where(user, "view_participants", trial)
+        trial=trial, site__in=sites_where(user, Perm.VIEW_PARTICIPANTS, trial)
     )
 
 
@@ -134,9 +216,7 @@ def require(user, perm, trial, site=None):
         raise Http404("Not found.")
 
 
-def require_allocation_access(user, trial, site=None):
-    if not may_see_allocation(user, trial, site):
-        raise Http404("Not found.")
+# --- Entering forms, withdrawals -------------------------------------------------------------
 
 
 def may_enter(user, participant, rater):
@@ -146,11 +226,155 @@ def may_enter(user, participant, rater):
     (e.g. the IMRS clinician version) need an unblinded staff role."""
     trial, site = participant.trial, participant.site
     if rater == "staff":
-        return has(user, "enter_staff_rating", trial, site)
-    if not has(user, "enter_interview", trial, site):
+        return has(user, Perm.ENTER_STAFF_RATING, trial, site)
+    if not has(user, Perm.ENTER_INTERVIEW, trial, site):
         return False
     if rater == "assessor_interview":
         return not UnblindingIncident.objects.filter(
             participant=participant, assessor=user
         ).exists()
     return True
+
+
+_MAY_WITHDRAW = (Perm.RANDOMIZE, Perm.MANAGE_TRIAL)
+
+
+def may_withdraw(user, participant, level=None):
+    """May the user record a withdrawal for the participant (at `level`, a Withdrawal.Level;
+    None: at some level)? Stopping the intervention (level 1) exists in the IMR arm only, so it
+    is offered to, and accepted from, unblinded staff only: alike for every participant."""
+    trial, site = participant.trial, participant.site
+    if not has_any(user, _MAY_WITHDRAW, trial, site):
+        return False
+    if level is not None and int(level) == 1:
+        return may_see_allocation(user, trial, site)
+    return True
+
+
+# --- Reports, exports, the audit trail --------------------------------------------------------
+
+_REPORTS = (Perm.EXPORT_BLINDED, Perm.VIEW_UNBLINDED, Perm.MANAGE_TRIAL)
+
+
+def report_sites(user, trial):
+    """The sites of the trial whose participants the user's reports cover."""
+    return list(sites_where_any(user, _REPORTS, trial).order_by("name"))
+
+
+def may_see_reports(user, trial):
+    return has_any(user, _REPORTS, trial)
+
+
+def may_see_reports_by_arm(user, trial, sites):
+    """Arm-level reports only to a user unblinded at every site they cover."""
+    return unblinded_everywhere(user, trial, sites)
+
+
+def may_see_reports_by_code(user, trial, sites):
+    """Counts by neutral code (A/B): for blinded holders of export_blinded at every site in
+    scope, who get the A/B dataset anyway. Not for anyone unblinded at any site (beside what
+    they see by arm, the codes would give them the key), unless they may see the key; not for a
+    trial administrator (no export_blinded), who could match a count's step to a
+    randomization."""
+    if may_see_allocation(user, trial) and not may_see_allocation_key(user, trial):
+        return False
+    return all(has(user, Perm.EXPORT_BLINDED, trial, site) for site in sites)
+
+
+def may_open_exports(user, trial):
+    """The exports page, and the link to it: the blinded dataset, or the key holder's release
+    after lock."""
+    return has(user, Perm.EXPORT_BLINDED, trial) or may_see_allocation_key(user, trial)
+
+
+def may_export_every_site(user, trial):
+    """A whole-trial export: export_blinded at every site."""
+    return sites_where(user, Perm.EXPORT_BLINDED, trial).count() == trial.sites.count()
+
+
+def access_log_scope(user, trial):
+    """Q of the trial's access-log rows the user may read. Which participant's allocation
+    someone looked up (or which IMR group) is itself allocation-revealing; targets that do not
+    name a participant cannot be placed at a site. So: an auditor of every site who is unblinded
+    at every site sees every row; one unblinded nowhere sees exports only; one unblinded at some
+    sites sees exports and the rows naming their unblinded sites' participants. The access-log
+    page and the admin both use this."""
+    from .models import AccessLog
+
+    audited = set(sites_where(user, Perm.VIEW_AUDIT, trial).values_list("pk", flat=True))
+    if not audited:
+        return Q(pk__in=[])
+    unblinded = audited & set(unblinded_sites(user, trial).values_list("pk", flat=True))
+    in_trial = Q(trial=trial)
+    every = set(trial.sites.values_list("pk", flat=True))
+    if audited == every and unblinded == every:
+        return in_trial
+    exports = Q(action=AccessLog.Action.EXPORT)
+    if not unblinded:
+        return in_trial & exports
+    theirs = Participant.objects.filter(trial=trial, site__in=unblinded)
+    return in_trial & (exports | Q(target__in=theirs.values("participant_id")))
+
+
+# --- Authors and free text ---------------------------------------------------------------------
+
+
+def unblinded_staff(trial):
+    """{site_id or None (every site): {user ids}} of everyone who holds or ever held a role that
+    unblinds them there. Withdrawn roles count: a former facilitator knew the arms when they
+    wrote. Cached on the trial object for the request."""
+    cache = trial.__dict__.get("_unblinded_staff")
+    if cache is None:
+        unblinding = {*_UNBLINDING}
+        if trial.is_unblinded:
+            unblinding.add(Perm.VIEW_UNBLINDED_AFTER_UNBLINDING)
+        roles = {name for name, perms in _permissions_of_roles().items() if perms & unblinding}
+        cache = {}
+        for user_id, site_id in Membership.objects.filter(trial=trial, role__in=roles).values_list(
+            "user_id", "site_id"
+        ):
+            cache.setdefault(site_id, set()).add(user_id)
+        trial.__dict__["_unblinded_staff"] = cache
+    return cache
+
+
+def author_unblinded(author, trial, site):
+    """Is (or was) `author` unblinded at `site` of the trial?"""
+    author_id = getattr(author, "pk", author)
+    if author_id is None:
+        return False
+    staff = unblinded_staff(trial)
+    return author_id in staff.get(None, ()) or author_id in staff.get(_site_id(site), ())
+
+
+def unblinded_author_q(trial, author_path, site_path):
+    """Q of rows whose author (at `author_path`) is or was unblinded at the row's site (at
+    `site_path`), for pages that filter in SQL (the audit trail)."""
+    staff = unblinded_staff(trial)
+    q = Q(**{f"{author_path}__in": sorted(staff.get(None, ()))})
+    for site_id, users in staff.items():
+        if site_id is not None:
+            q |= Q(**{site_path: site_id, f"{author_path}__in": sorted(users)})
+    return q
+
+
+def may_read_text(reader, author, trial, site):
+    """May `reader` read free text that `author` wrote about a participant of `site`?"""
+    return may_see_allocation(reader, trial, site) or not author_unblinded(author, trial, site)
+
+
+def text_for(reader, text, author, trial, site):
+    """The text, or a note that text exists, as the reader may see it."""
+    if not text or may_read_text(reader, author, trial, site):
+        return text
+    return TEXT_WITHHELD
+
+
+def author_label(reader, author, trial, site):
+    """The name `reader` sees for the author of a record at `site`: unblinded staff appear to a
+    blinded reader as a role-neutral label, on every such record alike."""
+    if author is None:
+        return "—"
+    if may_read_text(reader, author, trial, site):
+        return author.get_username()
+    return NEUTRAL_AUTHOR

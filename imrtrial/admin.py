@@ -10,9 +10,19 @@ from django.contrib.admin.utils import unquote
 from django.db.models import Q
 from django.http import Http404, HttpResponseNotAllowed
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.template_utils import HistoricalRecordContextHelper
 
 from . import access
-from .models import AccessLog, Arm, Membership, Participant, Site, StratificationFactor, Trial
+from .models import (
+    AccessLog,
+    Arm,
+    Membership,
+    Participant,
+    Perm,
+    Site,
+    StratificationFactor,
+    Trial,
+)
 
 
 class NoDeleteMixin:
@@ -50,7 +60,7 @@ class GateScopedAdmin:
         sites = list(trial.sites.all())
         ids = {s.pk for s in sites if perm is None or access.has(user, perm, trial, s)}
         if self.unblinded:
-            ids &= {s.pk for s in sites if access.may_see_allocation(user, trial, s)}
+            ids &= set(access.unblinded_sites(user, trial).values_list("pk", flat=True))
         return ids, ids == {s.pk for s in sites}
 
     def scope(self, user, perm=None):
@@ -169,6 +179,75 @@ class GateScopedAdmin:
         self.get_object(request, unquote(object_id))
         return super().history_view(request, object_id, extra_context)
 
+    # --- authors and free text: as the gate lets the reader see them ---
+
+    object_history_list_template = "admin/imrtrial/history_list.html"
+    # Fields of free text on the model; and, for JSON fields holding a form's items, which keys
+    # are free text (free_text_keys).
+    text_fields = ()
+
+    def free_text_keys(self, obj):
+        """{JSON field name: keys of free-text items in it} for `obj`."""
+        return {}
+
+    def _where(self, obj):
+        """(trial, site) of a row (or a historical version of it)."""
+        trial = _follow(obj, self.trial_path) if self.trial_path != "pk" else obj
+        site = _follow(obj, self.site_path) if self.site_path else None
+        return trial, site
+
+    def _reader_blinded(self, request, obj):
+        trial, site = self._where(obj)
+        return site is not None and not access.may_see_allocation(request.user, trial, site)
+
+    def _written_by_unblinded(self, obj):
+        """Has anyone unblinded at the row's site written any version of it?"""
+        trial, site = self._where(obj)
+        authors = set(obj.history.values_list("history_user", flat=True))
+        return any(access.author_unblinded(a, trial, site) for a in authors)
+
+    def withholds_text(self, request, obj):
+        return self._reader_blinded(request, obj) and self._written_by_unblinded(obj)
+
+    def _mask(self, request, obj):
+        """callable(field name, value) -> the value as this reader may see it, or None when
+        nothing of `obj` is withheld from them."""
+        if not (self.text_fields or self.free_text_keys(obj)):
+            return None
+        if not self.withholds_text(request, obj):
+            return None
+        keys = self.free_text_keys(obj)
+
+        def mask(field, value):
+            if field in self.text_fields:
+                return access.TEXT_WITHHELD if value not in (None, "") else value
+            if field in keys and isinstance(value, dict):
+                return {
+                    k: access.TEXT_WITHHELD if k in keys[field] and v not in (None, "") else v
+                    for k, v in value.items()
+                }
+            return value
+
+        return mask
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        mask = self._mask(request, historical_record.instance)
+        if mask is None:
+            return super().get_historical_record_context_helper(request, historical_record)
+        return _MaskedChanges(self.model, historical_record, mask)
+
+    def set_history_delta_changes(self, request, historical_records, **kwargs):
+        super().set_history_delta_changes(request, historical_records, **kwargs)
+        records = list(historical_records)
+        if not records:
+            return
+        trial, site = self._where(records[0].instance)
+        for record in records:
+            user = record.history_user
+            record.author_shown = access.author_label(request.user, user, trial, site)
+            reason = record.history_change_reason or ""
+            record.reason_shown = access.text_for(request.user, reason, user, trial, site)
+
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         self.get_object(request, unquote(object_id))
         if request.method != "GET":
@@ -176,6 +255,23 @@ class GateScopedAdmin:
             # around the services that check it: history is for reading.
             return HttpResponseNotAllowed(["GET"])
         return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+class _MaskedChanges(HistoricalRecordContextHelper):
+    """History deltas with free text withheld (GateScopedAdmin._mask)."""
+
+    def __init__(self, model, record, mask):
+        super().__init__(model, record)
+        self.mask = mask
+
+    def prepare_delta_change_value(self, change, value):
+        return self.mask(change.field, super().prepare_delta_change_value(change, value))
+
+
+def _follow(obj, path):
+    for name in path.split("__"):
+        obj = getattr(obj, name)
+    return obj
 
 
 class ArmInline(admin.TabularInline):
@@ -289,8 +385,8 @@ class ParticipantAdmin(GateScopedAdmin, NoDeleteMixin, SimpleHistoryAdmin):
 
 @admin.register(AccessLog)
 class AccessLogAdmin(GateScopedAdmin, NoDeleteMixin, admin.ModelAdmin):
-    """Who viewed which participant's allocation is itself allocation-revealing, so only
-    auditors unblinded at every site they audit see the log here (as on the access-log page)."""
+    """Who viewed which participant's allocation is itself allocation-revealing: the rows an
+    auditor may read are those of the access-log page (imrtrial.access.access_log_scope)."""
 
     list_display = ["at", "user", "trial", "action", "target"]
     list_filter = ["action", ("trial", admin.RelatedOnlyFieldListFilter)]
@@ -298,19 +394,14 @@ class AccessLogAdmin(GateScopedAdmin, NoDeleteMixin, admin.ModelAdmin):
     view_perm = "view_audit"
     model_perms = False
 
-    def _trials(self, user):
-        trials = []
-        for trial in access.trials_of(user):
-            audited, everywhere = self._site_ids(user, trial, "view_audit")
-            if everywhere and all(access.may_see_allocation(user, trial, s) for s in audited):
-                trials.append(trial.pk)
-        return trials
-
     def scope(self, user, perm=None):
-        return Q(trial__in=self._trials(user))
+        q = Q(pk__in=[])
+        for trial in access.trials_of(user):
+            q |= access.access_log_scope(user, trial)
+        return q
 
     def _any(self, user, perm=None):
-        return bool(self._trials(user))
+        return any(access.has(user, Perm.VIEW_AUDIT, t) for t in access.trials_of(user))
 
     def has_add_permission(self, request):
         return False

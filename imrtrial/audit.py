@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.module_loading import autodiscover_modules
 
-from .models import AccessLog, Membership, Participant, Trial
+from .models import AccessLog, Membership, Participant, Trial, UnblindingIncident
 
 
 class ReasonRequired(ValidationError):
@@ -67,6 +67,12 @@ class Source:
     # everyone not unblinded at the row's site, on every such row alike.
     author_hidden: object = None  # a Q, or a callable returning one (asked at query time)
     author_fields: tuple = ()
+    # Free text (reasons, descriptions). On rows whose author is or was unblinded at the row's
+    # site, a viewer blinded there sees that text exists, not its words; and every author who is
+    # unblinded staff appears to them by a role-neutral label (imrtrial.access.may_read_text).
+    text_fields: tuple = ()
+    # callable(row) -> keys of free-text items inside the row's JSON fields (a form's values).
+    text_keys: object = None
     # Never shown to anyone: block sizes and sequence slots help predict the next allocation.
     hidden_fields: tuple = ()
     # Shown only to holders of view_identifying at the row's site.
@@ -141,5 +147,21 @@ register(
         site="site",
         participant="id",
         describe=lambda row: row.participant_id,
+    )
+)
+register(
+    Source(
+        key="unblindingincident",
+        label="Unblinding incident",
+        model=UnblindingIncident,
+        trial="participant__trial",
+        site="participant__site",
+        participant="participant",
+        select_related=("participant", "assessor"),
+        describe=lambda row: f"{row.participant.participant_id}: disclosed to an assessor",
+        history=False,
+        at="reported_at",
+        by="reported_by",
+        text_fields=("description",),
     )
 )

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from . import access
 from .audit import sources
+from .models import Perm
 
 HIDDEN = "(hidden)"
 EMPTY = "—"
@@ -34,13 +35,17 @@ class Viewer:
 
     def __init__(self, user, trial):
         self.user, self.trial = user, trial
-        all_sites = list(trial.sites.all())
-        self.audit_sites = {s.pk for s in access.sites_where(user, "view_audit", trial)}
-        self.unblinded_sites = {
-            s.pk for s in all_sites if access.may_see_allocation(user, trial, s)
-        } & self.audit_sites
-        self.identifying_sites = {s.pk for s in access.sites_where(user, "view_identifying", trial)}
-        self.audits_every_site = self.audit_sites == {s.pk for s in all_sites}
+        all_sites = set(trial.sites.values_list("pk", flat=True))
+        self.audit_sites = set(
+            access.sites_where(user, Perm.VIEW_AUDIT, trial).values_list("pk", flat=True)
+        )
+        self.unblinded_sites = self.audit_sites & set(
+            access.unblinded_sites(user, trial).values_list("pk", flat=True)
+        )
+        self.identifying_sites = set(
+            access.sites_where(user, Perm.VIEW_IDENTIFYING, trial).values_list("pk", flat=True)
+        )
+        self.audits_every_site = self.audit_sites == all_sites
 
     @property
     def unblinded_anywhere(self):
@@ -79,6 +84,16 @@ def _author_hidden(source, viewer):
     return rows & ~_at_site(source, viewer.unblinded_sites)
 
 
+def _by_unblinded(source, viewer):
+    """Q of the rows written by someone unblinded at the row's site whom this viewer, blinded
+    there, sees only by a role-neutral label and whose words they do not read (None: none)."""
+    if not source.site:
+        return None  # trial configuration: written by whoever configures it, arm-free
+    return access.unblinded_author_q(viewer.trial, source.by, source.site) & ~_at_site(
+        source, viewer.unblinded_sites
+    )
+
+
 def _day_start(day):
     return timezone.make_aware(datetime.datetime.combine(day, datetime.time()))
 
@@ -106,9 +121,13 @@ def changes(viewer, *, user=None, since=None, until=None, participant=None, kind
         if participant is not None:
             q &= Q(**{source.participant: participant.pk})
         if user is not None:
+            # Rows whose author this viewer may not see are left out: a filter by user must not
+            # recover who wrote them.
             q &= Q(**{source.by: user.pk})
             if (hidden := _author_hidden(source, viewer)) is not None:
                 q &= ~hidden
+            if (neutral := _by_unblinded(source, viewer)) is not None:
+                q &= ~neutral
         q &= period(source.at, since, until)
         table = source.table
         parts.append(
@@ -178,10 +197,10 @@ def _rows(source, viewer, pks):
     if source.site:
         qs = qs.annotate(_site=F(source.site))
     hidden = _author_hidden(source, viewer)
+    neutral = _by_unblinded(source, viewer)
     qs = qs.annotate(
-        _author_hidden=Value(False)
-        if hidden is None
-        else ExpressionWrapper(hidden, output_field=BooleanField())
+        _author_hidden=_flag(hidden),
+        _by_unblinded=_flag(neutral),
     )
     object_pk = source.model._meta.pk.attname
     if source.history:
@@ -209,21 +228,37 @@ def _rows(source, viewer, pks):
         hide = set(masked.get(getattr(row, pk_name), ()))
         if site not in viewer.identifying_sites:
             hide |= set(source.identifying_fields)
-        if row._author_hidden:
+        if row._author_hidden or row._by_unblinded:
             hide |= set(source.author_fields)
+        withheld = set()
+        if row._by_unblinded:
+            withheld = set(source.text_fields)
+            if source.text_keys:
+                withheld |= set(source.text_keys(row))
         prev = previous.get(row._prev) if source.history else None
         kind = row.history_type if source.history else "+"
         author = getattr(row, source.by)
+        if row._author_hidden:
+            author = HIDDEN
+        elif row._by_unblinded:
+            author = access.NEUTRAL_AUTHOR
+        else:
+            author = author.get_username() if author else EMPTY
+        reason = getattr(row, "history_change_reason", "") or ""
         out[getattr(row, pk_name)] = Row(
             at=getattr(row, source.at),
             kind=source.label,
             record=source.describe(row),
             change=CHANGE_TYPES.get(kind, kind),
-            author=HIDDEN if row._author_hidden else (author.get_username() if author else EMPTY),
-            reason=getattr(row, "history_change_reason", "") or "",
-            changes=_diff(fields, prev, row, hide, labels),
+            author=author,
+            reason=access.TEXT_WITHHELD if reason and row._by_unblinded else reason,
+            changes=_diff(fields, prev, row, hide, labels, withheld),
         )
     return out
+
+
+def _flag(q):
+    return Value(False) if q is None else ExpressionWrapper(q, output_field=BooleanField())
 
 
 def _related_labels(fields, rows):
@@ -244,7 +279,7 @@ def _related_labels(fields, rows):
     return labels
 
 
-def _diff(fields, prev, row, hide, labels):
+def _diff(fields, prev, row, hide, labels, withheld=()):
     changes = []
     for f in fields:
         new = getattr(row, f.attname)
@@ -256,21 +291,30 @@ def _diff(fields, prev, row, hide, labels):
         if f.name in hide:
             changes.append(Change(f.verbose_name, HIDDEN if prev else EMPTY, HIDDEN))
             continue
-        if isinstance(old, dict) and isinstance(new, dict):
+        if f.name in withheld:
+            changes.append(Change(f.verbose_name, _withheld(old), _withheld(new)))
+            continue
+        if isinstance(new, dict) and isinstance(old, dict | None):
+            old = old or {}
             for k in sorted(set(old) | set(new), key=str):
                 if old.get(k) != new.get(k):
+                    show = _withheld if k in withheld else _dict_text
                     changes.append(
-                        Change(
-                            f"{f.verbose_name}: {k}",
-                            _text(None, old.get(k)),
-                            _text(None, new.get(k)),
-                        )
+                        Change(f"{f.verbose_name}: {k}", show(old.get(k)), show(new.get(k)))
                     )
             continue
         changes.append(
             Change(f.verbose_name, _show(f, old, labels, prev), _show(f, new, labels, row))
         )
     return changes
+
+
+def _withheld(value):
+    return EMPTY if value in (None, "") else access.TEXT_WITHHELD
+
+
+def _dict_text(value):
+    return _text(None, value)
 
 
 def _show(f, value, labels, row):

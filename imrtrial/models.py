@@ -34,6 +34,38 @@ class Undeletable(models.Model):
         raise HardDeleteForbidden(f"{type(self).__name__} rows are never deleted.")
 
 
+class Perm(models.TextChoices):
+    """Permission codenames (on Trial). Code names them only through this enum, so a typo fails
+    at import instead of silently denying (tests/test_layering.py lints for string literals)."""
+
+    MANAGE_TRIAL = "manage_trial", "Configure the trial, its sites and staff"
+    VIEW_PARTICIPANTS = "view_participants", "See pseudonymous participants and their visits"
+    VIEW_IDENTIFYING = "view_identifying", "See identifying details (name, national id, phone)"
+    RANDOMIZE = "randomize", "Screen and randomize at the phone desk"
+    VIEW_UNBLINDED = (
+        "view_unblinded",
+        "See allocation-revealing data (arm, IMR groups, attendance)",
+    )
+    VIEW_UNBLINDED_AFTER_UNBLINDING = (
+        "view_unblinded_after_unblinding",
+        "See allocation data once the trial is unblinded",
+    )
+    ENTER_INTERVIEW = "enter_interview", "Enter blinded interview ratings and questionnaires"
+    ENTER_STAFF_RATING = (
+        "enter_staff_rating",
+        "Enter unblinded staff ratings (e.g. IMRS clinician version)",
+    )
+    VERIFY_FORMS = "verify_forms", "Verify, reconcile and lock case record forms"
+    LOG_ATTENDANCE = "log_attendance", "Log IMR sessions and attendance"
+    RATE_FIDELITY = "rate_fidelity", "Rate IMR groups on the fidelity scale"
+    EXPORT_BLINDED = "export_blinded", "Export the blinded dataset (arms coded A/B)"
+    RELEASE_ALLOCATION_KEY = (
+        "release_allocation_key",
+        "Release the arm code key and process data after lock",
+    )
+    VIEW_AUDIT = "view_audit", "Read the audit trail and access log"
+
+
 class Trial(models.Model):
     class Status(models.TextChoices):
         SETUP = "setup", "In set-up"
@@ -71,24 +103,10 @@ class Trial(models.Model):
     history = HistoricalRecords()
 
     class Meta:
-        permissions = [
-            # One permission per kind of data or action. Roles (groups) are made of these in
-            # migration 0002; the gate in imrtrial/access.py reads them through site memberships.
-            ("manage_trial", "Configure the trial, its sites and staff"),
-            ("view_participants", "See pseudonymous participants and their visits"),
-            ("view_identifying", "See identifying details (name, national id, phone)"),
-            ("randomize", "Screen and randomize at the phone desk"),
-            ("view_unblinded", "See allocation-revealing data (arm, IMR groups, attendance)"),
-            ("view_unblinded_after_unblinding", "See allocation data once the trial is unblinded"),
-            ("enter_interview", "Enter blinded interview ratings and questionnaires"),
-            ("enter_staff_rating", "Enter unblinded staff ratings (e.g. IMRS clinician version)"),
-            ("verify_forms", "Verify, reconcile and lock case record forms"),
-            ("log_attendance", "Log IMR sessions and attendance"),
-            ("rate_fidelity", "Rate IMR groups on the fidelity scale"),
-            ("export_blinded", "Export the blinded dataset (arms coded A/B)"),
-            ("release_allocation_key", "Release the arm code key and process data after lock"),
-            ("view_audit", "Read the audit trail and access log"),
-        ]
+        # One permission per kind of data or action (Perm, below). Roles (groups) are made of
+        # these in migration 0002; the gate in imrtrial/access.py reads them through site
+        # memberships.
+        permissions = Perm.choices
 
     def __str__(self):
         return self.name

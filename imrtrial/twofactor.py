@@ -29,23 +29,31 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import access
 from .audit import attribute
-from .models import Membership
+from .models import Membership, Perm
 
-# Holding any of these, in any trial, makes a second factor compulsory.
-GUARDED_PERMISSIONS = ("view_unblinded", "release_allocation_key", "manage_trial")
+# Holding any of these, in any trial, makes a second factor compulsory; so does
+# view_unblinded_after_unblinding in a trial that is unblinded: anyone who can see allocations
+# at that moment.
+GUARDED_PERMISSIONS = (Perm.VIEW_UNBLINDED, Perm.RELEASE_ALLOCATION_KEY, Perm.MANAGE_TRIAL)
+GUARDED_ONCE_UNBLINDED = (Perm.VIEW_UNBLINDED_AFTER_UNBLINDING,)
 
 # What a user who must verify but has not yet may still reach (static files are served by
 # WhiteNoise before any view, so they need no entry here).
 OPEN_VIEWS = {"two_factor:verify", "two_factor:enrol", "logout"}
 
 
-def _guarded_memberships(user):
-    """Active memberships whose role's group holds a guarded permission."""
-    roles = Group.objects.filter(
-        permissions__content_type__app_label="imrtrial",
-        permissions__codename__in=GUARDED_PERMISSIONS,
+def _roles_holding(perms):
+    return Group.objects.filter(
+        permissions__content_type__app_label="imrtrial", permissions__codename__in=perms
     ).values("name")
-    return Membership.objects.filter(user=user, active=True, role__in=roles)
+
+
+def _guarded_memberships(user):
+    """Active memberships whose role's group holds a guarded permission (now)."""
+    return Membership.objects.filter(user=user, active=True).filter(
+        Q(role__in=_roles_holding(GUARDED_PERMISSIONS))
+        | Q(role__in=_roles_holding(GUARDED_ONCE_UNBLINDED), trial__unblinded_at__isnull=False)
+    )
 
 
 def _required():

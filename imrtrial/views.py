@@ -3,15 +3,16 @@
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.http import Http404
 from django.shortcuts import render
 
 from . import access, audittrail
 from .audittrail import Viewer
 from .forms import AuditFilterForm
+from .home import links_for, may_audit
 from .models import AccessLog, Participant, Role
 
-# What each role is here to do, shown on the home page. Only links to pages that exist.
+# What each role is here to do, shown on the home page.
 _WORK = {
     Role.TRIAL_ADMIN: ["Configure sites, arms and staff in the trial administration."],
     Role.COORDINATOR: ["Screen and randomize callers; follow allocations at your sites."],
@@ -26,6 +27,8 @@ _WORK = {
 
 @login_required
 def home(request):
+    """Each trial of the user's, with their roles and the pages each app says they may open
+    (imrtrial.home: every app registers its links with its pages' own rules)."""
     cards = []
     for trial in access.trials_of(request.user).order_by("name"):
         roles = sorted(access.roles_of(request.user, trial), key=list(Role).index)
@@ -34,20 +37,7 @@ def home(request):
                 "trial": trial,
                 "roles": [Role(role).label for role in roles],
                 "work": [line for role in roles for line in _WORK[Role(role)]],
-                "can_view_participants": access.has(request.user, "view_participants", trial),
-                "can_see_allocations": access.may_see_allocation(request.user, trial),
-                "can_view_audit": access.has(request.user, "view_audit", trial),
-                "can_randomize": access.has(request.user, "randomize", trial),
-                "can_see_imr_groups": access.may_see_allocation(request.user, trial),
-                "can_see_reminders": access.has(request.user, "randomize", trial)
-                or access.has(request.user, "verify_forms", trial),
-                "can_enter": access.has(request.user, "enter_interview", trial)
-                or access.has(request.user, "enter_staff_rating", trial),
-                "can_export": access.has(request.user, "export_blinded", trial)
-                or access.has(request.user, "release_allocation_key", trial),
-                "can_upload_list": trial.method == trial.Method.UPLOADED_LIST
-                and trial.status == trial.Status.SETUP
-                and access.has(request.user, "release_allocation_key", trial),
+                "links": links_for(request.user, trial),
             }
         )
     return render(request, "imrtrial/home.html", {"cards": cards})
@@ -61,7 +51,8 @@ AUDIT_PAGE_ROWS = 50
 def _auditor(request, trial_key):
     """The trial and what the user may see of its audit trail; 404 without view_audit."""
     trial = access.trial_or_404(request.user, trial_key)
-    access.require(request.user, "view_audit", trial)
+    if not may_audit(request.user, trial):
+        raise Http404("Not found.")
     return trial, Viewer(request.user, trial)
 
 
@@ -105,17 +96,12 @@ def audit_trail(request, trial_key):
 
 
 def _access_entries(viewer):
-    """Access-log rows the viewer may see. Which participant's allocation someone looked up,
-    or which IMR group, is itself allocation-revealing; free-text targets can only be scoped to
-    a site when they name a participant."""
-    entries = AccessLog.objects.filter(trial=viewer.trial)
-    if viewer.audits_every_site and viewer.unblinded_sites == viewer.audit_sites:
-        return entries, list(AccessLog.Action.choices)
-    export = Q(action=AccessLog.Action.EXPORT)
+    """Access-log rows the viewer may see (imrtrial.access.access_log_scope, as in the admin),
+    and the actions to filter by."""
+    scope = access.access_log_scope(viewer.user, viewer.trial)
+    entries = AccessLog.objects.filter(scope)
     if not viewer.unblinded_sites:
-        return entries.filter(export), [(AccessLog.Action.EXPORT, AccessLog.Action.EXPORT.label)]
-    theirs = Participant.objects.filter(trial=viewer.trial, site__in=viewer.unblinded_sites)
-    entries = entries.filter(export | Q(target__in=theirs.values("participant_id")))
+        return entries, [(AccessLog.Action.EXPORT, AccessLog.Action.EXPORT.label)]
     return entries, list(AccessLog.Action.choices)
 
 

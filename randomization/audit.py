@@ -44,6 +44,7 @@ register(
         # The slot is the position in the concealed sequence: with the arms it shows where
         # blocks end, and so helps predict the next allocation.
         hidden_fields=("slot",),
+        text_fields=("in_error_reason",),
     )
 )
 register(
@@ -62,5 +63,6 @@ register(
         at="recorded_at",
         by="recorded_by",
         revealing=Q(level=Withdrawal.Level.INTERVENTION),
+        text_fields=("reason",),
     )
 )

@@ -27,7 +27,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from imrtrial import access
+from imrtrial import access, lifecycle
 from imrtrial.audit import attribute
 from imrtrial.models import (
     Arm,
@@ -189,6 +189,7 @@ def enrol(screening, *, by, factor_levels):
     attribute(participant, by=by).save()
     screening.participant = participant
     attribute(screening, by=by, reason="enrolled").save(update_fields=["participant"])
+    lifecycle.schedule_changed(participant)
     return participant
 
 
@@ -373,6 +374,7 @@ def _randomize_once(participant, *, by):
     locked.randomized_on = timezone.localdate()
     attribute(locked, by=by, reason="randomized").save(update_fields=["status", "randomized_on"])
     participant.status, participant.randomized_on = locked.status, locked.randomized_on
+    lifecycle.schedule_changed(locked)
     transaction.on_commit(lambda: _queue_notice(allocation.pk))
     return allocation
 

@@ -1,16 +1,8 @@
-"""The home page's link to the reports (asking the same rule as the report pages), and the
-formatting of shares and scores on them."""
+"""The formatting of shares and scores on the report pages."""
 
 from django import template
 
-from ..report_views import may_see_reports
-
 register = template.Library()
-
-
-@register.inclusion_tag("exports/report_link.html")
-def reports_link(user, trial):
-    return {"trial": trial, "show": may_see_reports(user, trial)}
 
 
 @register.filter

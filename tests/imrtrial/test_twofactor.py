@@ -102,6 +102,18 @@ def test_a_role_in_any_trial_counts_and_an_inactive_one_does_not(trial):
     assert not requires_two_factor(user)
 
 
+def test_a_statistician_needs_two_factor_once_the_trial_is_unblinded(trial, person):
+    """Anyone who can see allocations at that moment: the statistician's
+    view_unblinded_after_unblinding starts to count when the trial is unblinded."""
+    statistician = person(Role.STATISTICIAN)
+    assert not requires_two_factor(statistician)
+    trial.unblinded_at = timezone.now()
+    trial.save(update_fields=["unblinded_at"])
+    assert requires_two_factor(statistician)
+    annotated = users_with_two_factor_status().get(pk=statistician.pk)
+    assert annotated.required
+
+
 def test_the_staff_list_annotation_follows_the_same_rule(person):
     users = [person(role) for role in Role] + [make_user("st", is_staff=True), make_user("x")]
     annotated = users_with_two_factor_status().filter(pk__in=[u.pk for u in users])

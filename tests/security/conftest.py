@@ -30,6 +30,13 @@ SESSION_NOTE = "Zanzibar session note"
 CALL_OUTCOME = "Quetzal call outcome"
 FIDELITY_REPORT = "Kumquat fidelity report"
 STOP_REASON = "Xylophone stop reason"  # the reason of a level-1 withdrawal (IMR arm only)
+# Free text written by unblinded staff about the IMR participant: words a blinded reader may know
+# exist, never read (imrtrial.access.may_read_text).
+WITHDRAWAL_REASON = "Left the IMR group, Yarrow, and wants no further follow-up visits"
+INCIDENT_TEXT = "Juniper: said at the interview that the IMR sessions helped"
+ADVERSE_EVENT_TEXT = "Wisteria: told the IMR group of a hospital stay"
+CHANGE_REASON = "Lilac: corrected after the IMR session"
+UNBLINDED_TEXTS = (WITHDRAWAL_REASON, INCIDENT_TEXT, ADVERSE_EVENT_TEXT, CHANGE_REASON)
 
 
 @dataclass
@@ -58,6 +65,7 @@ class World:
         from randomization.services import allocation_of
 
         texts = {GROUP_NAME, SESSION_NOTE, CALL_OUTCOME, FIDELITY_REPORT, STOP_REASON}
+        texts |= set(UNBLINDED_TEXTS)
         texts |= {arm.label for arm in self.trial.arms.all()}
         for p in self.participants:
             allocation = allocation_of(p)
@@ -74,7 +82,7 @@ def _timepoints(trial):
         anchor=Timepoint.Anchor.ENROLMENT,
         window_before_days=0,
         window_after_days=400,
-        instruments=["gaf_f", "imrs_s", "csq8"],
+        instruments=["gaf_f", "imrs_s", "csq8", "adverse_events"],
     )
     Timepoint.objects.create(
         trial=trial,
@@ -184,6 +192,35 @@ def build_world():
     for rater in raters:
         imr.submit_rating(world.assessment, by=rater, scores=dict.fromkeys(range(1, 14), 4))
     crf.withdraw(imr_p, 1, by=desk, reason=STOP_REASON, withdrawn_on=today)
+
+    # Free text by unblinded staff about the IMR participant: a staff rating's change reason and
+    # an adverse event by their facilitator, an unblinding incident the facilitator reported, a
+    # follow-up withdrawal the coordinator recorded.
+    baseline = imr_p.visits.get(timepoint__code="baseline")
+    crf.save_entry(baseline, "imrs_s", {}, by=facilitator, kind="single", reason=CHANGE_REASON)
+    world.extra["adverse_event"] = crf.save_entry(
+        baseline,
+        "adverse_events",
+        {"suicide_attempt": "no", "life_threatening": "no", "death": "no"},
+        by=facilitator,
+        kind="single",
+    )
+    crf.save_entry(
+        baseline,
+        "adverse_events",
+        {"description": ADVERSE_EVENT_TEXT},
+        by=facilitator,
+        kind="single",
+        reason=CHANGE_REASON,
+    )
+    crf.record_unblinding(
+        imr_p,
+        users["assessor-north"],
+        by=facilitator,
+        occurred_on=today,
+        description=INCIDENT_TEXT,
+    )
+    crf.withdraw(imr_p, 2, by=desk, reason=WITHDRAWAL_REASON, withdrawn_on=today)
 
     # A paper questionnaire entered twice, differently: something to reconcile, in both arms.
     for p, (user, answer) in itertools.product(

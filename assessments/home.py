@@ -1,0 +1,41 @@
+"""The case record forms' links on the home page (imrtrial.home), with the rules of its pages."""
+
+from imrtrial import access
+from imrtrial.home import Link, register
+from imrtrial.models import Perm
+
+ENTRY = (Perm.ENTER_INTERVIEW, Perm.ENTER_STAFF_RATING)
+REMINDERS = (Perm.RANDOMIZE, Perm.VERIFY_FORMS)
+
+
+def may_enter_forms(user, trial):
+    return access.has_any(user, ENTRY, trial)
+
+
+def may_view_participants(user, trial):
+    return access.has(user, Perm.VIEW_PARTICIPANTS, trial)
+
+
+def may_see_reminders(user, trial):
+    return access.has_any(user, REMINDERS, trial)
+
+
+register(Link("Worklist", "assessments:worklist", may_enter_forms, order=20, style="btn-primary"))
+register(
+    Link(
+        "Participants",
+        "assessments:participant_list",
+        may_view_participants,
+        order=30,
+        style="btn-primary",
+    )
+)
+register(
+    Link(
+        "Reminders",
+        "assessments:reminders",
+        may_see_reminders,
+        order=80,
+        style="btn-outline-secondary",
+    )
+)
