@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from imrtrial import access
 from imrtrial.audit import ReasonRequired, attribute
+from imrtrial.errors import Refused
 from imrtrial.models import Participant, Timepoint, UnblindingIncident
 from randomization.models import IdentifyingDetails, Withdrawal
-from randomization.services import Refused
 
 from . import registry
 from .definitions import clean, compute_scores
@@ -398,25 +398,6 @@ def record_guess(visit, guess, *, by):
 
 
 # --- Low-level save ---------------------------------------------------------------------------
-
-
-@transaction.atomic
-def save_form(entry, values, *, by, reason="", complete=False):
-    """Low-level save of already-clean values (used by tests of the audit trail and by
-    imports); interactive entry goes through save_entry."""
-    if entry.pk:
-        entry = FormEntry.objects.select_for_update().get(pk=entry.pk)
-        if entry.status == FormEntry.Status.LOCKED:
-            raise ReasonRequired("This form is locked and can no longer change.")
-        if entry.status != FormEntry.Status.DRAFT and not reason.strip():
-            raise ReasonRequired("A reason is required to change a completed form.")
-        entry.version += 1
-    entry.values = values
-    if complete:
-        entry.status = FormEntry.Status.COMPLETE
-    attribute(entry, by=by, reason=reason)
-    entry.save()
-    return entry
 
 
 # --- Withdrawal -------------------------------------------------------------------------------

@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from imrtrial import access
 from imrtrial.audit import ReasonRequired, log_access
+from imrtrial.errors import Refused
 from imrtrial.models import AccessLog, Role
 from randomization.models import Withdrawal
-from randomization.services import Refused, allocation_of
+from randomization.services import allocation_of
 
 from . import registry, services
 from .forms import IncidentForm, WithdrawalForm

@@ -542,7 +542,7 @@ def anomalies_of(trial, n_expected: int) -> tuple[dict, dict]:
     from randomization.models import Allocation, Stratum
     from randomization.services import setup_of
 
-    design = setup_of(trial)[0]
+    design = setup_of(trial).design
     bound = sequence.max_imbalance_bound(design)
     rows = list(
         Allocation.objects.filter(trial=trial)

@@ -21,8 +21,9 @@ from django.utils import timezone
 
 from imrtrial import access
 from imrtrial.audit import attribute
+from imrtrial.errors import Refused
 from imrtrial.models import Membership, Perm, Role
-from randomization.services import Refused, allocation_of
+from randomization.services import allocation_of
 
 from . import rules
 from .models import (

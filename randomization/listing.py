@@ -28,7 +28,7 @@ def verify(trial, secret):
     """Compare every allocation of a permuted-block trial with the sequence from `secret`."""
     if trial.method != Trial.Method.PERMUTED_BLOCKS:
         raise ValueError("Only generated (permuted-block) sequences can be verified from a seed.")
-    design = setup_of(trial)[0]
+    design = setup_of(trial).design
     mismatches, checked = [], 0
     rows = Allocation.objects.filter(trial=trial).select_related("stratum", "arm")
     for a in rows.order_by("stratum__key", "slot"):
@@ -41,7 +41,7 @@ def verify(trial, secret):
 
 def full_listing(trial, secret, per_stratum, strata_keys=None):
     """{stratum key: [Slot, ...]} for every stratum with allocations, or those named."""
-    design = setup_of(trial)[0]
+    design = setup_of(trial).design
     keys = strata_keys or list(
         Stratum.objects.filter(trial=trial).order_by("key").values_list("key", flat=True)
     )

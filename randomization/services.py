@@ -19,6 +19,7 @@ import logging
 import random
 import re
 import secrets
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.mail import send_mass_mail
@@ -29,6 +30,7 @@ from django.utils import timezone
 
 from imrtrial import access, lifecycle
 from imrtrial.audit import attribute
+from imrtrial.errors import Refused
 from imrtrial.models import (
     Arm,
     Membership,
@@ -45,10 +47,6 @@ logger = logging.getLogger(__name__)
 
 # Codes read aloud on the phone: no 0/O, 1/I/L, or U.
 _ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-class Refused(Exception):
-    """The action is not allowed now; the message says why, in the coordinator's words."""
 
 
 def allocation_of(participant):
@@ -215,7 +213,19 @@ def _trial_setup(trial_pk, trial_key, method, block_sizes):
         f.code: (f.label, frozenset(f.level_codes()))
         for f in StratificationFactor.objects.filter(trial_id=trial_pk, from_site=False)
     }
-    return design, {a.code: a.pk for a in arms}, tuple(a.ratio for a in arms), factors, levels
+    return Setup(
+        design, {a.code: a.pk for a in arms}, tuple(a.ratio for a in arms), factors, levels
+    )
+
+
+class Setup(NamedTuple):
+    """What randomizing in a trial needs, read once per process (_trial_setup)."""
+
+    design: object  # sequence.Design of permuted blocks, or None
+    arm_pks: dict  # {arm code: Arm pk}
+    ratio: tuple  # allocation ratio, in arm-code order
+    factors: tuple  # ((factor code, from_site), ...)
+    levels: dict  # {factor code: (label, frozenset of level codes)} of non-site factors
 
 
 def setup_of(trial):
@@ -268,7 +278,7 @@ def check_can_randomize(participant, *, by):
         raise Refused("The baseline assessment must be complete before randomization.")
     missing = [
         label
-        for code, (label, codes) in setup_of(trial)[4].items()
+        for code, (label, codes) in setup_of(trial).levels.items()
         if participant.factor_levels.get(code) not in codes
     ]
     if missing:
@@ -352,7 +362,7 @@ def _randomize_once(participant, *, by):
         raise Refused(f"This participant cannot be randomized ({locked.get_status_display()}).")
     trial = participant.trial
     setup = setup_of(trial)
-    key = stratum_key(participant, setup[3])
+    key = stratum_key(participant, setup.factors)
     stratum = Stratum.objects.select_for_update().filter(trial=trial, key=key).first()
     if stratum is None:
         Stratum.objects.bulk_create([Stratum(trial=trial, key=key)], ignore_conflicts=True)

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from assessments import registry, services
 from assessments.models import FormEntry, Visit
 from imrtrial.audit import ReasonRequired
+from imrtrial.errors import Refused
 from imrtrial.models import Role
-from randomization.services import Refused
 from tests.factories import grant, make_user
 
 pytestmark = pytest.mark.django_db

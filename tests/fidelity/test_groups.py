@@ -6,8 +6,8 @@ import pytest
 
 from fidelity import services
 from fidelity.models import Attendance, GroupMembership, ImrGroup, Session
+from imrtrial.errors import Refused
 from imrtrial.models import HardDeleteForbidden, Role
-from randomization.services import Refused
 from tests.factories import make_participant
 
 from .conftest import START, D, log, make_group, randomized, staff, weekly

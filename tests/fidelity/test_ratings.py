@@ -7,8 +7,8 @@ import pytest
 from fidelity import measures, services
 from fidelity.models import FidelityRating
 from imrtrial import access
+from imrtrial.errors import Refused
 from imrtrial.models import Role
-from randomization.services import Refused
 from tests.factories import grant
 
 from .conftest import START, D, make_group, staff

@@ -47,7 +47,7 @@ def test_concurrent_randomizations_and_double_clicks_allocate_each_participant_o
     for pk, allocation_pk in results:
         assert by_participant.setdefault(pk, allocation_pk) == allocation_pk  # same answer twice
     assert Allocation.objects.filter(trial=trial).count() == 90
-    design = services.setup_of(trial)[0]
+    design = services.setup_of(trial).design
     for stratum in Stratum.objects.filter(trial=trial):
         rows = list(stratum.allocations.order_by("slot").values_list("slot", "arm__code"))
         assert [slot for slot, _ in rows] == list(range(1, len(rows) + 1))

@@ -48,7 +48,7 @@ def test_every_completed_block_has_the_exact_ratio_and_imbalance_stays_in_bound(
     trial = load_preset(preset)
     coordinator_of(trial, desk_user)
     allocate_many(trial, desk_user, n)
-    design = services.setup_of(trial)[0]
+    design = services.setup_of(trial).design
     ratio = dict(trial.arms.values_list("code", "ratio"))
     checked_blocks = 0
     for key, arms in arms_by_stratum(trial).items():

@@ -5,11 +5,11 @@ import datetime
 import pytest
 
 from assessments.models import FormEntry
-from assessments.services import save_form, withdraw
+from assessments.services import withdraw
 from imrtrial.models import Participant, Role
 from randomization import services
 from randomization.models import Allocation, IdentifyingDetails, Withdrawal
-from tests.factories import grant, make_ready_participant, make_user
+from tests.factories import grant, make_ready_participant, make_user, write_form_entry
 
 from .conftest import coordinator_of
 
@@ -23,8 +23,8 @@ def randomized(danish, desk_user):
     p = make_ready_participant(danish, desk_user, full_name="Ada Jensen", national_id="010190-1234")
     services.randomize(p, by=desk_user)
     entry = FormEntry(participant=p, instrument="gaf_f", timepoint="baseline", entered_by=desk_user)
-    save_form(entry, {"gaf_f": 40}, by=desk_user, complete=True)
-    save_form(entry, {"gaf_f": 42}, by=desk_user, reason="typo")
+    write_form_entry(entry, {"gaf_f": 40}, by=desk_user, complete=True)
+    write_form_entry(entry, {"gaf_f": 42}, by=desk_user, reason="typo")
     return Participant.objects.get(pk=p.pk)
 
 
