@@ -18,12 +18,7 @@ def _raw_scores_not_yet_shown(rows):
     """A raw rating's scores stay hidden until both raters are in, as on the rating pages
     (fidelity.measures.visible_ratings)."""
     raw = [r for r in rows if not r.is_consensus]
-    assessments = {r.assessment_id for r in raw}
-    complete = {
-        a
-        for a in assessments
-        if FidelityRating.objects.filter(assessment_id=a, is_consensus=False).count() >= 2
-    }
+    complete = FidelityRating.objects.assessments_with_both_raw_in({r.assessment_id for r in raw})
     return {r.history_id: {"scores"} for r in raw if r.assessment_id not in complete}
 
 

@@ -13,7 +13,14 @@ from django.utils import timezone
 from imrtrial.models import Trial
 
 from . import agreement, rules
-from .models import Attendance, FidelityAssessment, GroupMembership, Module, Session
+from .models import (
+    Attendance,
+    FidelityAssessment,
+    FidelityRating,
+    GroupMembership,
+    Module,
+    Session,
+)
 
 
 @dataclass
@@ -155,7 +162,7 @@ class AssessmentResult:
 
     @property
     def both_raw_in(self):
-        return len(self.raw) == 2
+        return len(self.raw) == FidelityRating.RAW_RATINGS
 
     def pairs(self):
         """(first rater, second rater) score pairs over the items, once both raw are in."""

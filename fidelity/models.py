@@ -8,7 +8,7 @@ through fidelity.services, never hard-deleted, and changes are kept by simple-hi
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from simple_history.models import HistoricalRecords
 
 from imrtrial.models import Participant, Site, Trial, Undeletable, UndeletableQuerySet
@@ -232,9 +232,25 @@ class FidelityAssessment(Undeletable):
         return rules.ITEMS_BY_KIND[self.kind]
 
 
+class FidelityRatingQuerySet(UndeletableQuerySet):
+    def assessments_with_both_raw_in(self, assessment_ids):
+        """The ids among `assessment_ids` whose raw ratings are all in: only then may anyone
+        read a raw rating's scores (the pages, the audit trail)."""
+        return set(
+            self.filter(assessment_id__in=assessment_ids, is_consensus=False)
+            .values("assessment_id")
+            .annotate(n=Count("pk"))
+            .filter(n__gte=FidelityRating.RAW_RATINGS)
+            .values_list("assessment_id", flat=True)
+        )
+
+
 class FidelityRating(Undeletable):
     """A rater's scores for an assessment. Two raw ratings by different raters, entered blind to
-    each other; then one consensus rating, which is the score of record. All three are kept."""
+    each other; then one consensus rating, which is the score of record. All three are kept.
+    A raw rating's scores are shown to nobody but its rater until both are in."""
+
+    RAW_RATINGS = 2
 
     assessment = models.ForeignKey(
         FidelityAssessment, on_delete=models.PROTECT, related_name="ratings"
@@ -245,6 +261,7 @@ class FidelityRating(Undeletable):
     # {"1": 4, "2": 5, ...}: item number (as JSON keys are text) to a score of 1-5.
     scores = models.JSONField()
 
+    objects = FidelityRatingQuerySet.as_manager()
     history = HistoricalRecords()
 
     class Meta:

@@ -399,7 +399,7 @@ def submit_rating(assessment, *, by, scores):
         raise Refused("The consensus is recorded; no more raw ratings.")
     if any(r.rater_id == by.pk for r in ratings):
         raise Refused("You have already rated this assessment.")
-    if len(ratings) >= 2:
+    if len(ratings) >= FidelityRating.RAW_RATINGS:
         raise Refused("Both raw ratings are in.")
     rating = FidelityRating(
         assessment=assessment, rater=by, scores=_clean_scores(assessment, scores)
