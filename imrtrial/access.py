@@ -102,11 +102,13 @@ def sites_where(user, perm, trial):
 
 
 def sites_where_any(user, perms, trial):
-    """The sites at which the user may do any of `perms`."""
-    qs = Site.objects.none()
-    for perm in perms:
-        qs = qs | sites_where(user, perm, trial)
-    return qs.distinct()
+    """The sites at which the user may do any of `perms`, as a queryset."""
+    perms = {Perm(perm) for perm in perms}
+    grants = _grants(user, trial)
+    if perms & grants.get(None, set()):
+        return Site.objects.filter(trial=trial)
+    ids = [site_id for site_id, held in grants.items() if site_id and perms & held]
+    return Site.objects.filter(trial=trial, pk__in=ids)
 
 
 def trials_of(user):
@@ -139,10 +141,10 @@ def may_see_allocation(user, trial, site=None):
 
 def unblinded_sites(user, trial):
     """The sites where the user may see allocation-revealing data, as a queryset."""
-    sites = sites_where(user, Perm.VIEW_UNBLINDED, trial)
+    perms = [Perm.VIEW_UNBLINDED]
     if trial.is_unblinded:
-        sites = (sites | sites_where(user, Perm.VIEW_UNBLINDED_AFTER_UNBLINDING, trial)).distinct()
-    return sites
+        perms.append(Perm.VIEW_UNBLINDED_AFTER_UNBLINDING)
+    return sites_where_any(user, perms, trial)
 
 
 def may_do_unblinded(user, perm, trial, site=None):
