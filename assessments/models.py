@@ -182,6 +182,9 @@ class Reminder(models.Model):
     day = models.DateField()
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Set when the gate refused the line at send time (the role was withdrawn, the site
+    # changed): the line is kept, never sent and never retried; last_error says why.
+    dropped_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
 

@@ -10,6 +10,9 @@ Contract:
   the coordinators' reminders page shows; the next run sends them.
 - Blinding: a line names a participant id, a visit and its window, never a group or session;
   visit windows are anchored on randomization for both arms, so the timing cannot differ.
+- The gate is asked again when a digest goes out (imrtrial.outbox.refusal): each line's
+  recipient must still hold the role its kind is for at the participant's site (RULES). A line
+  that fails is kept, marked dropped with the reason, and never sent.
 """
 
 import datetime
@@ -24,6 +27,14 @@ from imrtrial import outbox
 from imrtrial.models import Membership, Participant, Role, Trial
 
 from .models import Reminder, Visit
+
+# Who each kind of line is for, as the permission that marks the role (queue_reminders picks
+# the recipients by that role); asked again at send time.
+RULES = {
+    Reminder.Kind.DUE: outbox.Rule(perms=("enter_interview",), reveals_allocation=False),
+    Reminder.Kind.OVERDUE: outbox.Rule(perms=("randomize",), reveals_allocation=False),
+    Reminder.Kind.ESCALATION: outbox.Rule(perms=("verify_forms",), reveals_allocation=False),
+}
 
 
 def _insert(cursor, select_sql, params):
@@ -48,11 +59,6 @@ def queue_reminders(today):
     the same on PostgreSQL and on the embedded SQLite."""
     V, P, M = Visit._meta.db_table, Participant._meta.db_table, Membership._meta.db_table
     U = get_user_model()._meta.db_table
-    open_visit = (
-        f"FROM {V} v JOIN {P} p ON p.id = v.participant_id "
-        f"WHERE p.trial_id = %s AND p.status <> 'withdrawn' AND v.completed_on IS NULL "
-        f"AND NOT v.missed"
-    )
     staff = (
         f"JOIN {M} m ON m.trial_id = p.trial_id AND m.active AND m.role = %s "
         f"AND (m.site_id = p.site_id OR m.site_id IS NULL) "
@@ -67,14 +73,17 @@ def queue_reminders(today):
             due_by = today + datetime.timedelta(days=lead)
             escalate_by = today - datetime.timedelta(days=escalate)
             base = {"today": today, "now": now}
+            # The assigned assessor, while they still hold the assessor role at the site.
             written += _insert(
                 cursor,
                 (
                     f"SELECT v.assessor_id AS recipient_id, 'due' AS kind, v.id AS visit_id "
-                    f"{open_visit} AND v.assessor_id IS NOT NULL AND v.window_end >= %s "
-                    f"AND v.window_start <= %s"
+                    f"FROM {V} v JOIN {P} p ON p.id = v.participant_id {staff} "
+                    f"AND m.user_id = v.assessor_id "
+                    f"WHERE p.trial_id = %s AND p.status <> 'withdrawn' AND v.completed_on IS NULL "
+                    f"AND NOT v.missed AND v.window_end >= %s AND v.window_start <= %s"
                 ),
-                base | {"args": [trial_id, today, due_by]},
+                base | {"args": [Role.ASSESSOR.value, trial_id, today, due_by]},
             )
             written += _insert(
                 cursor,
@@ -111,18 +120,21 @@ def queue_reminders(today):
 
 
 def send_pending(*, limit=500):
-    """Send digests for unsent lines; returns (digests sent, digests failed)."""
-    return outbox.send_pending(Reminder, _compose, limit=limit)
+    """Send digests for pending lines; returns (digests sent, digests failed)."""
+    return outbox.send_pending(Reminder, _claim, _render, limit=limit)
 
 
-def _compose(recipient, day):
+def _claim(recipient, day):
     # Claim and read the lines in one query: locked rows another sender holds are skipped.
-    rows = list(
-        Reminder.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(recipient=recipient, day=day, sent_at__isnull=True)
+    rows = (
+        outbox.pending(Reminder)
+        .select_for_update(skip_locked=True, of=("self",))
+        .filter(recipient=recipient, day=day)
         .order_by("kind", "visit__window_end", "visit__participant__participant_id")
         .values_list(
             "pk",
+            "visit__participant__trial_id",
+            "visit__participant__site_id",
             "kind",
             "visit__participant__participant_id",
             "visit__participant__site__name",
@@ -131,10 +143,16 @@ def _compose(recipient, day):
             "visit__window_end",
         )
     )
-    if not rows:
-        return None
+    return [
+        outbox.Line(pk, trial_id, site_id, RULES[shows[0]], shows)
+        for pk, trial_id, site_id, *shows in rows
+    ]
+
+
+def _render(recipient, day, lines):
     sections = defaultdict(list)
-    for _, kind, pid, site, label, start, end in rows:
+    for line in lines:
+        kind, pid, site, label, start, end = line.shows
         sections[Reminder.Kind(kind).label].append(
             f"{pid} ({site}): {label}, window {start:%Y-%m-%d} to {end:%Y-%m-%d}"
         )
@@ -146,7 +164,7 @@ def _compose(recipient, day):
             "sections": sorted(sections.items()),
         },
     )
-    return [r[0] for r in rows], f"Follow-up visits to see to ({day:%Y-%m-%d})", body
+    return f"Follow-up visits to see to ({day:%Y-%m-%d})", body
 
 
 def run_daily(today=None):

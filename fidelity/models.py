@@ -301,6 +301,8 @@ class AttendanceReminder(models.Model):
     day = models.DateField()
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Refused by the gate at send time: kept, never sent, never retried (as on Reminder).
+    dropped_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
 

@@ -3,7 +3,10 @@
 Same contract as assessments/reminders.py: an outbox line per (facilitator, group, expected
 session date, day), written idempotently; one digest per facilitator per day, claimed with
 SKIP LOCKED and marked sent only after the mail server accepted it; failures stay pending.
-Only unblinded facilitators receive these; nothing here reaches a blinded role.
+Blinding: a digest names IMR groups, so it is allocation-revealing. Lines are written only for
+facilitators who pass imrtrial.outbox.refusal under RULE at the group's site, and each line is
+asked again when the digest goes out: a facilitator whose role was withdrawn (or moved to
+another site) in between gets nothing; the line is kept, marked dropped with the reason.
 """
 
 import datetime
@@ -18,6 +21,8 @@ from imrtrial.models import Trial
 from .models import AttendanceReminder, ImrGroup
 
 LOOK_BACK_WEEKS = 4  # older gaps are the data manager's, not a weekly nudge
+# Facilitators of the group's site, unblinded there.
+RULE = outbox.Rule(perms=("log_attendance",), reveals_allocation=True)
 
 
 def expected_dates(group, today):
@@ -43,11 +48,19 @@ def queue_attendance_reminders(today):
             for d in expected_dates(group, today)
             if oldest <= d <= today - after and d not in logged
         ]
+        if not missing:
+            continue
+        # The group's facilitator list is not the role: it keeps someone whose role was
+        # withdrawn, so the gate decides who hears of the group.
+        recipients = [
+            f
+            for f in group.facilitators.all()
+            if not outbox.refusal(f, group.trial, group.site_id, RULE)
+        ]
         lines += [
             AttendanceReminder(recipient=f, group=group, expected_on=d, day=today)
             for d in missing
-            for f in group.facilitators.all()
-            if f.is_active
+            for f in recipients
         ]
     before = AttendanceReminder.objects.filter(day=today).count()
     AttendanceReminder.objects.bulk_create(lines, ignore_conflicts=True)
@@ -55,28 +68,41 @@ def queue_attendance_reminders(today):
 
 
 def send_pending():
-    return outbox.send_pending(AttendanceReminder, _compose)
+    return outbox.send_pending(AttendanceReminder, _claim, _render)
 
 
-def _compose(recipient, day):
-    rows = list(
-        AttendanceReminder.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(recipient=recipient, day=day, sent_at__isnull=True)
+def _claim(recipient, day):
+    rows = (
+        outbox.pending(AttendanceReminder)
+        .select_for_update(skip_locked=True, of=("self",))
+        .filter(recipient=recipient, day=day)
         .order_by("group__name", "expected_on")
-        .values_list("pk", "group__name", "group__site__name", "expected_on")
+        .values_list(
+            "pk",
+            "group__trial_id",
+            "group__site_id",
+            "group__name",
+            "group__site__name",
+            "expected_on",
+        )
     )
-    if not rows:
-        return None
+    return [
+        outbox.Line(pk, trial_id, site_id, RULE, shows) for pk, trial_id, site_id, *shows in rows
+    ]
+
+
+def _render(recipient, day, lines):
     by_group = defaultdict(list)
-    for _, name, site, expected in rows:
+    for line in lines:
+        name, site, expected = line.shows
         by_group[f"{name} ({site})"].append(f"{expected:%Y-%m-%d}")
-    lines = "\n".join(f"  - {g}: {', '.join(dates)}" for g, dates in by_group.items())
+    listed = "\n".join(f"  - {g}: {', '.join(dates)}" for g, dates in by_group.items())
     body = (
         f"Dear {recipient.get_full_name() or recipient.get_username()},\n\n"
-        f"No session has been logged yet for these weekly session dates:\n{lines}\n\n"
+        f"No session has been logged yet for these weekly session dates:\n{listed}\n\n"
         "Log the session and its attendance in imrtrial, or note why it did not take place.\n"
     )
-    return [r[0] for r in rows], f"IMR sessions to log ({day:%Y-%m-%d})", body
+    return f"IMR sessions to log ({day:%Y-%m-%d})", body
 
 
 def run_daily(today=None):

@@ -22,13 +22,12 @@ import secrets
 from typing import NamedTuple
 
 from django.conf import settings
-from django.core.mail import send_mass_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from imrtrial import access, lifecycle
+from imrtrial import access, lifecycle, outbox
 from imrtrial.audit import attribute
 from imrtrial.errors import Refused
 from imrtrial.models import (
@@ -438,9 +437,13 @@ def mark_in_error(allocation, *, by, reason):
 
 # Unblinded staff of the site who hear of each allocation. Blinded roles never do.
 NOTIFIED_ROLES = (Role.COORDINATOR, Role.FACILITATOR)
+# The same, as the gate asks it when the notice goes out (imrtrial.outbox.refusal).
+NOTICE_RULE = outbox.Rule(perms=("randomize", "log_attendance"), reveals_allocation=True)
 
 
 def notice_recipients(allocation):
+    """Users holding a notified role at the participant's site now (the gate has the last word,
+    in send_allocation_notice)."""
     site = allocation.participant.site
     memberships = Membership.objects.filter(
         Q(site=site) | Q(site__isnull=True),
@@ -449,27 +452,25 @@ def notice_recipients(allocation):
         active=True,
         user__is_active=True,
     ).select_related("user")
-    # Asked of the gate too, so a policy change that blinds a role also silences its mail.
-    return sorted(
-        {
-            m.user.email
-            for m in memberships
-            if m.user.email and access.may_see_allocation(m.user, allocation.trial, site)
-        }
-    )
+    return [m.user for m in memberships]
 
 
 def send_allocation_notice(allocation_pk):
+    """Runs in the task, after commit and on every retry: recipients and the gate are asked
+    then, so a role withdrawn since the allocation was made gets nothing."""
     allocation = Allocation.objects.select_related(
         "trial", "participant", "participant__site", "arm"
     ).get(pk=allocation_pk)
-    recipients = notice_recipients(allocation)
-    if not recipients:
-        return 0
     subject = f"[{allocation.trial.name}] Randomization {allocation.randomization_number}"
     body = render_to_string("randomization/allocation_notice.txt", {"a": allocation})
-    messages = [(subject, body, settings.DEFAULT_FROM_EMAIL, [r]) for r in recipients]
-    return send_mass_mail(messages, fail_silently=False)
+    return outbox.send_each(
+        notice_recipients(allocation),
+        subject,
+        body,
+        trial=allocation.trial,
+        site=allocation.participant.site,
+        rule=NOTICE_RULE,
+    )
 
 
 @transaction.atomic

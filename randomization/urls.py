@@ -4,7 +4,12 @@ from . import views
 
 app_name = "randomization"
 urlpatterns = [
-    path("<slug:trial_key>/allocations/", views.allocation_list, name="allocations"),
+    path("<slug:trial_key>/allocations/", views.allocation_lookup, name="allocations"),
+    path(
+        "<slug:trial_key>/allocations/by-stratum/",
+        views.allocation_history,
+        name="allocation_history",
+    ),
     path("<slug:trial_key>/desk/", views.desk, name="desk"),
     path("<slug:trial_key>/desk/screen/", views.screening_new, name="screen"),
     path(

@@ -1,12 +1,15 @@
-"""The phone desk: screen, enrol and randomize while the caller waits; and the allocation list.
+"""The phone desk: screen, enrol and randomize while the caller waits; look up one allocation;
+and, for the key holder only, the allocations of each stratum in order.
 
 Every page here is unblinded. Each one asks imrtrial.access first and answers 404 to anyone else.
+Site staff see one participant at a time, never a stratum's arms in order or block sizes: with
+those a recruiter guesses the next allocation more often than chance.
 """
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
-from django.http import HttpResponseNotAllowed
+from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 
 from imrtrial import access
@@ -243,23 +246,69 @@ def mark_in_error(request, trial_key, participant_id):
 
 
 @login_required
-def allocation_list(request, trial_key):
-    """Allocations at the sites where the user is unblinded; 404 for everyone else."""
+def allocation_lookup(request, trial_key):
+    """One participant's allocation, looked up by id, for staff unblinded at its site; 404 for
+    everyone else. Never a list: the arms of a stratum in order let a recruiter guess the
+    next one (the key holder's history is allocation_history)."""
     trial = access.trial_or_404(request.user, trial_key)
     access.require_allocation_access(request.user, trial)
-    sites = access.sites_where(request.user, "view_unblinded", trial)
-    if trial.is_unblinded:
-        sites = sites | access.sites_where(request.user, "view_unblinded_after_unblinding", trial)
-    allocations = (
-        Allocation.objects.filter(trial=trial, participant__site__in=sites)
-        .select_related("participant", "participant__site", "arm", "allocated_by")
-        .order_by("-allocated_at")
-    )
-    log_access(request, trial, AccessLog.Action.VIEW_ALLOCATION, "allocation list")
+    query = request.GET.get("participant", "").strip()
+    allocation = None
+    if query:
+        participant = (
+            access.participants_visible_to(request.user, trial)
+            .filter(participant_id__iexact=query)
+            .select_related("site")
+            .first()
+        )
+        # Unknown, elsewhere, blinded there or not randomized: the same answer for all four.
+        if participant and access.may_see_allocation(request.user, trial, participant.site):
+            allocation = services.allocation_of(participant)
+        if allocation:
+            log_access(request, trial, AccessLog.Action.VIEW_ALLOCATION, participant)
     return render(
         request,
-        "randomization/allocation_list.html",
-        {"trial": trial, "allocations": allocations},
+        "randomization/allocation_lookup.html",
+        {
+            "trial": trial,
+            "query": query,
+            "allocation": allocation,
+            "may_see_history": _may_see_history(request.user, trial),
+        },
+    )
+
+
+def _may_see_history(user, trial):
+    return access.has(user, "release_allocation_key", trial) and access.may_see_allocation(
+        user, trial
+    )
+
+
+@login_required
+def allocation_history(request, trial_key):
+    """The allocations of each stratum in slot order, for the key holder only (404 for everyone
+    else, site staff included): the order is what makes the next allocation guessable."""
+    trial = access.trial_or_404(request.user, trial_key)
+    if not _may_see_history(request.user, trial):
+        raise Http404("Not found.")
+    sites = [
+        site
+        for site in access.sites_where(request.user, "release_allocation_key", trial)
+        if access.may_see_allocation(request.user, trial, site)
+    ]
+    allocations = (
+        Allocation.objects.filter(trial=trial, participant__site__in=sites)
+        .select_related("stratum", "participant", "participant__site", "arm", "allocated_by")
+        .order_by("stratum__key", "slot")
+    )
+    strata = {}
+    for allocation in allocations:
+        strata.setdefault(allocation.stratum.key, []).append(allocation)
+    log_access(request, trial, AccessLog.Action.VIEW_ALLOCATION, "allocation history by stratum")
+    return render(
+        request,
+        "randomization/allocation_history.html",
+        {"trial": trial, "strata": sorted(strata.items())},
     )
 
 

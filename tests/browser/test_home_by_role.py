@@ -30,7 +30,9 @@ def test_coordinator_and_assessor_each_see_their_own_work(browser, live_server, 
     assert desk.get_by_text("Coordinator (phone desk)").is_visible()
     desk.get_by_role("link", name="Allocations").click()
     assert desk.get_by_role("heading", name="Allocations").is_visible()
-    assert desk.get_by_role("cell", name="IMR + TAU").is_visible()
+    desk.get_by_label("Participant id").fill("BR-001")
+    desk.get_by_role("button", name="Look up").click()
+    assert desk.get_by_test_id("arm").inner_text() == "IMR + TAU"
     desk.close()
 
     rater = sign_in(browser, live_server, "rater")

@@ -75,3 +75,58 @@ def test_the_coordinator_sees_attendance_reminders_and_their_failures_on_the_gro
     assert "could not be sent yet" in page and group.name in page
     client.force_login(staff(danish, Role.DATA_MANAGER, None, "dm-ar"))
     assert client.get(reverse("fidelity:groups", args=[danish.key])).status_code == 404
+
+
+# --- The gate at send time ----------------------------------------------------------------------
+
+
+def withdraw(user, trial, role, *, now_holds=None, site=None):
+    """The trial administrator withdraws a role (the membership stays, inactive), and perhaps
+    gives the person another one."""
+    from imrtrial.models import Membership
+    from tests.factories import grant
+
+    Membership.objects.filter(user=user, trial=trial, role=role).update(active=False)
+    if now_holds:
+        grant(user, trial, now_holds, site)
+
+
+def test_a_facilitator_withdrawn_between_queue_and_send_gets_no_digest_naming_the_group(
+    group, with_emails, danish, site_a
+):
+    today = START + datetime.timedelta(weeks=1, days=4)
+    assert reminders.queue_attendance_reminders(today) == 4
+    gone, stays = with_emails
+    withdraw(gone, danish, Role.FACILITATOR, now_holds=Role.ASSESSOR, site=site_a)
+    assert reminders.send_pending() == (1, 0)
+    assert [m.to for m in mail.outbox] == [[stays.email]]
+    # The lines are kept, marked as dropped with the reason, and never tried again.
+    dropped = AttendanceReminder.objects.filter(recipient=gone)
+    assert dropped.count() == 2
+    for line in dropped:
+        assert line.sent_at is None and line.dropped_at is not None
+        assert "no longer" in line.last_error
+    assert reminders.send_pending() == (0, 0)
+    assert len(mail.outbox) == 1
+
+
+def test_a_facilitator_withdrawn_before_the_daily_job_gets_no_line_and_no_mail(
+    group, with_emails, danish
+):
+    gone, stays = with_emails
+    withdraw(gone, danish, Role.FACILITATOR)
+    result = reminders.run_daily(START + datetime.timedelta(weeks=1, days=4))
+    assert result == {"queued": 2, "sent": 1, "failed": 0}
+    assert not AttendanceReminder.objects.filter(recipient=gone).exists()
+    assert [m.to for m in mail.outbox] == [[stays.email]]
+
+
+def test_a_facilitator_moved_to_another_site_hears_nothing_more_of_the_old_group(
+    group, with_emails, danish, site_b
+):
+    today = START + datetime.timedelta(weeks=1, days=4)
+    reminders.queue_attendance_reminders(today)
+    moved, stays = with_emails
+    withdraw(moved, danish, Role.FACILITATOR, now_holds=Role.FACILITATOR, site=site_b)
+    reminders.send_pending()
+    assert [m.to for m in mail.outbox] == [[stays.email]]

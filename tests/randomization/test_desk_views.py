@@ -123,6 +123,7 @@ def test_every_desk_page_is_404_for_blinded_roles(role, client, danish, desk_use
         ("result", [pid]),
         ("in_error", [pid]),
         ("allocations", []),
+        ("allocation_history", []),
     ]:
         url = reverse(f"randomization:{name}", args=[danish.key, *args])
         assert client.get(url).status_code == 404, url
@@ -171,17 +172,156 @@ def test_a_coordinator_flags_an_allocation_in_error_with_a_reason(client, danish
     assert Allocation.objects.get().in_error
 
 
-def test_no_desk_page_shows_block_sizes_or_future_slots(client, danish, desk_user):
+# --- What the phone desk shows: the participant at hand, never the history ------------------
+
+
+@pytest.fixture
+def one_stratum(danish, desk_user):
+    """Six participants randomized in one stratum (one centre, one diagnosis) by the real
+    sequence: both arms are among them whatever the block size."""
+    from randomization import services
+
     coordinator_of(danish, desk_user)
-    p = make_ready_participant(danish, desk_user)
+    site = danish.sites.order_by("code").first()
+    made = []
+    for _ in range(6):
+        p = make_ready_participant(danish, desk_user, site=site)
+        made.append(services.randomize(p, by=desk_user))
+    assert {a.arm.code for a in made} == {"imr", "tau"}
+    return made
+
+
+def page_text(response, trial):
+    """The page's visible text, without the trial's name (which names both arms)."""
+    text = re.sub(r"<[^>]+>", " ", response.content.decode())
+    return re.sub(r"\s+", " ", text.replace(trial.name, " "))
+
+
+def arm_labels_in(text, trial):
+    labels = sorted((a.label for a in trial.arms.all()), key=len, reverse=True)
+    return re.findall("|".join(rf"(?<!\w){re.escape(label)}(?!\w)" for label in labels), text)
+
+
+def randomization_urls(trial, values):
+    """Every URL of the randomization app, once for each value a coordinator could put in it;
+    a new URL with a parameter this test does not know fails it."""
+    import itertools
+
+    from randomization.urls import urlpatterns
+
+    for pattern in urlpatterns:
+        params = re.findall(r"<(?:\w+:)?(\w+)>", str(pattern.pattern))
+        assert set(params) <= set(values), f"{pattern.name}: give the test values for {params}"
+        for combo in itertools.product(*(values[p] for p in params)):
+            yield reverse(
+                f"randomization:{pattern.name}", kwargs=dict(zip(params, combo, strict=True))
+            )
+
+
+def test_no_page_a_coordinator_reaches_lists_arms_in_order_or_shows_block_sizes(
+    client, danish, desk_user, one_stratum
+):
     client.force_login(desk_user)
-    client.post(
-        reverse("randomization:randomize", args=[danish.key, p.participant_id]), {"read_back": "on"}
+    pids = [a.participant.participant_id for a in one_stratum]
+    urls = list(
+        randomization_urls(
+            danish,
+            {
+                "trial_key": [danish.key],
+                "participant_id": pids,
+                "number": [a.participant.screening.screening_number for a in one_stratum],
+            },
+        )
     )
-    pages = [
-        client.get(reverse(f"randomization:{name}", args=[danish.key, *args])).content.decode()
-        for name, args in [("desk", []), ("result", [p.participant_id]), ("allocations", [])]
-    ]
-    for page in pages:
-        text = re.sub(r"<[^>]+>", " ", page).lower()
-        assert "block" not in text and "slot" not in text and "next allocation" not in text
+    lookup = reverse("randomization:allocations", args=[danish.key])
+    urls += [f"{lookup}?participant={q}" for q in [*pids, "", "%", "DK", "*"]]
+    seen = 0
+    for url in urls:
+        response = client.get(url)
+        if response.status_code != 200:
+            continue
+        seen += 1
+        text = page_text(response, danish)
+        shown = [pid for pid in pids if pid in text]
+        arms = arm_labels_in(text, danish)
+        # An arm is shown only on a page about one participant, and only once.
+        assert not arms or (len(shown) == 1 and len(arms) == 1), (url, shown, arms)
+        lowered = text.lower()
+        for word in ("block", "slot", "stratum", "strata", "next allocation"):
+            assert word not in lowered, (url, word)
+        sizes = danish.block_sizes
+        assert not re.search(r"\b" + r"\W{1,3}".join(map(str, sizes)) + r"\b", text), url
+    assert seen >= len(pids) * 2  # the result pages and the look-ups were read
+
+
+def test_a_coordinator_looks_up_one_participant_and_sees_only_that_one(
+    client, danish, desk_user, one_stratum
+):
+    client.force_login(desk_user)
+    first, *others = one_stratum
+    url = reverse("randomization:allocations", args=[danish.key])
+    page = client.get(url, {"participant": first.participant.participant_id})
+    text = page_text(page, danish)
+    for shown in (first.arm.label, first.randomization_number, first.confirmation_code):
+        assert shown in text
+    assert not any(a.participant.participant_id in text for a in others)
+    assert AccessLog.objects.filter(
+        user=desk_user,
+        action=AccessLog.Action.VIEW_ALLOCATION,
+        target=str(first.participant),
+    ).exists()
+    # The page without a participant shows no arm at all, and logs nothing.
+    logged = AccessLog.objects.count()
+    assert arm_labels_in(page_text(client.get(url), danish), danish) == []
+    assert AccessLog.objects.count() == logged
+
+
+def test_a_look_up_outside_ones_sites_reads_like_no_such_participant(
+    client, danish, desk_user, one_stratum
+):
+    site = one_stratum[0].participant.site
+    elsewhere = make_user("desk-elsewhere")
+    grant(elsewhere, danish, Role.COORDINATOR, danish.sites.exclude(pk=site.pk).first())
+    client.force_login(elsewhere)
+    url = reverse("randomization:allocations", args=[danish.key])
+    pid = one_stratum[0].participant.participant_id
+    theirs = page_text(client.get(url, {"participant": pid}), danish).replace(pid, "X")
+    nobody = page_text(client.get(url, {"participant": "DK-NOBODY"}), danish)
+    assert theirs == nobody.replace("DK-NOBODY", "X")
+    assert arm_labels_in(theirs, danish) == []
+
+
+def test_the_key_holder_sees_the_allocations_of_each_stratum_in_order(
+    client, danish, desk_user, one_stratum
+):
+    holder = make_user("key-holder")
+    grant(holder, danish, Role.KEY_HOLDER)
+    client.force_login(holder)
+    lookup = client.get(reverse("randomization:allocations", args=[danish.key]))
+    history_url = reverse("randomization:allocation_history", args=[danish.key])
+    assert history_url in lookup.content.decode()
+    response = client.get(history_url)
+    assert response.status_code == 200
+    text = page_text(response, danish)
+    positions = [text.index(a.participant.participant_id) for a in one_stratum]
+    assert positions == sorted(positions)
+    assert len(arm_labels_in(text, danish)) == len(one_stratum)
+    assert one_stratum[0].stratum.key in text
+    assert AccessLog.objects.filter(user=holder, action=AccessLog.Action.VIEW_ALLOCATION).exists()
+
+
+@pytest.mark.parametrize(
+    "role",
+    [*BLINDED, Role.COORDINATOR, Role.FACILITATOR, Role.FIDELITY_RATER],
+)
+def test_the_history_is_404_for_everyone_but_the_key_holder(role, client, danish, one_stratum):
+    user = make_user(f"no-history-{role}")
+    grant(user, danish, role)
+    client.force_login(user)
+    response = client.get(reverse("randomization:allocation_history", args=[danish.key]))
+    assert response.status_code == 404
+    assert not any(a.participant.participant_id in response.content.decode() for a in one_stratum)
+    if role in (Role.COORDINATOR, Role.FACILITATOR):
+        lookup = client.get(reverse("randomization:allocations", args=[danish.key]))
+        assert "allocation_history" not in lookup.content.decode()
+        assert "by-stratum" not in lookup.content.decode()

@@ -31,6 +31,7 @@ GET_ONLY = {
     "assessments:reminders",
     "assessments:visit",
     "randomization:allocations",
+    "randomization:allocation_history",
     "randomization:desk",
     "randomization:result",
     "fidelity:groups",
