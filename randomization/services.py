@@ -436,14 +436,20 @@ def mark_in_error(allocation, *, by, reason):
 # --- Notification ----------------------------------------------------------------------------
 
 # Unblinded staff of the site who hear of each allocation. Blinded roles never do.
-NOTIFIED_ROLES = (Role.COORDINATOR, Role.FACILITATOR)
+# Who hears of an allocation: the site's IMR facilitators, of participants allocated to the
+# intervention, so that they invite them to a group. Nobody else: the coordinator who
+# randomized read the arm back on the phone, and a recruiter's inbox holding every arm of the
+# site in order would be the allocation history the phone desk no longer shows (DOMAIN 10).
+NOTIFIED_ROLES = (Role.FACILITATOR,)
 # The same, as the gate asks it when the notice goes out (imrtrial.outbox.refusal).
-NOTICE_RULE = outbox.Rule(perms=("randomize", "log_attendance"), reveals_allocation=True)
+NOTICE_RULE = outbox.Rule(perms=("log_attendance",), reveals_allocation=True)
 
 
 def notice_recipients(allocation):
-    """Users holding a notified role at the participant's site now (the gate has the last word,
-    in send_allocation_notice)."""
+    """Users holding a notified role at the participant's site now, for an allocation to the
+    intervention (the gate has the last word, in send_allocation_notice)."""
+    if not allocation.arm.is_intervention:
+        return []
     site = allocation.participant.site
     memberships = Membership.objects.filter(
         Q(site=site) | Q(site__isnull=True),

@@ -1,12 +1,13 @@
-"""The allocation notice asks the gate when it is sent (the task runs after commit, perhaps
-after a retry), not when the allocation was made."""
+"""The allocation notice: only the site's IMR facilitators hear of it, only for participants
+allocated to the intervention (to invite them to a group); and the gate is asked when it is
+sent (the task runs after commit, perhaps after a retry), not when the allocation was made."""
 
 import pytest
 from django.core import mail
 
 from imrtrial.models import Membership, Role
 from randomization import services
-from tests.factories import grant, make_ready_participant, make_user
+from tests.factories import grant, make_allocation, make_ready_participant, make_user
 
 from .conftest import coordinator_of
 
@@ -25,52 +26,77 @@ def desk(danish, desk_user):
     return coordinator_of(danish, desk_user)
 
 
-def randomize_and_hold_the_notice(participant, by, capture):
-    """Randomize; return the after-commit callbacks (the queued notice) without running them."""
-    with capture(execute=False) as callbacks:
-        services.randomize(participant, by=by)
+@pytest.fixture
+def facilitator(danish, site):
+    user = make_user("stays", email="stays@example.org")
+    grant(user, danish, Role.FACILITATOR, site)
+    return user
+
+
+def allocated(danish, desk, site, arm="imr"):
+    return make_allocation(make_ready_participant(danish, desk, site=site), arm, by=desk)
+
+
+def test_only_the_sites_facilitators_hear_of_an_intervention_allocation(
+    danish, desk, site, facilitator
+):
+    other = danish.sites.exclude(pk=site.pk).first()
+    for role, where, email in [
+        (Role.FACILITATOR, other, "fac-other@example.org"),
+        (Role.COORDINATOR, site, "desk2@example.org"),
+        (Role.ASSESSOR, None, "assessor@example.org"),
+        (Role.KEY_HOLDER, None, "key@example.org"),
+    ]:
+        grant(make_user(email=email), danish, role, where)
+    allocation = allocated(danish, desk, site, "imr")
+    services.send_allocation_notice(allocation.pk)
+    assert [m.to for m in mail.outbox] == [["stays@example.org"]]
+    assert allocation.confirmation_code in mail.outbox[0].body
+
+
+def test_a_control_allocation_is_mailed_to_nobody(danish, desk, site, facilitator):
+    services.send_allocation_notice(allocated(danish, desk, site, "tau").pk)
+    assert mail.outbox == []
+
+
+def test_the_notice_goes_after_commit(
+    danish, desk, site, facilitator, django_capture_on_commit_callbacks
+):
+    p = make_ready_participant(danish, desk, site=site)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.randomize(p, by=desk)
     assert mail.outbox == [] and len(callbacks) == 1
-    return callbacks
 
 
-@pytest.mark.parametrize(
-    "withdrawn, now_holds",
-    [(Role.FACILITATOR, Role.ASSESSOR), (Role.FACILITATOR, None), (Role.COORDINATOR, None)],
-)
-def test_an_unblinded_role_withdrawn_before_the_notice_goes_means_no_notice(
-    danish, desk, site, withdrawn, now_holds, django_capture_on_commit_callbacks
+@pytest.mark.parametrize("now_holds", [Role.ASSESSOR, Role.COORDINATOR, None])
+def test_a_facilitator_role_withdrawn_before_the_notice_goes_means_no_notice(
+    danish, desk, site, facilitator, now_holds
 ):
     staff = make_user("unblinded-then-not", email="gone@example.org")
-    grant(staff, danish, withdrawn, site)
-    p = make_ready_participant(danish, desk, site=site)
-    callbacks = randomize_and_hold_the_notice(p, desk, django_capture_on_commit_callbacks)
-    Membership.objects.filter(user=staff, role=withdrawn).update(active=False)
+    grant(staff, danish, Role.FACILITATOR, site)
+    allocation = allocated(danish, desk, site)
+    Membership.objects.filter(user=staff, role=Role.FACILITATOR).update(active=False)
     if now_holds:
         grant(staff, danish, now_holds, site)
-    callbacks[0]()
-    assert [m.to for m in mail.outbox] == [["desk@example.org"]]
+    services.send_allocation_notice(allocation.pk)
+    assert [m.to for m in mail.outbox] == [["stays@example.org"]]
 
 
 def test_a_facilitator_moved_to_another_site_hears_nothing_of_the_old_sites_allocations(
-    danish, desk, site, django_capture_on_commit_callbacks
+    danish, desk, site, facilitator
 ):
     other = danish.sites.exclude(pk=site.pk).first()
     moved = make_user("moved-fac", email="moved@example.org")
     grant(moved, danish, Role.FACILITATOR, site)
-    p = make_ready_participant(danish, desk, site=site)
-    callbacks = randomize_and_hold_the_notice(p, desk, django_capture_on_commit_callbacks)
+    allocation = allocated(danish, desk, site)
     Membership.objects.filter(user=moved).update(active=False)
     grant(moved, danish, Role.FACILITATOR, other)
-    callbacks[0]()
-    assert [m.to for m in mail.outbox] == [["desk@example.org"]]
+    services.send_allocation_notice(allocation.pk)
+    assert [m.to for m in mail.outbox] == [["stays@example.org"]]
 
 
-def test_the_notice_names_no_block_size_slot_or_stratum(
-    danish, desk, site, django_capture_on_commit_callbacks
-):
-    p = make_ready_participant(danish, desk, site=site)
-    with django_capture_on_commit_callbacks(execute=True):
-        services.randomize(p, by=desk)
+def test_the_notice_names_no_block_size_slot_or_stratum(danish, desk, site, facilitator):
+    services.send_allocation_notice(allocated(danish, desk, site).pk)
     (notice,) = mail.outbox
     text = (notice.subject + notice.body).lower()
     for word in ("block", "slot", "stratum", "strata", "sequence"):
