@@ -351,7 +351,7 @@ def _arm_for(participant, stratum, setup):
 
 
 @transaction.atomic
-def _randomize_once(participant, *, by):
+def _randomize_once(participant, *, by, baseline_completed_on=None):
     # Lock the participant first: a double click waits here and then finds the allocation, and
     # a withdrawal recorded meanwhile (withdraw() locks the same row) is seen, not overwritten.
     locked = Participant.objects.select_for_update().get(pk=participant.pk)
@@ -381,7 +381,17 @@ def _randomize_once(participant, *, by):
     stratum.save(update_fields=["next_slot"])
     locked.status = Participant.Status.RANDOMIZED
     locked.randomized_on = timezone.localdate()
-    attribute(locked, by=by, reason="randomized").save(update_fields=["status", "randomized_on"])
+    reason, fields = "randomized", ["status", "randomized_on"]
+    if baseline_completed_on is not None:
+        locked.baseline_completed_on = baseline_completed_on
+        reason, fields = (
+            "randomized; baseline date reported at the phone desk",
+            [
+                *fields,
+                "baseline_completed_on",
+            ],
+        )
+    attribute(locked, by=by, reason=reason).save(update_fields=fields)
     participant.status, participant.randomized_on = locked.status, locked.randomized_on
     lifecycle.schedule_changed(locked)
     transaction.on_commit(lambda: _queue_notice(allocation.pk))
@@ -399,17 +409,21 @@ def _queue_notice(allocation_pk):
         logger.exception("Allocation notice %s could not be queued or sent", allocation_pk)
 
 
-def randomize(participant, *, by):
+def randomize(participant, *, by, baseline_completed_on=None):
     """Allocate the participant; a repeated call returns the allocation already made (to a user
-    who may randomize at the participant's site, and nobody else)."""
+    who may randomize at the participant's site, and nobody else). `baseline_completed_on`: the
+    baseline date the centre reports on the same call, written in the allocation's transaction
+    (both or neither)."""
     if not access.has(by, "randomize", participant.trial, participant.site):
         raise Refused("You are not a coordinator for this participant's site.")
     if participant.status == Participant.Status.RANDOMIZED:
         return allocation_of(participant)
+    if baseline_completed_on is not None:
+        participant.baseline_completed_on = baseline_completed_on
     check_can_randomize(participant, by=by)
     for attempt in range(3):
         try:
-            return _randomize_once(participant, by=by)
+            return _randomize_once(participant, by=by, baseline_completed_on=baseline_completed_on)
         except IntegrityError:
             # Two requests for one participant raced past the first check, or a random
             # randomization number collided: the retry returns or makes exactly one allocation.

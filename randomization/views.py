@@ -171,13 +171,13 @@ def randomize(request, trial_key, participant_id):
     )
     if request.method == "POST" and form.is_valid():
         try:
-            if needs_baseline:
-                participant = services.record_baseline(
-                    participant,
-                    by=request.user,
-                    completed_on=form.cleaned_data["baseline_completed_on"],
-                )
-            services.randomize(participant, by=request.user)
+            services.randomize(
+                participant,
+                by=request.user,
+                baseline_completed_on=form.cleaned_data.get("baseline_completed_on")
+                if needs_baseline
+                else None,
+            )
         except services.Refused as exc:
             form.add_error(None, str(exc))
         else:

@@ -102,6 +102,23 @@ def test_the_randomize_page_refuses_without_read_back_and_allocates_nothing(
     assert not Allocation.objects.exists()
 
 
+def test_a_refused_randomization_records_no_baseline_date_either(
+    client, danish, desk_user, settings
+):
+    """The baseline date reported on the call and the allocation are one transaction: when
+    randomizing is refused, the date typed with it is not kept either."""
+    coordinator_of(danish, desk_user)
+    p = make_ready_participant(danish, desk_user)
+    Participant.objects.filter(pk=p.pk).update(baseline_completed_on=None)
+    settings.RANDOMIZATION_SECRET = ""  # refused after the form is valid: "not configured"
+    client.force_login(desk_user)
+    url = reverse("randomization:randomize", args=[danish.key, p.participant_id])
+    response = client.post(url, {"baseline_completed_on": "2026-11-01", "read_back": "on"})
+    assert response.status_code == 200 and "not configured" in response.content.decode()
+    assert Participant.objects.get(pk=p.pk).baseline_completed_on is None
+    assert not Allocation.objects.exists()
+
+
 @pytest.mark.parametrize("role", BLINDED)
 def test_every_desk_page_is_404_for_blinded_roles(role, client, danish, desk_user):
     coordinator_of(danish, desk_user)
