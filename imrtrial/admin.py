@@ -2,11 +2,18 @@
 
 Every admin of the project scopes its rows through imrtrial.access (GateScopedAdmin): a staff
 user sees and changes only rows of the sites where the gate lets them, and a guessed id of any
-other row is a 404, on the change form, its history and each historical version alike."""
+other row is a 404, on the change form, its history and each historical version alike.
+
+Every admin of the site, Django's and the libraries' included, answers only the lookups its own
+list filters read (OfferedLookupsOnly): Django's change list would otherwise filter by any
+field or one-step relation named in the query string, and `?imr_memberships__isnull=False` on
+the participants lists exactly the IMR arm to anyone who may list participants."""
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.exceptions import DisallowedModelAdminLookup
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q
 from django.http import Http404, HttpResponseNotAllowed
 from simple_history.admin import SimpleHistoryAdmin
@@ -20,7 +27,40 @@ class NoDeleteMixin:
         return False
 
 
-class GateScopedAdmin:
+class OfferedLookupsChangeList(ChangeList):
+    """A change list filtered only by what its admin's list filters (and date hierarchy) read."""
+
+    def get_filters(self, request):
+        asked = set(self.get_filters_params())
+        specs, has_filters, remaining, duplicates, active = super().get_filters(request)
+        # The filters took their own parameters out; what is left was asked of the model itself.
+        unoffered = set(remaining)
+        if self.date_hierarchy:  # Django turns the hierarchy's year/month/day into these two
+            unoffered -= {f"{self.date_hierarchy}__gte", f"{self.date_hierarchy}__lt"} - asked
+        if unoffered:
+            # Before any query uses them, and alike for every lookup and value: a 404 says
+            # nothing about what the lookup would have found.
+            raise Http404("Not found.")
+        return specs, has_filters, remaining, duplicates, active
+
+
+class OfferedLookupsOnly:
+    """Filtering only by the parameters of the admin's list filters (OfferedLookupsChangeList);
+    a lookup on any other field or relation, one step or more, is a 404. (Django's popups of
+    raw-id widgets filter by `limit_choices_to` in the query string: no admin of ours has them.)
+    """
+
+    def get_changelist(self, request, **kwargs):
+        return OfferedLookupsChangeList
+
+    def changelist_view(self, request, extra_context=None):
+        try:
+            return super().changelist_view(request, extra_context)
+        except DisallowedModelAdminLookup:  # Django's refusal of longer relations: a 400
+            raise Http404("Not found.") from None
+
+
+class GateScopedAdmin(OfferedLookupsOnly):
     """Rows the gate lets the user see, at the sites where it lets them.
 
     `trial_path` and `site_path` are ORM paths from a row to its Trial and Site (`site_path`
@@ -317,3 +357,18 @@ class AccessLogAdmin(GateScopedAdmin, NoDeleteMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+def _offered_lookups_only(site):
+    """Django's own admins (users, groups), django-axes' and django-otp's are registered before
+    ours (INSTALLED_APPS order) and would answer any lookup too (`?memberships__isnull=False`
+    on users): the same rules for them. tests/security/test_admin_lookups.py asks every
+    registered admin, so one registered later without the rules fails there."""
+    for model, model_admin in list(site._registry.items()):
+        if not isinstance(model_admin, OfferedLookupsOnly):
+            cls = type(model_admin)
+            site.unregister(model)
+            site.register(model, type(cls.__name__, (OfferedLookupsOnly, cls), {}))
+
+
+_offered_lookups_only(admin.site)
