@@ -10,10 +10,12 @@ field or one-step relation named in the query string, and `?imr_memberships__isn
 the participants lists exactly the IMR arm to anyone who may list participants."""
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin.exceptions import DisallowedModelAdminLookup
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Q
 from django.http import Http404, HttpResponseNotAllowed
 from simple_history.admin import SimpleHistoryAdmin
@@ -45,10 +47,18 @@ class OfferedLookupsChangeList(ChangeList):
 
 
 class OfferedLookupsOnly:
-    """Filtering only by the parameters of the admin's list filters (OfferedLookupsChangeList);
-    a lookup on any other field or relation, one step or more, is a 404. (Django's popups of
-    raw-id widgets filter by `limit_choices_to` in the query string: no admin of ours has them.)
-    """
+    """The admin's query-string channels, closed to what the admin itself offers.
+
+    - Filtering: only the parameters of the admin's list filters (OfferedLookupsChangeList);
+      a lookup on any other field or relation, one step or more, is a 404. (Django's popups of
+      raw-id widgets filter by `limit_choices_to` in the query string: no admin of ours has
+      them.)
+    - Counts: no facets (`?_facets=True` would count the rows behind each filter value).
+    - Autocomplete: only for fields an admin declares in `autocomplete_fields` (none do);
+      Django's view would take any model's field and apply its `limit_choices_to`.
+    - `_to_field`: a reverse relation is refused, not a 500 in Django's own check."""
+
+    show_facets = admin.ShowFacets.NEVER
 
     def get_changelist(self, request, **kwargs):
         return OfferedLookupsChangeList
@@ -58,6 +68,33 @@ class OfferedLookupsOnly:
             return super().changelist_view(request, extra_context)
         except DisallowedModelAdminLookup:  # Django's refusal of longer relations: a 400
             raise Http404("Not found.") from None
+
+    def get_search_fields(self, request):
+        match = request.resolver_match
+        if (
+            match
+            and match.url_name == "autocomplete"
+            and not _autocomplete_offered(request, self.admin_site)
+        ):
+            return ()  # Django's autocomplete view answers 404
+        return super().get_search_fields(request)
+
+    def to_field_allowed(self, request, to_field):
+        try:
+            field = self.opts.get_field(to_field)
+        except FieldDoesNotExist:
+            return False
+        return field.concrete and super().to_field_allowed(request, to_field)
+
+
+def _autocomplete_offered(request, site):
+    """Does an admin offer autocomplete on the field the request names? Django's view has
+    checked that the model and the field exist before it asks for search fields."""
+    source = apps.get_model(request.GET["app_label"], request.GET["model_name"])
+    source_admin = site._registry.get(source)
+    return source_admin is not None and request.GET["field_name"] in (
+        source_admin.get_autocomplete_fields(request)
+    )
 
 
 class GateScopedAdmin(OfferedLookupsOnly):

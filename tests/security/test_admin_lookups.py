@@ -1,11 +1,13 @@
 """The admin's query string is a channel of its own. Django's change list answers a lookup on any
 field of the model and on any one-step relation, offered as a filter or not: as blinded staff,
 `?imr_memberships__isnull=False` on the participants lists exactly the IMR arm. So the admin
-answers only the lookups its own list filters read, and no filter it offers may split the two
-arms.
+answers only the lookups its own list filters read, no filter it offers may split the two arms,
+and its other doors (facet counts, autocomplete, `_to_field`, `?o=`) tell nothing either.
 
 Every test is run as blinded staff holding every view permission of Django's
 (test_crawler.worst_case_staff): only the admin's own rules stand between them and the arm."""
+
+import re
 
 import pytest
 from django.apps import apps
@@ -223,3 +225,93 @@ def test_no_filter_offered_to_blinded_staff_splits_the_arms(role, client, world_
                 seen += 1
     if role != Role.STATISTICIAN:  # who sees no participant
         assert seen >= 10  # the participants' and the form entries' filters were tried
+
+
+# --- Other doors ------------------------------------------------------------------------------
+
+
+def test_no_list_shows_counts_per_filter_value(client, world):
+    """Facets (Django 5, `?_facets=True`) count the rows behind each filter value."""
+    client.force_login(worst_case_staff(world.users[Role.DATA_MANAGER]))
+    for model in admin.site._registry:
+        response = client.get(changelist(model), {"_facets": "True"})
+        if response.status_code != 200:
+            continue
+        assert not response.context["cl"].add_facets, model
+        assert "Show counts" not in response.content.decode(), model
+
+
+def test_autocomplete_answers_only_for_fields_an_admin_offers_it_on(client, world):
+    """Django's autocomplete view takes any model and field pointing at an admin with search
+    fields, and applies that field's limit_choices_to: no admin of ours offers autocomplete, so
+    it answers nothing (a field limited to one arm's participants would list them)."""
+    client.force_login(worst_case_staff(world.users[Role.DATA_MANAGER]))
+    client.raise_request_exception = False  # Django's view fails (500) on a reverse relation
+    url = reverse("admin:autocomplete")
+    asked, answered = 0, []
+    for model in apps.get_models():
+        for field in model._meta.get_fields():
+            target = getattr(field.remote_field, "model", None) if field.is_relation else None
+            target_admin = admin.site._registry.get(target)
+            if target_admin is None or not target_admin.search_fields:
+                continue
+            source_admin = admin.site._registry.get(model)
+            offered = source_admin is not None and field.name in source_admin.autocomplete_fields
+            query = {
+                "app_label": model._meta.app_label,
+                "model_name": model._meta.model_name,
+                "field_name": field.name,
+                "term": "",
+            }
+            response = client.get(url, query)
+            asked += 1
+            if not offered and response.status_code not in (403, 404):
+                answered.append((model._meta.label, field.name, response.status_code))
+    assert asked > 10
+    assert answered == [], answered[:10]
+
+
+def test_to_field_and_ordering_reach_no_column_the_list_does_not_show(client, world):
+    """`_to_field` names only the primary key (no foreign key of ours targets another field),
+    and `?o=` orders by the displayed columns only: out-of-range or odd indexes are dropped
+    (Django then orders as the admin or the model does by itself)."""
+    client.force_login(worst_case_staff(world.users[Role.DATA_MANAGER]))
+    client.raise_request_exception = False  # Django's check fails (500) on a reverse relation
+    refused, ordered = [], []
+    for model, model_admin in admin.site._registry.items():
+        url = changelist(model)
+        plain = client.get(url)
+        if plain.status_code != 200:
+            continue
+        for field in model._meta.get_fields():
+            if getattr(field, "primary_key", False):
+                continue
+            status = client.get(url, {"_to_field": field.name}).status_code
+            if status != 400:
+                refused.append((url, field.name, status))
+        shown = plain.context["cl"].list_display
+        chosen = [*(model_admin.get_ordering(plain.wsgi_request) or ()), *model._meta.ordering]
+        allowed = {*shown, *(f.lstrip("-") for f in chosen), "pk", model._meta.pk.name}
+        n = len(shown)
+        for o in [*map(str, range(n)), str(n), str(n + 5), f"-{n}", "x", "1.2", "0.x", "0.-9"]:
+            response = client.get(url, {"o": o})
+            assert response.status_code == 200, (url, o)
+            by = {f.lstrip("-") for f in response.context["cl"].queryset.query.order_by}
+            if not by <= allowed:
+                ordered.append((url, o, by - allowed))
+    assert refused == [], refused
+    assert ordered == [], ordered
+
+
+def test_participant_history_reads_alike_in_both_arms(client, world):
+    """Who changed a participant's row, and what: the same steps for both arms."""
+    client.force_login(worst_case_staff(world.users[Role.DATA_MANAGER]))
+
+    def page(participant):
+        html = client.get(f"{PARTICIPANTS}{participant.pk}/history/").content.decode()
+        html = html.replace(participant.participant_id, "PID")
+        html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", html)
+        html = re.sub(r'nonce="[^"]*"', "", html)
+        return re.sub(r"\d+", "0", html)
+
+    assert page(world.imr) == page(world.tau)
