@@ -261,6 +261,9 @@ class ArmInline(admin.TabularInline):
     # The export code is the allocation key: it is not part of the admin at all. The key holder
     # releases it through the key-release page after database lock.
     fields = ["code", "label", "ratio", "is_intervention"]
+    # As Arm.Meta says, and here too so that no change of the model's default reorders the
+    # rows by export code (the first row would be code A).
+    ordering = ["-is_intervention", "label", "code"]
 
     def has_delete_permission(self, request, obj=None):
         return False
