@@ -18,6 +18,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Q
 from django.http import Http404, HttpResponseNotAllowed
+from django.utils.text import capfirst
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import access
@@ -245,6 +246,18 @@ class GateScopedAdmin(OfferedLookupsOnly):
     def history_view(self, request, object_id, extra_context=None):
         self.get_object(request, unquote(object_id))
         return super().history_view(request, object_id, extra_context)
+
+    def set_history_delta_changes(self, request, historical_records, **kwargs):
+        """What changed, as the history page lists it: not the fields the admin's pages exclude
+        (the trial's block sizes), which simple-history lists like any other."""
+        super().set_history_delta_changes(request, historical_records, **kwargs)
+        opts = self.model._meta
+        hidden = {
+            capfirst(opts.get_field(name).verbose_name) for name in self.get_exclude(request) or ()
+        }
+        for record in historical_records if hidden else ():
+            if changes := getattr(record, "history_delta_changes", None):
+                record.history_delta_changes = [c for c in changes if c["field"] not in hidden]
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         self.get_object(request, unquote(object_id))
