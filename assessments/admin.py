@@ -12,6 +12,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from imrtrial import access
 from imrtrial.admin import GateScopedAdmin
+from imrtrial.audittrail import HIDDEN
 
 from . import registry
 from .audit import free_text_items
@@ -83,7 +84,7 @@ class FormEntryAdmin(GateScopedAdmin, SimpleHistoryAdmin):
         if records and self._author_hidden(request, records[0].instance):
             author = capfirst(FormEntry._meta.get_field("entered_by").verbose_name)
             for record in records:
-                record.history_user = None
+                record.history_user, record.author_shown = None, HIDDEN
                 changes = getattr(record, "history_delta_changes", None)
                 if changes:
                     record.history_delta_changes = [c for c in changes if c["field"] != author]

@@ -2,13 +2,23 @@
 
 Every admin of the project scopes its rows through imrtrial.access (GateScopedAdmin): a staff
 user sees and changes only rows of the sites where the gate lets them, and a guessed id of any
-other row is a 404, on the change form, its history and each historical version alike."""
+other row is a 404, on the change form, its history and each historical version alike.
+
+Every admin of the site, Django's and the libraries' included, answers only the lookups its own
+list filters read (OfferedLookupsOnly): Django's change list would otherwise filter by any
+field or one-step relation named in the query string, and `?imr_memberships__isnull=False` on
+the participants lists exactly the IMR arm to anyone who may list participants."""
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin
+from django.contrib.admin.exceptions import DisallowedModelAdminLookup
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Q
 from django.http import Http404, HttpResponseNotAllowed
+from django.utils.text import capfirst
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.template_utils import HistoricalRecordContextHelper
 
@@ -30,7 +40,75 @@ class NoDeleteMixin:
         return False
 
 
-class GateScopedAdmin:
+class OfferedLookupsChangeList(ChangeList):
+    """A change list filtered only by what its admin's list filters (and date hierarchy) read."""
+
+    def get_filters(self, request):
+        asked = set(self.get_filters_params())
+        specs, has_filters, remaining, duplicates, active = super().get_filters(request)
+        # The filters took their own parameters out; what is left was asked of the model itself.
+        unoffered = set(remaining)
+        if self.date_hierarchy:  # Django turns the hierarchy's year/month/day into these two
+            unoffered -= {f"{self.date_hierarchy}__gte", f"{self.date_hierarchy}__lt"} - asked
+        if unoffered:
+            # Before any query uses them, and alike for every lookup and value: a 404 says
+            # nothing about what the lookup would have found.
+            raise Http404("Not found.")
+        return specs, has_filters, remaining, duplicates, active
+
+
+class OfferedLookupsOnly:
+    """The admin's query-string channels, closed to what the admin itself offers.
+
+    - Filtering: only the parameters of the admin's list filters (OfferedLookupsChangeList);
+      a lookup on any other field or relation, one step or more, is a 404. (Django's popups of
+      raw-id widgets filter by `limit_choices_to` in the query string: no admin of ours has
+      them.)
+    - Counts: no facets (`?_facets=True` would count the rows behind each filter value).
+    - Autocomplete: only for fields an admin declares in `autocomplete_fields` (none do);
+      Django's view would take any model's field and apply its `limit_choices_to`.
+    - `_to_field`: a reverse relation is refused, not a 500 in Django's own check."""
+
+    show_facets = admin.ShowFacets.NEVER
+
+    def get_changelist(self, request, **kwargs):
+        return OfferedLookupsChangeList
+
+    def changelist_view(self, request, extra_context=None):
+        try:
+            return super().changelist_view(request, extra_context)
+        except DisallowedModelAdminLookup:  # Django's refusal of longer relations: a 400
+            raise Http404("Not found.") from None
+
+    def get_search_fields(self, request):
+        match = request.resolver_match
+        if (
+            match
+            and match.url_name == "autocomplete"
+            and not _autocomplete_offered(request, self.admin_site)
+        ):
+            return ()  # Django's autocomplete view answers 404
+        return super().get_search_fields(request)
+
+    def to_field_allowed(self, request, to_field):
+        try:
+            field = self.opts.get_field(to_field)
+        except FieldDoesNotExist:
+            return False
+        return field.concrete and super().to_field_allowed(request, to_field)
+
+
+def _autocomplete_offered(request, site):
+    """Does an admin offer autocomplete on the field the request names? Django's view has
+    checked that the model and the field exist before it asks for search fields."""
+    source = apps.get_model(request.GET["app_label"], request.GET["model_name"])
+    source_admin = site._registry.get(source)
+    return source_admin is not None and request.GET["field_name"] in (
+        source_admin.get_autocomplete_fields(request)
+    )
+
+
+class GateScopedAdmin(OfferedLookupsOnly):
     """Rows the gate lets the user see, at the sites where it lets them.
 
     `trial_path` and `site_path` are ORM paths from a row to its Trial and Site (`site_path`
@@ -237,7 +315,17 @@ class GateScopedAdmin:
         return _MaskedChanges(self.model, historical_record, mask)
 
     def set_history_delta_changes(self, request, historical_records, **kwargs):
+        """What changed, as the history page lists it: not the fields the admin's pages exclude
+        (the trial's block sizes), which simple-history lists like any other; and authors and
+        their reasons as the gate lets the reader see them."""
         super().set_history_delta_changes(request, historical_records, **kwargs)
+        opts = self.model._meta
+        hidden = {
+            capfirst(opts.get_field(name).verbose_name) for name in self.get_exclude(request) or ()
+        }
+        for record in historical_records if hidden else ():
+            if changes := getattr(record, "history_delta_changes", None):
+                record.history_delta_changes = [c for c in changes if c["field"] not in hidden]
         records = list(historical_records)
         if not records:
             return
@@ -280,6 +368,9 @@ class ArmInline(admin.TabularInline):
     # The export code is the allocation key: it is not part of the admin at all. The key holder
     # releases it through the key-release page after database lock.
     fields = ["code", "label", "ratio", "is_intervention"]
+    # As Arm.Meta says, and here too so that no change of the model's default reorders the
+    # rows by export code (the first row would be code A).
+    ordering = ["-is_intervention", "label", "code"]
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -408,3 +499,18 @@ class AccessLogAdmin(GateScopedAdmin, NoDeleteMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+def _offered_lookups_only(site):
+    """Django's own admins (users, groups), django-axes' and django-otp's are registered before
+    ours (INSTALLED_APPS order) and would answer any lookup too (`?memberships__isnull=False`
+    on users): the same rules for them. tests/security/test_admin_lookups.py asks every
+    registered admin, so one registered later without the rules fails there."""
+    for model, model_admin in list(site._registry.items()):
+        if not isinstance(model_admin, OfferedLookupsOnly):
+            cls = type(model_admin)
+            site.unregister(model)
+            site.register(model, type(cls.__name__, (OfferedLookupsOnly, cls), {}))
+
+
+_offered_lookups_only(admin.site)

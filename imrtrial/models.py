@@ -133,8 +133,9 @@ class Arm(models.Model):
             models.UniqueConstraint(fields=["trial", "export_code"], name="arm_unique_export_code"),
             models.CheckConstraint(condition=Q(ratio__gte=1), name="arm_ratio_positive"),
         ]
-        # Listed by neutral code, so the order of a list never hints at which arm is which.
-        ordering = ["trial", "export_code"]
+        # The intervention first, then by label (and the arm's own code): never by export code,
+        # which would put code A first and show the key to anyone who sees the arms listed.
+        ordering = ["trial", "-is_intervention", "label", "code"]
 
     def __str__(self):
         return self.label
