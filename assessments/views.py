@@ -477,14 +477,14 @@ def reminder_list(request, trial_key):
         .select_related("recipient", "visit__participant", "visit__timepoint")
         .order_by("-day", "sent_at", "recipient__username")
     )
-    failing = lines.filter(sent_at__isnull=True, attempts__gt=0)
+    failing = lines.filter(sent_at__isnull=True, dropped_at__isnull=True, attempts__gt=0)
     return render(
         request,
         "assessments/reminder_list.html",
         {
             "trial": trial,
             "lines": lines[:300],
-            "pending": lines.filter(sent_at__isnull=True).count(),
+            "pending": lines.filter(sent_at__isnull=True, dropped_at__isnull=True).count(),
             "failing": failing.count(),
             "last_error": failing.exclude(last_error="")
             .values_list("last_error", flat=True)

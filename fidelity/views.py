@@ -106,7 +106,7 @@ def group_list(request, trial_key):
             .select_related("recipient", "group")
             .order_by("-day", "group__name")[:50],
             "reminders_failing": AttendanceReminder.objects.filter(
-                group__in=groups, sent_at__isnull=True, attempts__gt=0
+                group__in=groups, sent_at__isnull=True, dropped_at__isnull=True, attempts__gt=0
             ).count(),
         },
     )
