@@ -193,26 +193,30 @@ def build_world():
         imr.submit_rating(world.assessment, by=rater, scores=dict.fromkeys(range(1, 14), 4))
     crf.withdraw(imr_p, 1, by=desk, reason=STOP_REASON, withdrawn_on=today)
 
-    # Free text by unblinded staff about the IMR participant: a staff rating's change reason and
-    # an adverse event by their facilitator, an unblinding incident the facilitator reported, a
-    # follow-up withdrawal the coordinator recorded.
+    # Free text by unblinded staff: a staff rating's change reason and an unblinding incident
+    # by the IMR participant's facilitator; an adverse event described by the facilitator
+    # (their case manager) in both arms; a follow-up withdrawal the coordinator recorded, of one
+    # participant of each arm (world.extra), so that no list or filter differs by arm.
     baseline = imr_p.visits.get(timepoint__code="baseline")
     crf.save_entry(baseline, "imrs_s", {}, by=facilitator, kind="single", reason=CHANGE_REASON)
-    world.extra["adverse_event"] = crf.save_entry(
-        baseline,
-        "adverse_events",
-        {"suicide_attempt": "no", "life_threatening": "no", "death": "no"},
-        by=facilitator,
-        kind="single",
-    )
-    crf.save_entry(
-        baseline,
-        "adverse_events",
-        {"description": ADVERSE_EVENT_TEXT},
-        by=facilitator,
-        kind="single",
-        reason=CHANGE_REASON,
-    )
+    for p in (imr_p, tau_p):
+        visit = p.visits.get(timepoint__code="baseline")
+        entry = crf.save_entry(
+            visit,
+            "adverse_events",
+            {"suicide_attempt": "no", "life_threatening": "no", "death": "no"},
+            by=facilitator,
+            kind="single",
+        )
+        crf.save_entry(
+            visit,
+            "adverse_events",
+            {"description": ADVERSE_EVENT_TEXT},
+            by=facilitator,
+            kind="single",
+            reason=CHANGE_REASON,
+        )
+        world.extra.setdefault("adverse_event", entry)
     crf.record_unblinding(
         imr_p,
         users["assessor-north"],
@@ -220,7 +224,10 @@ def build_world():
         occurred_on=today,
         description=INCIDENT_TEXT,
     )
-    crf.withdraw(imr_p, 2, by=desk, reason=WITHDRAWAL_REASON, withdrawn_on=today)
+    for arm in ("imr", "tau"):
+        withdrawn = participant(north, arm, f"Withdrawn {arm}")
+        crf.withdraw(withdrawn, 2, by=desk, reason=WITHDRAWAL_REASON, withdrawn_on=today)
+        world.extra[f"withdrawn_{arm}"] = withdrawn
 
     # A paper questionnaire entered twice, differently: something to reconcile, in both arms.
     for p, (user, answer) in itertools.product(

@@ -26,14 +26,15 @@ BLINDED_READERS = [Role.DATA_MANAGER, Role.TRIAL_ADMIN]
 
 def _pages(world):
     """Every page where the IMR participant's free text could be read."""
-    trial, imr = world.trial, world.imr
+    trial, imr, withdrawn = world.trial, world.imr, world.extra["withdrawn_imr"]
     staff_entry = world.staff_entry.pk
     ae = world.extra["adverse_event"].pk
     return [
-        f"/trials/{trial.key}/participants/{imr.participant_id}/",
+        f"/trials/{trial.key}/participants/{withdrawn.participant_id}/",
         f"/trials/{trial.key}/audit/?participant={imr.participant_id}",
+        f"/trials/{trial.key}/audit/?participant={withdrawn.participant_id}",
         f"/trials/{trial.key}/audit/",
-        f"/admin/imrtrial/participant/{imr.pk}/history/",
+        f"/admin/imrtrial/participant/{withdrawn.pk}/history/",
         f"/admin/assessments/formentry/{ae}/change/",
         f"/admin/assessments/formentry/{ae}/history/",
         f"/admin/assessments/formentry/{staff_entry}/history/",
@@ -61,8 +62,8 @@ def test_blinded_readers_never_read_text_written_by_unblinded_staff(role, client
 @pytest.mark.parametrize("role", BLINDED_READERS)
 def test_blinded_readers_see_that_the_text_exists(role, client, world):
     client.force_login(worst_case_staff(world.users[role]))
-    trial, imr = world.trial, world.imr
-    participant = client.get(f"/trials/{trial.key}/participants/{imr.participant_id}/")
+    trial, imr, withdrawn = world.trial, world.imr, world.extra["withdrawn_imr"]
+    participant = client.get(f"/trials/{trial.key}/participants/{withdrawn.participant_id}/")
     assert access.TEXT_WITHHELD in participant.content.decode()
     audit = client.get(
         f"/trials/{trial.key}/audit/?participant={imr.participant_id}"
@@ -76,12 +77,13 @@ def test_blinded_readers_see_that_the_text_exists(role, client, world):
 def test_the_key_holder_unblinded_everywhere_reads_every_text(client, world):
     """The rule withholds from the blinded only: the check can fail."""
     client.force_login(worst_case_staff(world.users[Role.KEY_HOLDER]))
-    trial, imr = world.trial, world.imr
-    page = client.get(f"/trials/{trial.key}/participants/{imr.participant_id}/").content.decode()
-    assert WITHDRAWAL_REASON in page
-    audit = client.get(
-        f"/trials/{trial.key}/audit/?participant={imr.participant_id}"
-    ).content.decode()
+    trial, imr, withdrawn = world.trial, world.imr, world.extra["withdrawn_imr"]
+    url = f"/trials/{trial.key}/participants/{withdrawn.participant_id}/"
+    assert WITHDRAWAL_REASON in client.get(url).content.decode()
+    audit = ""
+    for p in (imr, withdrawn):
+        response = client.get(f"/trials/{trial.key}/audit/", {"participant": p.participant_id})
+        audit += response.content.decode()
     for text in (WITHDRAWAL_REASON, INCIDENT_TEXT, ADVERSE_EVENT_TEXT, CHANGE_REASON):
         assert text in audit, text
 
@@ -108,7 +110,7 @@ def test_admin_history_shows_unblinded_authors_by_a_neutral_label(role, client, 
     client.force_login(worst_case_staff(world.users[role]))
     ae = FormEntry.objects.get(pk=world.extra["adverse_event"].pk)
     for url in (
-        f"/admin/imrtrial/participant/{world.imr.pk}/history/",
+        f"/admin/imrtrial/participant/{world.extra['withdrawn_imr'].pk}/history/",
         f"/admin/assessments/formentry/{ae.pk}/history/",
     ):
         page = client.get(url).content.decode()
