@@ -17,8 +17,9 @@ Withdrawals are read only to leave out the data of participants who withdrew con
 in both arms); no withdrawal level is written, since level 1 exists in the intervention arm only.
 The caller has asked the gate (`export_blinded`) already.
 
-Only the counting record of each form is written (single or reconciled entry, complete or later);
-drafts and the two raw entries of double data entry never are.
+Only the counting record of each form is written (FormEntry.objects.counting(): a single or
+reconciled entry, complete or later); drafts and the two raw entries of double data entry never
+are.
 """
 
 import contextlib
@@ -46,8 +47,6 @@ SCHEMA_FILE = SCHEMA_DIR / "ODM1-3-2.xsd"
 PROGRESS_EVERY = 250  # subjects between two progress(done, total) calls
 CHUNK_SIZE = 500  # rows fetched per round trip; bounds the memory the export needs
 
-COUNTING_KINDS = (FormEntry.Kind.SINGLE, FormEntry.Kind.FINAL)
-COUNTING_STATUSES = (FormEntry.Status.COMPLETE, FormEntry.Status.VERIFIED, FormEntry.Status.LOCKED)
 CONSENT_WITHDRAWN = 3  # withdrawal level whose clinical data were erased (DOMAIN.md 10.6)
 
 # assessments.definitions Item.type -> ODM DataType. Free text ("text") is deliberately absent:
@@ -132,9 +131,8 @@ def _plan(trial):
     there (the schedule may have changed since): data are written only where metadata
     describe them, so every OID the data use is defined."""
     entered = set(
-        FormEntry.objects.filter(
-            participant__trial=trial, kind__in=COUNTING_KINDS, status__in=COUNTING_STATUSES
-        )
+        FormEntry.objects.counting()
+        .filter(participant__trial=trial)
         .values_list("timepoint", "instrument")
         .distinct()
     )
@@ -478,11 +476,10 @@ def _write_subjects(xf, trial, timepoints, sites, total, progress):
         .iterator(chunk_size=CHUNK_SIZE)
     )
     entries = (
-        FormEntry.objects.filter(
-            participant__trial=trial, kind__in=COUNTING_KINDS, status__in=COUNTING_STATUSES
-        )
+        FormEntry.objects.counting()
+        .filter(participant__trial=trial)
         .order_by("participant_id")
-        .values_list("participant_id", "timepoint", "instrument", "kind", "values", "scores")
+        .values_list("participant_id", "timepoint", "instrument", "values", "scores")
         .iterator(chunk_size=CHUNK_SIZE)
     )
     pending = next(entries, None)
@@ -513,14 +510,10 @@ def _write_subjects(xf, trial, timepoints, sites, total, progress):
 def _write_visits(w, entries, schedule):
     """One StudyEventData per timepoint with data, forms in the order the metadata list them."""
     chosen = {}
-    for _, timepoint, instrument, kind, values, scores in entries:
-        if timepoint not in schedule or instrument not in schedule[timepoint][1]:
-            continue
-        key = (timepoint, instrument)
-        # Both a single and a reconciled entry exist only if the instrument changed from
-        # interview to paper: the reconciled one is the record.
-        if key not in chosen or kind == FormEntry.Kind.FINAL:
-            chosen[key] = (values or {}, scores or {})
+    for _, timepoint, instrument, values, scores in entries:
+        # counting() gives one entry per form (a reconciled one replaces a single one).
+        if timepoint in schedule and instrument in schedule[timepoint][1]:
+            chosen[timepoint, instrument] = (values or {}, scores or {})
     by_timepoint = {}
     for (timepoint, instrument), data in chosen.items():
         form = schedule[timepoint][1][instrument]

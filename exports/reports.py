@@ -19,7 +19,7 @@ Definitions (also printed on the pages):
 - A participant's allocation "stands" unless it was flagged as made in error; only those are
   followed up, counted as due, or analysed.
 - A form "counts" when it is a single entry or the reconciled entry of a double entry, and is
-  complete, verified or locked (FormEntry.counts and not a draft).
+  complete, verified or locked (FormEntry.objects.counting()).
 - "Analysed at a timepoint": the allocation stands, at least one counting form is on record at
   that timepoint, and consent for data use has not been withdrawn (level 3 erases the data).
 - One outcome per participant and timepoint: a visit done stands; then a visit missed before any
@@ -43,9 +43,6 @@ from randomization import export
 
 POOLED, CODES, ARMS = "pooled", "codes", "arms"
 VIEWS = (POOLED, CODES, ARMS)
-
-COUNTING_KINDS = (FormEntry.Kind.SINGLE, FormEntry.Kind.FINAL)
-COUNTING_STATUSES = (FormEntry.Status.COMPLETE, FormEntry.Status.VERIFIED, FormEntry.Status.LOCKED)
 
 # Visit outcomes: one per participant (allocation standing) and timepoint.
 DONE, OUT_OF_WINDOW, MISSED = "done", "out_of_window", "missed"
@@ -141,9 +138,9 @@ def _visits(trial, pks, timepoints):
 def _counting_entries(pks):
     """{(participant pk, timepoint code, instrument code)} of the forms that count."""
     return set(
-        FormEntry.objects.filter(
-            participant_id__in=pks, kind__in=COUNTING_KINDS, status__in=COUNTING_STATUSES
-        ).values_list("participant_id", "timepoint", "instrument")
+        FormEntry.objects.counting()
+        .filter(participant_id__in=pks)
+        .values_list("participant_id", "timepoint", "instrument")
     )
 
 
