@@ -88,6 +88,13 @@ class Instrument:
     def items(self):
         return tuple(item for _, _, items in self.sections for item in items)
 
+    @property
+    def staff_rated(self):
+        """Rated by clinical staff (e.g. the IMRS clinician version): the rater may be the
+        participant's IMR facilitator, so who entered it can reveal the arm. For a code that
+        may no longer be installed, ask registry.is_staff_rated."""
+        return self.rater == "staff"
+
     def item(self, code):
         return self._by_code[code]
 
