@@ -27,6 +27,14 @@ from randomization import export as allocation_facts
 # (up to 4 digits for a big trial), and that name must fit in 32 too.
 STATA_NAME_MAX = 28
 YES_NO = {0: "No", 1: "Yes"}
+# How each exported item type is held (assessments.definitions.EXPORTED_TYPES, the allow-list).
+COLUMN_KINDS = {
+    "integer": "number",
+    "decimal": "number",
+    "choice": "number",
+    "boolean": "number",
+    "date": "date",
+}
 # Covariates read from the baseline form when the trial collects them (DOMAIN.md 6.3).
 COVARIATE_ITEMS = ("sex", "diagnosis")
 BATCH = 500
@@ -78,11 +86,6 @@ def trial_instruments(trial):
     return seen
 
 
-def exported_items(instrument):
-    """The items of an instrument that go into the blinded dataset: not free text."""
-    return [item for item in instrument.items if item.type != "text"]
-
-
 class Dataset:
     """The blinded dataset of a trial, in `shape` "long" or "wide"."""
 
@@ -116,7 +119,7 @@ class Dataset:
         # Per instrument: item codes, positions of booleans and dates, score codes.
         self._plan = {}
         for instrument in self.instruments:
-            items = exported_items(instrument)
+            items = instrument.exported_items
             self._plan[instrument.code] = (
                 [item.code for item in items],
                 [k for k, item in enumerate(items) if item.type == "boolean"],
@@ -221,7 +224,7 @@ class Dataset:
 
     def _instrument_columns(self, name, instrument, prefix="", label=""):
         cols = []
-        for item in exported_items(instrument):
+        for item in instrument.exported_items:
             value_labels = dict(item.choices) if item.type == "choice" else {}
             if item.type == "boolean":
                 value_labels = YES_NO
@@ -229,7 +232,7 @@ class Dataset:
                 Column(
                     name(f"{prefix}{instrument.code}_{item.code}"),
                     f"{label}{instrument.name}: {item.label}",
-                    "date" if item.type == "date" else "number",
+                    COLUMN_KINDS[item.type],
                     value_labels,
                     instrument.code,
                     coded_missing=item.type != "date",

@@ -49,10 +49,9 @@ CHUNK_SIZE = 500  # rows fetched per round trip; bounds the memory the export ne
 
 CONSENT_WITHDRAWN = 3  # withdrawal level whose clinical data were erased (DOMAIN.md 10.6)
 
-# assessments.definitions Item.type -> ODM DataType. Free text ("text") is deliberately absent:
-# a note or an adverse-event description can name a group session, a facilitator or the
-# participant ("told me about the IMR group"), revealing the allocation or the person. No rule
-# can screen free text reliably, so text items are left out of the metadata and the data.
+# ODM DataType of each exported item type. Which items are exported is not decided here but by
+# the definition's allow-list (Instrument.exported_items), as for CSV, SPSS and Stata: free text
+# never is (it could name a group session, a facilitator or the participant).
 DATA_TYPES = {
     "integer": "integer",
     "choice": "integer",
@@ -106,9 +105,10 @@ class _Form:
 
 def _form_of(instrument):
     code = instrument.code
+    exported = instrument.exported_items
     groups = []
     for section_code, label, items in instrument.sections:
-        kept = tuple((f"I.{code}.{item.code}", item) for item in items if item.type in DATA_TYPES)
+        kept = tuple((f"I.{code}.{item.code}", item) for item in items if item in exported)
         if kept:
             groups.append(_Group(f"IG.{code}.{section_code}", label or section_code or code, kept))
     scores_oid = None

@@ -6,7 +6,7 @@ import math
 
 from assessments import registry
 from assessments.models import FormEntry
-from exports.dataset import Dataset, KeyDataset, ProcessDataset, exported_items
+from exports.dataset import Dataset, KeyDataset, ProcessDataset
 from randomization import export as allocation_facts
 
 from .conftest import raw_values
@@ -130,7 +130,7 @@ def test_every_item_of_every_instrument_is_a_column_except_free_text(filled_tria
             instrument = registry.get(code)
             for item in instrument.items:
                 exported = f"{code}.{item.code}" in sources
-                assert exported == (item.type != "text") == (item in exported_items(instrument))
+                assert exported == (item.type != "text") == (item in instrument.exported_items)
 
 
 def test_a_reconciled_entry_is_the_record_where_a_single_entry_of_the_form_exists_too(
