@@ -16,12 +16,14 @@ import re
 from dataclasses import dataclass, field
 
 from django.db import connection
+from django.db.models import Min
 from django.utils import timezone
 
 from assessments import registry
 from assessments.models import FormEntry, Visit
 from imrtrial.models import Participant
 from randomization import export as allocation_facts
+from randomization.models import Withdrawal
 
 # Stata allows 32 characters, but pyreadstat names each value-label set <variable><counter>
 # (up to 4 digits for a big trial), and that name must fit in 32 too.
@@ -305,10 +307,15 @@ class Dataset:
         """Each row as a list of cells in column order: str, int, float, datetime.date, None,
         or a missing-value code (str) in a column with coded_missing."""
         codes = allocation_facts.neutral_codes(self.trial)
-        withdrawals = {
-            pk: [w for w in found if w[0] >= 2]  # level 1 exists in one arm only: never exported
-            for pk, found in allocation_facts.withdrawals(self.trial).items()
-        }
+        # The latest of the highest level. Only withdrawals from follow-up or data use: stopping
+        # the intervention (level 1) exists in one arm only and is never read here.
+        withdrawals = {}
+        for pk, level, on in (
+            Withdrawal.objects.follow_up()
+            .filter(participant__trial=self.trial)
+            .values_list("participant_id", "level", "withdrawn_on")
+        ):
+            withdrawals[pk] = max(withdrawals.get(pk, (level, on)), (level, on))
         for batch in self._batches():
             pks = [row[0] for row in batch]
             visits, entries = {}, {}
@@ -360,7 +367,7 @@ class Dataset:
         cells += [covariate(code) for code in COVARIATE_ITEMS if code in self._covariates]
         found = withdrawals.get(pk)
         if found:
-            level, on, _ = max(found)
+            level, on = found
             cells += [1, level, on]
         else:
             cells += [0, None, None]
@@ -494,11 +501,13 @@ class ProcessDataset:
             code: (arm, label, intervention)
             for code, arm, label, intervention in allocation_facts.key(self.trial)
         }
-        stopped = {
-            pk: min(on for level, on, _ in found if level == 1)
-            for pk, found in allocation_facts.withdrawals(self.trial).items()
-            if any(level == 1 for level, _, _ in found)
-        }
+        stopped = dict(
+            Withdrawal.objects.stopped_intervention()
+            .filter(participant__trial=self.trial)
+            .values("participant_id")
+            .annotate(first=Min("withdrawn_on"))
+            .values_list("participant_id", "first")
+        )
         scores = {}
         participants = self.participants().order_by("participant_id")
         batch = []

@@ -39,6 +39,7 @@ from assessments import registry
 from assessments.models import FormEntry
 from imrtrial.models import Participant
 from randomization import export as allocation_facts
+from randomization.models import Withdrawal
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 SCHEMA_DIR = Path(__file__).resolve().parent / "odm_schema"
@@ -46,8 +47,6 @@ SCHEMA_FILE = SCHEMA_DIR / "ODM1-3-2.xsd"
 
 PROGRESS_EVERY = 250  # subjects between two progress(done, total) calls
 CHUNK_SIZE = 500  # rows fetched per round trip; bounds the memory the export needs
-
-CONSENT_WITHDRAWN = 3  # withdrawal level whose clinical data were erased (DOMAIN.md 10.6)
 
 # ODM DataType of each exported item type. Which items are exported is not decided here but by
 # the definition's allow-list (Instrument.exported_items), as for CSV, SPSS and Stata: free text
@@ -457,11 +456,12 @@ def _write_admin(w, trial, study_oid, mdv_oid, sites):
 def _write_subjects(xf, trial, timepoints, sites, total, progress):
     site_codes = {pk: code for pk, code, _ in sites}
     codes = allocation_facts.neutral_codes(trial)
-    erased = {
-        pk
-        for pk, withdrawals in allocation_facts.withdrawals(trial).items()
-        if any(level == CONSENT_WITHDRAWN for level, _, _ in withdrawals)
-    }
+    # Consent for data use withdrawn: the clinical data were erased (DOMAIN.md 10.6).
+    erased = set(
+        Withdrawal.objects.filter(
+            participant__trial=trial, level=Withdrawal.Level.CONSENT
+        ).values_list("participant_id", flat=True)
+    )
     # Per timepoint code: its place in the schedule, and the forms the metadata define there.
     schedule = {
         tp.code: (n, {form.instrument.code: form for form, _ in listed})

@@ -40,6 +40,7 @@ from fidelity import measures, rules
 from fidelity.models import ImrGroup
 from imrtrial.models import Participant
 from randomization import export
+from randomization.models import Withdrawal
 
 POOLED, CODES, ARMS = "pooled", "codes", "arms"
 VIEWS = (POOLED, CODES, ARMS)
@@ -94,10 +95,14 @@ def _follow_up_withdrawals(trial, pks):
     Level 1 (stopping the intervention) is dropped here, before anything can count it: it
     happens in the intervention arm only."""
     found = {}
-    for pk, rows in export.withdrawals(trial).items():
-        rows = [(level, on) for level, on, _ in rows if level >= 2]
-        if pk in pks and rows:
-            found[pk] = (max(level for level, _ in rows), min(on for _, on in rows))
+    for pk, level, on in (
+        Withdrawal.objects.follow_up()
+        .filter(participant__trial=trial)
+        .values_list("participant_id", "level", "withdrawn_on")
+    ):
+        if pk in pks:
+            highest, first = found.get(pk, (level, on))
+            found[pk] = (max(highest, level), min(first, on))
     return found
 
 
@@ -290,11 +295,12 @@ def _add_unblinded_facts(trial, columns, column_of, allocations, standing):
     """Arm-only facts: reasons typed for allocations in error, and in the intervention arm,
     receipt of the intervention and discontinuation (withdrawal level 1), with reasons."""
     reasons = export.in_error_reasons(trial)
-    level_1 = {}
-    for pk, rows in export.withdrawals(trial).items():
-        for level, _, reason in rows:
-            if level == 1:
-                level_1[pk] = reason
+    level_1 = dict(  # the latest reason, if one was recorded twice
+        Withdrawal.objects.stopped_intervention()
+        .filter(participant__trial=trial)
+        .order_by("recorded_at", "pk")
+        .values_list("participant_id", "reason")
+    )
     intervention = [c["key"] for c in columns if c["is_intervention"]]
     in_intervention = [pk for pk in standing if column_of[pk] in intervention]
     exposures = measures.exposures(Participant.objects.filter(pk__in=in_intervention))
