@@ -12,8 +12,8 @@ from django.utils import timezone
 from imrtrial import access
 from imrtrial.models import AccessLog
 
-from . import dataset as datasets
-from . import writers
+from . import dataset as blinded
+from . import released, writers
 from .models import ExportRun
 
 logger = logging.getLogger(__name__)
@@ -85,12 +85,12 @@ def dataset_for(run):
     trial = run.trial
     sites = access.sites_where(run.requested_by, "export_blinded", trial)
     if run.dataset == ExportRun.Dataset.LONG:
-        return datasets.Dataset(trial, "long", sites=sites)
+        return blinded.Dataset(trial, "long", sites=sites)
     if run.dataset == ExportRun.Dataset.WIDE:
-        return datasets.Dataset(trial, "wide", sites=sites)
+        return blinded.Dataset(trial, "wide", sites=sites)
     if run.dataset == ExportRun.Dataset.PROCESS:
-        return datasets.ProcessDataset(trial)
-    return datasets.KeyDataset(trial)
+        return released.ProcessDataset(trial)
+    return released.KeyDataset(trial)
 
 
 NOTES = """{trial} ({registration})

@@ -6,7 +6,8 @@ import math
 
 from assessments import registry
 from assessments.models import FormEntry
-from exports.dataset import Dataset, KeyDataset, ProcessDataset
+from exports.dataset import Dataset
+from exports.released import KeyDataset, ProcessDataset
 from randomization import export as allocation_facts
 
 from .conftest import raw_values
