@@ -115,16 +115,18 @@ class FormEntryQuerySet(UndeletableQuerySet):
         the same form has replaced (the instrument went from interview to paper).
 
         The one place this rule is written: exports, reports and the visit's completion ask it."""
-        reconciled = FormEntry.objects.filter(
+        # Another row, reconciled and counting, of the same form. Written as one NOT EXISTS
+        # beside the other conditions (not inside an OR), so PostgreSQL runs it as one anti-join.
+        replaced_by = FormEntry.objects.filter(
             participant=models.OuterRef("participant"),
             instrument=models.OuterRef("instrument"),
             timepoint=models.OuterRef("timepoint"),
             kind=FormEntry.Kind.FINAL,
             status__in=FormEntry.COUNTING_STATUSES,
-        )
+        ).exclude(pk=models.OuterRef("pk"))
         return self.filter(
-            models.Q(kind=FormEntry.Kind.FINAL)
-            | (models.Q(kind=FormEntry.Kind.SINGLE) & ~models.Exists(reconciled)),
+            ~models.Exists(replaced_by),
+            kind__in=FormEntry.COUNTING_KINDS,
             status__in=FormEntry.COUNTING_STATUSES,
         )
 
