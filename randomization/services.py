@@ -20,6 +20,7 @@ import random
 import re
 import secrets
 
+from celery import current_app
 from django.conf import settings
 from django.core.mail import send_mass_mail
 from django.db import IntegrityError, transaction
@@ -42,6 +43,9 @@ from . import minimization, sequence
 from .models import Allocation, IdentifyingDetails, ListEntry, Screening, Stratum
 
 logger = logging.getLogger(__name__)
+# Queued by name: randomization.tasks imports this module to run the notice, so this module does
+# not import it back (tests/test_layering.py refuses import cycles).
+NOTIFY_ALLOCATION = "randomization.tasks.notify_allocation"
 
 # Codes read aloud on the phone: no 0/O, 1/I/L, or U.
 _ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -380,12 +384,19 @@ def _randomize_once(participant, *, by):
 def _queue_notice(allocation_pk):
     """After commit. The allocation stands whatever happens here: a broker or mail failure is
     logged (and, with a broker, retried by the task), never raised into the phone desk."""
-    from .tasks import notify_allocation
-
     try:
-        notify_allocation.delay(allocation_pk)
+        _task(NOTIFY_ALLOCATION).delay(allocation_pk)
     except Exception:
         logger.exception("Allocation notice %s could not be queued or sent", allocation_pk)
+
+
+def _task(name):
+    """The Celery task registered as `name`. A web process has loaded no task module until it
+    first queues one: Celery's own autodiscovery loads them then, as a worker does at start.
+    Not send_task(name): it ignores eager mode (make run, the tests), where the task runs here."""
+    if name not in current_app.tasks:
+        current_app.autodiscover_tasks(force=True)
+    return current_app.tasks[name]
 
 
 def randomize(participant, *, by):
