@@ -208,11 +208,12 @@ def _enrolment(trial, sites, allocations):
 
 def _consort_outcome(pk, timepoint, visit, withdrawal, entries, today):
     level = withdrawal[0] if withdrawal else None
-    if (pk, timepoint.code) in entries and level != 3:
+    erased = level == Withdrawal.Level.CONSENT
+    if (pk, timepoint.code) in entries and not erased:
         return ANALYSED
     outcome = visit_outcome(visit, withdrawal, today)
-    if outcome == WITHDRAWN or (level == 3 and outcome in (DONE, OUT_OF_WINDOW)):
-        return WITHDREW_CONSENT if level == 3 else WITHDREW_FOLLOW_UP
+    if outcome == WITHDRAWN or (erased and outcome in (DONE, OUT_OF_WINDOW)):
+        return WITHDREW_CONSENT if erased else WITHDREW_FOLLOW_UP
     if outcome in (DONE, OUT_OF_WINDOW):
         return NO_DATA
     return outcome
@@ -616,7 +617,11 @@ def completeness(trial, *, sites, today):
     standing = _standing(_allocations(trial, sites))
     timepoints = list(trial.timepoints.all())
     withdrawals = _follow_up_withdrawals(trial, standing)
-    kept = {pk for pk in standing if withdrawals.get(pk, (0,))[0] != 3}
+    kept = {
+        pk
+        for pk in standing
+        if withdrawals.get(pk, (None,))[0] != Withdrawal.Level.CONSENT  # data not erased
+    }
     visits = _visits(trial, kept, timepoints)
     entries = _counting_entries(kept)
 
