@@ -9,10 +9,11 @@ from .models import FormEntry, Visit
 
 
 def _staff_rated():
-    """Entries of staff-rated instruments (e.g. IMRS clinician version): their rater may be the
-    participant's IMR facilitator, so who entered them is allocation-revealing."""
-    codes = [code for code, i in registry.all_instruments().items() if i.rater == "staff"]
-    return Q(instrument__in=codes)
+    """Entries of staff-rated instruments (registry.is_staff_rated): who entered them is
+    allocation-revealing. Written as "not an instrument known to be rated by others", so an
+    entry of an instrument no longer installed is hidden too, as is_staff_rated says."""
+    known_not = [code for code in registry.all_instruments() if not registry.is_staff_rated(code)]
+    return ~Q(instrument__in=known_not)
 
 
 def free_text_items(row):

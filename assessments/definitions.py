@@ -23,6 +23,12 @@ import yaml
 RATERS = ("assessor_interview", "self_report", "staff", "records")
 TYPES = ("integer", "decimal", "choice", "boolean", "date", "text")
 SCORED_TYPES = ("integer", "decimal", "choice")
+# The item types that reach an export, in every format (CSV, SPSS, Stata, ODM): an allow-list,
+# so a type added to TYPES stays out of every export until it is added here and each writer
+# knows it (tests/exports/test_exported_items.py). Free text ("text") is never exported: a note
+# can name a group session, a facilitator or the participant, revealing the allocation or the
+# person, and no rule can screen free text reliably.
+EXPORTED_TYPES = frozenset({"integer", "decimal", "choice", "boolean", "date"})
 DEFAULT_MISSING = {"ND": "Not done", "RF": "Refused", "NA": "Not applicable"}
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _MISSING_CODE = re.compile(r"^[A-Z]{1,3}$")
@@ -87,6 +93,18 @@ class Instrument:
     @property
     def items(self):
         return tuple(item for _, _, items in self.sections for item in items)
+
+    @property
+    def exported_items(self):
+        """The items that reach an export (EXPORTED_TYPES), in definition order."""
+        return tuple(item for item in self.items if item.type in EXPORTED_TYPES)
+
+    @property
+    def staff_rated(self):
+        """Rated by clinical staff (e.g. the IMRS clinician version): the rater may be the
+        participant's IMR facilitator, so who entered it can reveal the arm. For a code that
+        may no longer be installed, ask registry.is_staff_rated."""
+        return self.rater == "staff"
 
     def item(self, code):
         return self._by_code[code]

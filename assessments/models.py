@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from imrtrial.models import Participant, Timepoint, Undeletable
+from imrtrial.models import Participant, Timepoint, Undeletable, UndeletableQuerySet
 
 
 class VisitQuerySet(models.QuerySet):
@@ -106,10 +106,35 @@ class Visit(Undeletable):
         return cls.Status.OVERDUE
 
 
+class FormEntryQuerySet(UndeletableQuerySet):
+    def counting(self):
+        """The entries that are the data of record, at most one per participant, instrument and
+        timepoint: a single entry, or the reconciled entry of a double entry, that is complete,
+        verified or locked. Never a draft, nor the first or second entry of a paper form (those
+        count only through their reconciliation), nor a single entry that a reconciled entry of
+        the same form has replaced (the instrument went from interview to paper).
+
+        The one place this rule is written: exports, reports and the visit's completion ask it."""
+        # Another row, reconciled and counting, of the same form. Written as one NOT EXISTS
+        # beside the other conditions (not inside an OR), so PostgreSQL runs it as one anti-join.
+        replaced_by = FormEntry.objects.filter(
+            participant=models.OuterRef("participant"),
+            instrument=models.OuterRef("instrument"),
+            timepoint=models.OuterRef("timepoint"),
+            kind=FormEntry.Kind.FINAL,
+            status__in=FormEntry.COUNTING_STATUSES,
+        ).exclude(pk=models.OuterRef("pk"))
+        return self.filter(
+            ~models.Exists(replaced_by),
+            kind__in=FormEntry.COUNTING_KINDS,
+            status__in=FormEntry.COUNTING_STATUSES,
+        )
+
+
 class FormEntry(Undeletable):
     """One instrument filled in at one visit. Paper questionnaires are entered twice (first and
     second entry, by different people) and reconciled into the final entry; other forms have a
-    single entry. Only single and final entries count."""
+    single entry. Which entries count as the data of record: FormEntry.objects.counting()."""
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -122,6 +147,9 @@ class FormEntry(Undeletable):
         FIRST = "first", "First entry"
         SECOND = "second", "Second entry"
         FINAL = "final", "Reconciled"
+
+    COUNTING_KINDS = (Kind.SINGLE, Kind.FINAL)
+    COUNTING_STATUSES = (Status.COMPLETE, Status.VERIFIED, Status.LOCKED)
 
     participant = models.ForeignKey(
         Participant, on_delete=models.PROTECT, related_name="form_entries"
@@ -143,6 +171,7 @@ class FormEntry(Undeletable):
     version = models.PositiveIntegerField(default=1)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = FormEntryQuerySet.as_manager()
     history = HistoricalRecords()
 
     class Meta:
@@ -158,7 +187,9 @@ class FormEntry(Undeletable):
 
     @property
     def counts(self):
-        return self.kind in (self.Kind.SINGLE, self.Kind.FINAL)
+        """This row's kind and status are those of a counting entry. The queryset's counting()
+        also leaves out a single entry replaced by a reconciled one, which one row cannot see."""
+        return self.kind in self.COUNTING_KINDS and self.status in self.COUNTING_STATUSES
 
 
 class Reminder(models.Model):

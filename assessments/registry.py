@@ -26,3 +26,17 @@ def get(code):
 
 def all_instruments():
     return dict(_instruments)
+
+
+def is_staff_rated(code):
+    """Whether entries of the instrument `code` are staff ratings, whose author can reveal the
+    arm (Instrument.staff_rated). An instrument no longer installed may have been one: assume
+    the worst. The one answer to this question; the audit report and the admin both ask it."""
+    instrument = _instruments.get(code)
+    return instrument is None or instrument.staff_rated
+
+
+def staff_rated_codes():
+    """Codes of the installed staff-rated instruments. Entries may also carry codes no longer
+    installed: to hide what is staff-rated, filter by what is not (see assessments.audit)."""
+    return sorted(code for code in _instruments if is_staff_rated(code))

@@ -183,7 +183,7 @@ def save_entry(visit, instrument_code, raw, *, by, kind, version=None, complete=
     if complete and entry.status == FormEntry.Status.DRAFT:
         entry.status = FormEntry.Status.COMPLETE
     attribute(entry, by=by, reason=reason).save()
-    if entry.counts and entry.status != FormEntry.Status.DRAFT:
+    if entry.counts:
         _update_visit(visit, by=by)
     return entry
 
@@ -197,15 +197,11 @@ def _version(text):
 
 
 def _update_visit(visit, *, by):
-    """A visit is done when every form due at it has a complete single or reconciled entry."""
+    """A visit is done when every form due at it has a counting entry."""
     due = set(visit.timepoint.instruments)
     done = set(
-        FormEntry.objects.filter(
-            participant=visit.participant,
-            timepoint=visit.timepoint.code,
-            kind__in=[FormEntry.Kind.SINGLE, FormEntry.Kind.FINAL],
-        )
-        .exclude(status=FormEntry.Status.DRAFT)
+        FormEntry.objects.counting()
+        .filter(participant=visit.participant, timepoint=visit.timepoint.code)
         .values_list("instrument", flat=True)
     )
     if due <= done and visit.completed_on is None:

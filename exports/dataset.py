@@ -1,4 +1,5 @@
-"""The blinded analysis dataset: its columns (names, labels, value labels) and its rows.
+"""The blinded analysis dataset: who and what reaches a blinded export, its columns (names,
+labels, value labels) and its rows.
 
 Long: one row per randomized participant per timepoint. Wide: one row per randomized participant.
 Rows are built a batch of participants at a time, so memory does not grow with the trial.
@@ -8,12 +9,20 @@ dataset may tell which code is which. So there is no attendance, group, fidelity
 variable, no level-1 withdrawal (only the intervention arm can stop the intervention), no
 participant status (it is set by withdrawals), and no free text (a case manager's description may
 name the programme). tests/exports/test_dataset.py fails if any column is present for one code only.
+What reveals the arm on purpose (the key, the process dataset) is in exports.released.
+
+The rules, written once here and read by every blinded format (CSV, SPSS and Stata through
+Dataset, ODM through exports.odm), so the same participants and columns reach each of them:
+- participants: the randomized ones, of the sites in scope (`randomized`);
+- instruments: those the schedule lists (`scheduled_instruments`), each with its exported
+  items only (Instrument.exported_items, an allow-list: never free text);
+- form data: the counting entries (`form_data`, FormEntry.objects.counting()), none of a
+  participant who withdrew consent for data use;
+- withdrawals: from follow-up or data use only (Withdrawal.objects.follow_up()).
 """
 
 import datetime
 import json
-import re
-from dataclasses import dataclass, field
 
 from django.db import connection
 from django.utils import timezone
@@ -22,69 +31,53 @@ from assessments import registry
 from assessments.models import FormEntry, Visit
 from imrtrial.models import Participant
 from randomization import export as allocation_facts
+from randomization.models import Withdrawal
 
-# Stata allows 32 characters, but pyreadstat names each value-label set <variable><counter>
-# (up to 4 digits for a big trial), and that name must fit in 32 too.
-STATA_NAME_MAX = 28
-COUNTING = {
-    "kind__in": [FormEntry.Kind.SINGLE, FormEntry.Kind.FINAL],
-    "status__in": [FormEntry.Status.COMPLETE, FormEntry.Status.VERIFIED, FormEntry.Status.LOCKED],
+from .columns import YES_NO, Column, Names
+
+# How each exported item type is held (assessments.definitions.EXPORTED_TYPES, the allow-list).
+COLUMN_KINDS = {
+    "integer": "number",
+    "decimal": "number",
+    "choice": "number",
+    "boolean": "number",
+    "date": "date",
 }
-YES_NO = {0: "No", 1: "Yes"}
 # Covariates read from the baseline form when the trial collects them (DOMAIN.md 6.3).
 COVARIATE_ITEMS = ("sex", "diagnosis")
 BATCH = 500
 
 
-@dataclass(frozen=True)
-class Column:
-    name: str  # variable name: lower case, <= 32 characters (Stata), unique
-    label: str
-    kind: str  # "string" | "number" | "date"
-    value_labels: dict = field(default_factory=dict)
-    instrument: str = ""
-    # May hold a missing-value code (e.g. "ND") instead of a number.
-    coded_missing: bool = False
-    source: str = ""
+def randomized(trial, sites=None):
+    """The participants of every dataset: the randomized ones, of `sites` if given. Someone not
+    randomized has no arm to compare and no follow-up to analyse."""
+    found = Participant.objects.filter(trial=trial, randomized_on__isnull=False)
+    return found if sites is None else found.filter(site__in=sites)
 
 
-def _slug(text):
-    return re.sub(r"[^a-z0-9_]", "_", text.lower())
+def scheduled_instruments(trial):
+    """The instruments due at any timepoint of the trial, in schedule order. One the schedule
+    lists but this server has no definition of stops the export: its data cannot be read, and
+    an export silently without them would look complete."""
+    codes = dict.fromkeys(
+        code for tp in trial.timepoints.order_by("order", "pk") for code in tp.instruments
+    )
+    try:
+        return [registry.get(code) for code in codes]
+    except KeyError as exc:
+        raise LookupError(f"The schedule lists {exc.args[0]!r}, which is not installed.") from None
 
 
-class _Names:
-    """Variable names unique and short enough for Stata; the label keeps the full meaning."""
-
-    def __init__(self):
-        self.taken = set()
-
-    def __call__(self, name):
-        name = _slug(name)
-        if not name[:1].isalpha():
-            name = "v" + name
-        name = name[:STATA_NAME_MAX]
-        base, n = name, 1
-        while name in self.taken:
-            n += 1
-            suffix = f"_{n}"
-            name = base[: STATA_NAME_MAX - len(suffix)] + suffix
-        self.taken.add(name)
-        return name
-
-
-def trial_instruments(trial):
-    """Instrument codes due at any timepoint of the trial, in schedule order."""
-    seen = []
-    for tp in trial.timepoints.order_by("order"):
-        for code in tp.instruments:
-            if code not in seen:
-                seen.append(code)
-    return seen
-
-
-def exported_items(instrument):
-    """The items of an instrument that go into the blinded dataset: not free text."""
-    return [item for item in instrument.items if item.type != "text"]
+def form_data(participants):
+    """The counting entries of `participants` (a queryset or primary keys), none of anyone who
+    withdrew consent for data use: their data were erased (DOMAIN.md 10.6), and a row the
+    erasure missed is not exported either."""
+    erased = Withdrawal.objects.filter(level=Withdrawal.Level.CONSENT).values("participant")
+    return (
+        FormEntry.objects.counting()
+        .filter(participant__in=participants)
+        .exclude(participant__in=erased)
+    )
 
 
 class Dataset:
@@ -98,7 +91,7 @@ class Dataset:
         self.sites = sites
         self.today = today or timezone.localdate()
         self.timepoints = list(trial.timepoints.order_by("order"))
-        self.instruments = [registry.get(code) for code in trial_instruments(trial)]
+        self.instruments = scheduled_instruments(trial)
         self.factors = [f for f in trial.factors.order_by("order") if not f.from_site]
         self.missing_codes = []
         for instrument in self.instruments:
@@ -112,7 +105,7 @@ class Dataset:
         self._covariates = {}  # item code -> (instrument code, Item), from the first timepoint
         for instrument in self.instruments:
             if baseline and instrument.code in baseline.instruments:
-                for item in instrument.items:
+                for item in instrument.exported_items:
                     if item.code in (*COVARIATE_ITEMS, "year_of_birth"):
                         self._covariates.setdefault(item.code, (instrument.code, item))
         self.columns = self._columns()
@@ -120,7 +113,7 @@ class Dataset:
         # Per instrument: item codes, positions of booleans and dates, score codes.
         self._plan = {}
         for instrument in self.instruments:
-            items = exported_items(instrument)
+            items = instrument.exported_items
             self._plan[instrument.code] = (
                 [item.code for item in items],
                 [k for k, item in enumerate(items) if item.type == "boolean"],
@@ -225,7 +218,7 @@ class Dataset:
 
     def _instrument_columns(self, name, instrument, prefix="", label=""):
         cols = []
-        for item in exported_items(instrument):
+        for item in instrument.exported_items:
             value_labels = dict(item.choices) if item.type == "choice" else {}
             if item.type == "boolean":
                 value_labels = YES_NO
@@ -233,7 +226,7 @@ class Dataset:
                 Column(
                     name(f"{prefix}{instrument.code}_{item.code}"),
                     f"{label}{instrument.name}: {item.label}",
-                    "date" if item.type == "date" else "number",
+                    COLUMN_KINDS[item.type],
                     value_labels,
                     instrument.code,
                     coded_missing=item.type != "date",
@@ -254,7 +247,7 @@ class Dataset:
         return cols
 
     def _columns(self):
-        name = _Names()
+        name = Names()
         cols = self._participant_columns(name)
         if self.shape == "long":
             cols.append(
@@ -280,8 +273,7 @@ class Dataset:
     # --- Rows ------------------------------------------------------------------------------
 
     def participants(self):
-        found = Participant.objects.filter(trial=self.trial, randomized_on__isnull=False)
-        return found if self.sites is None else found.filter(site__in=self.sites)
+        return randomized(self.trial, self.sites)
 
     def __len__(self):
         n = self.participants().count()
@@ -306,10 +298,15 @@ class Dataset:
         """Each row as a list of cells in column order: str, int, float, datetime.date, None,
         or a missing-value code (str) in a column with coded_missing."""
         codes = allocation_facts.neutral_codes(self.trial)
-        withdrawals = {
-            pk: [w for w in found if w[0] >= 2]  # level 1 exists in one arm only: never exported
-            for pk, found in allocation_facts.withdrawals(self.trial).items()
-        }
+        # The latest of the highest level. Only withdrawals from follow-up or data use: stopping
+        # the intervention (level 1) exists in one arm only and is never read here.
+        withdrawals = {}
+        for pk, level, on in (
+            Withdrawal.objects.follow_up()
+            .filter(participant__trial=self.trial)
+            .values_list("participant_id", "level", "withdrawn_on")
+        ):
+            withdrawals[pk] = max(withdrawals.get(pk, (level, on)), (level, on))
         for batch in self._batches():
             pks = [row[0] for row in batch]
             visits, entries = {}, {}
@@ -361,7 +358,7 @@ class Dataset:
         cells += [covariate(code) for code in COVARIATE_ITEMS if code in self._covariates]
         found = withdrawals.get(pk)
         if found:
-            level, on, _ = max(found)
+            level, on = found
             cells += [1, level, on]
         else:
             cells += [0, None, None]
@@ -399,29 +396,30 @@ class Dataset:
 
 
 def _counting_entries(pks):
-    """(participant pk, timepoint, {instrument: (values, scores)}) for the counting entries of
-    these participants. On PostgreSQL one JSON document per participant and timepoint is built
+    """(participant pk, timepoint, {instrument: (values, scores)}) of the form data of these
+    participants (form_data). On PostgreSQL one JSON document per participant and timepoint is built
     by the database: decoding 15,000 documents is far cheaper than 400,000 small ones."""
+    entries = form_data(pks).values_list(
+        "participant_id", "timepoint", "instrument", "values", "scores"
+    )
     if connection.vendor != "postgresql":
         found = {}
-        for pk, tp, instrument, values, scores in FormEntry.objects.filter(
-            participant_id__in=pks, **COUNTING
-        ).values_list("participant_id", "timepoint", "instrument", "values", "scores"):
+        for pk, tp, instrument, values, scores in entries:
             found.setdefault((pk, tp), {})[instrument] = (values, scores)
         for (pk, tp), forms in found.items():
             yield pk, tp, forms
         return
     # Text concatenation rather than jsonb_object_agg: 2.5x faster on the server. Instrument
-    # codes are identifiers (assessments.definitions), so they need no JSON escaping.
+    # codes are identifiers (assessments.definitions), so they need no JSON escaping. The rows
+    # are those of form_data() itself, so no rule is written again in SQL.
+    inner, params = entries.query.sql_with_params()
     sql = (
         "SELECT participant_id, timepoint, '{' || string_agg('\"' || instrument || '\":['"
         " || \"values\"::text || ',' || scores::text || ']', ',') || '}'"
-        f" FROM {FormEntry._meta.db_table}"
-        " WHERE participant_id = ANY(%s) AND kind = ANY(%s) AND status = ANY(%s)"
-        " GROUP BY participant_id, timepoint"
+        f" FROM ({inner}) AS counting GROUP BY participant_id, timepoint"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [list(pks), COUNTING["kind__in"], COUNTING["status__in"]])
+        cursor.execute(sql, params)
         for pk, tp, doc in cursor:
             yield pk, tp, json.loads(doc)
 
@@ -431,153 +429,3 @@ def _date(text):
         return datetime.date.fromisoformat(text)
     except ValueError:
         return None
-
-
-class ProcessDataset:
-    """The process dataset: the arm and what the intervention arm received (group, attendance,
-    exposure, completion, group fidelity). Every variable here reveals the arm; it is released
-    only by the key holder after lock (exports.views)."""
-
-    missing_codes, missing_labels = [], {}
-
-    def __init__(self, trial, *, today=None):
-        from fidelity import rules
-
-        self.trial = trial
-        self.today = today or timezone.localdate()
-        self.rules = rules.for_trial(trial)
-        name = _Names()
-        c = Column
-        self.columns = [
-            c(name("participant_id"), "Pseudonymous participant id", "string"),
-            c(name("arm"), "Allocated arm, neutral code (A/B)", "string"),
-            c(name("arm_code"), "Allocated arm (code)", "string"),
-            c(name("arm_label"), "Allocated arm", "string"),
-            c(name("intervention_arm"), "Allocated to the intervention arm", "number", YES_NO),
-            c(name("allocation_in_error"), "Allocation flagged as made in error", "number", YES_NO),
-            c(name("imr_group"), "IMR group (latest)", "string"),
-            c(name("sessions_attended"), "IMR sessions attended (catch-up included)", "number"),
-            c(name("sessions_held"), "Sessions of their group held while a member", "number"),
-            c(name("sessions_planned"), "Sessions planned for their group", "number"),
-            c(name("share_of_held"), "Sessions attended / held", "number"),
-            c(name("share_of_planned"), "Sessions attended / planned", "number"),
-            c(name("days_to_first_session"), "Days from randomization to first session", "number"),
-            c(name("modules_received"), "IMR modules received (of 11)", "number"),
-            c(name("exposed"), "Exposed (trial's exposure rule)", "number", YES_NO),
-            c(name("completer"), "Completer (trial's completion rule)", "number", YES_NO),
-            c(name("fidelity_eligible"), "In fidelity analyses (sessions rule)", "number", YES_NO),
-            c(name("group_fidelity"), "Group fidelity score of record (end consensus)", "number"),
-            c(name("group_fidelity_band"), "Group fidelity band", "string"),
-            c(
-                name("intervention_stopped_on"),
-                "Stopped the intervention (withdrawal level 1)",
-                "date",
-            ),
-        ]
-        self.names = [col.name for col in self.columns]
-
-    def participants(self):
-        return Participant.objects.filter(trial=self.trial, randomized_on__isnull=False)
-
-    def __len__(self):
-        return self.participants().count()
-
-    def rows(self):
-        from fidelity import measures
-        from fidelity.models import GroupMembership
-
-        codes = allocation_facts.neutral_codes(self.trial)
-        arms = allocation_facts.arm_codes(self.trial)
-        key = {
-            code: (arm, label, intervention)
-            for code, arm, label, intervention in allocation_facts.key(self.trial)
-        }
-        stopped = {
-            pk: min(on for level, on, _ in found if level == 1)
-            for pk, found in allocation_facts.withdrawals(self.trial).items()
-            if any(level == 1 for level, _, _ in found)
-        }
-        scores = {}
-        participants = self.participants().order_by("participant_id")
-        batch = []
-        for p in participants.iterator(chunk_size=2000):
-            batch.append(p)
-            if len(batch) == BATCH:
-                yield from self._rows(
-                    batch, codes, arms, key, stopped, scores, measures, GroupMembership
-                )
-                batch = []
-        if batch:
-            yield from self._rows(
-                batch, codes, arms, key, stopped, scores, measures, GroupMembership
-            )
-
-    def _rows(self, batch, codes, arms, key, stopped, scores, measures, GroupMembership):
-        found = measures.exposures(batch, today=self.today)
-        groups = {}
-        for m in (
-            GroupMembership.objects.filter(participant__in=batch)
-            .select_related("group")
-            .order_by("joined_on")
-        ):
-            groups[m.participant_id] = m.group
-        for p in batch:
-            code, in_error = codes.get(p.pk, (None, False))
-            arm_code, label, intervention = key.get(code, (arms.get(p.pk), None, None))
-            e = found[p.pk]
-            group = groups.get(p.pk)
-            if group and group.pk not in scores:
-                scores[group.pk] = measures.group_score(group)
-            score, band = scores[group.pk] if group else (None, None)
-
-            def share(fraction):
-                return None if fraction is None else round(float(fraction), 4)
-
-            def flag(value):
-                return None if value is None else int(value)
-
-            yield [
-                p.participant_id,
-                code,
-                arm_code,
-                label,
-                flag(intervention),
-                int(in_error),
-                group.name if group else None,
-                e.attended,
-                e.held,
-                e.planned,
-                share(e.share_of_held),
-                share(e.share_of_planned),
-                e.days_to_first_session,
-                len(e.modules),
-                flag(e.exposed),
-                flag(e.completer),
-                int(e.fidelity_eligible),
-                None if score is None else round(float(score), 3),
-                str(band) if band else None,
-                stopped.get(p.pk),
-            ]
-
-
-class KeyDataset:
-    """The allocation key: which neutral code is which arm. Released like the process dataset."""
-
-    missing_codes, missing_labels = [], {}
-
-    def __init__(self, trial):
-        self.trial = trial
-        self.columns = [
-            Column("arm", "Neutral code used in the blinded datasets", "string"),
-            Column("arm_code", "Arm (code)", "string"),
-            Column("arm_label", "Arm", "string"),
-            Column("intervention_arm", "The intervention arm", "number", YES_NO),
-        ]
-        self.names = [c.name for c in self.columns]
-
-    def __len__(self):
-        return self.trial.arms.count()
-
-    def rows(self):
-        for code, arm, label, intervention in allocation_facts.key(self.trial):
-            yield [code, arm, label, int(intervention)]

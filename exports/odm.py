@@ -11,14 +11,16 @@ Contract:
   schema vendored in exports/odm_schema/ (see its README for the licence), loaded once, from
   local files only, never over the network. An empty list means valid.
 
-Blinding: the arm appears only as its neutral export code (A/B), read through
-randomization.export; no arm label, IMR group, attendance or fidelity rating is read at all.
-Withdrawals are read only to leave out the data of participants who withdrew consent (level 3,
-in both arms); no withdrawal level is written, since level 1 exists in the intervention arm only.
-The caller has asked the gate (`export_blinded`) already.
+What is written is decided by the rules of the blinded dataset (exports.dataset), the same
+for CSV, SPSS and Stata: the randomized participants only, the instruments of the schedule with
+their exported items only (never free text), and the counting record of each form only (a single
+or reconciled entry, complete or later; never a draft or a raw entry of double data entry, nor
+the data of a participant who withdrew consent for data use).
 
-Only the counting record of each form is written (single or reconciled entry, complete or later);
-drafts and the two raw entries of double data entry never are.
+Blinding: the arm appears only as its neutral export code (A/B), read through
+randomization.export; no arm label, IMR group, attendance or fidelity rating is read at all, and
+no withdrawal level is written (level 1 exists in the intervention arm only). The caller has
+asked the gate (`export_blinded`) already.
 """
 
 import contextlib
@@ -34,10 +36,9 @@ from django.db import transaction
 from django.utils import timezone
 from lxml import etree
 
-from assessments import registry
-from assessments.models import FormEntry
-from imrtrial.models import Participant
 from randomization import export as allocation_facts
+
+from . import dataset as blinded
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 SCHEMA_DIR = Path(__file__).resolve().parent / "odm_schema"
@@ -46,14 +47,9 @@ SCHEMA_FILE = SCHEMA_DIR / "ODM1-3-2.xsd"
 PROGRESS_EVERY = 250  # subjects between two progress(done, total) calls
 CHUNK_SIZE = 500  # rows fetched per round trip; bounds the memory the export needs
 
-COUNTING_KINDS = (FormEntry.Kind.SINGLE, FormEntry.Kind.FINAL)
-COUNTING_STATUSES = (FormEntry.Status.COMPLETE, FormEntry.Status.VERIFIED, FormEntry.Status.LOCKED)
-CONSENT_WITHDRAWN = 3  # withdrawal level whose clinical data were erased (DOMAIN.md 10.6)
-
-# assessments.definitions Item.type -> ODM DataType. Free text ("text") is deliberately absent:
-# a note or an adverse-event description can name a group session, a facilitator or the
-# participant ("told me about the IMR group"), revealing the allocation or the person. No rule
-# can screen free text reliably, so text items are left out of the metadata and the data.
+# ODM DataType of each exported item type. Which items are exported is not decided here but by
+# the definition's allow-list (Instrument.exported_items), as for CSV, SPSS and Stata: free text
+# never is (it could name a group session, a facilitator or the participant).
 DATA_TYPES = {
     "integer": "integer",
     "choice": "integer",
@@ -69,7 +65,8 @@ MISSING_NOTE = (
     "carried: ODM 1.3.2 has no missing-value codes, so an item given such a code has no "
     "ItemData, exactly like an unanswered item. Free-text items are left out (they could "
     "reveal the allocation or the person). Only single and reconciled entries that are "
-    "complete, verified or locked are included. The arm is given only as its neutral code."
+    "complete, verified or locked are included, of randomized participants only. The arm is "
+    "given only as its neutral code."
 )
 
 RAND_EVENT = "SE.RANDOMIZATION"
@@ -107,9 +104,10 @@ class _Form:
 
 def _form_of(instrument):
     code = instrument.code
+    exported = instrument.exported_items
     groups = []
     for section_code, label, items in instrument.sections:
-        kept = tuple((f"I.{code}.{item.code}", item) for item in items if item.type in DATA_TYPES)
+        kept = tuple((f"I.{code}.{item.code}", item) for item in items if item in exported)
         if kept:
             groups.append(_Group(f"IG.{code}.{section_code}", label or section_code or code, kept))
     scores_oid = None
@@ -128,26 +126,25 @@ def _form_of(instrument):
 def _plan(trial):
     """(timepoints, forms): [(timepoint, [(form, due)])] in schedule order, and {code: form}.
 
-    A form is listed at a timepoint when it is due there, or when counting entries of it exist
-    there (the schedule may have changed since): data are written only where metadata
-    describe them, so every OID the data use is defined."""
+    The forms are those of the blinded dataset's instruments (the schedule's). A form is listed
+    at a timepoint when it is due there, or when counting entries of it exist there (the
+    schedule may have changed since; the long dataset has them there too): data are written
+    only where metadata describe them, so every OID the data use is defined."""
+    instruments = {i.code: i for i in blinded.scheduled_instruments(trial)}
     entered = set(
-        FormEntry.objects.filter(
-            participant__trial=trial, kind__in=COUNTING_KINDS, status__in=COUNTING_STATUSES
-        )
+        blinded.form_data(blinded.randomized(trial))
         .values_list("timepoint", "instrument")
         .distinct()
     )
-    known = registry.all_instruments()
     forms, timepoints = {}, []
     for timepoint in trial.timepoints.order_by("order", "pk"):
         due = list(dict.fromkeys(timepoint.instruments))
-        extra = sorted(i for t, i in entered if t == timepoint.code and i not in due)
+        extra = sorted(
+            i for t, i in entered if t == timepoint.code and i in instruments and i not in due
+        )
         listed = []
         for code in due + extra:
-            if code not in known:
-                continue
-            form = forms.get(code) or _form_of(known[code])
+            form = forms.get(code) or _form_of(instruments[code])
             if form.groups:  # an instrument of free text only has nothing to export
                 forms[code] = form
                 listed.append((form, code in due))
@@ -234,7 +231,7 @@ def write_odm(trial, out, *, progress=None):
         timepoints, forms = _plan(trial)
         sites = list(trial.sites.order_by("code").values_list("pk", "code", "name"))
         arm_codes = list(trial.arms.order_by("export_code").values_list("export_code", flat=True))
-        total = Participant.objects.filter(trial=trial).count()
+        total = blinded.randomized(trial).count()
         xf.write_declaration()
         root = {
             "FileType": "Snapshot",
@@ -287,13 +284,13 @@ def _write_metadata(w, timepoints, forms, sites, arm_codes):
                     "Mandatory": "Yes",
                 },
             )
-        # Subject-level facts; not every participant is randomized, so not mandatory.
+        # Subject-level facts: every subject written is randomized.
         w.leaf(
             "StudyEventRef",
             {
                 "StudyEventOID": RAND_EVENT,
                 "OrderNumber": str(len(timepoints) + 1),
-                "Mandatory": "No",
+                "Mandatory": "Yes",
             },
         )
     for timepoint, listed in timepoints:
@@ -459,11 +456,6 @@ def _write_admin(w, trial, study_oid, mdv_oid, sites):
 def _write_subjects(xf, trial, timepoints, sites, total, progress):
     site_codes = {pk: code for pk, code, _ in sites}
     codes = allocation_facts.neutral_codes(trial)
-    erased = {
-        pk
-        for pk, withdrawals in allocation_facts.withdrawals(trial).items()
-        if any(level == CONSENT_WITHDRAWN for level, _, _ in withdrawals)
-    }
     # Per timepoint code: its place in the schedule, and the forms the metadata define there.
     schedule = {
         tp.code: (n, {form.instrument.code: form for form, _ in listed})
@@ -472,17 +464,15 @@ def _write_subjects(xf, trial, timepoints, sites, total, progress):
     # Both streams are ordered by participant pk: integers compare the same in Python and SQL,
     # so the merge below never depends on a collation.
     participants = (
-        Participant.objects.filter(trial=trial)
+        blinded.randomized(trial)
         .order_by("pk")
         .values_list("pk", "participant_id", "site_id", "randomized_on")
         .iterator(chunk_size=CHUNK_SIZE)
     )
     entries = (
-        FormEntry.objects.filter(
-            participant__trial=trial, kind__in=COUNTING_KINDS, status__in=COUNTING_STATUSES
-        )
+        blinded.form_data(blinded.randomized(trial))
         .order_by("participant_id")
-        .values_list("participant_id", "timepoint", "instrument", "kind", "values", "scores")
+        .values_list("participant_id", "timepoint", "instrument", "values", "scores")
         .iterator(chunk_size=CHUNK_SIZE)
     )
     pending = next(entries, None)
@@ -492,7 +482,7 @@ def _write_subjects(xf, trial, timepoints, sites, total, progress):
         while pending is not None and pending[0] <= pk:
             # An entry of a participant created after the first cursor opened (pk < current
             # would be one skipped) is not part of this snapshot.
-            if pending[0] == pk and pk not in erased:
+            if pending[0] == pk:
                 mine.append(pending)
             pending = next(entries, None)
         site_code = site_codes[site_id]
@@ -513,14 +503,10 @@ def _write_subjects(xf, trial, timepoints, sites, total, progress):
 def _write_visits(w, entries, schedule):
     """One StudyEventData per timepoint with data, forms in the order the metadata list them."""
     chosen = {}
-    for _, timepoint, instrument, kind, values, scores in entries:
-        if timepoint not in schedule or instrument not in schedule[timepoint][1]:
-            continue
-        key = (timepoint, instrument)
-        # Both a single and a reconciled entry exist only if the instrument changed from
-        # interview to paper: the reconciled one is the record.
-        if key not in chosen or kind == FormEntry.Kind.FINAL:
-            chosen[key] = (values or {}, scores or {})
+    for _, timepoint, instrument, values, scores in entries:
+        # counting() gives one entry per form (a reconciled one replaces a single one).
+        if timepoint in schedule and instrument in schedule[timepoint][1]:
+            chosen[timepoint, instrument] = (values or {}, scores or {})
     by_timepoint = {}
     for (timepoint, instrument), data in chosen.items():
         form = schedule[timepoint][1][instrument]

@@ -19,7 +19,7 @@ Definitions (also printed on the pages):
 - A participant's allocation "stands" unless it was flagged as made in error; only those are
   followed up, counted as due, or analysed.
 - A form "counts" when it is a single entry or the reconciled entry of a double entry, and is
-  complete, verified or locked (FormEntry.counts and not a draft).
+  complete, verified or locked (FormEntry.objects.counting()).
 - "Analysed at a timepoint": the allocation stands, at least one counting form is on record at
   that timepoint, and consent for data use has not been withdrawn (level 3 erases the data).
 - One outcome per participant and timepoint: a visit done stands; then a visit missed before any
@@ -40,12 +40,10 @@ from fidelity import measures, rules
 from fidelity.models import ImrGroup
 from imrtrial.models import Participant
 from randomization import export
+from randomization.models import Withdrawal
 
 POOLED, CODES, ARMS = "pooled", "codes", "arms"
 VIEWS = (POOLED, CODES, ARMS)
-
-COUNTING_KINDS = (FormEntry.Kind.SINGLE, FormEntry.Kind.FINAL)
-COUNTING_STATUSES = (FormEntry.Status.COMPLETE, FormEntry.Status.VERIFIED, FormEntry.Status.LOCKED)
 
 # Visit outcomes: one per participant (allocation standing) and timepoint.
 DONE, OUT_OF_WINDOW, MISSED = "done", "out_of_window", "missed"
@@ -97,10 +95,14 @@ def _follow_up_withdrawals(trial, pks):
     Level 1 (stopping the intervention) is dropped here, before anything can count it: it
     happens in the intervention arm only."""
     found = {}
-    for pk, rows in export.withdrawals(trial).items():
-        rows = [(level, on) for level, on, _ in rows if level >= 2]
-        if pk in pks and rows:
-            found[pk] = (max(level for level, _ in rows), min(on for _, on in rows))
+    for pk, level, on in (
+        Withdrawal.objects.follow_up()
+        .filter(participant__trial=trial)
+        .values_list("participant_id", "level", "withdrawn_on")
+    ):
+        if pk in pks:
+            highest, first = found.get(pk, (level, on))
+            found[pk] = (max(highest, level), min(first, on))
     return found
 
 
@@ -141,9 +143,9 @@ def _visits(trial, pks, timepoints):
 def _counting_entries(pks):
     """{(participant pk, timepoint code, instrument code)} of the forms that count."""
     return set(
-        FormEntry.objects.filter(
-            participant_id__in=pks, kind__in=COUNTING_KINDS, status__in=COUNTING_STATUSES
-        ).values_list("participant_id", "timepoint", "instrument")
+        FormEntry.objects.counting()
+        .filter(participant_id__in=pks)
+        .values_list("participant_id", "timepoint", "instrument")
     )
 
 
@@ -206,11 +208,12 @@ def _enrolment(trial, sites, allocations):
 
 def _consort_outcome(pk, timepoint, visit, withdrawal, entries, today):
     level = withdrawal[0] if withdrawal else None
-    if (pk, timepoint.code) in entries and level != 3:
+    erased = level == Withdrawal.Level.CONSENT
+    if (pk, timepoint.code) in entries and not erased:
         return ANALYSED
     outcome = visit_outcome(visit, withdrawal, today)
-    if outcome == WITHDRAWN or (level == 3 and outcome in (DONE, OUT_OF_WINDOW)):
-        return WITHDREW_CONSENT if level == 3 else WITHDREW_FOLLOW_UP
+    if outcome == WITHDRAWN or (erased and outcome in (DONE, OUT_OF_WINDOW)):
+        return WITHDREW_CONSENT if erased else WITHDREW_FOLLOW_UP
     if outcome in (DONE, OUT_OF_WINDOW):
         return NO_DATA
     return outcome
@@ -293,11 +296,12 @@ def _add_unblinded_facts(trial, columns, column_of, allocations, standing):
     """Arm-only facts: reasons typed for allocations in error, and in the intervention arm,
     receipt of the intervention and discontinuation (withdrawal level 1), with reasons."""
     reasons = export.in_error_reasons(trial)
-    level_1 = {}
-    for pk, rows in export.withdrawals(trial).items():
-        for level, _, reason in rows:
-            if level == 1:
-                level_1[pk] = reason
+    level_1 = dict(  # the latest reason, if one was recorded twice
+        Withdrawal.objects.stopped_intervention()
+        .filter(participant__trial=trial)
+        .order_by("recorded_at", "pk")
+        .values_list("participant_id", "reason")
+    )
     intervention = [c["key"] for c in columns if c["is_intervention"]]
     in_intervention = [pk for pk in standing if column_of[pk] in intervention]
     exposures = measures.exposures(Participant.objects.filter(pk__in=in_intervention))
@@ -613,7 +617,11 @@ def completeness(trial, *, sites, today):
     standing = _standing(_allocations(trial, sites))
     timepoints = list(trial.timepoints.all())
     withdrawals = _follow_up_withdrawals(trial, standing)
-    kept = {pk for pk in standing if withdrawals.get(pk, (0,))[0] != 3}
+    kept = {
+        pk
+        for pk in standing
+        if withdrawals.get(pk, (None,))[0] != Withdrawal.Level.CONSENT  # data not erased
+    }
     visits = _visits(trial, kept, timepoints)
     entries = _counting_entries(kept)
 

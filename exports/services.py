@@ -10,18 +10,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from imrtrial import access
+from imrtrial.celery import task_named
+from imrtrial.errors import Refused
 from imrtrial.models import AccessLog
 
-from . import dataset as datasets
-from . import writers
+from . import dataset as blinded
+from . import released, writers
 from .models import ExportRun
 
 logger = logging.getLogger(__name__)
+# Queued by name: exports.tasks imports this module to build the file, so this module does not
+# import it back (tests/test_layering.py refuses import cycles).
+BUILD_EXPORT = "exports.tasks.build_export"
 EXTENSIONS = {"csv": "zip", "sav": "sav", "dta": "dta", "odm": "xml"}
-
-
-class Refused(Exception):
-    """The export may not be made; the message says why."""
 
 
 def check_may_export(trial, *, by, dataset, format):
@@ -70,10 +71,8 @@ def request_export(trial, *, by, dataset, format, reason="", ip_address=None):
 
 
 def _queue(run_pk):
-    from .tasks import build_export
-
     try:
-        build_export.delay(run_pk)
+        task_named(BUILD_EXPORT).delay(run_pk)
     except Exception as exc:  # the broker is down: the run says so, nothing is half-made
         logger.exception("Export %s could not be queued", run_pk)
         ExportRun.objects.filter(pk=run_pk).update(
@@ -85,12 +84,12 @@ def dataset_for(run):
     trial = run.trial
     sites = access.sites_where(run.requested_by, "export_blinded", trial)
     if run.dataset == ExportRun.Dataset.LONG:
-        return datasets.Dataset(trial, "long", sites=sites)
+        return blinded.Dataset(trial, "long", sites=sites)
     if run.dataset == ExportRun.Dataset.WIDE:
-        return datasets.Dataset(trial, "wide", sites=sites)
+        return blinded.Dataset(trial, "wide", sites=sites)
     if run.dataset == ExportRun.Dataset.PROCESS:
-        return datasets.ProcessDataset(trial)
-    return datasets.KeyDataset(trial)
+        return released.ProcessDataset(trial)
+    return released.KeyDataset(trial)
 
 
 NOTES = """{trial} ({registration})

@@ -1,5 +1,5 @@
-"""Write a dataset (exports.dataset.Dataset or ProcessDataset: `columns`, `rows()`, `len()`) as
-CSV with a codebook, SPSS .sav or Stata .dta.
+"""Write a dataset (exports.dataset.Dataset, or exports.released.ProcessDataset or KeyDataset:
+`columns`, `rows()`, `len()`) as CSV with a codebook, SPSS .sav or Stata .dta.
 
 CSV is streamed row by row. pyreadstat writes a whole data frame at once, so .sav and .dta are
 built column-wise in NumPy arrays (8 bytes a cell, not a Python object a cell).

@@ -134,6 +134,18 @@ class IdentifyingDetails(models.Model):
         return f"Identifying details of {self.screening}"
 
 
+class WithdrawalQuerySet(UndeletableQuerySet):
+    def follow_up(self):
+        """Withdrawals from follow-up (level 2) or from data use (level 3). Both arms have
+        them alike, so these are the withdrawals a blinded reader may see and count."""
+        return self.filter(level__in=Withdrawal.FOLLOW_UP_LEVELS)
+
+    def stopped_intervention(self):
+        """Stopping the intervention (level 1). Only the intervention arm has one to stop, so
+        these rows reveal the arm: for readers the gate lets see allocation data only."""
+        return self.filter(level=Withdrawal.Level.INTERVENTION)
+
+
 class Withdrawal(models.Model):
     """A participant's withdrawal, at one of the three protocol levels (DOMAIN.md 10.6)."""
 
@@ -141,6 +153,9 @@ class Withdrawal(models.Model):
         INTERVENTION = 1, "Stops the intervention; follow-up continues"
         FOLLOW_UP = 2, "Stops intervention and follow-up; data kept"
         CONSENT = 3, "Withdraws consent for data use; clinical data erased"
+
+    # The levels that do not depend on the arm (WithdrawalQuerySet.follow_up).
+    FOLLOW_UP_LEVELS = (Level.FOLLOW_UP, Level.CONSENT)
 
     participant = models.ForeignKey(
         Participant, on_delete=models.PROTECT, related_name="withdrawals"
@@ -153,7 +168,7 @@ class Withdrawal(models.Model):
     # For level 3: what was erased (counts of rows), so the erasure itself is on record.
     erased = models.JSONField(default=dict, blank=True)
 
-    objects = UndeletableQuerySet.as_manager()
+    objects = WithdrawalQuerySet.as_manager()
 
     class Meta:
         ordering = ["participant", "recorded_at"]

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from imrtrial import access, lifecycle, outbox
 from imrtrial.audit import attribute
+from imrtrial.celery import task_named
 from imrtrial.errors import Refused
 from imrtrial.models import (
     Arm,
@@ -43,6 +44,9 @@ from . import minimization, sequence
 from .models import Allocation, IdentifyingDetails, ListEntry, Screening, Stratum
 
 logger = logging.getLogger(__name__)
+# Queued by name: randomization.tasks imports this module to run the notice, so this module does
+# not import it back (tests/test_layering.py refuses import cycles).
+NOTIFY_ALLOCATION = "randomization.tasks.notify_allocation"
 
 # Codes read aloud on the phone: no 0/O, 1/I/L, or U.
 _ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -401,10 +405,8 @@ def _randomize_once(participant, *, by, baseline_completed_on=None):
 def _queue_notice(allocation_pk):
     """After commit. The allocation stands whatever happens here: a broker or mail failure is
     logged (and, with a broker, retried by the task), never raised into the phone desk."""
-    from .tasks import notify_allocation
-
     try:
-        notify_allocation.delay(allocation_pk)
+        task_named(NOTIFY_ALLOCATION).delay(allocation_pk)
     except Exception:
         logger.exception("Allocation notice %s could not be queued or sent", allocation_pk)
 

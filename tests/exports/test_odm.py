@@ -1,6 +1,7 @@
 """The ODM 1.3.2 export: valid against the official schema, only counting records, nothing that
 reveals the arm, and written as a stream."""
 
+import csv
 import datetime
 import filecmp
 import gc
@@ -16,7 +17,8 @@ from assessments import registry
 from assessments import services as crf
 from assessments.definitions import Item
 from assessments.models import FormEntry
-from exports import odm
+from exports import odm, writers
+from exports.dataset import Dataset
 from imrtrial.models import Participant, Role, Trial
 from imrtrial.trialconfig import create_trial, parse, resolve
 from randomization import export as allocation_facts
@@ -149,7 +151,7 @@ def known(danish, desk, assessor, data_manager):
         other=other,
         leaver=leaver,
         unrandomized=unrandomized,
-        participants=[*randomized, leaver, unrandomized],
+        randomized=[*randomized, leaver],
     )
 
 
@@ -188,7 +190,7 @@ def item_data(doc):
 
 def test_the_export_validates_against_the_official_odm_1_3_2_schema(known, tmp_path):
     written, data = export(known.trial)
-    assert written == len(known.participants)
+    assert written == len(known.randomized)
     assert odm.validate_odm(io.BytesIO(data)) == []
     path = tmp_path / "trial.xml"
     path.write_bytes(data)
@@ -202,7 +204,7 @@ def test_the_export_validates_against_the_official_odm_1_3_2_schema(known, tmp_p
     assert doc.findtext("o:Study/o:GlobalVariables/o:StudyName", namespaces=NS) == known.trial.name
     subjects = doc.findall("o:ClinicalData/o:SubjectData", NS)
     assert len(subjects) == written
-    assert {s.get("SubjectKey") for s in subjects} == {p.participant_id for p in known.participants}
+    assert {s.get("SubjectKey") for s in subjects} == {p.participant_id for p in known.randomized}
 
 
 def test_every_oid_the_document_uses_is_defined_in_it(known):
@@ -341,11 +343,53 @@ def test_no_arm_label_reaches_the_file_and_the_arm_is_a_neutral_code(known):
     codes = {s: v for (s, e, _, _, i), v in item_data(doc).items() if i == odm.ARM_ITEM}
     expected = {
         p.participant_id: allocation_facts.neutral_codes(known.trial)[p.pk][0]
-        for p in known.participants
-        if p is not known.unrandomized
+        for p in known.randomized
     }
     assert codes == expected and set(codes.values()) == {"A", "B"}
     assert known.unrandomized.participant_id not in codes
+
+
+def _odm_source(item_oid):
+    """The dataset column source an ODM ItemDef stands for ("panss.p1", "panss score total")."""
+    _, instrument, *rest = item_oid.split(".")
+    return f"{instrument}.{rest[0]}" if len(rest) == 1 else f"{instrument} score {rest[1]}"
+
+
+def test_odm_holds_the_participants_columns_and_values_of_the_csv(known):
+    """ODM reads through the blinded dataset's rules, like CSV, SPSS and Stata: the same
+    participants (randomized only), the same item and score columns, the same cells filled."""
+    data = Dataset(known.trial, "long")
+    text = io.StringIO()
+    writers.write_csv(data, text)
+    rows = list(csv.DictReader(io.StringIO(text.getvalue())))
+    columns = [c for c in data.columns if c.instrument]  # items and scores, not covariates
+    missing = set(data.missing_codes)
+    csv_cells = {
+        (r["participant_id"], r["timepoint"], c.source)
+        for r in rows
+        for c in columns
+        if r[c.name] not in ("", *missing)
+    }
+
+    doc = etree.fromstring(export(known.trial)[1])
+    subjects = {s.get("SubjectKey") for s in doc.iterfind("o:ClinicalData/o:SubjectData", NS)}
+    items = {
+        _odm_source(d.get("OID"))
+        for d in doc.iterfind(".//o:ItemDef", NS)
+        if not d.get("OID").startswith("I.RANDOMIZATION.")
+    }
+    odm_cells = {
+        (subject, event.removeprefix("SE."), _odm_source(item))
+        for (subject, event, _, _, item) in item_data(doc)
+        if event != odm.RAND_EVENT
+    }
+
+    randomized = {p.participant_id for p in known.randomized}
+    assert {r["participant_id"] for r in rows} == subjects == randomized
+    assert known.unrandomized.participant_id not in subjects
+    assert {c.source for c in columns} == items
+    assert "substance_use.notes" not in items  # free text, in neither
+    assert csv_cells == odm_cells and len(odm_cells) > 50
 
 
 def test_a_participant_who_withdrew_consent_keeps_a_subject_row_and_no_clinical_data(known):
@@ -362,7 +406,7 @@ def test_progress_is_reported_as_subjects_are_written(known, monkeypatch):
     monkeypatch.setattr(odm, "PROGRESS_EVERY", 2)
     calls = []
     written, _ = export(known.trial, progress=lambda done, total: calls.append((done, total)))
-    n = len(known.participants)
+    n = len(known.randomized)
     assert calls[-1] == (n, n)
     assert [done for done, _ in calls] == sorted({*range(2, n + 1, 2), n})
 
@@ -376,7 +420,13 @@ def bulk_trial(trial, n, user):
     site = trial.sites.order_by("code").first()
     start = Participant.objects.filter(trial=trial).count()
     people = Participant.objects.bulk_create(
-        Participant(trial=trial, site=site, participant_id=f"DK-{start + i:05d}") for i in range(n)
+        Participant(
+            trial=trial,
+            site=site,
+            participant_id=f"DK-{start + i:05d}",
+            randomized_on=datetime.date(2026, 1, 5),  # only randomized participants are written
+        )
+        for i in range(n)
     )
     panss = {item.code: 4 for item in registry.get("panss").items}
     hamd6 = {item.code: 1 for item in registry.get("hamd6").items}

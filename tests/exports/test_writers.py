@@ -7,7 +7,8 @@ import zipfile
 import pyreadstat
 
 from exports import writers
-from exports.dataset import Column, Dataset
+from exports.columns import Column
+from exports.dataset import Dataset
 
 
 def test_csv_bundle_holds_data_codebook_and_notes(filled_trial):

@@ -1,0 +1,140 @@
+"""Nothing goes around the gate (imrtrial.access), checked on the source the way Zulip lints its
+access functions: a rule reached through one function is only safe if nothing can reach the
+same data another way.
+
+- Permission names are `Perm` members. A codename typed as a string would not fail at import
+  (a typo silently denies, or in an `or` grants): string literals equal to a codename are
+  allowed only where the names are defined.
+- Allocation-revealing models (the allocation and its sequence; IMR groups, sessions,
+  attendance, fidelity) are imported only by their own app and by the modules listed here, each
+  with the reason it may.
+"""
+
+import ast
+from pathlib import Path
+
+from imrtrial.models import Perm
+
+ROOT = Path(__file__).resolve().parents[1]
+APPS = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "demo"]
+
+# Where permission codenames may be string literals, and why.
+PERMISSION_NAMES_ALLOWED = {
+    "imrtrial/models.py",  # where Perm is defined
+}
+
+# Allocation-revealing models, by the module that defines them.
+REVEALING = {
+    "randomization.models": {"Allocation", "Stratum", "ListEntry", "HistoricalAllocation"},
+    "fidelity.models": {
+        "ImrGroup",
+        "GroupMembership",
+        "Session",
+        "Attendance",
+        "FollowUpCall",
+        "FidelityAssessment",
+        "FidelityRating",
+        "AttendanceReminder",
+    },
+}
+# Modules outside the owning app allowed to import them, and why.
+REVEALING_ALLOWED = {
+    "exports/released.py",  # the key and the process dataset: key holder, after lock
+    "exports/reports.py",  # fidelity per group and the by-arm CONSORT: unblinded readers only
+    "tests/factories.py",  # builds allocations for tests of who may see them
+    "tests/imrtrial/test_audit.py",  # proves allocation rows cannot be deleted
+    "tests/faults/scenario_redis_outage.py",  # attendance reminders survive a Redis outage
+    "tests/browser/test_attendance.py",  # a facilitator logs attendance in a browser
+    "bench/randomization.py",  # counts anomalies in the allocations a benchmark made
+    "bench/export.py",  # writes a synthetic trial's allocations in bulk
+}
+
+
+def python_files(folders):
+    for folder in folders:
+        for path in (ROOT / folder).rglob("*.py"):
+            if "migrations" not in path.parts:
+                yield path
+
+
+def permission_literals(source):
+    """[(line, text)] of string literals naming a permission ("x" or "imrtrial.x")."""
+    names = {p.value for p in Perm}
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            value = node.value.removeprefix("imrtrial.")
+            if value in names:
+                found.append((node.lineno, node.value))
+    return found
+
+
+def revealing_imports(source):
+    """[(line, model)] of allocation-revealing models imported by the source."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module in REVEALING:
+            for alias in node.names:
+                if alias.name in REVEALING[node.module] or alias.name == "*":
+                    found.append((node.lineno, alias.name))
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name in REVEALING]
+    return found
+
+
+def test_permission_names_are_never_string_literals():
+    offenders = []
+    for path in python_files([*APPS, "bench"]):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in PERMISSION_NAMES_ALLOWED:
+            continue
+        offenders += [
+            f"{rel}:{line}: {text!r}" for line, text in permission_literals(path.read_text())
+        ]
+    assert offenders == [], "Name permissions as access.Perm members:\n" + "\n".join(offenders)
+
+
+def test_templates_do_not_name_permissions():
+    """Templates get what the view asked the gate; `perms.imrtrial.x` would be a second rule."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "templates").rglob("*.html")
+        if "perms.imrtrial" in path.read_text()
+    ]
+    assert offenders == []
+
+
+def test_allocation_revealing_models_are_imported_only_where_allowed():
+    offenders = []
+    for path in python_files([*APPS, "bench", "tests"]):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in REVEALING_ALLOWED:
+            continue
+        for line, name in revealing_imports(path.read_text()):
+            owner = "randomization" if name in REVEALING["randomization.models"] else "fidelity"
+            if rel.startswith((f"{owner}/", f"tests/{owner}/")):
+                continue
+            offenders.append(f"{rel}:{line}: {name}")
+    assert offenders == []
+
+
+def test_the_lint_catches_a_planted_permission_string_and_import():
+    """The checks can fail: each finds what is planted in a source it is shown."""
+    planted = (
+        "from randomization.models import Allocation\n"
+        "from fidelity.models import Attendance as A\n"
+        "import fidelity.models\n"
+        "def f(user, trial):\n"
+        "    return access.has(user, 'view_unblinded', trial)"
+        " or user.has_perm('imrtrial.randomize')\n"
+    )
+    assert [t for _, t in permission_literals(planted)] == [
+        "view_unblinded",
+        "imrtrial.randomize",
+    ]
+    assert [m for _, m in revealing_imports(planted)] == [
+        "Allocation",
+        "Attendance",
+        "fidelity.models",
+    ]
+    assert permission_literals("x = 'view_unblinded_somewhere'\ny = Perm.RANDOMIZE\n") == []
