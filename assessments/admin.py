@@ -19,13 +19,6 @@ from .audit import free_text_items
 from .models import FormEntry
 
 
-def _staff_rated(entry):
-    try:
-        return registry.get(entry.instrument).rater == "staff"
-    except KeyError:  # an instrument no longer installed: assume the worst
-        return True
-
-
 @admin.register(FormEntry)
 class FormEntryAdmin(GateScopedAdmin, SimpleHistoryAdmin):
     list_display = ["participant", "instrument", "timepoint", "status", "updated_at"]
@@ -65,7 +58,7 @@ class FormEntryAdmin(GateScopedAdmin, SimpleHistoryAdmin):
 
     def _author_hidden(self, request, entry):
         participant = entry.participant
-        return _staff_rated(entry) and not access.may_see_allocation(
+        return registry.is_staff_rated(entry.instrument) and not access.may_see_allocation(
             request.user, participant.trial, participant.site
         )
 

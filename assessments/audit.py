@@ -17,12 +17,8 @@ def _staff_rated():
 
 
 def free_text_items(row):
-    """Keys of a form's free-text items; every key of an instrument no longer installed."""
-    try:
-        instrument = registry.get(row.instrument)
-    except KeyError:
-        return set(row.values or {})
-    return {item.code for item in instrument.items if item.type == "text"}
+    """Keys of a form's items that no export carries (registry.unexported_items)."""
+    return registry.unexported_items(row.instrument, row.values)
 
 
 register(

@@ -21,7 +21,7 @@ class WithdrawalForm(forms.Form):
             # Stopping the intervention applies to the IMR arm only: offering it to a blinded
             # user would ask them to know the arm, and its refusal would tell them.
             self.fields["level"].choices = [
-                c for c in Withdrawal.Level.choices if c[0] != Withdrawal.Level.INTERVENTION
+                c for c in Withdrawal.Level.choices if c[0] in Withdrawal.FOLLOW_UP_LEVELS
             ]
 
     def clean(self):

@@ -40,3 +40,15 @@ def staff_rated_codes():
     """Codes of the installed staff-rated instruments. Entries may also carry codes no longer
     installed: to hide what is staff-rated, filter by what is not (see assessments.audit)."""
     return sorted(code for code in _instruments if is_staff_rated(code))
+
+
+def unexported_items(code, values):
+    """Keys of `values` (a form's stored values) that no export carries: free text and any type
+    outside the exported allow-list (definitions.EXPORTED_TYPES). What no blinded dataset holds,
+    no blinded reader reads when an unblinded author wrote it (the audit trail, the admin). For
+    an instrument no longer installed, every key: assume the worst."""
+    instrument = _instruments.get(code)
+    if instrument is None:
+        return set(values or {})
+    exported = {item.code for item in instrument.exported_items}
+    return {item.code for item in instrument.items} - exported

@@ -50,8 +50,7 @@ def participant_detail(request, trial_key, participant_id):
     unblinded = access.may_see_allocation(request.user, trial, participant.site)
     withdrawals = participant.withdrawals.select_related("recorded_by")
     if not unblinded:
-        # Stopping the intervention (level 1) happens in the IMR arm only: allocation-revealing.
-        withdrawals = withdrawals.exclude(level=Withdrawal.Level.INTERVENTION)
+        withdrawals = withdrawals.follow_up()  # stopping the intervention tells the arm
     context = {
         "trial": trial,
         "participant": participant,
@@ -138,7 +137,7 @@ def worklist(request, trial_key):
         .prefetch_related(
             Prefetch(
                 "entries",
-                queryset=FormEntry.objects.only("visit_id", "instrument", "kind", "status"),
+                queryset=FormEntry.objects.counting().only("visit_id", "instrument"),
             )
         )
         .order_by("window_end", "participant__participant_id")
@@ -147,7 +146,7 @@ def worklist(request, trial_key):
     visits = visits[:WORKLIST_ROWS]
     rows = []
     for visit in visits:
-        done = {e.instrument for e in visit.entries.all() if e.counts and e.status != "draft"}
+        done = {e.instrument for e in visit.entries.all()}
         rows.append(
             {
                 "visit": visit,
@@ -298,9 +297,9 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
             "errors": errors,
             "form_error": errors.get("__all__"),
             "item_errors": len([k for k in errors if k != "__all__"]),
-            "locked": entry is not None and entry.status == "locked",
-            "needs_reason": entry is not None and entry.status != "draft",
-            "scores": entry.scores if entry and entry.status != "draft" else None,
+            "locked": entry is not None and entry.status == FormEntry.Status.LOCKED,
+            "needs_reason": entry is not None and entry.status != FormEntry.Status.DRAFT,
+            "scores": entry.scores if entry and entry.status != FormEntry.Status.DRAFT else None,
             "score_defs": definition.scores,
         },
     )

@@ -62,7 +62,7 @@ register(
         history=False,
         at="recorded_at",
         by="recorded_by",
-        revealing=Q(level=Withdrawal.Level.INTERVENTION),
+        revealing=Q(pk__in=Withdrawal.objects.stopped_intervention().values("pk")),
         text_fields=("reason",),
     )
 )

@@ -6,7 +6,7 @@ function takes a trial and returns plain values; the caller has asked the gate a
 `imrtrial.access.may_see_allocation_key` for the key.
 """
 
-from .models import Allocation, Screening, Withdrawal
+from .models import Allocation, Screening
 
 
 def neutral_codes(trial):
@@ -30,17 +30,6 @@ def key(trial):
         (arm.export_code, arm.code, arm.label, arm.is_intervention)
         for arm in trial.arms.order_by("export_code")
     ]
-
-
-def withdrawals(trial):
-    """{participant pk: [(level, withdrawn_on, reason)]}, oldest first. Level 1 (stopping the
-    intervention) exists only in the intervention arm: blinded callers must drop it."""
-    found = {}
-    for pk, level, on, reason in Withdrawal.objects.filter(participant__trial=trial).values_list(
-        "participant_id", "level", "withdrawn_on", "reason"
-    ):
-        found.setdefault(pk, []).append((level, on, reason))
-    return found
 
 
 def screenings(trial):
