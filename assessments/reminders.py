@@ -24,16 +24,16 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from imrtrial import outbox
-from imrtrial.models import Membership, Participant, Role, Trial
+from imrtrial.models import Membership, Participant, Perm, Role, Trial
 
 from .models import Reminder, Visit
 
 # Who each kind of line is for, as the permission that marks the role (queue_reminders picks
 # the recipients by that role); asked again at send time.
 RULES = {
-    Reminder.Kind.DUE: outbox.Rule(perms=("enter_interview",), reveals_allocation=False),
-    Reminder.Kind.OVERDUE: outbox.Rule(perms=("randomize",), reveals_allocation=False),
-    Reminder.Kind.ESCALATION: outbox.Rule(perms=("verify_forms",), reveals_allocation=False),
+    Reminder.Kind.DUE: outbox.Rule(perms=(Perm.ENTER_INTERVIEW,), reveals_allocation=False),
+    Reminder.Kind.OVERDUE: outbox.Rule(perms=(Perm.RANDOMIZE,), reveals_allocation=False),
+    Reminder.Kind.ESCALATION: outbox.Rule(perms=(Perm.VERIFY_FORMS,), reveals_allocation=False),
 }
 
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from imrtrial import access
 from imrtrial.audit import ReasonRequired, attribute
 from imrtrial.errors import Refused
-from imrtrial.models import Participant, Timepoint, UnblindingIncident
+from imrtrial.models import Participant, Perm, Timepoint, UnblindingIncident
 from randomization.models import IdentifyingDetails, Withdrawal
 
 from . import registry
@@ -218,7 +218,7 @@ def _update_visit(visit, *, by):
 @transaction.atomic
 def set_status(entry, status, *, by):
     """Verify or lock a complete form (data manager)."""
-    if not access.has(by, "verify_forms", entry.participant.trial, entry.participant.site):
+    if not access.has(by, Perm.VERIFY_FORMS, entry.participant.trial, entry.participant.site):
         raise Refused("You may not verify or lock forms.")
     entry = FormEntry.objects.select_for_update().get(pk=entry.pk)
     allowed = {
@@ -262,7 +262,7 @@ def reconcile(visit, instrument_code, chosen, *, by, reasons):
     """Make the final entry from the two entries: where they agree their value, where they
     differ the value the data manager chose (raw text, validated), each with a reason."""
     participant = visit.participant
-    if not access.has(by, "verify_forms", participant.trial, participant.site):
+    if not access.has(by, Perm.VERIFY_FORMS, participant.trial, participant.site):
         raise Refused("Only a data manager reconciles double entries.")
     diffs = discrepancies(participant, instrument_code, visit.timepoint.code)
     if diffs is None:
@@ -322,7 +322,7 @@ def _as_text(value):
 def mark_missed(visit, *, by, reason):
     """The visit will not happen (the data manager decides); kept, flagged, with the reason."""
     participant = visit.participant
-    if not access.has(by, "verify_forms", participant.trial, participant.site):
+    if not access.has(by, Perm.VERIFY_FORMS, participant.trial, participant.site):
         raise Refused("Only a data manager marks a visit missed.")
     if not reason.strip():
         raise Refused("Give the reason the visit was missed.")
@@ -337,7 +337,7 @@ def mark_missed(visit, *, by, reason):
 def assign_assessor(visit, assessor, *, by):
     """Give the visit to a blinded assessor the participant has not unblinded."""
     participant = visit.participant
-    if not access.has(by, "verify_forms", participant.trial, participant.site):
+    if not access.has(by, Perm.VERIFY_FORMS, participant.trial, participant.site):
         raise Refused("Only a data manager assigns assessors.")
     if not access.may_enter(assessor, participant, "assessor_interview"):
         raise Refused(f"{assessor} may not rate this participant's interviews.")
@@ -357,7 +357,7 @@ def record_unblinding(participant, assessor, *, by, occurred_on, description):
     rate this participant, and their open visits are flagged for another blinded assessor."""
     if not description.strip():
         raise Refused("Describe what happened.")
-    if not access.has(by, "view_participants", participant.trial, participant.site):
+    if not access.has(by, Perm.VIEW_PARTICIPANTS, participant.trial, participant.site):
         raise Refused("You may not report for this participant.")
     incident = UnblindingIncident.objects.create(
         participant=participant,

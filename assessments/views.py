@@ -15,7 +15,7 @@ from django.utils import timezone
 from imrtrial import access
 from imrtrial.audit import ReasonRequired, log_access
 from imrtrial.errors import Refused
-from imrtrial.models import AccessLog, Role
+from imrtrial.models import AccessLog, Perm, Role
 from randomization.models import Withdrawal
 from randomization.services import allocation_of
 
@@ -33,7 +33,7 @@ def _post(request):
 @login_required
 def participant_list(request, trial_key):
     trial = access.trial_or_404(request.user, trial_key)
-    access.require(request.user, "view_participants", trial)
+    access.require(request.user, Perm.VIEW_PARTICIPANTS, trial)
     participants = access.participants_visible_to(request.user, trial).select_related("site")
     by_site = participants.values("site__name").annotate(n=Count("id")).order_by("site__name")
     return render(
@@ -115,8 +115,8 @@ def withdrawal_new(request, trial_key, participant_id):
 
 
 def _entry_sites(user, trial):
-    return access.sites_where(user, "enter_interview", trial) | access.sites_where(
-        user, "enter_staff_rating", trial
+    return access.sites_where(user, Perm.ENTER_INTERVIEW, trial) | access.sites_where(
+        user, Perm.ENTER_STAFF_RATING, trial
     )
 
 
@@ -178,7 +178,7 @@ def _visit_or_404(request, trial, visit_pk):
     site = visit.participant.site
     if not any(
         access.has(request.user, perm, trial, site)
-        for perm in ("view_participants", "enter_interview", "enter_staff_rating")
+        for perm in (Perm.VIEW_PARTICIPANTS, Perm.ENTER_INTERVIEW, Perm.ENTER_STAFF_RATING)
     ):
         raise Http404("Not found.")
     return visit
@@ -207,7 +207,7 @@ def visit_detail(request, trial_key, visit_pk):
                 "counted": counted,
             }
         )
-    may_verify = access.has(request.user, "verify_forms", trial, participant.site)
+    may_verify = access.has(request.user, Perm.VERIFY_FORMS, trial, participant.site)
     assessors = []
     if may_verify:
         assessors = [
@@ -309,7 +309,7 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
 def entry_status(request, trial_key, visit_pk, entry_pk):
     trial = access.trial_or_404(request.user, trial_key)
     visit = _visit_or_404(request, trial, visit_pk)
-    access.require(request.user, "verify_forms", trial, visit.participant.site)
+    access.require(request.user, Perm.VERIFY_FORMS, trial, visit.participant.site)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     entry = get_object_or_404(FormEntry, pk=entry_pk, participant=visit.participant)
@@ -324,7 +324,7 @@ def entry_status(request, trial_key, visit_pk, entry_pk):
 def reconcile(request, trial_key, visit_pk, instrument):
     trial = access.trial_or_404(request.user, trial_key)
     visit = _visit_or_404(request, trial, visit_pk)
-    access.require(request.user, "verify_forms", trial, visit.participant.site)
+    access.require(request.user, Perm.VERIFY_FORMS, trial, visit.participant.site)
     try:
         definition = registry.get(instrument)
     except KeyError:
@@ -375,7 +375,7 @@ def visit_manage(request, trial_key, visit_pk):
     """Data manager: assign an assessor, or mark the visit missed."""
     trial = access.trial_or_404(request.user, trial_key)
     visit = _visit_or_404(request, trial, visit_pk)
-    access.require(request.user, "verify_forms", trial, visit.participant.site)
+    access.require(request.user, Perm.VERIFY_FORMS, trial, visit.participant.site)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     try:
@@ -466,8 +466,8 @@ def incident_new(request, trial_key, participant_id):
 def reminder_list(request, trial_key):
     """Reminders sent and pending at the user's sites, for coordinators and data managers."""
     trial = access.trial_or_404(request.user, trial_key)
-    sites = access.sites_where(request.user, "randomize", trial) | access.sites_where(
-        request.user, "verify_forms", trial
+    sites = access.sites_where(request.user, Perm.RANDOMIZE, trial) | access.sites_where(
+        request.user, Perm.VERIFY_FORMS, trial
     )
     if not sites.exists():
         raise Http404("Not found.")

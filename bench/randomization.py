@@ -56,6 +56,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
+from imrtrial.models import Perm
+
 _BENCH_DIR = Path(__file__).resolve().parent
 REPO = _BENCH_DIR.parent
 # This file is called randomization.py: keep its directory off the path so that
@@ -306,7 +308,7 @@ def ours_worker(worker, pks, shared, barrier, results, done) -> None:
     # What a running web process has warm: its connection and the per-process trial setup.
     first = Participant.objects.select_related("trial", "site").get(pk=pks[0])
     setup_of(first.trial)
-    access.has(coordinator, "randomize", first.trial)
+    access.has(coordinator, Perm.RANDOMIZE, first.trial)
     latencies, errors = [], []
     barrier.wait()
     start, cpu = time.perf_counter(), time.process_time()

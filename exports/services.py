@@ -12,7 +12,7 @@ from django.utils import timezone
 from imrtrial import access
 from imrtrial.celery import task_named
 from imrtrial.errors import Refused
-from imrtrial.models import AccessLog
+from imrtrial.models import AccessLog, Perm
 
 from . import dataset as blinded
 from . import released, writers
@@ -34,7 +34,7 @@ def check_may_export(trial, *, by, dataset, format):
                 "The allocation key and the process dataset are released by the unblinded data "
                 "administrator, after the database is locked."
             )
-    elif not access.has(by, "export_blinded", trial):
+    elif not access.has(by, Perm.EXPORT_BLINDED, trial):
         raise Refused("You may not export this trial's data.")
     if dataset == ExportRun.Dataset.KEY and format != ExportRun.Format.CSV:
         raise Refused("The allocation key is released as CSV.")
@@ -45,7 +45,7 @@ def check_may_export(trial, *, by, dataset, format):
 
 
 def _all_sites(trial, user):
-    return access.sites_where(user, "export_blinded", trial).count() == trial.sites.count()
+    return access.sites_where(user, Perm.EXPORT_BLINDED, trial).count() == trial.sites.count()
 
 
 @transaction.atomic
@@ -82,7 +82,7 @@ def _queue(run_pk):
 
 def dataset_for(run):
     trial = run.trial
-    sites = access.sites_where(run.requested_by, "export_blinded", trial)
+    sites = access.sites_where(run.requested_by, Perm.EXPORT_BLINDED, trial)
     if run.dataset == ExportRun.Dataset.LONG:
         return blinded.Dataset(trial, "long", sites=sites)
     if run.dataset == ExportRun.Dataset.WIDE:

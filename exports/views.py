@@ -11,7 +11,7 @@ from django.urls import path
 
 from imrtrial import access
 from imrtrial.audit import log_access
-from imrtrial.models import AccessLog
+from imrtrial.models import AccessLog, Perm
 
 from . import services
 from .forms import ExportForm, ReleaseForm
@@ -21,7 +21,7 @@ from .models import ExportRun
 def _trial(request, trial_key):
     trial = access.trial_or_404(request.user, trial_key)
     may_release = access.may_see_allocation_key(request.user, trial)
-    if not (access.has(request.user, "export_blinded", trial) or may_release):
+    if not (access.has(request.user, Perm.EXPORT_BLINDED, trial) or may_release):
         raise Http404("Not found.")
     return trial, may_release
 
@@ -29,7 +29,7 @@ def _trial(request, trial_key):
 @login_required
 def export_list(request, trial_key):
     trial, may_release = _trial(request, trial_key)
-    may_export = access.has(request.user, "export_blinded", trial)
+    may_export = access.has(request.user, Perm.EXPORT_BLINDED, trial)
     form = ExportForm(prefix="export")
     release = ReleaseForm(prefix="release")
     if request.method == "POST":
@@ -67,7 +67,7 @@ def export_list(request, trial_key):
             "trial": trial,
             "form": form if may_export else None,
             "release": release if may_release else None,
-            "key_holder_waits": access.has(request.user, "release_allocation_key", trial)
+            "key_holder_waits": access.has(request.user, Perm.RELEASE_ALLOCATION_KEY, trial)
             and not may_release,
             "runs": runs,
         },

@@ -16,13 +16,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from imrtrial import outbox
-from imrtrial.models import Trial
+from imrtrial.models import Perm, Trial
 
 from .models import AttendanceReminder, ImrGroup
 
 LOOK_BACK_WEEKS = 4  # older gaps are the data manager's, not a weekly nudge
 # Facilitators of the group's site, unblinded there.
-RULE = outbox.Rule(perms=("log_attendance",), reveals_allocation=True)
+RULE = outbox.Rule(perms=(Perm.LOG_ATTENDANCE,), reveals_allocation=True)
 
 
 def expected_dates(group, today):

@@ -74,12 +74,12 @@ def create_group(
 ):
     if site.trial_id != trial.pk:
         raise Refused("That site does not belong to this trial.")
-    _require(by, "log_attendance", trial, site)
+    _require(by, Perm.LOG_ATTENDANCE, trial, site)
     facilitators = list(dict.fromkeys(facilitators))
     if not 2 <= len(facilitators) <= 3:
         raise Refused("A group has two or three facilitators.")
     for user in facilitators:
-        if not access.has(user, "log_attendance", trial, site):
+        if not access.has(user, Perm.LOG_ATTENDANCE, trial, site):
             raise Refused(f"{user.get_username()} is not an IMR facilitator at {site.name}.")
     name = name.strip()
     if not name:
@@ -131,7 +131,7 @@ def check_may_join(group, participant):
 
 @transaction.atomic
 def add_member(group, participant, *, by, joined_on):
-    _require(by, "log_attendance", group.trial, group.site)
+    _require(by, Perm.LOG_ATTENDANCE, group.trial, group.site)
     group = _locked(group)
     if problem := check_may_join(group, participant):
         raise Refused(problem)
@@ -163,7 +163,7 @@ def add_member(group, participant, *, by, joined_on):
 @transaction.atomic
 def leave_group(membership, *, by, left_on, reason=""):
     group = membership.group
-    _require(by, "log_attendance", group.trial, group.site)
+    _require(by, Perm.LOG_ATTENDANCE, group.trial, group.site)
     membership = GroupMembership.objects.select_for_update().get(pk=membership.pk)
     pid = membership.participant.participant_id
     if membership.left_on:
@@ -207,7 +207,7 @@ def log_session(
     """Log a session and every member's attendance at it, whole or not at all.
 
     `attendance` maps each Participant who was a member on `date` to an Attendance.Status."""
-    _require(by, "log_attendance", group.trial, group.site)
+    _require(by, Perm.LOG_ATTENDANCE, group.trial, group.site)
     group = _locked(group)
     if date > timezone.localdate():
         raise Refused("A session cannot be logged for a future date.")
@@ -267,7 +267,7 @@ def record_attendance(session, participant, *, by, status, reason):
     """Change one member's recorded attendance, e.g. absent -> catch-up after an individual
     session on the ward. The reason is kept in the history."""
     group = session.group
-    _require(by, "log_attendance", group.trial, group.site)
+    _require(by, Perm.LOG_ATTENDANCE, group.trial, group.site)
     row = (
         Attendance.objects.select_for_update()
         .filter(session=session, participant=participant)
@@ -291,7 +291,7 @@ def record_attendance(session, participant, *, by, status, reason):
 @transaction.atomic
 def record_follow_up_call(session, participant, *, by, called_on, outcome):
     group = session.group
-    _require(by, "log_attendance", group.trial, group.site)
+    _require(by, Perm.LOG_ATTENDANCE, group.trial, group.site)
     missed = Attendance.objects.filter(
         session=session,
         participant=participant,

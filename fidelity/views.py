@@ -56,7 +56,7 @@ def _group(request, trial, pk):
 
 
 def _may_log(user, group):
-    return access.has(user, "log_attendance", group.trial, group.site)
+    return access.has(user, Perm.LOG_ATTENDANCE, group.trial, group.site)
 
 
 def _require_log(user, group):
@@ -124,7 +124,7 @@ def group_new(request, trial_key):
         .distinct()
     )
     facilitators = [
-        u.pk for u in candidates if any(access.has(u, "log_attendance", trial, s) for s in sites)
+        u.pk for u in candidates if any(access.has(u, Perm.LOG_ATTENDANCE, trial, s) for s in sites)
     ]
     form = GroupForm(
         _post(request),
@@ -391,7 +391,7 @@ def fidelity_report(request, trial_key, pk):
 def assessment_new(request, trial_key, pk):
     trial = _trial(request, trial_key)
     group = _group(request, trial, pk)
-    access.require(request.user, "rate_fidelity", trial, group.site)
+    access.require(request.user, Perm.RATE_FIDELITY, trial, group.site)
     form = AssessmentForm(_post(request), initial={"date": timezone.localdate()})
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
@@ -428,7 +428,7 @@ def assessment_detail(request, trial_key, pk, assessment_pk):
     if may_rate and rated and result.both_raw_in and result.consensus is None:
         consensus_form = RatingForm(assessment=assessment, with_report=True)
     if request.method == "POST":
-        access.require(user, "rate_fidelity", trial, group.site)
+        access.require(user, Perm.RATE_FIDELITY, trial, group.site)
         # Whatever the page offered, the service decides (and says why not).
         consensus = "consensus" in request.POST
         form = RatingForm(request.POST, assessment=assessment, with_report=consensus)

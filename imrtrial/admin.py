@@ -123,7 +123,7 @@ class GateScopedAdmin(OfferedLookupsOnly):
     trial_path = "trial"
     site_path = "site"
     site_nullable = False  # an empty site means "every site": needs the permission everywhere
-    view_perm = "view_participants"
+    view_perm = Perm.VIEW_PARTICIPANTS
     change_perm = None
     unblinded = False
     model_perms = True
@@ -392,7 +392,7 @@ class TrialAdmin(GateScopedAdmin, NoDeleteMixin, SimpleHistoryAdmin):
     inlines = [ArmInline, SiteInline]
     trial_path = "pk"
     site_path = None
-    view_perm = change_perm = "manage_trial"
+    view_perm = change_perm = Perm.MANAGE_TRIAL
     configuration = True
 
     def has_add_permission(self, request):
@@ -404,7 +404,7 @@ class TrialAdmin(GateScopedAdmin, NoDeleteMixin, SimpleHistoryAdmin):
 class StratificationFactorAdmin(GateScopedAdmin, NoDeleteMixin, admin.ModelAdmin):
     list_display = ["label", "trial", "from_site"]
     site_path = None
-    view_perm = change_perm = "manage_trial"
+    view_perm = change_perm = Perm.MANAGE_TRIAL
     configuration = True
 
 
@@ -438,7 +438,7 @@ class MembershipAdmin(GateScopedAdmin, NoDeleteMixin, SimpleHistoryAdmin):
     list_filter = [("trial", admin.RelatedOnlyFieldListFilter), "role", "active"]
     form = MembershipForm
     site_nullable = True
-    view_perm = change_perm = "manage_trial"
+    view_perm = change_perm = Perm.MANAGE_TRIAL
     configuration = True
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -482,7 +482,7 @@ class AccessLogAdmin(GateScopedAdmin, NoDeleteMixin, admin.ModelAdmin):
     list_display = ["at", "user", "trial", "action", "target"]
     list_filter = ["action", ("trial", admin.RelatedOnlyFieldListFilter)]
     site_path = None
-    view_perm = "view_audit"
+    view_perm = Perm.VIEW_AUDIT
     model_perms = False
 
     def scope(self, user, perm=None):

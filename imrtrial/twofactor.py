@@ -195,7 +195,7 @@ def may_reset(by, target):
         return True
     if target.is_staff or target.is_superuser:
         return False
-    return any(access.has(by, "manage_trial", trial) for trial in access.trials_of(target))
+    return any(access.has(by, Perm.MANAGE_TRIAL, trial) for trial in access.trials_of(target))
 
 
 def resettable_users(by):
@@ -203,7 +203,7 @@ def resettable_users(by):
     users = users_with_two_factor_status().filter(is_active=True).exclude(pk=by.pk)
     if by.is_superuser:
         return users.order_by("username")
-    managed = [t for t in access.trials_of(by) if access.has(by, "manage_trial", t)]
+    managed = [t for t in access.trials_of(by) if access.has(by, Perm.MANAGE_TRIAL, t)]
     return (
         users.filter(
             is_staff=False,
@@ -220,7 +220,7 @@ def may_reset_anyone(user):
     if not user.is_authenticated:
         return False
     return user.is_superuser or any(
-        access.has(user, "manage_trial", trial) for trial in access.trials_of(user)
+        access.has(user, Perm.MANAGE_TRIAL, trial) for trial in access.trials_of(user)
     )
 
 

@@ -35,6 +35,7 @@ from imrtrial.models import (
     Arm,
     Membership,
     Participant,
+    Perm,
     Role,
     StratificationFactor,
     Trial,
@@ -95,7 +96,7 @@ def screen(
     consent_obtained_by="",
 ):
     """Log one screened person. Every criterion must be answered yes or no."""
-    if not access.has(by, "randomize", trial, site):
+    if not access.has(by, Perm.RANDOMIZE, trial, site):
         raise Refused("You are not a coordinator for this site.")
     if site.trial_id != trial.pk:
         raise Refused("That site does not belong to this trial.")
@@ -143,7 +144,7 @@ def screen(
 
 @transaction.atomic
 def record_consent(screening, *, by, consent_date, form_version, obtained_by):
-    if not access.has(by, "randomize", screening.trial, screening.site):
+    if not access.has(by, Perm.RANDOMIZE, screening.trial, screening.site):
         raise Refused("You are not a coordinator for this site.")
     if not (consent_date and form_version.strip() and obtained_by.strip()):
         raise Refused("Consent needs its date, the form version and who obtained it.")
@@ -171,7 +172,7 @@ def check_factor_levels(trial, levels):
 def enrol(screening, *, by, factor_levels):
     """Give an eligible, consented person a pseudonymous participant id."""
     trial = screening.trial
-    if not access.has(by, "randomize", trial, screening.site):
+    if not access.has(by, Perm.RANDOMIZE, trial, screening.site):
         raise Refused("You are not a coordinator for this site.")
     screening = Screening.objects.select_for_update().get(pk=screening.pk)
     if screening.participant_id:
@@ -264,7 +265,7 @@ def all_stratum_keys(trial):
 def check_can_randomize(participant, *, by):
     """Refuse, with the reason, unless this user may randomize this participant now."""
     trial = participant.trial
-    if not access.has(by, "randomize", trial, participant.site):
+    if not access.has(by, Perm.RANDOMIZE, trial, participant.site):
         raise Refused("You are not a coordinator for this participant's site.")
     if trial.status != Trial.Status.OPEN:
         raise Refused(f"The trial is not open for randomization ({trial.get_status_display()}).")
@@ -416,7 +417,7 @@ def randomize(participant, *, by, baseline_completed_on=None):
     who may randomize at the participant's site, and nobody else). `baseline_completed_on`: the
     baseline date the centre reports on the same call, written in the allocation's transaction
     (both or neither)."""
-    if not access.has(by, "randomize", participant.trial, participant.site):
+    if not access.has(by, Perm.RANDOMIZE, participant.trial, participant.site):
         raise Refused("You are not a coordinator for this participant's site.")
     if participant.status == Participant.Status.RANDOMIZED:
         return allocation_of(participant)
@@ -438,7 +439,7 @@ def randomize(participant, *, by, baseline_completed_on=None):
 def mark_in_error(allocation, *, by, reason):
     """Flag an allocation as made in error. It stays, with its slot, in the sequence."""
     trial = allocation.trial
-    if not access.has(by, "randomize", trial, allocation.participant.site):
+    if not access.has(by, Perm.RANDOMIZE, trial, allocation.participant.site):
         raise Refused("You are not a coordinator for this participant's site.")
     if not reason.strip():
         raise Refused("Say why the allocation was made in error.")
@@ -458,7 +459,7 @@ def mark_in_error(allocation, *, by, reason):
 # site in order would be the allocation history the phone desk no longer shows (DOMAIN 10).
 NOTIFIED_ROLES = (Role.FACILITATOR,)
 # The same, as the gate asks it when the notice goes out (imrtrial.outbox.refusal).
-NOTICE_RULE = outbox.Rule(perms=("log_attendance",), reveals_allocation=True)
+NOTICE_RULE = outbox.Rule(perms=(Perm.LOG_ATTENDANCE,), reveals_allocation=True)
 
 
 def notice_recipients(allocation):
@@ -498,7 +499,7 @@ def send_allocation_notice(allocation_pk):
 @transaction.atomic
 def record_baseline(participant, *, by, completed_on):
     """Record the baseline date the centre reports at the phone desk (before randomizing)."""
-    if not access.has(by, "randomize", participant.trial, participant.site):
+    if not access.has(by, Perm.RANDOMIZE, participant.trial, participant.site):
         raise Refused("You are not a coordinator for this participant's site.")
     participant = Participant.objects.select_for_update().get(pk=participant.pk)
     participant.baseline_completed_on = completed_on

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from imrtrial import access
 from imrtrial.audit import log_access
-from imrtrial.models import AccessLog
+from imrtrial.models import AccessLog, Perm
 
 from . import services
 from .forms import (
@@ -31,12 +31,12 @@ from .models import Allocation, Screening
 
 def _desk_trial(request, trial_key):
     trial = access.trial_or_404(request.user, trial_key)
-    access.require(request.user, "randomize", trial)
+    access.require(request.user, Perm.RANDOMIZE, trial)
     return trial
 
 
 def _screening_or_404(request, trial, number):
-    sites = access.sites_where(request.user, "randomize", trial)
+    sites = access.sites_where(request.user, Perm.RANDOMIZE, trial)
     return get_object_or_404(
         Screening.objects.select_related("site", "participant", "identifying"),
         trial=trial,
@@ -48,7 +48,7 @@ def _screening_or_404(request, trial, number):
 @login_required
 def desk(request, trial_key):
     trial = _desk_trial(request, trial_key)
-    sites = access.sites_where(request.user, "randomize", trial)
+    sites = access.sites_where(request.user, Perm.RANDOMIZE, trial)
     screenings = Screening.objects.filter(trial=trial, site__in=sites).select_related(
         "site", "participant"
     )
@@ -74,7 +74,7 @@ def screening_new(request, trial_key):
     form = ScreeningForm(
         request.POST if request.method == "POST" else None,
         criteria=trial.criteria.all(),
-        sites=access.sites_where(request.user, "randomize", trial),
+        sites=access.sites_where(request.user, Perm.RANDOMIZE, trial),
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -132,7 +132,7 @@ def screening_detail(request, trial_key, number):
         except services.Refused as exc:
             messages.error(request, str(exc))
             return redirect(request.path)
-    if access.has(request.user, "view_identifying", trial, screening.site):
+    if access.has(request.user, Perm.VIEW_IDENTIFYING, trial, screening.site):
         log_access(request, trial, AccessLog.Action.VIEW_IDENTIFYING, screening)
         identifying = getattr(screening, "identifying", None)
     else:
@@ -153,7 +153,7 @@ def screening_detail(request, trial_key, number):
 
 def _desk_participant(request, trial, participant_id):
     participant = access.participant_or_404(request.user, trial, participant_id)
-    access.require(request.user, "randomize", trial, participant.site)
+    access.require(request.user, Perm.RANDOMIZE, trial, participant.site)
     return participant
 
 
@@ -279,7 +279,7 @@ def allocation_lookup(request, trial_key):
 
 
 def _may_see_history(user, trial):
-    return access.has(user, "release_allocation_key", trial) and access.may_see_allocation(
+    return access.has(user, Perm.RELEASE_ALLOCATION_KEY, trial) and access.may_see_allocation(
         user, trial
     )
 
@@ -293,7 +293,7 @@ def allocation_history(request, trial_key):
         raise Http404("Not found.")
     sites = [
         site
-        for site in access.sites_where(request.user, "release_allocation_key", trial)
+        for site in access.sites_where(request.user, Perm.RELEASE_ALLOCATION_KEY, trial)
         if access.may_see_allocation(request.user, trial, site)
     ]
     allocations = (
@@ -316,7 +316,7 @@ def allocation_history(request, trial_key):
 def list_upload(request, trial_key):
     """The unblinded data administrator uploads the statistician's list while in set-up."""
     trial = access.trial_or_404(request.user, trial_key)
-    access.require(request.user, "release_allocation_key", trial)
+    access.require(request.user, Perm.RELEASE_ALLOCATION_KEY, trial)
     form = ListUploadForm(
         request.POST if request.method == "POST" else None,
         request.FILES if request.method == "POST" else None,

@@ -1,19 +1,11 @@
-"""Allocation rows are reached only through the randomization app and the blinding gate, the
-apps depend on each other in one direction, and no module imports itself through others."""
+"""The apps depend on each other in one direction, and no module imports itself through others.
+(Who may import allocation-revealing models: tests/test_gate_lint.py.)"""
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "demo"]
-ALLOCATION_MODELS = {"Allocation", "Stratum", "ListEntry", "HistoricalAllocation"}
-# Modules outside randomization/ allowed to import allocation models, and why.
-ALLOWED = {
-    "tests/factories.py",  # builds allocations for tests of who may see them
-    "tests/imrtrial/test_audit.py",  # proves allocation rows cannot be deleted
-    "bench/randomization.py",  # counts anomalies in the allocations a benchmark made
-    "bench/export.py",  # writes a synthetic trial's allocations in bulk
-}
 # Each app may import only the apps before it in this order.
 ORDER = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "demo"]
 
@@ -32,18 +24,6 @@ def imports(path):
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name, ""
-
-
-def test_allocation_models_are_imported_only_where_allowed():
-    offenders = []
-    for path in python_files():
-        rel = path.relative_to(ROOT).as_posix()
-        if rel.startswith(("randomization/", "tests/randomization/")) or rel in ALLOWED:
-            continue
-        for module, name in imports(path):
-            if module == "randomization.models" and (name in ALLOCATION_MODELS or name == "*"):
-                offenders.append(f"{rel}: {name}")
-    assert offenders == []
 
 
 def test_apps_depend_on_earlier_apps_only():
