@@ -64,6 +64,8 @@ def queue_reminders(today):
         f"AND (m.site_id = p.site_id OR m.site_id IS NULL) "
         f"JOIN {U} u ON u.id = m.user_id AND u.is_active"
     )
+    # A visit still to be seen: of a participant not withdrawn, neither completed nor missed.
+    TO_SEE = "p.status <> 'withdrawn' AND v.completed_on IS NULL AND NOT v.missed"  # noqa: N806
     now = timezone.now()
     written = 0
     with connection.cursor() as cursor:
@@ -80,8 +82,8 @@ def queue_reminders(today):
                     f"SELECT v.assessor_id AS recipient_id, 'due' AS kind, v.id AS visit_id "
                     f"FROM {V} v JOIN {P} p ON p.id = v.participant_id {staff} "
                     f"AND m.user_id = v.assessor_id "
-                    f"WHERE p.trial_id = %s AND p.status <> 'withdrawn' AND v.completed_on IS NULL "
-                    f"AND NOT v.missed AND v.window_end >= %s AND v.window_start <= %s"
+                    f"WHERE p.trial_id = %s AND {TO_SEE} "
+                    f"AND v.window_end >= %s AND v.window_start <= %s"
                 ),
                 base | {"args": [Role.ASSESSOR.value, trial_id, today, due_by]},
             )
@@ -90,9 +92,8 @@ def queue_reminders(today):
                 (
                     f"SELECT m.user_id AS recipient_id, 'due' AS kind, v.id AS visit_id "
                     f"FROM {V} v JOIN {P} p ON p.id = v.participant_id {staff} "
-                    f"WHERE p.trial_id = %s AND p.status <> 'withdrawn' AND v.completed_on IS NULL "
-                    f"AND NOT v.missed AND v.assessor_id IS NULL AND v.window_end >= %s "
-                    f"AND v.window_start <= %s"
+                    f"WHERE p.trial_id = %s AND {TO_SEE} AND v.assessor_id IS NULL "
+                    f"AND v.window_end >= %s AND v.window_start <= %s"
                 ),
                 base | {"args": [Role.ASSESSOR.value, trial_id, today, due_by]},
             )
@@ -101,8 +102,7 @@ def queue_reminders(today):
                 (
                     f"SELECT m.user_id AS recipient_id, 'overdue' AS kind, v.id AS visit_id "
                     f"FROM {V} v JOIN {P} p ON p.id = v.participant_id {staff} "
-                    f"WHERE p.trial_id = %s AND p.status <> 'withdrawn' AND v.completed_on IS NULL "
-                    f"AND NOT v.missed AND v.window_end < %s"
+                    f"WHERE p.trial_id = %s AND {TO_SEE} AND v.window_end < %s"
                 ),
                 base | {"args": [Role.COORDINATOR.value, trial_id, today]},
             )
@@ -111,8 +111,7 @@ def queue_reminders(today):
                 (
                     f"SELECT m.user_id AS recipient_id, 'escalation' AS kind, v.id AS visit_id "
                     f"FROM {V} v JOIN {P} p ON p.id = v.participant_id {staff} "
-                    f"WHERE p.trial_id = %s AND p.status <> 'withdrawn' AND v.completed_on IS NULL "
-                    f"AND NOT v.missed AND v.window_end <= %s"
+                    f"WHERE p.trial_id = %s AND {TO_SEE} AND v.window_end <= %s"
                 ),
                 base | {"args": [Role.DATA_MANAGER.value, trial_id, escalate_by]},
             )
