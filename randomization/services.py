@@ -398,7 +398,6 @@ def _randomize_once(participant, *, by, baseline_completed_on=None):
         )
     attribute(locked, by=by, reason=reason).save(update_fields=fields)
     participant.status, participant.randomized_on = locked.status, locked.randomized_on
-    lifecycle.schedule_changed(locked)
     transaction.on_commit(lambda: _queue_notice(allocation.pk))
     return allocation
 
@@ -426,7 +425,13 @@ def randomize(participant, *, by, baseline_completed_on=None):
     check_can_randomize(participant, by=by)
     for attempt in range(3):
         try:
-            return _randomize_once(participant, by=by, baseline_completed_on=baseline_completed_on)
+            allocation = _randomize_once(
+                participant, by=by, baseline_completed_on=baseline_completed_on
+            )
+            # The follow-up visits, after the stratum lock is released: the next caller of the
+            # stratum does not wait on them. Idempotent; the daily job is the backstop.
+            lifecycle.schedule_changed(participant)
+            return allocation
         except IntegrityError:
             # Two requests for one participant raced past the first check, or a random
             # randomization number collided: the retry returns or makes exactly one allocation.
