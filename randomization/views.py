@@ -279,9 +279,7 @@ def allocation_lookup(request, trial_key):
 
 
 def _may_see_history(user, trial):
-    return access.has(user, Perm.RELEASE_ALLOCATION_KEY, trial) and access.may_see_allocation(
-        user, trial
-    )
+    return access.may_do_unblinded(user, Perm.RELEASE_ALLOCATION_KEY, trial)
 
 
 @login_required
@@ -291,11 +289,7 @@ def allocation_history(request, trial_key):
     trial = access.trial_or_404(request.user, trial_key)
     if not _may_see_history(request.user, trial):
         raise Http404("Not found.")
-    sites = [
-        site
-        for site in access.sites_where(request.user, Perm.RELEASE_ALLOCATION_KEY, trial)
-        if access.may_see_allocation(request.user, trial, site)
-    ]
+    sites = access.sites_where_unblinded(request.user, Perm.RELEASE_ALLOCATION_KEY, trial)
     allocations = (
         Allocation.objects.filter(trial=trial, participant__site__in=sites)
         .select_related("stratum", "participant", "participant__site", "arm", "allocated_by")
