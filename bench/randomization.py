@@ -56,8 +56,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-from imrtrial.models import Perm
-
 _BENCH_DIR = Path(__file__).resolve().parent
 REPO = _BENCH_DIR.parent
 # This file is called randomization.py: keep its directory off the path so that
@@ -301,7 +299,7 @@ def ours_worker(worker, pks, shared, barrier, results, done) -> None:
     from django.db import connections
 
     from imrtrial import access
-    from imrtrial.models import Participant
+    from imrtrial.models import Participant, Perm
     from randomization.services import randomize, setup_of
 
     coordinator = get_user_model().objects.get(pk=shared["coordinator"])
