@@ -142,6 +142,8 @@ class FormEntry(Undeletable):
         VERIFIED = "verified", "Verified"
         LOCKED = "locked", "Locked"
 
+    LOCKABLE_FORM = True  # imrtrial.locking refuses every write to a locked entry
+
     class Kind(models.TextChoices):
         SINGLE = "single", "Single entry"
         FIRST = "first", "First entry"

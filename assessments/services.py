@@ -9,13 +9,14 @@ with the old and new values; a save based on an outdated version is refused (no 
 import datetime
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from imrtrial import access
 from imrtrial.audit import ReasonRequired, attribute
 from imrtrial.errors import Refused
-from imrtrial.models import Participant, Perm, Timepoint, UnblindingIncident
+from imrtrial.locking import Scope, check_unlocked, writes_clinical_data
+from imrtrial.models import Participant, Perm, Timepoint, Trial, UnblindingIncident
 from randomization.models import IdentifyingDetails, Withdrawal
 
 from . import registry
@@ -120,6 +121,18 @@ def entry_kind_for(instrument):
     )
 
 
+def _entry_scope(arguments):
+    """A form's entry is locked on its own; a new one is written to the visit's casebook."""
+    visit = arguments["visit"]
+    entry = FormEntry.objects.filter(
+        participant=visit.participant,
+        instrument=arguments["instrument_code"],
+        timepoint=visit.timepoint.code,
+        kind=arguments["kind"],
+    ).first()
+    return Scope.of(entry or visit)
+
+
 def check_may_enter(user, visit, instrument):
     if instrument.code not in visit.timepoint.instruments:
         raise Refused(f"{instrument.name} is not due at {visit.timepoint.label}.")
@@ -127,6 +140,7 @@ def check_may_enter(user, visit, instrument):
         raise Refused("You may not enter this form for this participant.")
 
 
+@writes_clinical_data("assessments.save_entry", _entry_scope)
 @transaction.atomic
 def save_entry(visit, instrument_code, raw, *, by, kind, version=None, complete=False, reason=""):
     """Validate and save one form entry. Raises FormInvalid, Conflict, ReasonRequired or
@@ -178,10 +192,16 @@ def save_entry(visit, instrument_code, raw, *, by, kind, version=None, complete=
     values, errors = clean(instrument, raw, complete=complete or entry.status != "draft")
     if errors:
         raise FormInvalid(errors)
+    unverified = entry.status == FormEntry.Status.VERIFIED and values != entry.values
     entry.values = values
     entry.scores = compute_scores(instrument, values)
     if complete and entry.status == FormEntry.Status.DRAFT:
         entry.status = FormEntry.Status.COMPLETE
+    if unverified:
+        # A verified form that changes is no longer verified: it returns to complete, to be
+        # verified again; the reason for the change is kept with it.
+        entry.status = FormEntry.Status.COMPLETE
+        reason = f"{reason.strip()} (was verified: back to complete)"
     attribute(entry, by=by, reason=reason).save()
     if entry.counts:
         _update_visit(visit, by=by)
@@ -215,6 +235,7 @@ def _update_visit(visit, *, by):
             Participant.objects.filter(pk=visit.participant_id).update(baseline_completed_on=today)
 
 
+@writes_clinical_data("assessments.set_status", lambda a: Scope.of(a["entry"]))
 @transaction.atomic
 def set_status(entry, status, *, by):
     """Verify or lock a complete form (data manager)."""
@@ -229,6 +250,145 @@ def set_status(entry, status, *, by):
         raise Refused(f"A {entry.get_status_display().lower()} form cannot become {status}.")
     entry.status = status
     attribute(entry, by=by, reason=status).save(update_fields=["status", "updated_at"])
+    return entry
+
+
+# --- Locks -----------------------------------------------------------------------------------
+# Locking and unlocking are the data manager's, with a reason, audited on the locked row's
+# history. They are not writers of clinical data (imrtrial.locking): unlocking a form must pass
+# its own lock; each checks the levels above it instead.
+
+
+def _require_data_manager(by, trial, site=None):
+    if not access.has(by, Perm.VERIFY_FORMS, trial, site):
+        raise Refused("Only a data manager locks and unlocks data.")
+
+
+def _reason(reason):
+    if not reason.strip():
+        raise Refused("Give the reason.")
+    return reason.strip()
+
+
+def lock_blockers(trial, participant=None):
+    """What must be resolved before the trial's database (or one participant's casebook) is
+    locked: [(what, how many)]; empty when it may be locked."""
+    entries = FormEntry.objects.filter(participant__trial=trial)
+    if participant is not None:
+        entries = entries.filter(participant=participant)
+    drafts = entries.filter(status=FormEntry.Status.DRAFT).count()
+    double = entries.filter(kind=FormEntry.Kind.FIRST).exclude(
+        Exists(
+            FormEntry.objects.filter(
+                participant=OuterRef("participant"),
+                instrument=OuterRef("instrument"),
+                timepoint=OuterRef("timepoint"),
+                kind=FormEntry.Kind.FINAL,
+            )
+        )
+    )
+    blockers = [
+        ("forms in draft", drafts),
+        ("paper forms awaiting reconciliation", double.count()),
+    ]
+    for name, count in lock_blocker_counts(trial, participant):
+        blockers.append((name, count))
+    return [(what, n) for what, n in blockers if n]
+
+
+# Later rules that block a lock (open data queries) register here: callable(trial, participant)
+# -> [(what, how many)].
+_lock_blocker_sources = []
+
+
+def blocks_locking(source):
+    _lock_blocker_sources.append(source)
+    return source
+
+
+def lock_blocker_counts(trial, participant):
+    return [pair for source in _lock_blocker_sources for pair in source(trial, participant)]
+
+
+@transaction.atomic
+def lock_database(trial, *, by, reason):
+    """Lock the trial's database: from now on every service that writes clinical data refuses.
+    Recruitment must be closed, and nothing may be left to resolve (lock_blockers)."""
+    _require_data_manager(by, trial)
+    reason = _reason(reason)
+    trial = Trial.objects.select_for_update().get(pk=trial.pk)
+    if trial.status == Trial.Status.LOCKED:
+        raise Refused("The database is already locked.")
+    if trial.status != Trial.Status.CLOSED:
+        raise Refused("Close recruitment before locking the database.")
+    if blockers := lock_blockers(trial):
+        raise Refused("Resolve first: " + "; ".join(f"{n} {what}" for what, n in blockers))
+    trial.status = Trial.Status.LOCKED
+    attribute(trial, by=by, reason=f"database locked: {reason}").save(update_fields=["status"])
+    return trial
+
+
+@transaction.atomic
+def unlock_database(trial, *, by, reason):
+    """Unlock a locked database: an exceptional event, kept in the audit trail and shown with
+    every export made before it."""
+    _require_data_manager(by, trial)
+    reason = _reason(reason)
+    trial = Trial.objects.select_for_update().get(pk=trial.pk)
+    if trial.status != Trial.Status.LOCKED:
+        raise Refused("The database is not locked.")
+    trial.status = Trial.Status.CLOSED
+    attribute(trial, by=by, reason=f"database UNLOCKED: {reason}").save(update_fields=["status"])
+    return trial
+
+
+def _casebook(participant, *, by, reason):
+    _require_data_manager(by, participant.trial, participant.site)
+    check_unlocked(Scope(participant.trial_id))
+    return Participant.objects.select_for_update().get(pk=participant.pk), _reason(reason)
+
+
+@transaction.atomic
+def lock_casebook(participant, *, by, reason):
+    """Lock one participant's casebook (every form, visit and record of theirs)."""
+    participant, reason = _casebook(participant, by=by, reason=reason)
+    if participant.casebook_locked_at is not None:
+        raise Refused("This casebook is already locked.")
+    if blockers := lock_blockers(participant.trial, participant):
+        raise Refused("Resolve first: " + "; ".join(f"{n} {what}" for what, n in blockers))
+    participant.casebook_locked_at = timezone.now()
+    attribute(participant, by=by, reason=f"casebook locked: {reason}").save(
+        update_fields=["casebook_locked_at"]
+    )
+    return participant
+
+
+@transaction.atomic
+def unlock_casebook(participant, *, by, reason):
+    participant, reason = _casebook(participant, by=by, reason=reason)
+    if participant.casebook_locked_at is None:
+        raise Refused("This casebook is not locked.")
+    participant.casebook_locked_at = None
+    attribute(participant, by=by, reason=f"casebook unlocked: {reason}").save(
+        update_fields=["casebook_locked_at"]
+    )
+    return participant
+
+
+@transaction.atomic
+def unlock_form(entry, *, by, reason):
+    """A locked form goes back to verified, with the reason."""
+    participant = entry.participant
+    _require_data_manager(by, participant.trial, participant.site)
+    check_unlocked(Scope(participant.trial_id, (participant.pk,)))
+    reason = _reason(reason)
+    entry = FormEntry.objects.select_for_update().get(pk=entry.pk)
+    if entry.status != FormEntry.Status.LOCKED:
+        raise Refused("This form is not locked.")
+    entry.status = FormEntry.Status.VERIFIED
+    attribute(entry, by=by, reason=f"unlocked: {reason}").save(
+        update_fields=["status", "updated_at"]
+    )
     return entry
 
 
@@ -257,6 +417,7 @@ def discrepancies(participant, instrument_code, timepoint_code):
     ]
 
 
+@writes_clinical_data("assessments.reconcile", lambda a: Scope.of(a["visit"]))
 @transaction.atomic
 def reconcile(visit, instrument_code, chosen, *, by, reasons):
     """Make the final entry from the two entries: where they agree their value, where they
@@ -318,6 +479,7 @@ def _as_text(value):
     return "" if value is None else str(value)
 
 
+@writes_clinical_data("assessments.mark_missed", lambda a: Scope.of(a["visit"]))
 @transaction.atomic
 def mark_missed(visit, *, by, reason):
     """The visit will not happen (the data manager decides); kept, flagged, with the reason."""
@@ -333,6 +495,7 @@ def mark_missed(visit, *, by, reason):
     return visit
 
 
+@writes_clinical_data("assessments.assign_assessor", lambda a: Scope.of(a["visit"]))
 @transaction.atomic
 def assign_assessor(visit, assessor, *, by):
     """Give the visit to a blinded assessor the participant has not unblinded."""
@@ -351,6 +514,7 @@ def assign_assessor(visit, assessor, *, by):
 # --- Blinding ---------------------------------------------------------------------------------
 
 
+@writes_clinical_data("assessments.record_unblinding", lambda a: Scope.of(a["participant"]))
 @transaction.atomic
 def record_unblinding(participant, assessor, *, by, occurred_on, description):
     """The participant disclosed their allocation to `assessor`: that assessor may no longer
@@ -379,6 +543,7 @@ def record_unblinding(participant, assessor, *, by, occurred_on, description):
     return incident
 
 
+@writes_clinical_data("assessments.record_guess", lambda a: Scope.of(a["visit"]))
 @transaction.atomic
 def record_guess(visit, guess, *, by):
     """The assessor's guess of the arm (A, B, don't know), for the blinding index."""
@@ -399,6 +564,7 @@ def record_guess(visit, guess, *, by):
 # --- Withdrawal -------------------------------------------------------------------------------
 
 
+@writes_clinical_data("assessments.withdraw", lambda a: Scope.of(a["participant"]))
 @transaction.atomic
 def withdraw(participant, level, *, by, reason, withdrawn_on):
     """Record a withdrawal at one of the three protocol levels (DOMAIN.md 10.6).

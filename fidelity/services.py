@@ -22,6 +22,7 @@ from django.utils import timezone
 from imrtrial import access
 from imrtrial.audit import attribute
 from imrtrial.errors import Refused
+from imrtrial.locking import Scope, writes_clinical_data
 from imrtrial.models import Membership, Perm, Role
 from randomization.services import allocation_of
 
@@ -57,6 +58,7 @@ def _day(date):
 # --- Groups and members ----------------------------------------------------------------------
 
 
+@writes_clinical_data("fidelity.create_group", lambda a: Scope.of(a["trial"]))
 @transaction.atomic
 def create_group(
     trial,
@@ -129,6 +131,7 @@ def check_may_join(group, participant):
     return None
 
 
+@writes_clinical_data("fidelity.add_member", lambda a: Scope.of(a["group"], [a["participant"]]))
 @transaction.atomic
 def add_member(group, participant, *, by, joined_on):
     _require(by, Perm.LOG_ATTENDANCE, group.trial, group.site)
@@ -160,6 +163,7 @@ def add_member(group, participant, *, by, joined_on):
     return membership
 
 
+@writes_clinical_data("fidelity.leave_group", lambda a: Scope.of(a["membership"]))
 @transaction.atomic
 def leave_group(membership, *, by, left_on, reason=""):
     group = membership.group
@@ -192,6 +196,9 @@ def _check_modules(modules):
         raise Refused(f"Unknown module(s): {', '.join(map(str, unknown))}.")
 
 
+@writes_clinical_data(
+    "fidelity.log_session", lambda a: Scope.of(a["group"], list(a.get("attendance") or ()))
+)
 @transaction.atomic
 def log_session(
     group,
@@ -262,6 +269,9 @@ def log_session(
     return session
 
 
+@writes_clinical_data(
+    "fidelity.record_attendance", lambda a: Scope.of(a["session"], [a["participant"]])
+)
 @transaction.atomic
 def record_attendance(session, participant, *, by, status, reason):
     """Change one member's recorded attendance, e.g. absent -> catch-up after an individual
@@ -288,6 +298,9 @@ def record_attendance(session, participant, *, by, status, reason):
     return row
 
 
+@writes_clinical_data(
+    "fidelity.record_follow_up_call", lambda a: Scope.of(a["session"], [a["participant"]])
+)
 @transaction.atomic
 def record_follow_up_call(session, participant, *, by, called_on, outcome):
     group = session.group
@@ -343,6 +356,7 @@ def _require_rater(group, by):
         raise Refused(problem)
 
 
+@writes_clinical_data("fidelity.create_assessment", lambda a: Scope.of(a["group"]))
 @transaction.atomic
 def create_assessment(group, *, by, kind, date, data_sources, report=""):
     _require_rater(group, by)
@@ -389,6 +403,7 @@ def _lock_assessment(assessment):
     )
 
 
+@writes_clinical_data("fidelity.submit_rating", lambda a: Scope.of(a["assessment"]))
 @transaction.atomic
 def submit_rating(assessment, *, by, scores):
     """A rater's independent raw rating. Once submitted it is not changed."""
@@ -408,6 +423,7 @@ def submit_rating(assessment, *, by, scores):
     return rating
 
 
+@writes_clinical_data("fidelity.submit_consensus", lambda a: Scope.of(a["assessment"]))
 @transaction.atomic
 def submit_consensus(assessment, *, by, scores, report=None):
     """The agreed rating, by one of the two raw raters after both raw ratings are in."""

@@ -296,6 +296,9 @@ class Participant(Undeletable):
     # Set by the randomize service; the anchor of the follow-up visits. Both arms have one, so
     # it reveals nothing of the arm.
     randomized_on = models.DateField(null=True, blank=True)
+    # The data manager locked this participant's casebook: no service writes to it
+    # (imrtrial.locking). Locking and unlocking are audited with their reasons.
+    casebook_locked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ParticipantQuerySet.as_manager()

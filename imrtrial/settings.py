@@ -250,3 +250,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.log_level("LOG_LEVEL", default="INFO")},
 }
+
+# Reasons are kept whole: a reconciliation names every item it decided and why, which can be
+# longer than simple-history's default 100 characters (a CSQ-8 with eight differences was
+# refused with a database error).
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True

@@ -31,6 +31,7 @@ from imrtrial import access, lifecycle, outbox
 from imrtrial.audit import attribute
 from imrtrial.celery import task_named
 from imrtrial.errors import Refused
+from imrtrial.locking import Scope, writes_clinical_data
 from imrtrial.models import (
     Arm,
     Membership,
@@ -79,6 +80,7 @@ def _next_number(model, trial, prefix):
     return f"{prefix}{model.objects.filter(trial=trial).count() + 1:04d}"
 
 
+@writes_clinical_data("randomization.screen", lambda a: Scope.of(a["trial"]))
 @transaction.atomic
 def screen(
     trial,
@@ -142,6 +144,7 @@ def screen(
     return screening
 
 
+@writes_clinical_data("randomization.record_consent", lambda a: Scope.of(a["screening"]))
 @transaction.atomic
 def record_consent(screening, *, by, consent_date, form_version, obtained_by):
     if not access.has(by, Perm.RANDOMIZE, screening.trial, screening.site):
@@ -168,6 +171,7 @@ def check_factor_levels(trial, levels):
         raise Refused("; ".join(problems))
 
 
+@writes_clinical_data("randomization.enrol", lambda a: Scope.of(a["screening"]))
 @transaction.atomic
 def enrol(screening, *, by, factor_levels):
     """Give an eligible, consented person a pseudonymous participant id."""
@@ -355,6 +359,7 @@ def _arm_for(participant, stratum, setup):
     return entry.arm_id
 
 
+@writes_clinical_data("randomization.randomize", lambda a: Scope.of(a["participant"]))
 @transaction.atomic
 def _randomize_once(participant, *, by, baseline_completed_on=None):
     # Lock the participant first: a double click waits here and then finds the allocation, and
@@ -440,6 +445,7 @@ def randomize(participant, *, by, baseline_completed_on=None):
     raise AssertionError("unreachable")
 
 
+@writes_clinical_data("randomization.mark_in_error", lambda a: Scope.of(a["allocation"]))
 @transaction.atomic
 def mark_in_error(allocation, *, by, reason):
     """Flag an allocation as made in error. It stays, with its slot, in the sequence."""
@@ -501,6 +507,7 @@ def send_allocation_notice(allocation_pk):
     )
 
 
+@writes_clinical_data("randomization.record_baseline", lambda a: Scope.of(a["participant"]))
 @transaction.atomic
 def record_baseline(participant, *, by, completed_on):
     """Record the baseline date the centre reports at the phone desk (before randomizing)."""

@@ -1,0 +1,138 @@
+"""Locks on clinical data, and the one registry of the services that write it.
+
+Three levels: a form (FormEntry status "locked"), a participant's casebook
+(Participant.casebook_locked_at), the whole trial (Trial status "locked": the database lock).
+A locked database that still changes invalidates every analysis done on it, so the lock holds
+in the services, not the pages: every service that writes clinical data is declared with
+`writes_clinical_data(name, scope)`, which asks `check_unlocked` in the service's own
+transaction before anything is written, and refuses (imrtrial.errors.Refused) with what is
+locked and who may unlock it.
+
+Race: the check reads the trial and participant rows FOR SHARE (PostgreSQL), so a lock being
+taken (an UPDATE of the same row) waits for the writers already past the check, and a writer
+that comes after the lock sees it. On SQLite (the demo) writes are serialized anyway.
+
+The registry (`writers()`) is what tests/imrtrial/test_locks.py asks: every registered service,
+under each level of lock, must refuse with nothing written; a service not in the test's table
+fails that test, so a new writer cannot be forgotten.
+"""
+
+import functools
+import inspect
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+
+from .errors import Refused
+
+_writers = {}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a write touches: its trial, the participants whose casebooks it changes, and the
+    form entry it changes (if any)."""
+
+    trial_id: int
+    participant_ids: tuple = field(default=())
+    form: tuple | None = None  # (model, pk) of a lockable form (a model with LOCKABLE_FORM)
+
+    @classmethod
+    def of(cls, obj, participants=()):
+        """The scope of a write to `obj` (a trial, participant, visit, form entry, screening,
+        IMR group, session, fidelity assessment...), plus `participants` it also changes."""
+        form = (type(obj), obj.pk) if getattr(obj, "LOCKABLE_FORM", False) and obj.pk else None
+        participant = _participant_of(obj)
+        ids = {p.pk for p in participants}
+        if participant is not None:
+            ids.add(participant.pk)
+        return cls(_trial_id_of(obj), tuple(sorted(ids)), form)
+
+
+def _participant_of(obj):
+    from .models import Participant
+
+    if isinstance(obj, Participant):
+        return obj
+    return getattr(obj, "participant", None)
+
+
+def _trial_id_of(obj):
+    from .models import Trial
+
+    if isinstance(obj, Trial):
+        return obj.pk
+    for path in ("trial_id", "participant", "group", "session", "assessment", "visit"):
+        value = getattr(obj, path, None)
+        if value is None:
+            continue
+        return value if path == "trial_id" else _trial_id_of(value)
+    raise TypeError(f"No trial for {obj!r}")
+
+
+def writes_clinical_data(name, scope):
+    """Declare (and guard) a service that writes clinical data. `scope(arguments)` gives the
+    Scope of one call from its arguments by name; the service runs in a transaction that first
+    asks check_unlocked."""
+
+    def decorate(service):
+        signature = inspect.signature(service)
+
+        @functools.wraps(service)
+        def guarded(*args, **kwargs):
+            arguments = signature.bind(*args, **kwargs).arguments
+            with transaction.atomic():
+                check_unlocked(scope(arguments))
+                return service(*args, **kwargs)
+
+        if name in _writers:
+            raise ValueError(f"Writer {name!r} is registered twice.")
+        guarded.writes_clinical_data = name
+        _writers[name] = guarded
+        return guarded
+
+    return decorate
+
+
+def writers():
+    """{name: service} of every registered service that writes clinical data."""
+    from django.utils.module_loading import autodiscover_modules
+
+    autodiscover_modules("services")
+    return dict(_writers)
+
+
+def _read_for_share(table, columns, pk):
+    share = " FOR SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {table} WHERE id = %s{share}", [pk])
+        return cursor.fetchone()
+
+
+def check_unlocked(scope):
+    """Refuse, naming the lock, if the trial, a casebook or the form of `scope` is locked."""
+    from .models import Participant, Trial
+
+    (status,) = _read_for_share(Trial._meta.db_table, "status", scope.trial_id)
+    if status == Trial.Status.LOCKED:
+        raise Refused(
+            "The database is locked: nothing in it can change. Only the data manager can "
+            "unlock it, with a reason."
+        )
+    for pk in scope.participant_ids:
+        locked_at, participant_id = _read_for_share(
+            Participant._meta.db_table, "casebook_locked_at, participant_id", pk
+        )
+        if locked_at is not None:
+            raise Refused(
+                f"The casebook of {participant_id} is locked: nothing in it can change. The "
+                "data manager can unlock it, with a reason."
+            )
+    if scope.form is not None:
+        model, pk = scope.form
+        (form_status,) = _read_for_share(model._meta.db_table, "status", pk)
+        if form_status == model.Status.LOCKED:
+            raise Refused(
+                "This form is locked and can no longer change. The data manager can unlock "
+                "it, with a reason."
+            )

@@ -1,0 +1,258 @@
+"""A lock holds in the services: every registered writer of clinical data (imrtrial.locking)
+refuses, with nothing written, while the database, the casebook or the form it would change is
+locked; and writes again once it is unlocked with a reason.
+
+The table below names a valid call of every registered writer in the security world; a writer
+registered without a call here fails test_every_writer_is_asked, so none can be forgotten."""
+
+import datetime
+
+import pytest
+from django.apps import apps
+from django.utils import timezone
+
+from assessments import services as crf
+from assessments.models import FormEntry
+from fidelity import services as imr
+from imrtrial import locking
+from imrtrial.errors import Refused
+from imrtrial.models import Participant, Role, Trial
+from randomization import services as randomization
+from randomization.models import Screening
+from tests.factories import (
+    default_levels,
+    make_allocation,
+    make_ready_participant,
+    yes_to_all,
+)
+from tests.security.conftest import build_world
+
+# Writers that touch no participant's casebook: the database lock stops them, a casebook cannot.
+TRIAL_LEVEL = {
+    "fidelity.create_group",
+    "fidelity.create_assessment",
+    "fidelity.submit_rating",
+    "fidelity.submit_consensus",
+    "randomization.screen",
+    "randomization.record_consent",
+    "randomization.enrol",
+}
+
+
+class Calls:
+    """One valid call of every writer, in a world made for them."""
+
+    def __init__(self):
+        self.world = w = build_world()
+        self.today = timezone.localdate()
+        u, self.users = w.users, w.users
+        self.desk, self.dm = u[Role.COORDINATOR], u[Role.DATA_MANAGER]
+        self.assessor, self.facilitator = u[Role.ASSESSOR], u[Role.FACILITATOR]
+        self.rater = u[Role.FIDELITY_RATER]
+        self.joiner = make_ready_participant(w.trial, self.desk, site=w.north)
+        make_allocation(self.joiner, "imr", by=self.desk)
+        self.joiner = Participant.objects.get(pk=self.joiner.pk)
+        self.open_group = imr.create_group(
+            w.trial,
+            w.north,
+            by=self.facilitator,
+            name="Open circle",
+            facilitators=[self.facilitator, u["facilitator2"]],
+            start_date=self.today,
+            planned_sessions=10,
+            capacity=8,
+        )
+        self.unrated = imr.create_assessment(
+            w.group,
+            by=self.rater,
+            kind="midway",
+            date=w.session.date,
+            data_sources=["interviews"],
+        )
+
+    def participants(self):
+        w = self.world
+        return [w.imr, w.tau, w.extra["ready"], self.joiner]
+
+    def table(self):
+        w, today = self.world, self.today
+        tau_base = w.tau.visits.get(timepoint__code="baseline")
+        tau_post = w.tau.visits.get(timepoint__code="post")
+        gaf = FormEntry.objects.get(participant=w.tau, instrument="gaf_f")
+        consenting = Screening.objects.filter(trial=w.trial, consent_date__isnull=True).first()
+        consented = Screening.objects.filter(
+            trial=w.trial, consent_date__isnull=False, participant__isnull=True
+        ).first()
+        scores = dict.fromkeys(range(1, 11), 4)
+        return {
+            "assessments.save_entry": lambda: crf.save_entry(
+                tau_post, "gaf_f", {"gaf_f": "60"}, by=self.assessor, kind="single"
+            ),
+            "assessments.set_status": lambda: crf.set_status(
+                gaf, FormEntry.Status.VERIFIED, by=self.dm
+            ),
+            "assessments.reconcile": lambda: crf.reconcile(
+                tau_base,
+                "csq8",
+                {f"c{i}": "1" for i in range(1, 9)},
+                by=self.dm,
+                reasons={f"c{i}": "as on paper" for i in range(1, 9)},
+            ),
+            "assessments.mark_missed": lambda: crf.mark_missed(
+                tau_post, by=self.dm, reason="moved away"
+            ),
+            "assessments.assign_assessor": lambda: crf.assign_assessor(
+                tau_post, self.assessor, by=self.dm
+            ),
+            "assessments.record_unblinding": lambda: crf.record_unblinding(
+                w.tau,
+                self.users["assessor-north"],
+                by=self.dm,
+                occurred_on=today,
+                description="said so",
+            ),
+            "assessments.record_guess": lambda: crf.record_guess(tau_post, "A", by=self.assessor),
+            "assessments.withdraw": lambda: crf.withdraw(
+                w.tau, 2, by=self.desk, reason="moved away", withdrawn_on=today
+            ),
+            "fidelity.create_group": lambda: imr.create_group(
+                w.trial,
+                w.north,
+                by=self.facilitator,
+                name="Second circle",
+                facilitators=[self.facilitator, self.users["facilitator2"]],
+                start_date=today,
+                planned_sessions=10,
+                capacity=8,
+            ),
+            "fidelity.add_member": lambda: imr.add_member(
+                self.open_group, self.joiner, by=self.facilitator, joined_on=today
+            ),
+            "fidelity.leave_group": lambda: imr.leave_group(
+                w.membership, by=self.facilitator, left_on=today
+            ),
+            "fidelity.log_session": lambda: imr.log_session(
+                w.group,
+                by=self.facilitator,
+                date=w.session.date + datetime.timedelta(days=7),
+                modules=["recovery_strategies"],
+                duration_minutes=60,
+                facilitators_present=[self.facilitator],
+                attendance={w.imr: "attended"},
+            ),
+            "fidelity.record_attendance": lambda: imr.record_attendance(
+                w.session, w.imr, by=self.facilitator, status="absent", reason="register misread"
+            ),
+            "fidelity.record_follow_up_call": lambda: imr.record_follow_up_call(
+                w.session, w.imr, by=self.facilitator, called_on=w.session.date, outcome="again"
+            ),
+            "fidelity.create_assessment": lambda: imr.create_assessment(
+                self.open_group,
+                by=self.rater,
+                kind="midway",
+                date=self.open_group.start_date,
+                data_sources=["interviews"],
+            ),
+            "fidelity.submit_rating": lambda: imr.submit_rating(
+                self.unrated, by=self.rater, scores=scores
+            ),
+            "fidelity.submit_consensus": lambda: imr.submit_consensus(
+                w.assessment, by=self.rater, scores=dict.fromkeys(range(1, 14), 4)
+            ),
+            "randomization.screen": lambda: randomization.screen(
+                w.trial, w.north, by=self.desk, answers=yes_to_all(w.trial), screened_on=today
+            ),
+            "randomization.record_consent": lambda: randomization.record_consent(
+                consenting,
+                by=self.desk,
+                consent_date=today,
+                form_version="v1",
+                obtained_by="Dr Who",
+            ),
+            "randomization.enrol": lambda: randomization.enrol(
+                consented, by=self.desk, factor_levels=default_levels(w.trial)
+            ),
+            "randomization.randomize": lambda: randomization.randomize(
+                w.extra["ready"], by=self.desk
+            ),
+            "randomization.mark_in_error": lambda: randomization.mark_in_error(
+                randomization.allocation_of(w.tau), by=self.desk, reason="wrong person"
+            ),
+            "randomization.record_baseline": lambda: randomization.record_baseline(
+                w.extra["ready"], by=self.desk, completed_on=today
+            ),
+        }
+
+
+def snapshot():
+    """Row counts of every clinical table (and its history): what a refused write must leave."""
+    labels = {"imrtrial", "randomization", "assessments", "fidelity"}
+    return {
+        m._meta.label: m._default_manager.count()
+        for m in apps.get_models()
+        if m._meta.app_label in labels and m._meta.model_name != "accesslog"
+    }
+
+
+@pytest.fixture
+def calls(db):
+    return Calls()
+
+
+def refuses_with_nothing_written(name, call):
+    before = snapshot()
+    with pytest.raises(Refused) as refused:
+        call()
+    assert snapshot() == before, name
+    return str(refused.value)
+
+
+def test_every_writer_is_asked(calls):
+    assert set(calls.table()) == set(locking.writers())
+
+
+def test_every_writer_refuses_while_the_database_is_locked(calls):
+    Trial.objects.filter(pk=calls.world.trial.pk).update(status=Trial.Status.LOCKED)
+    for name, call in calls.table().items():
+        refuses_with_nothing_written(name, call)
+
+
+def test_every_writer_of_a_casebook_refuses_while_it_is_locked(calls):
+    Participant.objects.filter(pk__in=[p.pk for p in calls.participants()]).update(
+        casebook_locked_at=timezone.now()
+    )
+    for name, call in calls.table().items():
+        if name in TRIAL_LEVEL:
+            continue
+        message = refuses_with_nothing_written(name, call)
+        assert "casebook" in message, (name, message)
+
+
+def test_writers_of_a_locked_form_refuse(calls):
+    entry = FormEntry.objects.get(participant=calls.world.tau, instrument="gaf_f")
+    FormEntry.objects.filter(pk=entry.pk).update(status=FormEntry.Status.LOCKED)
+    visit = entry.visit
+    for name, call in {
+        "save_entry": lambda: crf.save_entry(
+            visit, "gaf_f", {"gaf_f": "61"}, by=calls.assessor, kind="single", reason="typo"
+        ),
+        "set_status": lambda: crf.set_status(entry, FormEntry.Status.VERIFIED, by=calls.dm),
+    }.items():
+        assert "form is locked" in refuses_with_nothing_written(name, call)
+
+
+def test_unlocking_with_a_reason_lets_every_writer_write_again(calls):
+    trial, dm = calls.world.trial, calls.dm
+    Trial.objects.filter(pk=trial.pk).update(status=Trial.Status.LOCKED)
+    trial.refresh_from_db()
+    crf.unlock_database(trial, by=dm, reason="a late lab value to enter")
+    Trial.objects.filter(pk=trial.pk).update(status=Trial.Status.OPEN)  # recruiting, for screen
+    for name, call in calls.table().items():
+        try:
+            call()
+        except Refused as exc:  # pragma: no cover - the message says which
+            pytest.fail(f"{name} refused after unlocking: {exc}")
+    reasons = list(
+        Trial.history.filter(id=trial.pk).values_list("history_change_reason", flat=True)
+    )
+    assert "database UNLOCKED: a late lab value to enter" in reasons
