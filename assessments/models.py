@@ -235,3 +235,97 @@ class Reminder(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} to {self.recipient} ({self.day})"
+
+
+class DataQueryQuerySet(UndeletableQuerySet):
+    def open(self):
+        """Queries still waiting on someone: open (the site's turn) or answered (the data
+        manager's turn). They block verifying and locking what they are about."""
+        return self.filter(status__in=DataQuery.WAITING)
+
+
+class DataQuery(Undeletable):
+    """A question about an item, a form or a visit (a discrepancy note): opened by a data manager
+    (later a monitor or a rule), answered by whoever entered the data, closed, re-opened or
+    cancelled. Nothing is deleted; every message is a QueryMessage, every state change is in
+    the history. Blinding: the text passes between blinded staff, except on staff-rated forms,
+    where it reaches the unblinded raters; either way it may not name an arm or the programme
+    (assessments.queries refuses it)."""
+
+    class Category(models.TextChoices):
+        MISSING = "missing", "Missing value"
+        RANGE = "range", "Out of expected range"
+        INCONSISTENT = "inconsistent", "Inconsistent"
+        OTHER = "other", "Other"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ANSWERED = "answered", "Answered"
+        CLOSED = "closed", "Closed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    WAITING = (Status.OPEN, Status.ANSWERED)
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="queries")
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="queries")
+    entry = models.ForeignKey(
+        FormEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="queries"
+    )
+    item = models.CharField(max_length=40, blank=True)  # an item code of the entry's form
+    category = models.CharField(max_length=12, choices=Category.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    # Whoever entered the form, else the site's blinded assessors (addressed_to empty).
+    addressed_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="queries_to_answer",
+    )
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    opened_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DataQueryQuerySet.as_manager()
+    history = HistoricalRecords()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["participant", "visit"],
+                condition=models.Q(status__in=["open", "answered"]),
+                name="dataquery_waiting",
+            )
+        ]
+        ordering = ["-opened_at"]
+
+    def __str__(self):
+        where = f"{self.entry.instrument}" if self.entry_id else "visit"
+        return f"Query on {self.participant} {where}{f' {self.item}' if self.item else ''}"
+
+
+class QueryMessage(Undeletable):
+    """One message of a query's thread, in order; never edited or deleted."""
+
+    class Action(models.TextChoices):
+        OPEN = "open", "Opened"
+        ANSWER = "answer", "Answered"
+        CLOSE = "close", "Closed"
+        REOPEN = "reopen", "Re-opened"
+        CANCEL = "cancel", "Cancelled"
+
+    query = models.ForeignKey(DataQuery, on_delete=models.PROTECT, related_name="messages")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    text = models.TextField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    # The answer changed the value through the normal save path (the query was its reason).
+    changed_value = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["query", "at", "pk"]
+
+    def __str__(self):
+        return f"{self.get_action_display()} by {self.author}"

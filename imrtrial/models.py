@@ -95,6 +95,8 @@ class Trial(models.Model):
     # days past its window an overdue visit is escalated beyond the coordinator.
     reminder_lead_days = models.PositiveSmallIntegerField(default=14)
     escalation_after_days = models.PositiveSmallIntegerField(default=14)
+    # An open data query older than this many days is in its addressee's reminder digest.
+    query_reminder_days = models.PositiveSmallIntegerField(default=7)
     # A facilitator is reminded of a weekly session still unlogged this many days after it.
     attendance_reminder_after_days = models.PositiveSmallIntegerField(default=3)
     unblinded_at = models.DateTimeField(null=True, blank=True)

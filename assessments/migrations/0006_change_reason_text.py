@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assessments', '0005_outbox_dropped'),
+        ("assessments", "0005_outbox_dropped"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='historicalformentry',
-            name='history_change_reason',
+            model_name="historicalformentry",
+            name="history_change_reason",
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name='historicalvisit',
-            name='history_change_reason',
+            model_name="historicalvisit",
+            name="history_change_reason",
             field=models.TextField(null=True),
         ),
     ]

@@ -4,45 +4,44 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('fidelity', '0003_outbox_dropped'),
+        ("fidelity", "0003_outbox_dropped"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='historicalattendance',
-            name='history_change_reason',
+            model_name="historicalattendance",
+            name="history_change_reason",
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name='historicalfidelityassessment',
-            name='history_change_reason',
+            model_name="historicalfidelityassessment",
+            name="history_change_reason",
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name='historicalfidelityrating',
-            name='history_change_reason',
+            model_name="historicalfidelityrating",
+            name="history_change_reason",
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name='historicalfollowupcall',
-            name='history_change_reason',
+            model_name="historicalfollowupcall",
+            name="history_change_reason",
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name='historicalgroupmembership',
-            name='history_change_reason',
+            model_name="historicalgroupmembership",
+            name="history_change_reason",
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name='historicalimrgroup',
-            name='history_change_reason',
+            model_name="historicalimrgroup",
+            name="history_change_reason",
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name='historicalsession',
-            name='history_change_reason',
+            model_name="historicalsession",
+            name="history_change_reason",
             field=models.TextField(null=True),
         ),
     ]

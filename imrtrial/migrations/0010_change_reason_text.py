@@ -4,30 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('imrtrial', '0009_casebook_lock'),
+        ("imrtrial", "0009_casebook_lock"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='historicalmembership',
-            name='history_change_reason',
+            model_name="historicalmembership",
+            name="history_change_reason",
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name='historicalparticipant',
-            name='history_change_reason',
+            model_name="historicalparticipant",
+            name="history_change_reason",
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name='historicaltotpdevice',
-            name='history_change_reason',
+            model_name="historicaltotpdevice",
+            name="history_change_reason",
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name='historicaltrial',
-            name='history_change_reason',
+            model_name="historicaltrial",
+            name="history_change_reason",
             field=models.TextField(null=True),
         ),
     ]

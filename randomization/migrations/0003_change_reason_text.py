@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('randomization', '0002_screening_log'),
+        ("randomization", "0002_screening_log"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='historicalallocation',
-            name='history_change_reason',
+            model_name="historicalallocation",
+            name="history_change_reason",
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name='historicalidentifyingdetails',
-            name='history_change_reason',
+            model_name="historicalidentifyingdetails",
+            name="history_change_reason",
             field=models.TextField(null=True),
         ),
         migrations.AlterField(
-            model_name='historicalscreening',
-            name='history_change_reason',
+            model_name="historicalscreening",
+            name="history_change_reason",
             field=models.TextField(null=True),
         ),
     ]
