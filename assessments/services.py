@@ -16,7 +16,14 @@ from imrtrial import access
 from imrtrial.audit import ReasonRequired, attribute
 from imrtrial.errors import Refused
 from imrtrial.locking import Scope, check_unlocked, writes_clinical_data
-from imrtrial.models import Participant, Perm, Timepoint, Trial, UnblindingIncident
+from imrtrial.models import (
+    DatabaseLock,
+    Participant,
+    Perm,
+    Timepoint,
+    Trial,
+    UnblindingIncident,
+)
 from randomization.models import IdentifyingDetails, Withdrawal
 
 from . import registry
@@ -325,6 +332,9 @@ def lock_database(trial, *, by, reason):
         raise Refused("Resolve first: " + "; ".join(f"{n} {what}" for what, n in blockers))
     trial.status = Trial.Status.LOCKED
     attribute(trial, by=by, reason=f"database locked: {reason}").save(update_fields=["status"])
+    DatabaseLock.objects.create(
+        trial=trial, action=DatabaseLock.Action.LOCKED, by=by, reason=reason
+    )
     return trial
 
 
@@ -339,6 +349,9 @@ def unlock_database(trial, *, by, reason):
         raise Refused("The database is not locked.")
     trial.status = Trial.Status.CLOSED
     attribute(trial, by=by, reason=f"database UNLOCKED: {reason}").save(update_fields=["status"])
+    DatabaseLock.objects.create(
+        trial=trial, action=DatabaseLock.Action.UNLOCKED, by=by, reason=reason
+    )
     return trial
 
 

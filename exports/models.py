@@ -49,6 +49,8 @@ class ExportRun(Undeletable):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True)
+    # The trial's status when the export was asked for ("locked": from the locked database).
+    database_status = models.CharField(max_length=10, blank=True)
 
     class Meta:
         ordering = ["-requested_at"]
@@ -62,6 +64,12 @@ class ExportRun(Undeletable):
                 name="export_odm_is_long",
             ),
         ]
+
+    def unlocks_since(self):
+        """Database unlocks after this export was asked for: its data may since have changed."""
+        return self.trial.database_locks.filter(
+            action="unlocked", at__gt=self.requested_at
+        ).select_related("by")
 
     def __str__(self):
         return f"{self.get_dataset_display()} as {self.get_format_display()}"

@@ -54,7 +54,12 @@ def request_export(trial, *, by, dataset, format, reason="", ip_address=None):
     if dataset in ExportRun.UNBLINDED and not reason.strip():
         raise Refused("Say why the allocation key or process data are being released.")
     run = ExportRun.objects.create(
-        trial=trial, dataset=dataset, format=format, requested_by=by, reason=reason.strip()
+        trial=trial,
+        dataset=dataset,
+        format=format,
+        requested_by=by,
+        reason=reason.strip(),
+        database_status=trial.status,
     )
     run.file_name = f"{trial.key}-{dataset}-{run.pk}.{EXTENSIONS[format]}"
     run.save(update_fields=["file_name"])

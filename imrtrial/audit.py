@@ -16,7 +16,14 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.module_loading import autodiscover_modules
 
-from .models import AccessLog, Membership, Participant, Trial, UnblindingIncident
+from .models import (
+    AccessLog,
+    DatabaseLock,
+    Membership,
+    Participant,
+    Trial,
+    UnblindingIncident,
+)
 
 
 class ReasonRequired(ValidationError):
@@ -163,5 +170,17 @@ register(
         at="reported_at",
         by="reported_by",
         text_fields=("description",),
+    )
+)
+register(
+    Source(
+        key="databaselock",
+        label="Database lock",
+        model=DatabaseLock,
+        trial="trial",
+        describe=lambda row: row.get_action_display(),
+        history=False,
+        at="at",
+        by="by",
     )
 )

@@ -229,6 +229,27 @@ class UnblindingIncident(models.Model):
         raise HardDeleteForbidden("Unblinding incidents are never deleted.")
 
 
+class DatabaseLock(Undeletable):
+    """A lock or unlock of a trial's database, with who, when and why. Unlocking is the
+    exceptional event: the audit trail lists it, and every export made before it says so."""
+
+    class Action(models.TextChoices):
+        LOCKED = "locked", "Database locked"
+        UNLOCKED = "unlocked", "Database UNLOCKED"
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="database_locks")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["trial", "at"]
+
+    def __str__(self):
+        return f"{self.trial}: {self.get_action_display()} {self.at:%Y-%m-%d %H:%M}"
+
+
 class Site(models.Model):
     class Kind(models.TextChoices):
         CENTRE = "centre", "Community mental health centre"

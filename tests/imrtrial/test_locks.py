@@ -256,3 +256,47 @@ def test_unlocking_with_a_reason_lets_every_writer_write_again(calls):
         Trial.history.filter(id=trial.pk).values_list("history_change_reason", flat=True)
     )
     assert "database UNLOCKED: a late lab value to enter" in reasons
+
+
+def test_locking_and_unlocking_the_database_are_actions_with_reasons_on_record(calls):
+    from exports.models import ExportRun
+    from exports.services import request_export
+    from imrtrial.models import DatabaseLock
+
+    trial, dm = calls.world.trial, calls.dm
+    Trial.objects.filter(pk=trial.pk).update(status=Trial.Status.CLOSED)
+    trial.refresh_from_db()
+    with pytest.raises(Refused, match="Resolve first"):  # drafts and unreconciled paper forms
+        crf.lock_database(trial, by=dm, reason="final")
+    FormEntry.objects.filter(participant__trial=trial).update(status=FormEntry.Status.VERIFIED)
+    for p in (calls.world.imr, calls.world.tau):  # reconcile the paper forms entered twice
+        crf.reconcile(
+            p.visits.get(timepoint__code="baseline"),
+            "csq8",
+            {f"c{i}": "1" for i in range(1, 9)},
+            by=dm,
+            reasons={f"c{i}": "as on paper" for i in range(1, 9)},
+        )
+    with pytest.raises(Refused, match="reason"):
+        crf.lock_database(trial, by=dm, reason=" ")
+    trial = crf.lock_database(trial, by=dm, reason="all data clean")
+    run = request_export(trial, by=dm, dataset="wide", format="csv")
+    assert run.database_status == Trial.Status.LOCKED and not run.unlocks_since()
+    with pytest.raises(Refused):
+        crf.lock_database(trial, by=dm, reason="again")
+    crf.unlock_database(trial, by=dm, reason="a late lab value")
+    (unlock,) = ExportRun.objects.get(pk=run.pk).unlocks_since()
+    assert unlock.reason == "a late lab value" and unlock.by == dm
+    assert list(DatabaseLock.objects.values_list("action", flat=True)) == ["locked", "unlocked"]
+    with pytest.raises(Refused, match="data manager"):
+        crf.lock_database(trial, by=calls.assessor, reason="x")
+
+
+def test_a_verified_form_that_changes_is_complete_again_with_its_reason(calls):
+    entry = FormEntry.objects.get(participant=calls.world.tau, instrument="gaf_f")
+    crf.set_status(entry, FormEntry.Status.VERIFIED, by=calls.dm)
+    entry = crf.save_entry(
+        entry.visit, "gaf_f", {"gaf_f": "58"}, by=calls.assessor, kind="single", reason="typo"
+    )
+    assert entry.status == FormEntry.Status.COMPLETE
+    assert entry.history.first().history_change_reason == "typo (was verified: back to complete)"
