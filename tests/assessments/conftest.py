@@ -2,8 +2,7 @@ import pytest
 
 from imrtrial.models import Participant, Role
 from randomization import services as randomization
-from tests.factories import grant, make_ready_participant, make_user
-from tests.randomization.conftest import load_preset
+from tests.factories import grant, load_preset, make_ready_participant, make_user
 
 
 @pytest.fixture

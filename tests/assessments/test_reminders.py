@@ -158,7 +158,7 @@ def test_reminders_read_the_same_whatever_the_arm(danish, desk, staff):
 def test_two_senders_at_once_send_each_digest_once(roles_restored):
     from django.db import connection
 
-    from tests.randomization.conftest import load_preset
+    from tests.factories import load_preset
 
     trial = load_preset("danish", key="danish-senders")
     desk = make_user("desk-s")

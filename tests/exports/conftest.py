@@ -10,8 +10,7 @@ from assessments import services as crf
 from assessments.models import FormEntry
 from imrtrial.models import Participant, Role
 from randomization import export as allocation_facts
-from tests.factories import grant, make_ready_participant, make_user
-from tests.randomization.conftest import load_preset
+from tests.factories import grant, load_preset, make_ready_participant, make_user
 
 DAY = datetime.date(2026, 11, 2)
 

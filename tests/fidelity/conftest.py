@@ -4,8 +4,7 @@ import pytest
 
 from fidelity import services
 from imrtrial.models import Role
-from tests.factories import grant, make_allocation, make_participant, make_user
-from tests.randomization.conftest import load_preset
+from tests.factories import grant, load_preset, make_allocation, make_participant, make_user
 
 D = datetime.date
 START = D(2026, 1, 5)  # a Monday, well before the tests' "today" (the real date)

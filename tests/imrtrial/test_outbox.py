@@ -16,8 +16,7 @@ from fidelity.models import AttendanceReminder
 from imrtrial import outbox
 from imrtrial.models import Role
 from randomization import services as randomization
-from tests.factories import grant, make_ready_participant, make_user
-from tests.randomization.conftest import load_preset
+from tests.factories import grant, load_preset, make_ready_participant, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,7 @@ from assessments.definitions import DefinitionError, load_file
 from imrtrial import trialconfig
 from imrtrial.models import Role, Trial
 from randomization import listing
-from tests.factories import grant, make_user
-from tests.randomization.conftest import load_preset
+from tests.factories import grant, load_preset, make_user
 
 pytestmark = pytest.mark.django_db
 
