@@ -45,12 +45,12 @@ def make_trial(**overrides):
     return trial
 
 
-def load_preset(name, **overrides):
+def load_preset(preset, /, **overrides):
     """A trial made from a shipped preset (imrtrial.trialconfig.PRESETS_DIR), open for recruitment.
-    `overrides` replace top-level keys of the configuration (a `key` for a second copy)."""
+    `overrides` replace top-level keys of the configuration: a `key` for a second copy, a `name`."""
     from imrtrial.trialconfig import create_trial, parse, resolve
 
-    config = parse(resolve(name).read_text())
+    config = parse(resolve(preset).read_text())
     config.update(overrides)
     trial = create_trial(config)
     trial.status = Trial.Status.OPEN
