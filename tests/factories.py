@@ -58,6 +58,14 @@ def load_preset(preset, /, **overrides):
     return trial
 
 
+def load_list_trial():
+    """The Dutch preset set up to follow an uploaded randomization list, not yet open."""
+    trial = load_preset("dutch", key="dutch-list")
+    Trial.objects.filter(pk=trial.pk).update(method=Trial.Method.UPLOADED_LIST, status="setup")
+    trial.refresh_from_db()
+    return trial
+
+
 def make_user(username=None, password="correct-horse-battery-staple", **fields):
     username = username or f"user{next(_seq)}"
     return get_user_model().objects.create_user(username=username, password=password, **fields)

@@ -6,7 +6,7 @@ from django.core.management import CommandError, call_command
 from imrtrial.models import Role, Trial
 from randomization import listing, services
 from randomization.models import Allocation
-from tests.factories import load_preset, make_person, make_ready_participant
+from tests.factories import load_list_trial, make_person, make_ready_participant
 
 pytestmark = pytest.mark.django_db
 
@@ -28,15 +28,8 @@ def test_verify_command_confirms_every_allocation_with_the_right_secret(
         call_command("randomization_list", danish.key, "--secret-env", "THE_SECRET")
 
 
-def list_trial():
-    trial = load_preset("dutch", key="dutch-list")
-    Trial.objects.filter(pk=trial.pk).update(method=Trial.Method.UPLOADED_LIST, status="setup")
-    trial.refresh_from_db()
-    return trial
-
-
 def test_randomization_follows_an_uploaded_list_and_refuses_when_it_runs_out():
-    trial = list_trial()
+    trial = load_list_trial()
     text = "stratum,slot,arm\nteam=team-01,1,cau\nteam=team-01,2,imr\nteam=team-02,1,imr\n"
     assert listing.import_list(trial, text) == 3
     Trial.objects.filter(pk=trial.pk).update(status="open")
@@ -70,14 +63,14 @@ def test_randomization_follows_an_uploaded_list_and_refuses_when_it_runs_out():
     ],
 )
 def test_a_malformed_list_is_rejected_whole(text, problem):
-    trial = list_trial()
+    trial = load_list_trial()
     with pytest.raises(listing.ListError, match=problem):
         listing.import_list(trial, text)
     assert trial.list_entries.count() == 0
 
 
 def test_the_import_command_reports_problems_and_imports_nothing(tmp_path):
-    trial = list_trial()
+    trial = load_list_trial()
     path = tmp_path / "list.csv"
     path.write_text("stratum,slot,arm\nteam=team-01,1,imr\nteam=team-01,1,imr\n")
     with pytest.raises(CommandError, match="repeats line 2"):
@@ -92,7 +85,7 @@ def test_the_key_holder_uploads_a_list_through_the_page_and_sees_each_problem(cl
     from imrtrial.models import Role
     from tests.factories import grant, make_user
 
-    trial = list_trial()
+    trial = load_list_trial()
     holder, assessor = make_user("holder"), make_user("blind")
     grant(holder, trial, Role.KEY_HOLDER)
     grant(assessor, trial, Role.ASSESSOR)
