@@ -9,14 +9,17 @@ People (personas, one name per role, as healthchecks' Alice, Bob and Charlie)
     coordinator, assessor, data_manager, facilitator, statistician, key_holder, trial_admin
 each holds that role at every site of `study`, the trial the tests are about. `study` is
 `trial`; a package whose tests are about a preset says so once, in its conftest
-(`def study(danish): return danish`), and a module may do the same. So `assessor` in
-tests/assessments is the Danish trial's assessor, and in tests/imrtrial the generic trial's.
+(`def study(danish): return danish`: randomization, assessments, fidelity, exports), and a
+module may do the same (fidelity/test_blinding: `trial`; exports/test_odm: the Danish preset
+renamed). So `assessor` in tests/assessments is the Danish trial's assessor, and in
+tests/imrtrial the generic trial's. No other fixture of this file is overridden anywhere.
 Anyone else (a second user of a role, one site only, an e-mail address) is
 `person(role, site=None, username=None, **fields)`, in `study` too; for a trial that is not
 `study`, factories.make_person(trial, role, ...). Usernames are `<role>-<site code>` or
-`<role>-all` unless given. Scenario fixtures that only one package uses (the security `world`,
-the exports `filled_trial`, the fidelity `group`) live in that package's conftest, built from
-these fixtures and tests/factories.py."""
+`<role>-all` unless given (so a second person of a persona's role and site needs a username).
+Scenario fixtures that only one package uses (the security `world`, the exports `filled_trial`,
+the fidelity `group`) live in that package's conftest, built from these fixtures and
+tests/factories.py."""
 
 import pytest
 from django.db import connection
