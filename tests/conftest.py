@@ -1,3 +1,26 @@
+"""Fixtures of the whole suite: the trials and the people in them, each defined here only.
+
+Trials
+    trial     factories.make_trial(): arms imr and tau, sites `north` and `south`
+    danish    the shipped Danish preset (factories.load_preset("danish")), open
+    dutch     the shipped Dutch preset, open
+
+People (personas, one name per role, as healthchecks' Alice, Bob and Charlie)
+    coordinator, assessor, data_manager, facilitator, statistician, key_holder, trial_admin
+each holds that role at every site of `study`, the trial the tests are about. `study` is
+`trial`; a package whose tests are about a preset says so once, in its conftest
+(`def study(danish): return danish`: randomization, assessments, fidelity, exports), and a
+module may do the same (fidelity/test_blinding: `trial`; exports/test_odm: the Danish preset
+renamed). So `assessor` in tests/assessments is the Danish trial's assessor, and in
+tests/imrtrial the generic trial's. No other fixture of this file is overridden anywhere.
+Anyone else (a second user of a role, one site only, an e-mail address) is
+`person(role, site=None, username=None, **fields)`, in `study` too; for a trial that is not
+`study`, factories.make_person(trial, role, ...). Usernames are `<role>-<site code>` or
+`<role>-all` unless given (so a second person of a persona's role and site needs a username).
+Scenario fixtures that only one package uses (the security `world`, the exports `filled_trial`,
+the fidelity `group`) live in that package's conftest, built from these fixtures and
+tests/factories.py."""
+
 import pytest
 from django.db import connection
 
@@ -52,9 +75,22 @@ def _force_login_passes_two_factor(request, settings, monkeypatch):
     monkeypatch.setattr(ClientMixin, "force_login", force_login)
 
 
+# --- Trials -----------------------------------------------------------------------------------
+
+
 @pytest.fixture
 def trial(db):
     return factories.make_trial()
+
+
+@pytest.fixture
+def danish(db):
+    return factories.load_preset("danish")
+
+
+@pytest.fixture
+def dutch(db):
+    return factories.load_preset("dutch")
 
 
 @pytest.fixture
@@ -67,14 +103,22 @@ def south(trial):
     return trial.sites.get(code="south")
 
 
-@pytest.fixture
-def person(trial):
-    """make a user holding `role` in the trial (at `site`, or at every site)."""
+# --- People ------------------------------------------------------------------------------------
 
-    def make(role, site=None, username=None):
-        user = factories.make_user(username=username or f"{Role(role).value}-{site or 'all'}")
-        factories.grant(user, trial, role, site)
-        return user
+
+@pytest.fixture
+def study(trial):
+    """The trial the personas hold their roles in. Packages and modules whose tests are about
+    another trial override this fixture, and only this one."""
+    return trial
+
+
+@pytest.fixture
+def person(study):
+    """make a user holding `role` in `study` (at `site`, or at every site)."""
+
+    def make(role, site=None, username=None, **fields):
+        return factories.make_person(study, role, site, username, **fields)
 
     return make
 
@@ -87,6 +131,34 @@ def coordinator(person):
 @pytest.fixture
 def assessor(person):
     return person(Role.ASSESSOR)
+
+
+@pytest.fixture
+def data_manager(person):
+    return person(Role.DATA_MANAGER)
+
+
+@pytest.fixture
+def facilitator(person):
+    return person(Role.FACILITATOR)
+
+
+@pytest.fixture
+def statistician(person):
+    return person(Role.STATISTICIAN)
+
+
+@pytest.fixture
+def key_holder(person):
+    return person(Role.KEY_HOLDER)
+
+
+@pytest.fixture
+def trial_admin(person):
+    return person(Role.TRIAL_ADMIN)
+
+
+# --- Live-server tests -------------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -45,6 +45,27 @@ def make_trial(**overrides):
     return trial
 
 
+def load_preset(preset, /, **overrides):
+    """A trial made from a shipped preset (imrtrial.trialconfig.PRESETS_DIR), open for recruitment.
+    `overrides` replace top-level keys of the configuration: a `key` for a second copy, a `name`."""
+    from imrtrial.trialconfig import create_trial, parse, resolve
+
+    config = parse(resolve(preset).read_text())
+    config.update(overrides)
+    trial = create_trial(config)
+    trial.status = Trial.Status.OPEN
+    trial.save(update_fields=["status"])
+    return trial
+
+
+def load_list_trial():
+    """The Dutch preset set up to follow an uploaded randomization list, not yet open."""
+    trial = load_preset("dutch", key="dutch-list")
+    Trial.objects.filter(pk=trial.pk).update(method=Trial.Method.UPLOADED_LIST, status="setup")
+    trial.refresh_from_db()
+    return trial
+
+
 def make_user(username=None, password="correct-horse-battery-staple", **fields):
     username = username or f"user{next(_seq)}"
     return get_user_model().objects.create_user(username=username, password=password, **fields)
@@ -72,6 +93,15 @@ def totp_code(device):
 
 def grant(user, trial, role, site=None):
     return Membership.objects.create(user=user, trial=trial, role=Role(role), site=site)
+
+
+def make_person(trial, role, site=None, username=None, **fields):
+    """A user holding `role` in `trial`, at `site` or (no site) at every site of the trial.
+    The username is `<role>-<site code>` (`<role>-all`) unless given; `fields` go to the user."""
+    role = Role(role)
+    user = make_user(username or f"{role.value}-{site.code if site else 'all'}", **fields)
+    grant(user, trial, role, site)
+    return user
 
 
 def make_participant(trial, site=None, **overrides):

@@ -1,44 +1,23 @@
 import pytest
 
-from imrtrial.models import Participant, Role
+from imrtrial.models import Participant
 from randomization import services as randomization
-from tests.factories import grant, make_ready_participant, make_user
-from tests.randomization.conftest import load_preset
+from tests.factories import make_ready_participant
 
 
 @pytest.fixture
-def danish(db):
-    return load_preset("danish")
+def study(danish):
+    """The assessment tests are about the Danish preset: their people work in it."""
+    return danish
 
 
 @pytest.fixture
-def desk(danish):
-    user = make_user("desk")
-    grant(user, danish, Role.COORDINATOR)
-    return user
-
-
-@pytest.fixture
-def assessor(danish):
-    user = make_user("assessor")
-    grant(user, danish, Role.ASSESSOR)
-    return user
-
-
-@pytest.fixture
-def data_manager(danish):
-    user = make_user("dm")
-    grant(user, danish, Role.DATA_MANAGER)
-    return user
-
-
-@pytest.fixture
-def randomized(danish, desk):
+def randomized(danish, coordinator):
     """A randomized participant with the visits of the schedule."""
     from assessments.services import schedule_visits
 
-    p = make_ready_participant(danish, desk)
-    randomization.randomize(p, by=desk)
+    p = make_ready_participant(danish, coordinator)
+    randomization.randomize(p, by=coordinator)
     schedule_visits(danish)
     return Participant.objects.get(pk=p.pk)
 

@@ -187,7 +187,7 @@ def test_staff_ratings_are_refused_to_blinded_assessors_and_interviews_to_staff(
 
 
 def test_an_unblinding_incident_bars_that_assessor_and_flags_the_visit(
-    post_visit, assessor, desk, danish
+    post_visit, assessor, coordinator, danish
 ):
     other = make_user("assessor2")
     grant(other, danish, Role.ASSESSOR)
@@ -195,7 +195,7 @@ def test_an_unblinding_incident_bars_that_assessor_and_flags_the_visit(
     services.record_unblinding(
         post_visit.participant,
         assessor,
-        by=desk,
+        by=coordinator,
         occurred_on=datetime.date(2026, 11, 1),
         description="Mentioned their group sessions",
     )
@@ -220,12 +220,12 @@ def test_the_assessor_records_a_guess_at_follow_up_visits_only(randomized, asses
 
 
 def test_the_data_manager_assigns_only_assessors_still_blind_to_the_participant(
-    post_visit, assessor, data_manager, desk, danish
+    post_visit, assessor, data_manager, coordinator, danish
 ):
     services.record_unblinding(
         post_visit.participant,
         assessor,
-        by=desk,
+        by=coordinator,
         occurred_on=datetime.date(2026, 11, 1),
         description="told",
     )

@@ -13,8 +13,7 @@ from assessments.models import Reminder
 from assessments.services import schedule_visits
 from imrtrial import celery_app
 from imrtrial.models import Role
-from tests.factories import grant, make_ready_participant, make_user
-from tests.randomization.conftest import load_preset
+from tests.factories import grant, load_preset, make_ready_participant, make_user
 
 REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 # Run in a pytest process of their own (see the Makefile): after an eager task has run in the

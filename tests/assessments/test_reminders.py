@@ -16,13 +16,12 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff(danish):
-    people = {}
-    for role in (Role.ASSESSOR, Role.COORDINATOR, Role.DATA_MANAGER):
-        user = make_user(f"r-{role}", email=f"{role}@example.org")
-        grant(user, danish, role)
-        people[role] = user
-    return people
+def staff(person):
+    """An assessor, a coordinator and a data manager with e-mail addresses, by role."""
+    return {
+        role: person(role, username=f"r-{role}", email=f"{role}@example.org")
+        for role in (Role.ASSESSOR, Role.COORDINATOR, Role.DATA_MANAGER)
+    }
 
 
 def window(visit):
@@ -64,12 +63,12 @@ def test_a_done_missed_or_withdrawn_visit_reminds_nobody(danish, staff, post_vis
     assert reminders.queue_reminders(today) == 0
 
 
-def test_window_dates_do_not_move_across_the_daylight_saving_change(danish, desk):
+def test_window_dates_do_not_move_across_the_daylight_saving_change(danish, coordinator):
     """Windows are dates, anchored on the local randomization date: the night the clocks go
     back (25 October 2026 in Copenhagen) shifts nothing."""
     from assessments.services import visit_dates
 
-    p = make_ready_participant(danish, desk)
+    p = make_ready_participant(danish, coordinator)
     Participant.objects.filter(pk=p.pk).update(randomized_on=datetime.date(2026, 10, 24))
     p.refresh_from_db()
     post = danish.timepoints.get(code="post")
@@ -134,13 +133,13 @@ def test_a_mail_outage_loses_nothing_and_shows_on_the_reminders_page(
     assert not Reminder.objects.filter(sent_at__isnull=True, recipient__email__gt="").exists()
 
 
-def test_reminders_read_the_same_whatever_the_arm(danish, desk, staff):
+def test_reminders_read_the_same_whatever_the_arm(danish, coordinator, staff):
     from assessments.services import schedule_visits
 
     made = {}
     while set(made) != {"imr", "tau"}:
-        p = make_ready_participant(danish, desk)
-        allocation = randomization.randomize(p, by=desk)
+        p = make_ready_participant(danish, coordinator)
+        allocation = randomization.randomize(p, by=coordinator)
         made.setdefault(allocation.arm.code, p.participant_id)
     schedule_visits(danish)
     today = Visit.objects.filter(timepoint__code="post").first().window_start
@@ -158,7 +157,7 @@ def test_reminders_read_the_same_whatever_the_arm(danish, desk, staff):
 def test_two_senders_at_once_send_each_digest_once(roles_restored):
     from django.db import connection
 
-    from tests.randomization.conftest import load_preset
+    from tests.factories import load_preset
 
     trial = load_preset("danish", key="danish-senders")
     desk = make_user("desk-s")

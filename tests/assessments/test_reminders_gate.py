@@ -16,17 +16,16 @@ from fidelity.models import AttendanceReminder
 from imrtrial import access
 from imrtrial.models import Membership, Participant, Role
 from randomization import services as randomization
-from tests.factories import grant, make_ready_participant, make_user
+from tests.factories import grant, make_person, make_ready_participant
 from tests.security.test_crawler import WORDS
 
 pytestmark = pytest.mark.django_db
 DAY = datetime.timedelta(days=1)
 
 
-def person(trial, role, name, site=None):
-    user = make_user(name, email=f"{name}@example.org")
-    grant(user, trial, role, site)
-    return user
+def addressee(trial, role, name, site=None):
+    """Someone reminders can reach: a user with an e-mail address, holding `role`."""
+    return make_person(trial, role, site, name, email=f"{name}@example.org")
 
 
 def withdraw(user, trial, role):
@@ -39,8 +38,8 @@ def only_post_visit_open(post_visit):
 
 
 def test_an_assessor_withdrawn_between_queue_and_send_gets_no_reminder(danish, post_visit):
-    gone = person(danish, Role.ASSESSOR, "gone")
-    stays = person(danish, Role.ASSESSOR, "stays")
+    gone = addressee(danish, Role.ASSESSOR, "gone")
+    stays = addressee(danish, Role.ASSESSOR, "stays")
     only_post_visit_open(post_visit)
     today = post_visit.window_start
     assert reminders.queue_reminders(today) == 2
@@ -58,7 +57,7 @@ def test_an_assessor_withdrawn_between_queue_and_send_gets_no_reminder(danish, p
 def test_an_assessor_moved_to_another_site_hears_nothing_more_of_the_old_one(danish, post_visit):
     site = post_visit.participant.site
     other = danish.sites.exclude(pk=site.pk).first()
-    moved = person(danish, Role.ASSESSOR, "moved", site)
+    moved = addressee(danish, Role.ASSESSOR, "moved", site)
     only_post_visit_open(post_visit)
     reminders.queue_reminders(post_visit.window_start)
     withdraw(moved, danish, Role.ASSESSOR)
@@ -71,7 +70,7 @@ def test_an_assessor_moved_to_another_site_hears_nothing_more_of_the_old_one(dan
 def test_a_coordinator_withdrawn_between_queue_and_send_gets_no_overdue_reminder(
     danish, post_visit
 ):
-    gone = person(danish, Role.COORDINATOR, "desk-gone")
+    gone = addressee(danish, Role.COORDINATOR, "desk-gone")
     only_post_visit_open(post_visit)
     reminders.queue_reminders(post_visit.window_end + DAY)
     assert Reminder.objects.filter(recipient=gone, kind="overdue").exists()
@@ -84,7 +83,7 @@ def test_a_coordinator_withdrawn_between_queue_and_send_gets_no_overdue_reminder
 
 def test_a_line_of_a_kind_the_recipient_never_had_is_dropped_not_sent(danish, post_visit):
     """An escalation is for data managers: written for an assessor, it is not delivered."""
-    assessor = person(danish, Role.ASSESSOR, "not-a-dm")
+    assessor = addressee(danish, Role.ASSESSOR, "not-a-dm")
     Reminder.objects.create(
         recipient=assessor, kind="escalation", visit=post_visit, day=timezone.localdate()
     )
@@ -122,26 +121,26 @@ def arm_words(body, trial, extra=()):
 
 
 @pytest.fixture
-def both_arms(danish, desk):
+def both_arms(danish, coordinator):
     """{arm code: participant}: one randomized participant in each arm, at one site."""
     from assessments.services import schedule_visits
 
     site = danish.sites.order_by("code").first()
     made = {}
     while set(made) != {"imr", "tau"}:
-        p = make_ready_participant(danish, desk, site=site)
-        made.setdefault(randomization.randomize(p, by=desk).arm.code, p)
+        p = make_ready_participant(danish, coordinator, site=site)
+        made.setdefault(randomization.randomize(p, by=coordinator).arm.code, p)
     schedule_visits(danish)
     return {code: Participant.objects.get(pk=p.pk) for code, p in made.items()}
 
 
-def test_no_reminder_of_any_kind_tells_a_blinded_recipient_an_arm(danish, desk, both_arms):
+def test_no_reminder_of_any_kind_tells_a_blinded_recipient_an_arm(danish, coordinator, both_arms):
     site = both_arms["imr"].site
-    assessor = person(danish, Role.ASSESSOR, "blind-assessor", site)
-    dm = person(danish, Role.DATA_MANAGER, "blind-dm")
-    person(danish, Role.COORDINATOR, "desk-mail", site)
-    facilitator = person(danish, Role.FACILITATOR, "fac-mail", site)
-    co_facilitator = person(danish, Role.FACILITATOR, "fac-mail-2", site)
+    assessor = addressee(danish, Role.ASSESSOR, "blind-assessor", site)
+    dm = addressee(danish, Role.DATA_MANAGER, "blind-dm")
+    addressee(danish, Role.COORDINATOR, "desk-mail", site)
+    facilitator = addressee(danish, Role.FACILITATOR, "fac-mail", site)
+    co_facilitator = addressee(danish, Role.FACILITATOR, "fac-mail-2", site)
     blinded = [assessor, dm]
     for user in blinded:
         assert not access.may_see_allocation(user, danish, site)

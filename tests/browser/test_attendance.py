@@ -8,8 +8,7 @@ from django.utils import timezone
 from fidelity import services
 from fidelity.models import Attendance, Session
 from imrtrial.models import Role
-from imrtrial.trialconfig import create_trial, parse, resolve
-from tests.factories import grant, make_allocation, make_participant, make_user
+from tests.factories import make_allocation, make_participant, make_person
 
 from .conftest import PASSWORD, sign_in
 
@@ -22,12 +21,12 @@ pytestmark = [
 
 
 @pytest.fixture
-def group_of_ten(roles_restored):
-    trial = create_trial(parse(resolve("danish").read_text()))
+def group_of_ten(roles_restored, danish):
+    trial = danish
     site = trial.sites.get(code="gladsaxe")
-    facilitators = [make_user(f"fac{i}", password=PASSWORD) for i in (1, 2)]
-    for user in facilitators:
-        grant(user, trial, Role.FACILITATOR, site)
+    facilitators = [
+        make_person(trial, Role.FACILITATOR, site, f"fac{i}", password=PASSWORD) for i in (1, 2)
+    ]
     group = services.create_group(
         trial,
         site,

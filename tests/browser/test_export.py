@@ -11,9 +11,8 @@ import pytest
 from assessments.services import schedule_visits
 from exports.models import ExportRun
 from imrtrial.models import Role
-from imrtrial.trialconfig import create_trial, parse, resolve
 from randomization import services as randomization
-from tests.factories import grant, make_ready_participant, make_user
+from tests.factories import make_person, make_ready_participant
 
 from .conftest import PASSWORD, sign_in
 
@@ -24,21 +23,21 @@ pytestmark = [
 
 
 @pytest.fixture
-def trial(roles_restored, settings, tmp_path):
+def randomized_trial(roles_restored, settings, tmp_path, danish):
+    """The Danish trial with three participants randomized and a data manager who signs in."""
     settings.EXPORT_DIR = tmp_path
-    trial = create_trial(parse(resolve("danish").read_text()))
-    trial.status = "open"
-    trial.save(update_fields=["status"])
-    desk = make_user("desk-x")
-    grant(desk, trial, Role.COORDINATOR)
+    coordinator = make_person(danish, Role.COORDINATOR, username="desk-x")
     for _ in range(3):
-        randomization.randomize(make_ready_participant(trial, desk), by=desk)
-    schedule_visits(trial)
-    grant(make_user("dm-browser", password=PASSWORD), trial, Role.DATA_MANAGER)
-    return trial
+        randomization.randomize(make_ready_participant(danish, coordinator), by=coordinator)
+    schedule_visits(danish)
+    make_person(danish, Role.DATA_MANAGER, username="dm-browser", password=PASSWORD)
+    return danish
 
 
-def test_data_manager_exports_the_blinded_dataset_and_downloads_it(browser, live_server, trial):
+def test_data_manager_exports_the_blinded_dataset_and_downloads_it(
+    browser, live_server, randomized_trial
+):
+    trial = randomized_trial
     page = sign_in(browser, live_server, "dm-browser")
     page.get_by_role("link", name="Exports").click()
     page.get_by_label("Wide: one row per participant").check()

@@ -5,8 +5,7 @@ import pytest
 from assessments.models import FormEntry
 from assessments.services import schedule_visits
 from imrtrial.models import Role
-from imrtrial.trialconfig import create_trial, parse, resolve
-from tests.factories import grant, make_ready_participant, make_user
+from tests.factories import make_person, make_ready_participant
 
 from .conftest import PASSWORD, sign_in
 
@@ -17,15 +16,11 @@ pytestmark = [
 
 
 @pytest.fixture
-def baseline_visit(roles_restored):
-    trial = create_trial(parse(resolve("danish").read_text()))
-    trial.status = "open"
-    trial.save(update_fields=["status"])
-    desk = make_user("desk-b")
-    grant(desk, trial, Role.COORDINATOR)
-    grant(make_user("rater", password=PASSWORD), trial, Role.ASSESSOR)
-    participant = make_ready_participant(trial, desk, baseline=False)
-    schedule_visits(trial)
+def baseline_visit(roles_restored, danish):
+    coordinator = make_person(danish, Role.COORDINATOR, username="desk-b")
+    make_person(danish, Role.ASSESSOR, username="rater", password=PASSWORD)
+    participant = make_ready_participant(danish, coordinator, baseline=False)
+    schedule_visits(danish)
     return participant.visits.get(timepoint__code="baseline")
 
 

@@ -3,9 +3,8 @@
 import pytest
 
 from imrtrial.models import Role
-from imrtrial.trialconfig import create_trial, parse, resolve
 from randomization.services import allocation_of
-from tests.factories import grant, make_user
+from tests.factories import make_person
 
 from .conftest import PASSWORD, sign_in
 
@@ -16,12 +15,9 @@ pytestmark = [
 
 
 @pytest.fixture
-def open_trial(roles_restored):
-    trial = create_trial(parse(resolve("danish").read_text()))
-    trial.status = "open"
-    trial.save(update_fields=["status"])
-    grant(make_user("desk", password=PASSWORD), trial, Role.COORDINATOR)
-    return trial
+def open_trial(roles_restored, danish):
+    make_person(danish, Role.COORDINATOR, username="desk", password=PASSWORD)
+    return danish
 
 
 def test_coordinator_screens_enrols_and_randomizes_while_the_caller_waits(

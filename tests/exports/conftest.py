@@ -10,8 +10,7 @@ from assessments import services as crf
 from assessments.models import FormEntry
 from imrtrial.models import Participant, Role
 from randomization import export as allocation_facts
-from tests.factories import grant, make_ready_participant, make_user
-from tests.randomization.conftest import load_preset
+from tests.factories import make_ready_participant
 
 DAY = datetime.date(2026, 11, 2)
 
@@ -37,62 +36,48 @@ def raw_values(instrument, *, seed=0, missing=None):
     return raw
 
 
-class Staff:
-    def __init__(self, trial):
-        self.trial = trial
-        self.desk = self._user("x-desk", Role.COORDINATOR)
-        self.assessor = self._user("x-assessor", Role.ASSESSOR)
-        self.ra2 = self._user("x-ra2", Role.ASSESSOR)
-        self.case_manager = self._user("x-facilitator", Role.FACILITATOR)
-        self.dm = self._user("x-dm", Role.DATA_MANAGER)
+@pytest.fixture
+def study(danish):
+    """The export tests are about the Danish preset: their people work in it."""
+    return danish
 
-    def _user(self, name, role):
-        user = make_user(name)
-        grant(user, self.trial, role)
-        return user
 
-    def fill(self, visit, code, raw):
+@pytest.fixture
+def filled_trial(danish, coordinator, assessor, facilitator, data_manager, person):
+    """Eight participants at two sites, four per arm, every form of every visit entered; then
+    per arm: a missing code, a missed visit, a level-2 withdrawal, a guess. One intervention-arm
+    participant also stops the intervention (level 1), which must never show. The forms are
+    entered by the personas (and a second assessor for double entry)."""
+    second_assessor = person(Role.ASSESSOR, username="second-assessor")
+
+    def fill(visit, code, raw):
         """Enter one form the way the site would: single entry, or double entry reconciled."""
         instrument = registry.get(code)
         if instrument.rater == "staff":
             return crf.save_entry(
-                visit, code, raw, by=self.case_manager, kind=FormEntry.Kind.SINGLE, complete=True
+                visit, code, raw, by=facilitator, kind=FormEntry.Kind.SINGLE, complete=True
             )
         kind = crf.entry_kind_for(instrument)
         if kind == FormEntry.Kind.SINGLE:
-            return crf.save_entry(visit, code, raw, by=self.assessor, kind=kind, complete=True)
-        crf.save_entry(visit, code, raw, by=self.assessor, kind=FormEntry.Kind.FIRST, complete=True)
-        crf.save_entry(visit, code, raw, by=self.ra2, kind=FormEntry.Kind.SECOND, complete=True)
-        return crf.reconcile(visit, code, {}, by=self.dm, reasons={})
+            return crf.save_entry(visit, code, raw, by=assessor, kind=kind, complete=True)
+        crf.save_entry(visit, code, raw, by=assessor, kind=FormEntry.Kind.FIRST, complete=True)
+        crf.save_entry(
+            visit, code, raw, by=second_assessor, kind=FormEntry.Kind.SECOND, complete=True
+        )
+        return crf.reconcile(visit, code, {}, by=data_manager, reasons={})
 
-
-@pytest.fixture
-def danish(db):
-    return load_preset("danish")
-
-
-@pytest.fixture
-def staff(danish):
-    return Staff(danish)
-
-
-@pytest.fixture
-def filled_trial(danish, staff):
-    """Eight participants at two sites, four per arm, every form of every visit entered; then
-    per arm: a missing code, a missed visit, a level-2 withdrawal, a guess. One intervention-arm
-    participant also stops the intervention (level 1), which must never show."""
     sites = list(danish.sites.order_by("code"))[:2]
     people = []
     for n in range(8):
         p = make_ready_participant(
             danish,
-            staff.desk,
+            coordinator,
             site=sites[n % 2],
             levels={"diagnosis": ["schizophrenia", "bipolar"][n // 4]},
         )
         from randomization import services as randomization
 
-        randomization.randomize(p, by=staff.desk)
+        randomization.randomize(p, by=coordinator)
         people.append(p)
     crf.schedule_visits(danish)
     codes = allocation_facts.neutral_codes(danish)
@@ -104,16 +89,16 @@ def filled_trial(danish, staff):
     for seed, p in enumerate(Participant.objects.filter(trial=danish)):
         for visit in p.visits.select_related("timepoint"):
             if p.pk in unfinished and visit.timepoint.code == "followup":
-                crf.mark_missed(visit, by=staff.dm, reason="Could not be reached")
+                crf.mark_missed(visit, by=data_manager, reason="Could not be reached")
                 continue
             for code in visit.timepoint.instruments:
-                staff.fill(visit, code, raw_values(registry.get(code), seed=seed))
+                fill(visit, code, raw_values(registry.get(code), seed=seed))
     for group in by_code.values():
         first, second = group[0], group[1]
         post = second.visits.get(timepoint__code="post")
-        crf.record_guess(post, "A", by=staff.assessor)
-        crf.record_guess(first.visits.get(timepoint__code="followup"), "DK", by=staff.assessor)
-        crf.withdraw(second, 2, by=staff.desk, reason="Moved away", withdrawn_on=DAY)
+        crf.record_guess(post, "A", by=assessor)
+        crf.record_guess(first.visits.get(timepoint__code="followup"), "DK", by=assessor)
+        crf.withdraw(second, 2, by=coordinator, reason="Moved away", withdrawn_on=DAY)
     # A missing code in each arm: redo one PANSS item as "not done" with a reason.
     for group in by_code.values():
         visit = group[0].visits.get(timepoint__code="followup")
@@ -125,7 +110,7 @@ def filled_trial(danish, staff):
             visit,
             "panss",
             raw,
-            by=staff.assessor,
+            by=assessor,
             kind=entry.kind,
             version=entry.version,
             reason="not rated",
@@ -134,7 +119,7 @@ def filled_trial(danish, staff):
     crf.withdraw(
         by_code[intervention][0],
         1,
-        by=staff.desk,
+        by=coordinator,
         reason="Group clashed with work",
         withdrawn_on=DAY,
     )
@@ -144,17 +129,3 @@ def filled_trial(danish, staff):
 @pytest.fixture(autouse=True)
 def _export_dir(settings, tmp_path):
     settings.EXPORT_DIR = tmp_path / "exports"
-
-
-@pytest.fixture
-def statistician(danish):
-    user = make_user("x-stat")
-    grant(user, danish, Role.STATISTICIAN)
-    return user
-
-
-@pytest.fixture
-def key_holder(danish):
-    user = make_user("x-key")
-    grant(user, danish, Role.KEY_HOLDER)
-    return user

@@ -135,7 +135,7 @@ def test_every_item_of_every_instrument_is_a_column_except_free_text(filled_tria
 
 
 def test_a_reconciled_entry_is_the_record_where_a_single_entry_of_the_form_exists_too(
-    filled_trial, staff
+    filled_trial, data_manager
 ):
     """The instrument went from interview to paper: the reconciled entry is exported, whichever
     row the database happens to return first."""
@@ -151,7 +151,7 @@ def test_a_reconciled_entry_is_the_record_where_a_single_entry_of_the_form_exist
         values={"gaf_f": 1},
         scores={"gaf_f": 1},
         status=FormEntry.Status.COMPLETE,
-        entered_by=staff.dm,
+        entered_by=data_manager,
     )
     rows = table(Dataset(trial, "long"))
     mine = next(

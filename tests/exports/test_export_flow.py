@@ -25,10 +25,10 @@ def post_export(client, trial, capture, **data):
 
 
 def test_data_manager_exports_the_blinded_dataset_and_the_export_is_recorded(
-    filled_trial, staff, client, django_capture_on_commit_callbacks
+    filled_trial, data_manager, client, django_capture_on_commit_callbacks
 ):
     trial, _ = filled_trial
-    client.force_login(staff.dm)
+    client.force_login(data_manager)
     response = post_export(
         client,
         trial,
@@ -37,7 +37,9 @@ def test_data_manager_exports_the_blinded_dataset_and_the_export_is_recorded(
     )
     run = ExportRun.objects.get()
     assert response.status_code == 302 and response.url.endswith(f"/exports/{run.pk}/")
-    assert run.status == ExportRun.Status.DONE and run.rows == 24 and run.requested_by == staff.dm
+    assert (
+        run.status == ExportRun.Status.DONE and run.rows == 24 and run.requested_by == data_manager
+    )
     page = client.get(response.url)
     assert b"Ready: 24 rows" in page.content and run.sha256.encode() in page.content
     download = client.get(reverse("exports:download", args=[trial.key, run.pk]))
@@ -45,7 +47,7 @@ def test_data_manager_exports_the_blinded_dataset_and_the_export_is_recorded(
     assert hashlib.sha256(body).hexdigest() == run.sha256
     names = zipfile.ZipFile(io.BytesIO(body)).namelist()
     assert f"{run.path.stem}.csv" in names and f"{run.path.stem}-codebook.csv" in names
-    actions = list(AccessLog.objects.filter(user=staff.dm).values_list("action", flat=True))
+    actions = list(AccessLog.objects.filter(user=data_manager).values_list("action", flat=True))
     assert actions.count(AccessLog.Action.EXPORT) == 2  # asked for, downloaded
 
 
@@ -58,9 +60,11 @@ def test_statistician_gets_spss_and_stata(filled_trial, statistician, fmt):
     assert run.rows == 8 and run.path.exists() and run.size == run.path.stat().st_size
 
 
-def test_blinded_roles_without_export_permission_get_404(filled_trial, staff, client):
+def test_blinded_roles_without_export_permission_get_404(
+    filled_trial, assessor, facilitator, coordinator, client
+):
     trial, _ = filled_trial
-    for user in (staff.assessor, staff.case_manager, staff.desk):
+    for user in (assessor, facilitator, coordinator):
         client.force_login(user)
         assert client.get(reverse("exports:list", args=[trial.key])).status_code == 404
         response = client.post(
@@ -72,7 +76,7 @@ def test_blinded_roles_without_export_permission_get_404(filled_trial, staff, cl
 
 
 def test_key_and_process_data_are_refused_before_lock_and_to_everyone_but_the_key_holder(
-    filled_trial, staff, statistician, key_holder, client
+    filled_trial, data_manager, coordinator, assessor, facilitator, statistician, key_holder, client
 ):
     trial, _ = filled_trial
     for dataset in ("key", "process"):
@@ -84,7 +88,7 @@ def test_key_and_process_data_are_refused_before_lock_and_to_everyone_but_the_ke
     rater = make_user("x-rater")
     grant(rater, trial, Role.FIDELITY_RATER)
     # Every role but the key holder, the unblinded ones included.
-    others = (staff.dm, statistician, staff.desk, staff.assessor, staff.case_manager, rater, admin)
+    others = (data_manager, statistician, coordinator, assessor, facilitator, rater, admin)
     assert {r for u in others for r in u.memberships.values_list("role", flat=True)} == set(
         Role.values
     ) - {Role.KEY_HOLDER}
@@ -126,12 +130,14 @@ def test_key_holder_releases_the_key_after_lock_with_a_reason_recorded(
         assert f"{arm.export_code},{arm.code},{arm.label}" in text
 
 
-def test_only_the_requester_sees_and_downloads_an_export(filled_trial, staff, statistician, client):
+def test_only_the_requester_sees_and_downloads_an_export(
+    filled_trial, data_manager, statistician, client
+):
     trial, _ = filled_trial
     run = services.build(
         services.request_export(trial, by=statistician, dataset="long", format="csv").pk
     )
-    client.force_login(staff.dm)  # may export too, but did not ask for this one
+    client.force_login(data_manager)  # may export too, but did not ask for this one
     assert client.get(reverse("exports:detail", args=[trial.key, run.pk])).status_code == 404
     assert client.get(reverse("exports:download", args=[trial.key, run.pk])).status_code == 404
 
@@ -147,30 +153,30 @@ def test_a_site_scoped_data_manager_exports_their_site_only(filled_trial, client
         services.request_export(trial, by=dm, dataset="long", format="odm")
 
 
-def test_a_role_withdrawn_before_the_build_gets_nothing(filled_trial, staff):
+def test_a_role_withdrawn_before_the_build_gets_nothing(filled_trial, data_manager):
     trial, _ = filled_trial
-    run = services.request_export(trial, by=staff.dm, dataset="long", format="csv")
-    staff.dm.memberships.update(active=False)
+    run = services.request_export(trial, by=data_manager, dataset="long", format="csv")
+    data_manager.memberships.update(active=False)
     run = services.build(run.pk)
     assert run.status == ExportRun.Status.FAILED and not run.path.exists()
 
 
-def test_progress_is_shown_while_an_export_runs(filled_trial, staff, client):
+def test_progress_is_shown_while_an_export_runs(filled_trial, data_manager, client):
     trial, _ = filled_trial
-    run = services.request_export(trial, by=staff.dm, dataset="long", format="csv")
+    run = services.request_export(trial, by=data_manager, dataset="long", format="csv")
     ExportRun.objects.filter(pk=run.pk).update(status="running", rows=24, done_rows=12)
-    client.force_login(staff.dm)
+    client.force_login(data_manager)
     page = client.get(reverse("exports:detail", args=[trial.key, run.pk])).content.decode()
     assert '<meta http-equiv="refresh"' in page and 'value="50"' in page
     assert "12 of 24 rows" in page
 
 
-def test_odm_export_through_the_task_validates_against_the_schema(filled_trial, staff):
+def test_odm_export_through_the_task_validates_against_the_schema(filled_trial, data_manager):
     from exports.odm import validate_odm
 
     trial, _ = filled_trial
     run = services.build(
-        services.request_export(trial, by=staff.dm, dataset="long", format="odm").pk
+        services.request_export(trial, by=data_manager, dataset="long", format="odm").pk
     )
     assert run.status == ExportRun.Status.DONE, run.error
     assert validate_odm(run.path) == []

@@ -19,11 +19,10 @@ from assessments.definitions import Item
 from assessments.models import FormEntry
 from exports import odm, writers
 from exports.dataset import Dataset
-from imrtrial.models import Participant, Role, Trial
-from imrtrial.trialconfig import create_trial, parse, resolve
+from imrtrial.models import Participant, Role
 from randomization import export as allocation_facts
 from randomization import services as randomization
-from tests.factories import grant, make_ready_participant, make_user
+from tests.factories import load_preset, make_ready_participant, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -41,52 +40,27 @@ NOTE = "told me about the Tuesday IMR group"  # free text that names the arm
 
 
 @pytest.fixture
-def danish(db):
-    # The preset's name quotes both arm labels ("... (IMR + TAU vs TAU)"); that is public, but it
-    # would make "no arm label in the file" untestable. The export writes the name as given.
-    config = parse(resolve("danish").read_text()) | {"name": "Danish IMR trial"}
-    trial = create_trial(config)
-    trial.status = Trial.Status.OPEN
-    trial.save(update_fields=["status"])
-    return trial
+def study(db):
+    """The Danish preset under another name. The preset's name quotes both arm labels ("... (IMR
+    + TAU vs TAU)"); that is public, but it would make "no arm label in the file" untestable. The
+    export writes the name as given."""
+    return load_preset("danish", name="Danish IMR trial")
 
 
 @pytest.fixture
-def desk(danish):
-    return person(danish, Role.COORDINATOR, "desk")
-
-
-@pytest.fixture
-def assessor(danish):
-    return person(danish, Role.ASSESSOR, "assessor")
-
-
-@pytest.fixture
-def data_manager(danish):
-    return person(danish, Role.DATA_MANAGER, "dm")
-
-
-def person(trial, role, username):
-    user = make_user(username)
-    grant(user, trial, role)
-    return user
-
-
-@pytest.fixture
-def known(danish, desk, assessor, data_manager):
+def known(study, coordinator, assessor, data_manager, facilitator, person):
     """A small trial with one thing of every kind the export must keep or leave out."""
-    facilitator = person(danish, Role.FACILITATOR, "facilitator")
-    second = person(danish, Role.ASSESSOR, "second-entry")
-    sites = list(danish.sites.order_by("code"))
+    second = person(Role.ASSESSOR, username="second-entry")
+    sites = list(study.sites.order_by("code"))
     randomized = []
     # The sequence is concealed (random blocks): randomize until both arms are represented.
-    while len({code for code, _ in allocation_facts.neutral_codes(danish).values()}) < 2:
+    while len({code for code, _ in allocation_facts.neutral_codes(study).values()}) < 2:
         assert len(randomized) < 20, "twenty allocations and still one arm"
-        p = make_ready_participant(danish, desk, site=sites[len(randomized) % len(sites)])
-        randomization.randomize(p, by=desk)
+        p = make_ready_participant(study, coordinator, site=sites[len(randomized) % len(sites)])
+        randomization.randomize(p, by=coordinator)
         randomized.append(p)
-    unrandomized = make_ready_participant(danish, desk, site=sites[0])
-    crf.schedule_visits(danish)
+    unrandomized = make_ready_participant(study, coordinator, site=sites[0])
+    crf.schedule_visits(study)
     first, other = randomized[0], randomized[-1]
     post = first.visits.get(timepoint__code="post")
     baseline = first.visits.get(timepoint__code="baseline")
@@ -139,14 +113,18 @@ def known(danish, desk, assessor, data_manager):
     crf.save_entry(other_post, "gaf_s", {"gaf_s": "61"}, by=assessor, kind="single", complete=True)
 
     # Consent withdrawn after a form was entered: the form is erased, the subject row stays.
-    leaver = make_and_randomize(danish, desk)
+    leaver = make_and_randomize(study, coordinator)
     leaver_post = leaver.visits.get(timepoint__code="post")
     crf.save_entry(leaver_post, "gaf_f", {"gaf_f": "44"}, by=assessor, kind="single", complete=True)
     crf.withdraw(
-        leaver, 3, by=desk, reason="withdrew consent", withdrawn_on=datetime.date(2026, 12, 1)
+        leaver,
+        3,
+        by=coordinator,
+        reason="withdrew consent",
+        withdrawn_on=datetime.date(2026, 12, 1),
     )
     return SimpleNamespace(
-        trial=danish,
+        trial=study,
         first=first,
         other=other,
         leaver=leaver,
@@ -155,9 +133,9 @@ def known(danish, desk, assessor, data_manager):
     )
 
 
-def make_and_randomize(trial, desk):
-    p = make_ready_participant(trial, desk)
-    randomization.randomize(p, by=desk)
+def make_and_randomize(trial, coordinator):
+    p = make_ready_participant(trial, coordinator)
+    randomization.randomize(p, by=coordinator)
     crf.schedule_visits(trial)
     return Participant.objects.get(pk=p.pk)
 
@@ -458,23 +436,23 @@ def peak_memory(trial, path):
         tracemalloc.stop()
 
 
-def test_memory_stays_flat_as_the_trial_grows(danish, tmp_path, monkeypatch):
+def test_memory_stays_flat_as_the_trial_grows(study, tmp_path, monkeypatch):
     user = make_user("bulk")
     # Small chunks so that a small, fast trial already spans many of them.
     monkeypatch.setattr(odm, "CHUNK_SIZE", 30)
     n = 60
-    bulk_trial(danish, n, user)
-    peak_memory(danish, tmp_path / "warm-up.xml")  # first-use caches (schema, adapters, ...)
-    small = peak_memory(danish, tmp_path / "small.xml")
-    bulk_trial(danish, 3 * n, user)
-    large = peak_memory(danish, tmp_path / "large.xml")
+    bulk_trial(study, n, user)
+    peak_memory(study, tmp_path / "warm-up.xml")  # first-use caches (schema, adapters, ...)
+    small = peak_memory(study, tmp_path / "small.xml")
+    bulk_trial(study, 3 * n, user)
+    large = peak_memory(study, tmp_path / "large.xml")
     assert (small[0], large[0]) == (n, 4 * n)
     assert odm.validate_odm(tmp_path / "large.xml") == []
     # Four times the subjects (2,160 more PANSS values) must not cost four times the memory.
     assert large[1] < small[1] * 1.5, (small, large)
     # The yardstick can fail: reading every row at once (no chunking) is caught by it.
     monkeypatch.setattr(odm, "CHUNK_SIZE", 10**6)
-    buffered = peak_memory(danish, tmp_path / "buffered.xml")
+    buffered = peak_memory(study, tmp_path / "buffered.xml")
     assert buffered[1] > small[1] * 1.5, (small, buffered)
 
 

@@ -41,6 +41,7 @@ from tests.factories import (
     grant,
     make_allocation,
     make_participant,
+    make_person,
     make_ready_participant,
     make_trial,
     make_user,
@@ -127,20 +128,19 @@ def world(db):
     w.trial = trial = make_trial(target_sample_size=20)
     add_schedule(trial)
     w.north, w.south = trial.sites.get(code="north"), trial.sites.get(code="south")
-    w.desk = make_user("desk")
-    grant(w.desk, trial, Role.COORDINATOR)
+    w.coordinator = make_person(trial, Role.COORDINATOR, username="desk")
     w.assessor = make_user("rater-of-forms")
     grant(w.assessor, trial, Role.ASSESSOR)
     w.fac = [make_user(f"fac{i}") for i in (1, 2)]
     for user in w.fac:
         grant(user, trial, Role.FACILITATOR, w.north)
 
-    screen(trial, w.north, w.desk, adult=False)
-    screen(trial, w.north, w.desk, adult=False, guardian=True)
-    screen(trial, w.south, w.desk, guardian=True)
-    screen(trial, w.south, w.desk, consent=False)
-    screen(trial, w.north, w.desk)
-    make_ready_participant(trial, w.desk, site=w.north)
+    screen(trial, w.north, w.coordinator, adult=False)
+    screen(trial, w.north, w.coordinator, adult=False, guardian=True)
+    screen(trial, w.south, w.coordinator, guardian=True)
+    screen(trial, w.south, w.coordinator, consent=False)
+    screen(trial, w.north, w.coordinator)
+    make_ready_participant(trial, w.coordinator, site=w.north)
 
     plan = {
         "I1": ("imr", w.north, RECENT),
@@ -157,8 +157,8 @@ def world(db):
     }
     w.p, w.allocation = {}, {}
     for name, (arm, site, days_ago) in plan.items():
-        participant = make_ready_participant(trial, w.desk, site=site)
-        w.allocation[name] = make_allocation(participant, arm, by=w.desk)
+        participant = make_ready_participant(trial, w.coordinator, site=site)
+        w.allocation[name] = make_allocation(participant, arm, by=w.coordinator)
         participant.randomized_on = today() - days_ago * DAY
         participant.save(update_fields=["randomized_on"])
         w.p[name] = participant
@@ -181,9 +181,9 @@ def world(db):
         crf.mark_missed(visit(name, "post"), by=dm, reason="Could not be reached")
 
     desk.mark_in_error(
-        w.allocation["I3"], by=w.desk, reason="Randomized before eligibility was confirmed"
+        w.allocation["I3"], by=w.coordinator, reason="Randomized before eligibility was confirmed"
     )
-    desk.mark_in_error(w.allocation["T4"], by=w.desk, reason="Randomized twice by mistake")
+    desk.mark_in_error(w.allocation["T4"], by=w.coordinator, reason="Randomized twice by mistake")
 
     w.group = imr.create_group(
         trial,
@@ -208,7 +208,7 @@ def world(db):
     )
 
     def withdraw(name, level, reason, on):
-        crf.withdraw(w.p[name], level, by=w.desk, reason=reason, withdrawn_on=on)
+        crf.withdraw(w.p[name], level, by=w.coordinator, reason=reason, withdrawn_on=on)
 
     withdraw("I2", 1, "Did not want group sessions", today())
     withdraw("I4", 2, "Moved away", today() - 10 * DAY)
@@ -559,7 +559,7 @@ def test_reports_of_a_trial_with_no_data_yet_render(client):
 
 
 def test_reports_answer_get_only(world, client):
-    client.force_login(world.desk)
+    client.force_login(world.coordinator)
     response = client.post(reverse("exports:report_consort", args=[world.trial.key]))
     assert response.status_code == 405
 
@@ -616,9 +616,8 @@ def test_the_follow_up_and_completeness_pages_show_the_numbers(world, client):
 def test_recruitment_per_site_by_month_against_the_target(db):
     trial = make_trial(target_sample_size=10)
     north, south = trial.sites.get(code="north"), trial.sites.get(code="south")
-    desk_user = make_user("recruiter")
-    grant(desk_user, trial, Role.COORDINATOR)
-    screen(trial, south, desk_user, adult=False)
+    coordinator = make_person(trial, Role.COORDINATOR, username="recruiter")
+    screen(trial, south, coordinator, adult=False)
     days = [
         (north, datetime.date(2025, 1, 15)),
         (north, datetime.date(2025, 1, 31)),
@@ -627,7 +626,7 @@ def test_recruitment_per_site_by_month_against_the_target(db):
     ]
     for site, day in days:
         participant = make_participant(trial, site=site)
-        make_allocation(participant, "tau", by=desk_user)
+        make_allocation(participant, "tau", by=coordinator)
         participant.randomized_on = day
         participant.save(update_fields=["randomized_on"])
     make_participant(trial, site=south)  # enrolled, not randomized: not recruited
@@ -648,7 +647,7 @@ def test_recruitment_per_site_by_month_against_the_target(db):
 
 
 def test_the_recruitment_page_shows_the_target(world, client):
-    client.force_login(world.desk)
+    client.force_login(world.coordinator)
     text = page_text(
         client.get(reverse("exports:report_recruitment", args=[world.trial.key])).content
     )

@@ -18,8 +18,7 @@ from django.db import connection
 from bench.randomization import anomalies_of
 from imrtrial.models import Participant, Role
 from randomization import services
-from tests.factories import grant, make_ready_participant, make_user
-from tests.randomization.conftest import load_preset
+from tests.factories import grant, load_preset, make_ready_participant, make_user
 
 if "FAULTS_PG_PORT" not in os.environ:
     pytest.skip("run through tests/faults/test_faults.py", allow_module_level=True)

@@ -30,8 +30,7 @@ from fidelity import tasks as attendance_tasks
 from fidelity.models import AttendanceReminder
 from imrtrial import celery_app
 from imrtrial.models import Role
-from tests.factories import grant, make_ready_participant, make_user
-from tests.randomization.conftest import load_preset
+from tests.factories import grant, load_preset, make_ready_participant, make_user
 
 from .services import PrivateRedis
 

@@ -4,8 +4,7 @@ import pytest
 
 from fidelity import services
 from imrtrial.models import Role
-from tests.factories import grant, make_allocation, make_participant, make_user
-from tests.randomization.conftest import load_preset
+from tests.factories import grant, make_allocation, make_participant
 
 D = datetime.date
 START = D(2026, 1, 5)  # a Monday, well before the tests' "today" (the real date)
@@ -19,12 +18,6 @@ def randomized(trial, site, arm_code, *, randomized_on=RANDOMIZED_ON, pid=None):
     participant.randomized_on = randomized_on
     participant.save(update_fields=["randomized_on"])
     return participant
-
-
-def staff(trial, role, site=None, username=None):
-    user = make_user(username)
-    grant(user, trial, role, site)
-    return user
 
 
 def make_group(trial, site, facilitators, **overrides):
@@ -58,13 +51,9 @@ def weekly(n, start=START):
 
 
 @pytest.fixture
-def danish(db):
-    return load_preset("danish")
-
-
-@pytest.fixture
-def dutch(db):
-    return load_preset("dutch")
+def study(danish):
+    """The fidelity tests are about the Danish preset: their people work in it."""
+    return danish
 
 
 @pytest.fixture
@@ -78,8 +67,8 @@ def site_b(danish):
 
 
 @pytest.fixture
-def facilitators(danish, site_a):
-    return [staff(danish, Role.FACILITATOR, site_a, f"fac{i}") for i in (1, 2)]
+def facilitators(site_a, person):
+    return [person(Role.FACILITATOR, site_a, f"fac{i}") for i in (1, 2)]
 
 
 @pytest.fixture
@@ -95,10 +84,10 @@ def imr_member(danish, site_a, group, facilitators):
 
 
 @pytest.fixture
-def raters(danish, site_b):
+def raters(danish, site_b, person):
     """Two fidelity raters for every site who work as facilitators at site B (the Danish
     cross-site design: a trained facilitator from the other CMHC rates)."""
-    users = [staff(danish, Role.FIDELITY_RATER, None, f"rater{i}") for i in (1, 2)]
+    users = [person(Role.FIDELITY_RATER, None, f"rater{i}") for i in (1, 2)]
     for user in users:
         grant(user, danish, Role.FACILITATOR, site_b)
     return users

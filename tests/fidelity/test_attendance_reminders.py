@@ -10,7 +10,7 @@ from fidelity import reminders
 from fidelity.models import AttendanceReminder
 from imrtrial.models import Role
 
-from .conftest import START, log, staff, weekly
+from .conftest import START, log, weekly
 
 pytestmark = pytest.mark.django_db
 D = datetime.date
@@ -37,9 +37,9 @@ def test_unlogged_weekly_sessions_are_found_after_the_grace_days(group, imr_memb
 
 
 def test_each_facilitator_gets_one_digest_and_a_second_run_sends_nothing(
-    group, with_emails, danish
+    group, with_emails, danish, person
 ):
-    staff(danish, Role.ASSESSOR, None, "blind-assessor").email = "a@example.org"
+    person(Role.ASSESSOR, None, "blind-assessor").email = "a@example.org"
     today = START + datetime.timedelta(weeks=1, days=4)
     result = reminders.run_daily(today)
     assert result["sent"] == 2 and result["failed"] == 0
@@ -63,17 +63,17 @@ def test_a_closed_or_unstarted_group_reminds_nobody(group, with_emails):
 
 
 def test_the_coordinator_sees_attendance_reminders_and_their_failures_on_the_groups_page(
-    client, group, with_emails, danish, settings
+    client, group, with_emails, danish, settings, person
 ):
     from django.urls import reverse
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 2
     reminders.run_daily(START + datetime.timedelta(days=5))
-    client.force_login(staff(danish, Role.COORDINATOR, None, "desk-ar"))
+    client.force_login(person(Role.COORDINATOR, None, "desk-ar"))
     page = client.get(reverse("fidelity:groups", args=[danish.key])).content.decode()
     assert "could not be sent yet" in page and group.name in page
-    client.force_login(staff(danish, Role.DATA_MANAGER, None, "dm-ar"))
+    client.force_login(person(Role.DATA_MANAGER, None, "dm-ar"))
     assert client.get(reverse("fidelity:groups", args=[danish.key])).status_code == 404
 
 

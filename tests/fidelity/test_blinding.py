@@ -19,6 +19,12 @@ START = datetime.date(2026, 1, 5)
 
 
 @pytest.fixture
+def study(trial):
+    """Unlike the rest of the package, these tests are about the generic trial."""
+    return trial
+
+
+@pytest.fixture
 def world(trial, north, person):
     """A group at North with a member, a session and a fidelity assessment with one rating."""
     facilitators = [person(Role.FACILITATOR, north, f"fac{i}") for i in (1, 2)]

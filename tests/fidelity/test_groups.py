@@ -10,15 +10,17 @@ from imrtrial.errors import Refused
 from imrtrial.models import HardDeleteForbidden, Role
 from tests.factories import make_participant
 
-from .conftest import START, D, log, make_group, randomized, staff, weekly
+from .conftest import START, D, log, make_group, randomized, weekly
 
 A = Attendance.Status
 
 
-def test_a_group_needs_two_or_three_facilitators_of_its_site(danish, site_a, site_b, facilitators):
+def test_a_group_needs_two_or_three_facilitators_of_its_site(
+    danish, site_a, site_b, facilitators, person
+):
     with pytest.raises(Refused, match="two or three facilitators"):
         make_group(danish, site_a, facilitators[:1])
-    elsewhere = staff(danish, Role.FACILITATOR, site_b, "fac-b")
+    elsewhere = person(Role.FACILITATOR, site_b, "fac-b")
     with pytest.raises(Refused, match="fac-b is not an IMR facilitator at CMHC Frederiksberg"):
         make_group(danish, site_a, [*facilitators, elsewhere])
     group = make_group(danish, site_a, facilitators)
@@ -26,8 +28,8 @@ def test_a_group_needs_two_or_three_facilitators_of_its_site(danish, site_a, sit
     assert ImrGroup.objects.count() == 1
 
 
-def test_a_blinded_user_cannot_create_a_group(danish, site_a, facilitators):
-    assessor = staff(danish, Role.ASSESSOR, site_a)
+def test_a_blinded_user_cannot_create_a_group(danish, site_a, facilitators, person):
+    assessor = person(Role.ASSESSOR, site_a)
     with pytest.raises(Refused, match="You may not log IMR attendance"):
         services.create_group(
             danish,
@@ -150,14 +152,14 @@ def test_attendance_for_a_non_member_or_a_control_participant_is_refused(
 
 
 def test_every_member_needs_a_status_and_only_group_facilitators_are_present(
-    danish, site_a, group, imr_member, facilitators
+    danish, site_a, group, imr_member, facilitators, person
 ):
     by = facilitators[0]
     second = randomized(danish, site_a, "imr", pid="DK-IMR-2")
     services.add_member(group, second, by=by, joined_on=START)
     with pytest.raises(Refused, match="missing: DK-IMR-2"):
         log(group, START, {imr_member: A.ATTENDED}, by=by)
-    stranger = staff(danish, Role.FACILITATOR, site_a, "not-in-group")
+    stranger = person(Role.FACILITATOR, site_a, "not-in-group")
     with pytest.raises(Refused, match="Not a facilitator of .*: not-in-group"):
         log(
             group,

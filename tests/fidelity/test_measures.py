@@ -7,8 +7,9 @@ import pytest
 from fidelity import measures, rules, services
 from fidelity.models import Attendance, ImrGroup, Module
 from imrtrial.models import Role
+from tests.factories import make_person
 
-from .conftest import START, D, log, make_group, randomized, staff, weekly
+from .conftest import START, D, log, make_group, randomized, weekly
 
 A = Attendance.Status
 
@@ -75,7 +76,7 @@ def dutch_group(dutch):
     Y joined at session 4 (2026-01-26): attended 4-7, absent 8 -> 4 attended of 5 held
     """
     site = dutch.sites.get(code="team-01")
-    facilitators = [staff(dutch, Role.FACILITATOR, site, f"trainer{i}") for i in (1, 2)]
+    facilitators = [make_person(dutch, Role.FACILITATOR, site, f"trainer{i}") for i in (1, 2)]
     by = facilitators[0]
     group = make_group(
         dutch,

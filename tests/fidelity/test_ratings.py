@@ -9,9 +9,9 @@ from fidelity.models import FidelityRating
 from imrtrial import access
 from imrtrial.errors import Refused
 from imrtrial.models import Role
-from tests.factories import grant
+from tests.factories import grant, make_person
 
-from .conftest import START, D, make_group, staff
+from .conftest import START, D, make_group
 
 SOURCES = ["interviews", "observation", "progress_notes"]
 END_DAY = D(2026, 9, 28)
@@ -55,13 +55,13 @@ def test_a_consensus_before_both_raw_ratings_is_refused(end, raters):
     assert FidelityRating.objects.filter(is_consensus=True).count() == 0
 
 
-def test_one_rater_cannot_give_both_raw_ratings_or_a_third(end, raters, danish):
+def test_one_rater_cannot_give_both_raw_ratings_or_a_third(end, raters, danish, person):
     r1, r2 = raters
     services.submit_rating(end, by=r1, scores=scores([4] * 13))
     with pytest.raises(Refused, match="already rated"):
         services.submit_rating(end, by=r1, scores=scores([5] * 13))
     services.submit_rating(end, by=r2, scores=scores([4] * 13))
-    third = staff(danish, Role.FIDELITY_RATER, None, "rater3")
+    third = person(Role.FIDELITY_RATER, None, "rater3")
     with pytest.raises(Refused, match="Both raw ratings are in"):
         services.submit_rating(end, by=third, scores=scores([4] * 13))
     with pytest.raises(Refused, match="entered by one of the two raters"):
@@ -97,9 +97,9 @@ def test_a_rater_sees_only_their_own_rating_until_both_are_in(end, raters):
 
 
 def test_a_rater_may_not_rate_a_group_of_their_own_site_or_that_they_facilitate(
-    danish, site_a, group, facilitators
+    danish, site_a, group, facilitators, person
 ):
-    local = staff(danish, Role.FIDELITY_RATER, None, "local-rater")
+    local = person(Role.FIDELITY_RATER, None, "local-rater")
     grant(local, danish, Role.COORDINATOR, site_a)
     with pytest.raises(Refused, match="You hold a role at CMHC Frederiksberg-Vanløse"):
         assess(group, local)
@@ -108,13 +108,15 @@ def test_a_rater_may_not_rate_a_group_of_their_own_site_or_that_they_facilitate(
     access.forget(facilitator_rater)  # their grants were cached when the group was made
     with pytest.raises(Refused, match="You facilitate this group"):
         assess(group, facilitator_rater)
-    assessor = staff(danish, Role.ASSESSOR, None, "blinded")
+    assessor = person(Role.ASSESSOR, None, "blinded")
     with pytest.raises(Refused, match="You are not a fidelity rater"):
         assess(group, assessor)
 
 
-def test_a_rater_whose_only_role_is_rating_at_the_site_may_rate_there(danish, site_a, group):
-    rater = staff(danish, Role.FIDELITY_RATER, site_a, "site-rater")
+def test_a_rater_whose_only_role_is_rating_at_the_site_may_rate_there(
+    danish, site_a, group, person
+):
+    rater = person(Role.FIDELITY_RATER, site_a, "site-rater")
     assert assess(group, rater).created_by == rater
 
 
@@ -128,9 +130,9 @@ def test_one_assessment_of_each_kind_and_no_future_date(group, raters):
 
 def test_dutch_bands_score_the_group(dutch):
     site = dutch.sites.get(code="team-03")
-    facilitators = [staff(dutch, Role.FACILITATOR, site, f"t{i}") for i in (1, 2)]
+    facilitators = [make_person(dutch, Role.FACILITATOR, site, f"t{i}") for i in (1, 2)]
     group = make_group(dutch, site, facilitators)
-    r1, r2 = (staff(dutch, Role.FIDELITY_RATER, None, f"auditor{i}") for i in (1, 2))
+    r1, r2 = (make_person(dutch, Role.FIDELITY_RATER, None, f"auditor{i}") for i in (1, 2))
     end = services.create_assessment(
         group, by=r1, kind="end", date=START, data_sources=["interviews", "goal_tracking"]
     )

@@ -10,7 +10,7 @@ from fidelity import services
 from fidelity.models import Attendance, FidelityRating, GroupMembership, Session
 from imrtrial.models import AccessLog, Role
 
-from .conftest import START, log, randomized, staff
+from .conftest import START, log, randomized
 
 pytestmark = pytest.mark.urls("tests.fidelity.urls")
 
@@ -116,8 +116,7 @@ def test_adding_a_control_participant_is_refused_with_a_clear_message(
     assert response.status_code == 302 and GroupMembership.objects.get().participant == imr
 
 
-def test_a_coordinator_may_read_the_group_but_not_log_sessions(client, danish, group):
-    coordinator = staff(danish, Role.COORDINATOR)
+def test_a_coordinator_may_read_the_group_but_not_log_sessions(client, danish, group, coordinator):
     client.force_login(coordinator)
     page = client.get(url("group", danish.key, group.pk)).content.decode()
     assert "Log a session" not in page
@@ -167,8 +166,8 @@ def test_a_rating_out_of_range_is_refused_and_nothing_is_saved(client, danish, g
     assert not FidelityRating.objects.exists()
 
 
-def test_a_rater_from_the_groups_own_site_is_told_why_not(client, danish, site_a, group):
-    local = staff(danish, Role.FIDELITY_RATER, None, "local")
+def test_a_rater_from_the_groups_own_site_is_told_why_not(client, danish, site_a, group, person):
+    local = person(Role.FIDELITY_RATER, None, "local")
     from tests.factories import grant
 
     grant(local, danish, Role.FACILITATOR, site_a)

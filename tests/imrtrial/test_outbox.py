@@ -16,23 +16,20 @@ from fidelity.models import AttendanceReminder
 from imrtrial import outbox
 from imrtrial.models import Role
 from randomization import services as randomization
-from tests.factories import grant, make_ready_participant, make_user
-from tests.randomization.conftest import load_preset
+from tests.factories import make_person, make_ready_participant
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def world(db):
+def world(danish):
     """A trial with one randomized participant, its visits, a group, and staff with e-mail."""
-    trial = load_preset("danish")
+    trial = danish
     site = trial.sites.order_by("code").first()
     staff = {}
     for role in (Role.COORDINATOR, Role.ASSESSOR, Role.DATA_MANAGER, Role.FACILITATOR):
-        staff[role] = make_user(f"{role}-mail", email=f"{role}@example.org")
-        grant(staff[role], trial, role, site)
-    co = make_user("co-fac", email="co-fac@example.org")
-    grant(co, trial, Role.FACILITATOR, site)
+        staff[role] = make_person(trial, role, site, f"{role}-mail", email=f"{role}@example.org")
+    co = make_person(trial, Role.FACILITATOR, site, "co-fac", email="co-fac@example.org")
     participant = make_ready_participant(trial, staff[Role.COORDINATOR], site=site)
     group = fidelity.create_group(
         trial,

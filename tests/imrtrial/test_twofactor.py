@@ -123,23 +123,25 @@ def test_the_staff_list_annotation_follows_the_same_rule(person):
 # --- Signing in with a code ------------------------------------------------------------------
 
 
-@pytest.fixture
-def desk(person):
-    user = person(Role.COORDINATOR, username="desk")
-    make_totp_device(user)
-    return user
+@pytest.fixture(autouse=True)
+def _personas_have_an_authenticator_app(request):
+    """In these tests the coordinator and the trial administrator have enrolled a device (the
+    personas of tests/conftest.py); anyone else made here has not, unless the test says so."""
+    for name in ("coordinator", "trial_admin"):
+        if name in request.fixturenames:
+            make_totp_device(request.getfixturevalue(name))
 
 
 def test_password_then_code_wrong_code_refused_back_off_then_right_code_opens_the_site(
-    client, desk, trial
+    client, coordinator, trial
 ):
     allocations = reverse("randomization:allocations", args=[trial.key])
-    response = password_login(client, desk, next_url=allocations)
+    response = password_login(client, coordinator, next_url=allocations)
     assert response.status_code == 302
     assert response["Location"] == f"{VERIFY}?next={quote(allocations, safe='')}"
     assert client.get(reverse("home"))["Location"].startswith(VERIFY)
 
-    device = TOTPDevice.objects.get(user=desk)
+    device = TOTPDevice.objects.get(user=coordinator)
     verify_url = response["Location"]
     response = client.post(verify_url, {"token": wrong_code(device)})
     assert response.status_code == 400
@@ -158,44 +160,46 @@ def test_password_then_code_wrong_code_refused_back_off_then_right_code_opens_th
     assert client.get(reverse("home")).status_code == 200
 
 
-def test_verifying_gives_the_session_a_new_key(client, desk):
-    password_login(client, desk)
+def test_verifying_gives_the_session_a_new_key(client, coordinator):
+    password_login(client, coordinator)
     before = client.session.session_key
-    device = TOTPDevice.objects.get(user=desk)
+    device = TOTPDevice.objects.get(user=coordinator)
     client.post(VERIFY, {"token": totp_code(device)})
     assert client.session.session_key != before
 
 
-def test_a_code_is_accepted_once(desk):
-    device = TOTPDevice.objects.get(user=desk)
+def test_a_code_is_accepted_once(coordinator):
+    device = TOTPDevice.objects.get(user=coordinator)
     code = totp_code(device)
     first, second = Client(), Client()
-    password_login(first, desk)
-    password_login(second, desk)
+    password_login(first, coordinator)
+    password_login(second, coordinator)
     assert first.post(VERIFY, {"token": code}).status_code == 302
     response = second.post(VERIFY, {"token": code})
     assert response.status_code == 400
 
 
 @pytest.mark.parametrize("bad", ["", "12345", "abcdef", "1234567"])
-def test_a_malformed_code_is_refused_with_a_clear_message_and_counts_nothing(client, desk, bad):
-    password_login(client, desk)
+def test_a_malformed_code_is_refused_with_a_clear_message_and_counts_nothing(
+    client, coordinator, bad
+):
+    password_login(client, coordinator)
     response = client.post(VERIFY, {"token": bad})
     assert response.status_code == 400
     html = response.content.decode()
     assert "This field is required" in html or "Enter the 6 digits" in html
-    assert TOTPDevice.objects.get(user=desk).throttling_failure_count == 0
+    assert TOTPDevice.objects.get(user=coordinator).throttling_failure_count == 0
 
 
-def test_a_code_typed_with_a_space_is_accepted(client, desk):
-    password_login(client, desk)
-    code = totp_code(TOTPDevice.objects.get(user=desk))
+def test_a_code_typed_with_a_space_is_accepted(client, coordinator):
+    password_login(client, coordinator)
+    code = totp_code(TOTPDevice.objects.get(user=coordinator))
     assert client.post(VERIFY, {"token": f"{code[:3]} {code[3:]}"}).status_code == 302
 
 
-def test_an_unsafe_next_address_is_ignored(client, desk):
-    password_login(client, desk)
-    code = totp_code(TOTPDevice.objects.get(user=desk))
+def test_an_unsafe_next_address_is_ignored(client, coordinator):
+    password_login(client, coordinator)
+    code = totp_code(TOTPDevice.objects.get(user=coordinator))
     response = client.post(VERIFY, {"token": code, "next": "https://evil.example/"})
     assert response["Location"] == reverse("home")
 
@@ -238,10 +242,10 @@ def test_an_unverified_unblinded_user_is_sent_to_the_code_from_every_page(
         assert "Allocations" not in response.content.decode()
 
 
-def test_an_unverified_post_is_redirected_and_changes_nothing(client, desk, trial):
-    participant = make_ready_participant(trial, by=desk)
+def test_an_unverified_post_is_redirected_and_changes_nothing(client, coordinator, trial):
+    participant = make_ready_participant(trial, by=coordinator)
     randomize = reverse("randomization:randomize", args=[trial.key, participant.participant_id])
-    password_login(client, desk)
+    password_login(client, coordinator)
     response = client.post(randomize, {"baseline_completed_on": "2026-11-01", "read_back": "on"})
     assert response.status_code == 302 and response["Location"].startswith(VERIFY)
     participant.refresh_from_db()
@@ -249,8 +253,8 @@ def test_an_unverified_post_is_redirected_and_changes_nothing(client, desk, tria
     assert participant.randomized_on is None
 
 
-def test_an_unverified_user_may_still_sign_out(client, desk):
-    password_login(client, desk)
+def test_an_unverified_user_may_still_sign_out(client, coordinator):
+    password_login(client, coordinator)
     response = client.post(reverse("logout"))
     assert response.status_code == 302 and response["Location"] == reverse("login")
     assert "_auth_user_id" not in client.session
@@ -285,9 +289,9 @@ def test_a_blinded_user_who_enrolled_is_asked_for_the_code_at_each_sign_in(clien
     assert client.get(reverse("home"))["Location"].startswith(VERIFY)
 
 
-def test_the_setting_turns_enforcement_off_for_the_demo(client, desk, settings):
+def test_the_setting_turns_enforcement_off_for_the_demo(client, coordinator, settings):
     settings.TWO_FACTOR_REQUIRED = False
-    assert password_login(client, desk).status_code == 200
+    assert password_login(client, coordinator).status_code == 200
 
 
 # --- Enrolment --------------------------------------------------------------------------------
@@ -344,13 +348,13 @@ def test_a_coordinator_without_a_device_enrols_with_the_secret_shown_and_a_valid
     assert "Enrolment confirmed with a valid code" in reasons
 
 
-def test_a_password_alone_cannot_add_a_second_device(client, desk):
-    password_login(client, desk)
+def test_a_password_alone_cannot_add_a_second_device(client, coordinator):
+    password_login(client, coordinator)
     response = client.get(ENROL)
     assert response.status_code == 302 and response["Location"].startswith(VERIFY)
     response = client.post(ENROL, {"token": "123456"})
     assert response["Location"].startswith(VERIFY)
-    assert TOTPDevice.objects.filter(user=desk).count() == 1
+    assert TOTPDevice.objects.filter(user=coordinator).count() == 1
 
 
 def test_a_blinded_user_may_enrol_by_choice(client, person):
@@ -363,40 +367,33 @@ def test_a_blinded_user_may_enrol_by_choice(client, person):
     assert TOTPDevice.objects.get(user=assessor).confirmed
 
 
-def test_the_device_history_never_holds_the_secret(desk):
+def test_the_device_history_never_holds_the_secret(coordinator):
     fields = {f.name for f in TOTPDevice.history.model._meta.get_fields()}
     assert "confirmed" in fields and "key" not in fields
-    assert TOTPDevice.history.filter(user_id=desk.pk).exists()
+    assert TOTPDevice.history.filter(user_id=coordinator.pk).exists()
 
 
 # --- Reset by an administrator -----------------------------------------------------------------
 
 
-@pytest.fixture
-def trial_admin(person):
-    admin = person(Role.TRIAL_ADMIN, username="admin-of-trial")
-    make_totp_device(admin)
-    return admin
-
-
 def test_a_trial_admin_resets_a_device_with_a_reason_that_the_history_keeps(
-    trial_admin, desk, trial
+    trial_admin, coordinator, trial
 ):
-    desk_session = full_login(Client(), desk)
+    desk_session = full_login(Client(), coordinator)
     admin = full_login(Client(), trial_admin)
     staff = admin.get(reverse("two_factor:staff"))
     assert staff.status_code == 200
-    reset = reverse("two_factor:reset", args=[desk.pk])
+    reset = reverse("two_factor:reset", args=[coordinator.pk])
     assert f'href="{reset}"' in staff.content.decode()
 
     response = admin.post(reset, {"reason": "  "})
     assert response.status_code == 400
-    assert TOTPDevice.objects.filter(user=desk).count() == 1
+    assert TOTPDevice.objects.filter(user=coordinator).count() == 1
 
     response = admin.post(reset, {"reason": "Lost phone; identity checked by phone"})
     assert response.status_code == 302
-    assert not TOTPDevice.objects.filter(user=desk).exists()
-    (removed,) = TOTPDevice.history.filter(user_id=desk.pk, history_type="-")
+    assert not TOTPDevice.objects.filter(user=coordinator).exists()
+    (removed,) = TOTPDevice.history.filter(user_id=coordinator.pk, history_type="-")
     assert removed.history_user == trial_admin
     assert removed.history_change_reason == "Lost phone; identity checked by phone"
     assert (
@@ -442,14 +439,14 @@ def test_a_superuser_may_reset_anyone_but_themselves(client):
 
 
 @pytest.mark.parametrize("role", [Role.ASSESSOR, Role.COORDINATOR, Role.KEY_HOLDER])
-def test_other_roles_cannot_reach_the_reset_pages(client, person, desk, role):
+def test_other_roles_cannot_reach_the_reset_pages(client, person, coordinator, role):
     user = person(role, username=f"r-{role}")
     make_totp_device(user)
     full_login(client, user)
     assert client.get(reverse("two_factor:staff")).status_code == 404
-    response = client.post(reverse("two_factor:reset", args=[desk.pk]), {"reason": "x"})
+    response = client.post(reverse("two_factor:reset", args=[coordinator.pk]), {"reason": "x"})
     assert response.status_code == 404
-    assert TOTPDevice.objects.filter(user=desk).exists()
+    assert TOTPDevice.objects.filter(user=coordinator).exists()
 
 
 # --- Configuration ------------------------------------------------------------------------------

@@ -16,8 +16,7 @@ from assessments import services as assessments
 from assessments.services import schedule_visits
 from imrtrial.models import Role
 from randomization import services as randomization
-from tests.factories import grant, make_ready_participant, make_user
-from tests.randomization.conftest import load_preset
+from tests.factories import grant, load_preset, make_ready_participant, make_user
 
 REPO = Path(__file__).resolve().parents[2]
 BACKUP = REPO / "scripts" / "backup.sh"

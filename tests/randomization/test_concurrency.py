@@ -7,22 +7,20 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
-from imrtrial.models import Participant
+from imrtrial.models import Participant, Role
 from randomization import sequence, services
 from randomization.models import Allocation, Stratum
-from tests.factories import make_ready_participant
-
-from .conftest import coordinator_of, load_preset
+from tests.factories import load_preset, make_person, make_ready_participant
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_concurrent_randomizations_and_double_clicks_allocate_each_participant_once(
-    desk_user, roles_restored
-):
+def test_concurrent_randomizations_and_double_clicks_allocate_each_participant_once(roles_restored):
     trial = load_preset("dutch", key="dutch-concurrent")
-    coordinator_of(trial, desk_user)
+    coordinator = make_person(trial, Role.COORDINATOR)
     sites = list(trial.sites.order_by("code")[:3])
-    participants = [make_ready_participant(trial, desk_user, site=sites[i % 3]) for i in range(90)]
+    participants = [
+        make_ready_participant(trial, coordinator, site=sites[i % 3]) for i in range(90)
+    ]
     # Every participant is requested twice, as by a double click, in shuffled order.
     requests = [p.pk for p in participants] * 2
     requests = requests[::2] + requests[1::2]
@@ -34,7 +32,7 @@ def test_concurrent_randomizations_and_double_clicks_allocate_each_participant_o
         try:
             for pk in chunk:
                 p = Participant.objects.select_related("trial", "site").get(pk=pk)
-                results.append((pk, services.randomize(p, by=desk_user).pk))
+                results.append((pk, services.randomize(p, by=coordinator).pk))
         finally:
             connection.close()
 

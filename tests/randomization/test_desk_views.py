@@ -10,8 +10,6 @@ from imrtrial.models import AccessLog, Participant, Role
 from randomization.models import Allocation, Withdrawal
 from tests.factories import grant, make_ready_participant, make_user, yes_to_all
 
-from .conftest import coordinator_of
-
 pytestmark = pytest.mark.django_db
 BLINDED = [Role.ASSESSOR, Role.DATA_MANAGER, Role.STATISTICIAN, Role.TRIAL_ADMIN]
 
@@ -34,12 +32,11 @@ def screening_post(trial, site, **extra):
 
 
 def test_a_coordinator_screens_enrols_and_randomizes_and_a_refresh_allocates_nothing(
-    client, danish, desk_user, django_capture_on_commit_callbacks
+    client, danish, coordinator, django_capture_on_commit_callbacks
 ):
-    desk_user.email = "desk@example.org"
-    desk_user.save(update_fields=["email"])
-    coordinator_of(danish, desk_user)
-    client.force_login(desk_user)
+    coordinator.email = "desk@example.org"
+    coordinator.save(update_fields=["email"])
+    client.force_login(coordinator)
     site = danish.sites.first()
     response = client.post(
         reverse("randomization:screen", args=[danish.key]), screening_post(danish, site)
@@ -74,9 +71,10 @@ def test_a_coordinator_screens_enrols_and_randomizes_and_a_refresh_allocates_not
     assert AccessLog.objects.filter(action=AccessLog.Action.VIEW_ALLOCATION).exists()
 
 
-def test_a_bad_screening_is_refused_with_field_errors_and_nothing_saved(client, danish, desk_user):
-    coordinator_of(danish, desk_user)
-    client.force_login(desk_user)
+def test_a_bad_screening_is_refused_with_field_errors_and_nothing_saved(
+    client, danish, coordinator
+):
+    client.force_login(coordinator)
     data = screening_post(
         danish, danish.sites.first(), screened_on="2999-01-01", consent_form_version=""
     )
@@ -91,11 +89,10 @@ def test_a_bad_screening_is_refused_with_field_errors_and_nothing_saved(client, 
 
 
 def test_the_randomize_page_refuses_without_read_back_and_allocates_nothing(
-    client, danish, desk_user
+    client, danish, coordinator
 ):
-    coordinator_of(danish, desk_user)
-    p = make_ready_participant(danish, desk_user)
-    client.force_login(desk_user)
+    p = make_ready_participant(danish, coordinator)
+    client.force_login(coordinator)
     url = reverse("randomization:randomize", args=[danish.key, p.participant_id])
     response = client.post(url, {})
     assert response.status_code == 200 and "This field is required" in response.content.decode()
@@ -103,15 +100,14 @@ def test_the_randomize_page_refuses_without_read_back_and_allocates_nothing(
 
 
 def test_a_refused_randomization_records_no_baseline_date_either(
-    client, danish, desk_user, settings
+    client, danish, coordinator, settings
 ):
     """The baseline date reported on the call and the allocation are one transaction: when
     randomizing is refused, the date typed with it is not kept either."""
-    coordinator_of(danish, desk_user)
-    p = make_ready_participant(danish, desk_user)
+    p = make_ready_participant(danish, coordinator)
     Participant.objects.filter(pk=p.pk).update(baseline_completed_on=None)
     settings.RANDOMIZATION_SECRET = ""  # refused after the form is valid: "not configured"
-    client.force_login(desk_user)
+    client.force_login(coordinator)
     url = reverse("randomization:randomize", args=[danish.key, p.participant_id])
     response = client.post(url, {"baseline_completed_on": "2026-11-01", "read_back": "on"})
     assert response.status_code == 200 and "not configured" in response.content.decode()
@@ -120,10 +116,9 @@ def test_a_refused_randomization_records_no_baseline_date_either(
 
 
 @pytest.mark.parametrize("role", BLINDED)
-def test_every_desk_page_is_404_for_blinded_roles(role, client, danish, desk_user):
-    coordinator_of(danish, desk_user)
-    p = make_ready_participant(danish, desk_user)
-    client.force_login(desk_user)
+def test_every_desk_page_is_404_for_blinded_roles(role, client, danish, coordinator):
+    p = make_ready_participant(danish, coordinator)
+    client.force_login(coordinator)
     client.post(
         reverse("randomization:randomize", args=[danish.key, p.participant_id]), {"read_back": "on"}
     )
@@ -150,11 +145,12 @@ def test_every_desk_page_is_404_for_blinded_roles(role, client, danish, desk_use
 
 @pytest.mark.parametrize("role", BLINDED)
 def test_blinded_roles_see_no_identifying_details_and_no_level_1_withdrawal(
-    role, client, danish, desk_user
+    role, client, danish, coordinator
 ):
-    coordinator_of(danish, desk_user)
-    p = make_ready_participant(danish, desk_user, full_name="Ada Jensen", national_id="010190-1234")
-    client.force_login(desk_user)
+    p = make_ready_participant(
+        danish, coordinator, full_name="Ada Jensen", national_id="010190-1234"
+    )
+    client.force_login(coordinator)
     client.post(
         reverse("randomization:randomize", args=[danish.key, p.participant_id]), {"read_back": "on"}
     )
@@ -163,7 +159,7 @@ def test_blinded_roles_see_no_identifying_details_and_no_level_1_withdrawal(
         level=1,
         withdrawn_on="2026-11-05",
         reason="stopped groups",
-        recorded_by=desk_user,
+        recorded_by=coordinator,
     )
     user = make_user(f"blind2-{role}")
     grant(user, danish, role)
@@ -175,10 +171,9 @@ def test_blinded_roles_see_no_identifying_details_and_no_level_1_withdrawal(
         assert secret not in page
 
 
-def test_a_coordinator_flags_an_allocation_in_error_with_a_reason(client, danish, desk_user):
-    coordinator_of(danish, desk_user)
-    p = make_ready_participant(danish, desk_user)
-    client.force_login(desk_user)
+def test_a_coordinator_flags_an_allocation_in_error_with_a_reason(client, danish, coordinator):
+    p = make_ready_participant(danish, coordinator)
+    client.force_login(coordinator)
     client.post(
         reverse("randomization:randomize", args=[danish.key, p.participant_id]), {"read_back": "on"}
     )
@@ -193,17 +188,16 @@ def test_a_coordinator_flags_an_allocation_in_error_with_a_reason(client, danish
 
 
 @pytest.fixture
-def one_stratum(danish, desk_user):
+def one_stratum(danish, coordinator):
     """Six participants randomized in one stratum (one centre, one diagnosis) by the real
     sequence: both arms are among them whatever the block size."""
     from randomization import services
 
-    coordinator_of(danish, desk_user)
     site = danish.sites.order_by("code").first()
     made = []
     for _ in range(6):
-        p = make_ready_participant(danish, desk_user, site=site)
-        made.append(services.randomize(p, by=desk_user))
+        p = make_ready_participant(danish, coordinator, site=site)
+        made.append(services.randomize(p, by=coordinator))
     assert {a.arm.code for a in made} == {"imr", "tau"}
     return made
 
@@ -236,9 +230,9 @@ def randomization_urls(trial, values):
 
 
 def test_no_page_a_coordinator_reaches_lists_arms_in_order_or_shows_block_sizes(
-    client, danish, desk_user, one_stratum
+    client, danish, coordinator, one_stratum
 ):
-    client.force_login(desk_user)
+    client.force_login(coordinator)
     pids = [a.participant.participant_id for a in one_stratum]
     urls = list(
         randomization_urls(
@@ -272,9 +266,9 @@ def test_no_page_a_coordinator_reaches_lists_arms_in_order_or_shows_block_sizes(
 
 
 def test_a_coordinator_looks_up_one_participant_and_sees_only_that_one(
-    client, danish, desk_user, one_stratum
+    client, danish, coordinator, one_stratum
 ):
-    client.force_login(desk_user)
+    client.force_login(coordinator)
     first, *others = one_stratum
     url = reverse("randomization:allocations", args=[danish.key])
     page = client.get(url, {"participant": first.participant.participant_id})
@@ -283,7 +277,7 @@ def test_a_coordinator_looks_up_one_participant_and_sees_only_that_one(
         assert shown in text
     assert not any(a.participant.participant_id in text for a in others)
     assert AccessLog.objects.filter(
-        user=desk_user,
+        user=coordinator,
         action=AccessLog.Action.VIEW_ALLOCATION,
         target=str(first.participant),
     ).exists()
@@ -294,7 +288,7 @@ def test_a_coordinator_looks_up_one_participant_and_sees_only_that_one(
 
 
 def test_a_look_up_outside_ones_sites_reads_like_no_such_participant(
-    client, danish, desk_user, one_stratum
+    client, danish, coordinator, one_stratum
 ):
     site = one_stratum[0].participant.site
     elsewhere = make_user("desk-elsewhere")
@@ -309,7 +303,7 @@ def test_a_look_up_outside_ones_sites_reads_like_no_such_participant(
 
 
 def test_the_key_holder_sees_the_allocations_of_each_stratum_in_order(
-    client, danish, desk_user, one_stratum
+    client, danish, coordinator, one_stratum
 ):
     holder = make_user("key-holder")
     grant(holder, danish, Role.KEY_HOLDER)

@@ -3,22 +3,19 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from imrtrial.models import Trial
+from imrtrial.models import Role, Trial
 from randomization import listing, services
 from randomization.models import Allocation
-from tests.factories import make_ready_participant
-
-from .conftest import coordinator_of, load_preset
+from tests.factories import load_list_trial, make_person, make_ready_participant
 
 pytestmark = pytest.mark.django_db
 
 
 def test_verify_command_confirms_every_allocation_with_the_right_secret(
-    danish, desk_user, monkeypatch, capsys
+    danish, coordinator, monkeypatch, capsys
 ):
-    coordinator_of(danish, desk_user)
     for _ in range(8):
-        services.randomize(make_ready_participant(danish, desk_user), by=desk_user)
+        services.randomize(make_ready_participant(danish, coordinator), by=coordinator)
     monkeypatch.setenv("THE_SECRET", "test-secret")
     call_command(
         "randomization_list", danish.key, "--secret-env", "THE_SECRET", "--per-stratum", "12"
@@ -31,30 +28,23 @@ def test_verify_command_confirms_every_allocation_with_the_right_secret(
         call_command("randomization_list", danish.key, "--secret-env", "THE_SECRET")
 
 
-def list_trial():
-    trial = load_preset("dutch", key="dutch-list")
-    Trial.objects.filter(pk=trial.pk).update(method=Trial.Method.UPLOADED_LIST, status="setup")
-    trial.refresh_from_db()
-    return trial
-
-
-def test_randomization_follows_an_uploaded_list_and_refuses_when_it_runs_out(desk_user):
-    trial = list_trial()
+def test_randomization_follows_an_uploaded_list_and_refuses_when_it_runs_out():
+    trial = load_list_trial()
     text = "stratum,slot,arm\nteam=team-01,1,cau\nteam=team-01,2,imr\nteam=team-02,1,imr\n"
     assert listing.import_list(trial, text) == 3
     Trial.objects.filter(pk=trial.pk).update(status="open")
     trial.refresh_from_db()
-    coordinator_of(trial, desk_user)
+    coordinator = make_person(trial, Role.COORDINATOR)
     team1 = trial.sites.get(code="team-01")
     arms = [
         services.randomize(
-            make_ready_participant(trial, desk_user, site=team1), by=desk_user
+            make_ready_participant(trial, coordinator, site=team1), by=coordinator
         ).arm.code
         for _ in range(2)
     ]
     assert arms == ["cau", "imr"]
     with pytest.raises(services.Refused, match="no entry left"):
-        services.randomize(make_ready_participant(trial, desk_user, site=team1), by=desk_user)
+        services.randomize(make_ready_participant(trial, coordinator, site=team1), by=coordinator)
     assert Allocation.objects.filter(trial=trial).count() == 2
 
 
@@ -73,14 +63,14 @@ def test_randomization_follows_an_uploaded_list_and_refuses_when_it_runs_out(des
     ],
 )
 def test_a_malformed_list_is_rejected_whole(text, problem):
-    trial = list_trial()
+    trial = load_list_trial()
     with pytest.raises(listing.ListError, match=problem):
         listing.import_list(trial, text)
     assert trial.list_entries.count() == 0
 
 
 def test_the_import_command_reports_problems_and_imports_nothing(tmp_path):
-    trial = list_trial()
+    trial = load_list_trial()
     path = tmp_path / "list.csv"
     path.write_text("stratum,slot,arm\nteam=team-01,1,imr\nteam=team-01,1,imr\n")
     with pytest.raises(CommandError, match="repeats line 2"):
@@ -95,7 +85,7 @@ def test_the_key_holder_uploads_a_list_through_the_page_and_sees_each_problem(cl
     from imrtrial.models import Role
     from tests.factories import grant, make_user
 
-    trial = list_trial()
+    trial = load_list_trial()
     holder, assessor = make_user("holder"), make_user("blind")
     grant(holder, trial, Role.KEY_HOLDER)
     grant(assessor, trial, Role.ASSESSOR)

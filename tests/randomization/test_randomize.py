@@ -9,9 +9,7 @@ import pytest
 from imrtrial.models import Participant, Role, Trial
 from randomization import sequence, services
 from randomization.models import Allocation, Stratum
-from tests.factories import grant, make_ready_participant, make_user
-
-from .conftest import coordinator_of, load_preset
+from tests.factories import grant, load_preset, make_person, make_ready_participant, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -41,12 +39,10 @@ def arms_by_stratum(trial):
 
 
 @pytest.mark.parametrize("preset, n", [("danish", 150), ("dutch", 150)])
-def test_every_completed_block_has_the_exact_ratio_and_imbalance_stays_in_bound(
-    preset, n, desk_user
-):
+def test_every_completed_block_has_the_exact_ratio_and_imbalance_stays_in_bound(preset, n):
     trial = load_preset(preset)
-    coordinator_of(trial, desk_user)
-    allocate_many(trial, desk_user, n)
+    coordinator = make_person(trial, Role.COORDINATOR)
+    allocate_many(trial, coordinator, n)
     design = services.setup_of(trial).design
     ratio = dict(trial.arms.values_list("code", "ratio"))
     checked_blocks = 0
@@ -68,9 +64,8 @@ def test_every_completed_block_has_the_exact_ratio_and_imbalance_stays_in_bound(
     assert checked_blocks >= 5
 
 
-def test_slots_run_without_gaps_and_each_participant_has_one_allocation(danish, desk_user):
-    coordinator_of(danish, desk_user)
-    allocate_many(danish, desk_user, 40)
+def test_slots_run_without_gaps_and_each_participant_has_one_allocation(danish, coordinator):
+    allocate_many(danish, coordinator, 40)
     for stratum in Stratum.objects.filter(trial=danish):
         slots = sorted(stratum.allocations.values_list("slot", flat=True))
         assert slots == list(range(1, len(slots) + 1))
@@ -78,22 +73,21 @@ def test_slots_run_without_gaps_and_each_participant_has_one_allocation(danish, 
     assert Allocation.objects.count() == Participant.objects.filter(trial=danish).count() == 40
 
 
-def test_a_repeated_request_returns_the_allocation_already_made(danish, desk_user):
-    coordinator_of(danish, desk_user)
-    p = make_ready_participant(danish, desk_user)
-    first = services.randomize(p, by=desk_user)
-    again = services.randomize(Participant.objects.get(pk=p.pk), by=desk_user)
+def test_a_repeated_request_returns_the_allocation_already_made(danish, coordinator):
+    p = make_ready_participant(danish, coordinator)
+    first = services.randomize(p, by=coordinator)
+    again = services.randomize(Participant.objects.get(pk=p.pk), by=coordinator)
     assert again.pk == first.pk
     assert Allocation.objects.count() == 1
     assert Stratum.objects.get().next_slot == 2
 
 
-def test_minimization_balances_every_factor_level(desk_user):
+def test_minimization_balances_every_factor_level():
     trial = load_preset("danish", key="danish-min")
     Trial.objects.filter(pk=trial.pk).update(method=Trial.Method.MINIMIZATION, minimization_p=0.9)
     trial.refresh_from_db()
-    coordinator_of(trial, desk_user)
-    allocations = allocate_many(trial, desk_user, 120, seed=7)
+    coordinator = make_person(trial, Role.COORDINATOR)
+    allocations = allocate_many(trial, coordinator, 120, seed=7)
     assert {a.stratum.key for a in allocations} == {"all"}
     counts = defaultdict(Counter)
     for a in Allocation.objects.select_related("participant__site", "arm"):
@@ -106,12 +100,11 @@ def test_minimization_balances_every_factor_level(desk_user):
 # Who hears of an allocation, and when: tests/randomization/test_allocation_notice.py.
 
 
-def test_in_error_is_a_flag_with_a_reason_and_the_allocation_stays(danish, desk_user):
-    coordinator_of(danish, desk_user)
-    allocation = services.randomize(make_ready_participant(danish, desk_user), by=desk_user)
+def test_in_error_is_a_flag_with_a_reason_and_the_allocation_stays(danish, coordinator):
+    allocation = services.randomize(make_ready_participant(danish, coordinator), by=coordinator)
     with pytest.raises(services.Refused):
-        services.mark_in_error(allocation, by=desk_user, reason=" ")
-    services.mark_in_error(allocation, by=desk_user, reason="Wrong person on the phone")
+        services.mark_in_error(allocation, by=coordinator, reason=" ")
+    services.mark_in_error(allocation, by=coordinator, reason="Wrong person on the phone")
     allocation.refresh_from_db()
     assert allocation.in_error and allocation.arm_id
     assert allocation.history.first().history_change_reason == "Wrong person on the phone"
@@ -128,36 +121,31 @@ def refused(participant, by, match):
     assert after == before
 
 
-def test_refused_when_the_trial_is_not_open(danish, desk_user):
-    coordinator_of(danish, desk_user)
-    p = make_ready_participant(danish, desk_user)
+def test_refused_when_the_trial_is_not_open(danish, coordinator):
+    p = make_ready_participant(danish, coordinator)
     Trial.objects.filter(pk=danish.pk).update(status=Trial.Status.CLOSED)
-    refused(Participant.objects.select_related("trial").get(pk=p.pk), desk_user, "not open")
+    refused(Participant.objects.select_related("trial").get(pk=p.pk), coordinator, "not open")
 
 
-def test_refused_without_consent(danish, desk_user):
-    coordinator_of(danish, desk_user)
-    p = make_ready_participant(danish, desk_user)
+def test_refused_without_consent(danish, coordinator):
+    p = make_ready_participant(danish, coordinator)
     p.screening.__class__.objects.filter(pk=p.screening.pk).update(consent_date=None)
-    refused(p, desk_user, "consent")
+    refused(p, coordinator, "consent")
 
 
-def test_refused_when_not_eligible(danish, desk_user):
-    coordinator_of(danish, desk_user)
-    p = make_ready_participant(danish, desk_user)
+def test_refused_when_not_eligible(danish, coordinator):
+    p = make_ready_participant(danish, coordinator)
     p.screening.__class__.objects.filter(pk=p.screening.pk).update(eligible=False)
-    refused(p, desk_user, "no eligible screening")
+    refused(p, coordinator, "no eligible screening")
 
 
-def test_refused_before_baseline_where_the_trial_requires_it(danish, desk_user):
-    coordinator_of(danish, desk_user)
-    refused(make_ready_participant(danish, desk_user, baseline=False), desk_user, "baseline")
+def test_refused_before_baseline_where_the_trial_requires_it(danish, coordinator):
+    refused(make_ready_participant(danish, coordinator, baseline=False), coordinator, "baseline")
 
 
-def test_refused_for_a_coordinator_of_another_site_and_for_blinded_roles(danish, desk_user):
-    coordinator_of(danish, desk_user)
+def test_refused_for_a_coordinator_of_another_site_and_for_blinded_roles(danish, coordinator):
     site, other = danish.sites.order_by("code")[:2]
-    p = make_ready_participant(danish, desk_user, site=site)
+    p = make_ready_participant(danish, coordinator, site=site)
     elsewhere = make_user("elsewhere")
     grant(elsewhere, danish, Role.COORDINATOR, other)
     refused(p, elsewhere, "not a coordinator")
@@ -167,58 +155,53 @@ def test_refused_for_a_coordinator_of_another_site_and_for_blinded_roles(danish,
         refused(p, user, "not a coordinator")
 
 
-def test_refused_when_a_stratification_factor_is_missing(danish, desk_user):
-    coordinator_of(danish, desk_user)
-    p = make_ready_participant(danish, desk_user)
+def test_refused_when_a_stratification_factor_is_missing(danish, coordinator):
+    p = make_ready_participant(danish, coordinator)
     Participant.objects.filter(pk=p.pk).update(factor_levels={})
-    refused(Participant.objects.get(pk=p.pk), desk_user, "Diagnosis")
+    refused(Participant.objects.get(pk=p.pk), coordinator, "Diagnosis")
 
 
-def test_refused_after_withdrawal(danish, desk_user):
-    coordinator_of(danish, desk_user)
-    p = make_ready_participant(danish, desk_user)
+def test_refused_after_withdrawal(danish, coordinator):
+    p = make_ready_participant(danish, coordinator)
     Participant.objects.filter(pk=p.pk).update(status=Participant.Status.WITHDRAWN)
-    refused(Participant.objects.get(pk=p.pk), desk_user, "withdrawn")
+    refused(Participant.objects.get(pk=p.pk), coordinator, "withdrawn")
 
 
-def test_enrolment_is_refused_for_the_ineligible_and_the_unconsented(danish, desk_user):
-    coordinator_of(danish, desk_user)
+def test_enrolment_is_refused_for_the_ineligible_and_the_unconsented(danish, coordinator):
     site = danish.sites.first()
     answers = {c.code: c.kind == "inclusion" for c in danish.criteria.all()}
     s = services.screen(
-        danish, site, by=desk_user, answers=answers, screened_on=datetime.date(2026, 11, 1)
+        danish, site, by=coordinator, answers=answers, screened_on=datetime.date(2026, 11, 1)
     )
     with pytest.raises(services.Refused, match="consent"):
-        services.enrol(s, by=desk_user, factor_levels={"diagnosis": "bipolar"})
+        services.enrol(s, by=coordinator, factor_levels={"diagnosis": "bipolar"})
     answers["substance"] = True
     s2 = services.screen(
-        danish, site, by=desk_user, answers=answers, screened_on=datetime.date(2026, 11, 1)
+        danish, site, by=coordinator, answers=answers, screened_on=datetime.date(2026, 11, 1)
     )
     with pytest.raises(services.Refused, match="not eligible"):
-        services.enrol(s2, by=desk_user, factor_levels={"diagnosis": "bipolar"})
+        services.enrol(s2, by=coordinator, factor_levels={"diagnosis": "bipolar"})
     assert Participant.objects.count() == 0
 
 
-def test_the_idempotent_answer_is_given_only_to_a_coordinator_of_the_site(danish, desk_user):
-    coordinator_of(danish, desk_user)
-    p = make_ready_participant(danish, desk_user)
-    services.randomize(p, by=desk_user)
+def test_the_idempotent_answer_is_given_only_to_a_coordinator_of_the_site(danish, coordinator):
+    p = make_ready_participant(danish, coordinator)
+    services.randomize(p, by=coordinator)
     nobody = make_user("no-role")
     with pytest.raises(services.Refused):
         services.randomize(Participant.objects.get(pk=p.pk), by=nobody)
 
 
 def test_a_mail_failure_after_commit_never_turns_the_allocation_into_an_error(
-    danish, desk_user, settings, django_capture_on_commit_callbacks, caplog
+    danish, coordinator, settings, django_capture_on_commit_callbacks, caplog
 ):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 2
-    coordinator_of(danish, desk_user)
     grant(make_user("fac", email="fac@example.org"), danish, Role.FACILITATOR)
     for _ in range(20):  # until one is allocated to the intervention, whose notice is mailed
-        p = make_ready_participant(danish, desk_user)
+        p = make_ready_participant(danish, coordinator)
         with django_capture_on_commit_callbacks(execute=True):
-            allocation = services.randomize(p, by=desk_user)
+            allocation = services.randomize(p, by=coordinator)
         assert Allocation.objects.get(participant=p) == allocation
         if allocation.arm.is_intervention:
             break
@@ -226,11 +209,10 @@ def test_a_mail_failure_after_commit_never_turns_the_allocation_into_an_error(
     assert "could not be queued or sent" in caplog.text
 
 
-def test_a_withdrawal_recorded_after_the_page_loaded_is_not_overwritten(danish, desk_user):
-    coordinator_of(danish, desk_user)
-    p = make_ready_participant(danish, desk_user)  # the phone desk has this object in hand
+def test_a_withdrawal_recorded_after_the_page_loaded_is_not_overwritten(danish, coordinator):
+    p = make_ready_participant(danish, coordinator)  # the phone desk has this object in hand
     Participant.objects.filter(pk=p.pk).update(status=Participant.Status.WITHDRAWN)
     with pytest.raises(services.Refused, match="cannot be randomized"):
-        services.randomize(p, by=desk_user)
+        services.randomize(p, by=coordinator)
     assert Participant.objects.get(pk=p.pk).status == Participant.Status.WITHDRAWN
     assert not Allocation.objects.exists()

@@ -16,11 +16,10 @@ from fidelity import services as imr
 from imrtrial.models import AccessLog, Participant, Role, Timepoint
 from randomization import services as randomization
 from tests.factories import (
-    grant,
     make_allocation,
+    make_person,
     make_ready_participant,
     make_trial,
-    make_user,
     yes_to_all,
 )
 
@@ -105,16 +104,12 @@ def build_world():
     users = {}
     for role in Role:
         # Facilitators work at one site: North. The others hold their role at every site.
-        site = north if role == Role.FACILITATOR else None
-        users[role] = make_user(f"{role.value}-{site.code if site else 'all'}")
-        grant(users[role], trial, role, site)
-    users["facilitator2"] = make_user("facilitator-north2")  # a group has two or three
-    grant(users["facilitator2"], trial, Role.FACILITATOR, north)
-    users["rater2"] = make_user("rater-two")
-    grant(users["rater2"], trial, Role.FIDELITY_RATER)
+        users[role] = make_person(trial, role, north if role == Role.FACILITATOR else None)
+    # A group has two or three facilitators; an assessment, two raters.
+    users["facilitator2"] = make_person(trial, Role.FACILITATOR, north, "facilitator-north2")
+    users["rater2"] = make_person(trial, Role.FIDELITY_RATER, None, "rater-two")
     for role in (Role.TRIAL_ADMIN, Role.DATA_MANAGER, Role.KEY_HOLDER, Role.ASSESSOR):
-        users[f"{role.value}-north"] = make_user(f"{role.value}-north")
-        grant(users[f"{role.value}-north"], trial, role, north)
+        users[f"{role.value}-north"] = make_person(trial, role, north)
     desk = users[Role.COORDINATOR]
 
     randomized_on = today - datetime.timedelta(days=250)

@@ -13,8 +13,7 @@ from assessments.definitions import DefinitionError, load_file
 from imrtrial import trialconfig
 from imrtrial.models import Role, Trial
 from randomization import listing
-from tests.factories import grant, make_user
-from tests.randomization.conftest import load_preset
+from tests.factories import grant, load_list_trial, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -23,10 +22,7 @@ GOOD = "stratum,slot,arm\nteam=team-01,1,imr\nteam=team-01,2,cau\n"
 
 @pytest.fixture
 def list_trial():
-    trial = load_preset("dutch", key="dutch-list")
-    Trial.objects.filter(pk=trial.pk).update(method=Trial.Method.UPLOADED_LIST, status="setup")
-    trial.refresh_from_db()
-    return trial
+    return load_list_trial()
 
 
 @pytest.fixture
