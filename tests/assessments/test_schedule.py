@@ -11,10 +11,10 @@ from tests.factories import make_allocation, make_ready_participant
 pytestmark = pytest.mark.django_db
 
 
-def test_randomizing_schedules_the_follow_up_visits(danish, desk):
-    p = make_ready_participant(danish, desk)
+def test_randomizing_schedules_the_follow_up_visits(danish, coordinator):
+    p = make_ready_participant(danish, coordinator)
     assert set(p.visits.values_list("timepoint__code", flat=True)) == {"baseline"}  # enrolment
-    randomization.randomize(p, by=desk)
+    randomization.randomize(p, by=coordinator)
     assert set(p.visits.values_list("timepoint__code", flat=True)) == {
         "baseline",
         "post",
@@ -22,14 +22,14 @@ def test_randomizing_schedules_the_follow_up_visits(danish, desk):
     }
 
 
-def test_pages_write_nothing_on_get(client, danish, desk, assessor):
+def test_pages_write_nothing_on_get(client, danish, coordinator, assessor):
     """A participant allocated without the service (as after a restore) has no visits yet:
     the worklist and the participant page show that, and schedule nothing."""
-    p = make_ready_participant(danish, desk)
-    make_allocation(p, "tau", by=desk)
+    p = make_ready_participant(danish, coordinator)
+    make_allocation(p, "tau", by=coordinator)
     type(p).objects.filter(pk=p.pk).update(randomized_on=p.created_at.date())
     before = Visit.objects.count()
-    client.force_login(desk)
+    client.force_login(coordinator)
     assert (
         client.get(
             reverse("assessments:participant_detail", args=[danish.key, p.participant_id])
