@@ -206,6 +206,8 @@ class Reminder(models.Model):
         DUE = "due", "Visit window open or opening soon"
         OVERDUE = "overdue", "Visit overdue"
         ESCALATION = "escalation", "Visit overdue: escalated"
+        # One line per visit with open data queries older than the trial's query reminder days.
+        QUERY = "query", "Data queries waiting for your answer"
 
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reminders"
