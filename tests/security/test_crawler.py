@@ -352,8 +352,8 @@ REACHES = {
         "/visits/",
         "/audit/",
         "/reminders/",
-        "/queries/new/",
-        "/queries/?",  # the query list, filtered
+        "/queries/new/",  # from the visit page
+        "/queries/",  # the list (home page), the threads
         *_ADMIN,
     ],
     Role.STATISTICIAN: ["/admin/auth/user/"],
