@@ -14,3 +14,6 @@ class AssessmentsConfig(AppConfig):
         # Visits exist from the moment their anchor does: scheduled by the service that enrols
         # or randomizes, never by a page on GET.
         lifecycle.follow(services.schedule_participant_visits)
+        # Data queries' writers join the lock registry and open queries block locking, from
+        # start-up on, whether or not a page has imported them yet.
+        from . import queries  # noqa: F401

@@ -3,6 +3,8 @@ from django import forms
 from imrtrial.forms import PastDateField
 from randomization.models import Withdrawal
 
+from .models import DataQuery
+
 
 class WithdrawalForm(forms.Form):
     level = forms.TypedChoiceField(
@@ -39,3 +41,45 @@ class IncidentForm(forms.Form):
     def __init__(self, *args, assessors, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["assessor"].queryset = assessors
+
+
+class QueryForm(forms.Form):
+    """Open a data query (assessments.queries.open_query)."""
+
+    category = forms.ChoiceField(label="Kind of query", choices=DataQuery.Category.choices)
+    text = forms.CharField(
+        label="Question to the site",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+        help_text="Name no arm, group, facilitator or programme word: the site's blinded "
+        "assessors read it.",
+    )
+
+
+class AnswerForm(forms.Form):
+    """Answer a query; for an item, optionally with the corrected value (saved through the
+    form's normal save path, the query as the reason)."""
+
+    text = forms.CharField(
+        label="Your answer", widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
+    )
+    value = forms.CharField(required=False, max_length=200)
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
+
+    def __init__(self, *args, item=None, current="", **kwargs):
+        super().__init__(*args, **kwargs)
+        if item is None:
+            del self.fields["value"]
+        else:
+            self.fields["value"].label = f"Corrected value of {item.code.upper()} (optional)"
+            self.fields[
+                "value"
+            ].help_text = (
+                f"{item.label}. Now: {current or 'empty'}. Leave empty if the value stands."
+            )
+
+
+class QueryActionForm(forms.Form):
+    """Close, re-open or cancel a query (the button pressed), with a message."""
+
+    text = forms.CharField(label="Message", max_length=2000)

@@ -16,6 +16,10 @@ def may_view_participants(user, trial):
     return access.has(user, Perm.VIEW_PARTICIPANTS, trial)
 
 
+def may_manage_queries(user, trial):
+    return access.has(user, Perm.VERIFY_FORMS, trial)
+
+
 def may_see_reminders(user, trial):
     return access.has_any(user, REMINDERS, trial)
 
@@ -28,6 +32,15 @@ register(
         may_view_participants,
         order=30,
         style="btn-primary",
+    )
+)
+register(
+    Link(
+        "Data queries",
+        "assessments:query_list",
+        may_manage_queries,
+        order=75,
+        style="btn-outline-secondary",
     )
 )
 register(

@@ -206,6 +206,8 @@ class Reminder(models.Model):
         DUE = "due", "Visit window open or opening soon"
         OVERDUE = "overdue", "Visit overdue"
         ESCALATION = "escalation", "Visit overdue: escalated"
+        # One line per visit with open data queries older than the trial's query reminder days.
+        QUERY = "query", "Data queries waiting for your answer"
 
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reminders"
@@ -293,9 +295,11 @@ class DataQuery(Undeletable):
 
     class Meta:
         indexes = [
+            # Written as OR, not IN: PostgreSQL prints an IN over varchar differently after a
+            # dump and restore, and the backup test compares index definitions.
             models.Index(
                 fields=["participant", "visit"],
-                condition=models.Q(status__in=["open", "answered"]),
+                condition=models.Q(status="open") | models.Q(status="answered"),
                 name="dataquery_waiting",
             )
         ]

@@ -19,14 +19,14 @@ import datetime
 from collections import defaultdict
 
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from imrtrial import outbox
-from imrtrial.models import Membership, Participant, Perm, Role, Trial
+from imrtrial.models import Membership, Participant, Perm, Role, Trial, UnblindingIncident
 
-from .models import Reminder, Visit
+from .models import DataQuery, Reminder, Visit
 
 # Who each kind of line is for, as the permission that marks the role (queue_reminders picks
 # the recipients by that role); asked again at send time.
@@ -34,6 +34,11 @@ RULES = {
     Reminder.Kind.DUE: outbox.Rule(perms=(Perm.ENTER_INTERVIEW,), reveals_allocation=False),
     Reminder.Kind.OVERDUE: outbox.Rule(perms=(Perm.RANDOMIZE,), reveals_allocation=False),
     Reminder.Kind.ESCALATION: outbox.Rule(perms=(Perm.VERIFY_FORMS,), reveals_allocation=False),
+    # The addressee of a query entered the form: a blinded assessor, or (a staff-rated form)
+    # an unblinded rater, who is told no more than the participant, visit and query count.
+    Reminder.Kind.QUERY: outbox.Rule(
+        perms=(Perm.ENTER_INTERVIEW, Perm.ENTER_STAFF_RATING), reveals_allocation=False
+    ),
 }
 
 
@@ -115,6 +120,36 @@ def queue_reminders(today):
                 ),
                 base | {"args": [Role.DATA_MANAGER.value, trial_id, escalate_by]},
             )
+            written += _queue_queries(cursor, trial_id, base, staff)
+    return written
+
+
+def _queue_queries(cursor, trial_id, base, staff):
+    """Open queries older than the trial's query reminder days: a line for the addressee, or
+    for every assessor of the site when the query is addressed to the site (but an assessor
+    the participant unblinded, who may not answer it)."""
+    Q, P = DataQuery._meta.db_table, Participant._meta.db_table  # noqa: N806
+    I = UnblindingIncident._meta.db_table  # noqa: N806, E741
+    days = Trial.objects.filter(pk=trial_id).values_list("query_reminder_days", flat=True)[0]
+    opened_by = base["now"] - datetime.timedelta(days=days)
+    waiting = (
+        "p.trial_id = %s AND p.status <> 'withdrawn' AND q.status = 'open' AND q.opened_at <= %s"
+    )
+    written = _insert(
+        cursor,
+        f"SELECT q.addressed_to_id AS recipient_id, 'query' AS kind, q.visit_id AS visit_id "
+        f"FROM {Q} q JOIN {P} p ON p.id = q.participant_id "
+        f"WHERE {waiting} AND q.addressed_to_id IS NOT NULL",
+        base | {"args": [trial_id, opened_by]},
+    )
+    written += _insert(
+        cursor,
+        f"SELECT m.user_id AS recipient_id, 'query' AS kind, q.visit_id AS visit_id "
+        f"FROM {Q} q JOIN {P} p ON p.id = q.participant_id {staff} "
+        f"WHERE {waiting} AND q.addressed_to_id IS NULL AND NOT EXISTS "
+        f"(SELECT 1 FROM {I} i WHERE i.participant_id = p.id AND i.assessor_id = m.user_id)",
+        base | {"args": [Role.ASSESSOR.value, trial_id, opened_by]},
+    )
     return written
 
 
@@ -140,6 +175,7 @@ def _claim(recipient, day):
             "visit__timepoint__label",
             "visit__window_start",
             "visit__window_end",
+            "visit_id",
         )
     )
     return [
@@ -150,11 +186,19 @@ def _claim(recipient, day):
 
 def _render(recipient, day, lines):
     sections = defaultdict(list)
+    waiting = _queries_waiting(
+        recipient, [line.shows[-1] for line in lines if line.shows[0] == "query"]
+    )
     for line in lines:
-        kind, pid, site, label, start, end = line.shows
-        sections[Reminder.Kind(kind).label].append(
-            f"{pid} ({site}): {label}, window {start:%Y-%m-%d} to {end:%Y-%m-%d}"
-        )
+        kind, pid, site, label, start, end, visit_id = line.shows
+        if kind == Reminder.Kind.QUERY:
+            n, oldest = waiting.get(visit_id, (0, None))
+            text = f"{pid} ({site}): {label}, {n} open data quer{'y' if n == 1 else 'ies'}"
+            if oldest:
+                text += f", the oldest opened {timezone.localdate(oldest):%Y-%m-%d}"
+        else:
+            text = f"{pid} ({site}): {label}, window {start:%Y-%m-%d} to {end:%Y-%m-%d}"
+        sections[Reminder.Kind(kind).label].append(text)
     body = render_to_string(
         "assessments/reminder_digest.txt",
         {
@@ -164,6 +208,19 @@ def _render(recipient, day, lines):
         },
     )
     return f"Follow-up visits to see to ({day:%Y-%m-%d})", body
+
+
+def _queries_waiting(recipient, visit_ids):
+    """{visit id: (open queries the recipient may answer, when the oldest was opened)}."""
+    if not visit_ids:
+        return {}
+    rows = (
+        DataQuery.objects.filter(visit_id__in=visit_ids, status=DataQuery.Status.OPEN)
+        .filter(models.Q(addressed_to=recipient) | models.Q(addressed_to__isnull=True))
+        .values("visit_id")
+        .annotate(n=models.Count("pk"), oldest=models.Min("opened_at"))
+    )
+    return {r["visit_id"]: (r["n"], r["oldest"]) for r in rows}
 
 
 def run_daily(today=None):

@@ -28,7 +28,7 @@ from randomization.models import IdentifyingDetails, Withdrawal
 
 from . import registry
 from .definitions import clean, compute_scores
-from .models import FormEntry, Visit
+from .models import DataQuery, FormEntry, Visit
 
 DOUBLE_ENTRY_RATERS = ("self_report", "records")  # paper forms, entered twice
 
@@ -255,6 +255,12 @@ def set_status(entry, status, *, by):
     }
     if entry.status not in allowed.get(status, ()):
         raise Refused(f"A {entry.get_status_display().lower()} form cannot become {status}.")
+    if waiting := list(DataQuery.objects.open().filter(entry=entry).values_list("pk", flat=True)):
+        numbers = ", ".join(f"#{pk}" for pk in sorted(waiting))
+        raise Refused(
+            f"This form has open data queries ({numbers}): close or cancel them before it is "
+            f"{'verified' if status == FormEntry.Status.VERIFIED else 'locked'}."
+        )
     entry.status = status
     attribute(entry, by=by, reason=status).save(update_fields=["status", "updated_at"])
     return entry
@@ -303,8 +309,8 @@ def lock_blockers(trial, participant=None):
     return [(what, n) for what, n in blockers if n]
 
 
-# Later rules that block a lock (open data queries) register here: callable(trial, participant)
-# -> [(what, how many)].
+# Later rules that block a lock (open data queries: assessments.queries) register here:
+# callable(trial, participant) -> [(what, how many)].
 _lock_blocker_sources = []
 
 

@@ -35,6 +35,13 @@ urlpatterns = [
         views.reconcile,
         name="reconcile",
     ),
+    path("<slug:trial_key>/queries/", views.query_list, name="query_list"),
+    path("<slug:trial_key>/queries/<int:query_pk>/", views.query_detail, name="query"),
+    path(
+        "<slug:trial_key>/queries/<int:query_pk>/answer/", views.query_answer, name="query_answer"
+    ),
+    path("<slug:trial_key>/queries/<int:query_pk>/act/", views.query_act, name="query_act"),
+    path("<slug:trial_key>/visits/<int:visit_pk>/queries/new/", views.query_new, name="query_new"),
     path(
         "<slug:trial_key>/visits/<int:visit_pk>/entries/<int:entry_pk>/status/",
         views.entry_status,

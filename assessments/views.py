@@ -19,9 +19,9 @@ from imrtrial.models import AccessLog, Perm, Role
 from randomization.models import Withdrawal
 from randomization.services import allocation_of
 
-from . import registry, services
-from .forms import IncidentForm, WithdrawalForm
-from .models import FormEntry, Reminder, Visit
+from . import queries, registry, services
+from .forms import AnswerForm, IncidentForm, QueryActionForm, QueryForm, WithdrawalForm
+from .models import DataQuery, FormEntry, QueryMessage, Reminder, Visit
 
 WORKLIST_ROWS = 100  # the soonest deadlines; the count of the rest is shown
 
@@ -162,6 +162,10 @@ def worklist(request, trial_key):
             "rows": rows,
             "today": today,
             "total": total,
+            "queries": [
+                (q, queries.age_days(q, today))
+                for q in queries.waiting_on(request.user, trial, sites)
+            ],
         },
     )
 
@@ -208,6 +212,19 @@ def visit_detail(request, trial_key, visit_pk):
             }
         )
     may_verify = access.has(request.user, Perm.VERIFY_FORMS, trial, participant.site)
+    visit_queries = [
+        q
+        for q in visit.queries.select_related(
+            "participant", "participant__site", "participant__trial", "visit", "entry"
+        ).order_by("opened_at", "pk")
+        if may_verify or queries.may_answer(request.user, q)
+    ]
+    waiting = {}
+    for q in visit_queries:
+        if q.entry_id and q.status in DataQuery.WAITING:
+            waiting[q.entry_id] = waiting.get(q.entry_id, 0) + 1
+    for f in forms:
+        f["open_queries"] = waiting.get(f["counted"].pk, 0) if f["counted"] else 0
     assessors = []
     if may_verify:
         assessors = [
@@ -224,6 +241,7 @@ def visit_detail(request, trial_key, visit_pk):
             "forms": forms,
             "today": timezone.localdate(),
             "may_verify": may_verify,
+            "visit_queries": visit_queries,
             "assessors": assessors,
             "may_guess": visit.timepoint.ask_blinding_guess
             and access.may_enter(request.user, participant, "assessor_interview"),
@@ -284,6 +302,16 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
             return redirect("assessments:visit", trial.key, visit.pk)
     elif entry:
         raw = {k: services._as_text(v) for k, v in entry.values.items()}
+    form_queries, item_queries = [], {}
+    if entry is not None:
+        form_queries = list(
+            entry.queries.select_related(
+                "participant", "participant__site", "participant__trial", "visit", "entry"
+            ).order_by("opened_at", "pk")
+        )
+        for q in form_queries:
+            if q.item and q.status in DataQuery.WAITING:
+                item_queries.setdefault(q.item, []).append(q)
     return render(
         request,
         "assessments/entry_form.html",
@@ -301,6 +329,11 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
             "needs_reason": entry is not None and entry.status != FormEntry.Status.DRAFT,
             "scores": entry.scores if entry and entry.status != FormEntry.Status.DRAFT else None,
             "score_defs": definition.scores,
+            "form_queries": [
+                (q, queries.thread_for(request.user, q), queries.may_answer(request.user, q))
+                for q in form_queries
+            ],
+            "item_queries": item_queries,
         },
     )
 
@@ -488,5 +521,261 @@ def reminder_list(request, trial_key):
             "last_error": failing.exclude(last_error="")
             .values_list("last_error", flat=True)
             .first(),
+        },
+    )
+
+
+# --- Data queries ------------------------------------------------------------------------------
+
+QUERY_ACTIONS = {  # button value: (service, button label)
+    QueryMessage.Action.CLOSE: (queries.close_query, "Close"),
+    QueryMessage.Action.REOPEN: (queries.reopen_query, "Re-open"),
+    QueryMessage.Action.CANCEL: (queries.cancel_query, "Cancel the query"),
+}
+QUERY_LIST_ROWS = 200
+
+
+def _query_or_404(request, trial, query_pk):
+    """The query, if the user may see its thread (the site's data managers, whoever may
+    answer it); else 404, so its existence is not revealed."""
+    query = get_object_or_404(
+        DataQuery.objects.select_related(
+            "participant",
+            "participant__site",
+            "participant__trial",
+            "visit",
+            "visit__timepoint",
+            "entry",
+            "addressed_to",
+        ),
+        pk=query_pk,
+        participant__trial=trial,
+    )
+    if not queries.may_see(request.user, query):
+        raise Http404("Not found.")
+    return query
+
+
+def _item_of(query):
+    if not (query.entry_id and query.item):
+        return None
+    try:
+        return registry.get(query.entry.instrument).item(query.item)
+    except KeyError:
+        return None
+
+
+def _entry_values(user, entry):
+    """[(item, value as the user may read it)] of a form, for a data manager choosing an item:
+    free text an unblinded author wrote shows only as "text exists"."""
+    instrument = registry.get(entry.instrument)
+    participant = entry.participant
+    free_text = registry.unexported_items(entry.instrument, entry.values)
+    rows = []
+    for item in instrument.items:
+        value = services._as_text(entry.values.get(item.code))
+        if item.code in free_text:
+            value = access.text_for(
+                user, value, entry.entered_by, participant.trial, participant.site
+            )
+        rows.append((item, value))
+    return rows
+
+
+@login_required
+def query_new(request, trial_key, visit_pk):
+    """A data manager asks about the visit, one of its forms (?entry=) or an item (&item=)."""
+    trial = access.trial_or_404(request.user, trial_key)
+    visit = _visit_or_404(request, trial, visit_pk)
+    participant = visit.participant
+    if not queries.may_manage(request.user, participant):
+        raise Http404("Not found.")
+    params = request.POST if request.method == "POST" else request.GET
+    entry, item = None, params.get("item", "")
+    if params.get("entry"):
+        try:
+            entry = FormEntry.objects.get(pk=int(params["entry"]), visit=visit)
+        except (ValueError, FormEntry.DoesNotExist):
+            raise Http404("Not found.") from None
+        try:
+            definition = registry.get(entry.instrument)
+        except KeyError:
+            raise Http404("No such instrument.") from None
+        if item and item not in {i.code for i in definition.items}:
+            raise Http404("No such item.")
+    elif item:
+        raise Http404("Not found.")
+    form = QueryForm(_post(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            query = queries.open_query(
+                visit,
+                entry,
+                item,
+                by=request.user,
+                category=form.cleaned_data["category"],
+                text=form.cleaned_data["text"],
+            )
+        except Refused as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Query #{query.pk} opened.")
+            return redirect("assessments:query", trial.key, query.pk)
+    item_queries = {}
+    if entry is not None:
+        for q in DataQuery.objects.filter(entry=entry).exclude(item=""):
+            item_queries.setdefault(q.item, []).append(q)
+    return render(
+        request,
+        "assessments/query_form.html",
+        {
+            "trial": trial,
+            "visit": visit,
+            "entry": entry,
+            "item": registry.get(entry.instrument).item(item) if entry and item else None,
+            "values": _entry_values(request.user, entry) if entry and not item else [],
+            "item_queries": item_queries,
+            "form": form,
+        },
+    )
+
+
+def _query_page(request, trial, query, answer_form=None, action_form=None, status=200):
+    user = request.user
+    item = _item_of(query)
+    may_answer = query.status == DataQuery.Status.OPEN and queries.may_answer(user, query)
+    if may_answer and answer_form is None:
+        current = services._as_text(query.entry.values.get(item.code)) if item else ""
+        answer_form = AnswerForm(
+            item=item,
+            current=current,
+            initial={"version": query.entry.version if query.entry_id else None},
+        )
+    may_manage = queries.may_manage(user, query.participant)
+    trial_, site = query.participant.trial, query.participant.site
+    return render(
+        request,
+        "assessments/query_detail.html",
+        {
+            "trial": trial,
+            "query": query,
+            "visit": query.visit,
+            "item": item,
+            "thread": queries.thread_for(user, query),
+            "addressee": access.author_label(user, query.addressed_to, trial_, site)
+            if query.addressed_to_id
+            else "the site's assessors",
+            "answer_form": answer_form if may_answer else None,
+            "action_form": (action_form or QueryActionForm()) if may_manage else None,
+            "actions": [
+                (action, QUERY_ACTIONS[action][1])
+                for action, (starts, _) in queries.TRANSITIONS.items()
+                if action in QUERY_ACTIONS and query.status in starts
+            ]
+            if may_manage
+            else [],
+            "age": queries.age_days(query),
+        },
+        status=status,
+    )
+
+
+@login_required
+def query_detail(request, trial_key, query_pk):
+    trial = access.trial_or_404(request.user, trial_key)
+    query = _query_or_404(request, trial, query_pk)
+    return _query_page(request, trial, query)
+
+
+@login_required
+def query_answer(request, trial_key, query_pk):
+    trial = access.trial_or_404(request.user, trial_key)
+    query = _query_or_404(request, trial, query_pk)
+    if not queries.may_answer(request.user, query):
+        raise Http404("Not found.")
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    item = _item_of(query)
+    current = services._as_text(query.entry.values.get(item.code)) if item else ""
+    form = AnswerForm(request.POST, item=item, current=current)
+    if form.is_valid():
+        d = form.cleaned_data
+        values = {item.code: d["value"]} if item and d.get("value", "").strip() else None
+        try:
+            queries.answer_query(
+                query, by=request.user, text=d["text"], values=values, version=d.get("version")
+            )
+        except services.FormInvalid as exc:
+            form.add_error("value" if item else None, "; ".join(exc.errors.values()))
+        except (services.Conflict, ReasonRequired, Refused) as exc:
+            form.add_error(None, exc.messages[0] if isinstance(exc, ReasonRequired) else str(exc))
+        else:
+            messages.success(request, f"Query #{query.pk} answered.")
+            return redirect("assessments:query", trial.key, query.pk)
+    return _query_page(request, trial, query, answer_form=form)
+
+
+@login_required
+def query_act(request, trial_key, query_pk):
+    """A data manager closes, re-opens or cancels (the button pressed), with a message."""
+    trial = access.trial_or_404(request.user, trial_key)
+    query = _query_or_404(request, trial, query_pk)
+    if not queries.may_manage(request.user, query.participant):
+        raise Http404("Not found.")
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    form = QueryActionForm(request.POST)
+    act, _ = QUERY_ACTIONS.get(request.POST.get("action"), (None, ""))
+    if form.is_valid():
+        if act is None:
+            form.add_error(None, "Choose close, re-open or cancel.")
+        else:
+            try:
+                act(query, by=request.user, text=form.cleaned_data["text"])
+            except Refused as exc:
+                form.add_error(None, str(exc))
+            else:
+                query.refresh_from_db(fields=["status"])
+                messages.success(
+                    request, f"Query #{query.pk} {query.get_status_display().lower()}."
+                )
+                return redirect("assessments:query", trial.key, query.pk)
+    return _query_page(request, trial, query, action_form=form)
+
+
+@login_required
+def query_list(request, trial_key):
+    """The data manager's queries at their sites, filtered by site and status."""
+    trial = access.trial_or_404(request.user, trial_key)
+    sites = access.sites_where(request.user, Perm.VERIFY_FORMS, trial).order_by("name")
+    if not sites.exists():
+        raise Http404("Not found.")
+    rows = DataQuery.objects.filter(participant__trial=trial, participant__site__in=sites)
+    site = request.GET.get("site", "")
+    if site:
+        rows = rows.filter(participant__site__pk=site if site.isdigit() else None)
+    status = request.GET.get("status", "waiting")
+    if status == "waiting":
+        rows = rows.filter(status__in=DataQuery.WAITING)
+    elif status in DataQuery.Status.values:
+        rows = rows.filter(status=status)
+    else:
+        status = ""
+    rows = rows.select_related(
+        "participant", "participant__site", "visit__timepoint", "entry"
+    ).order_by("opened_at", "pk")
+    total = rows.count()
+    today = timezone.localdate()
+    return render(
+        request,
+        "assessments/query_list.html",
+        {
+            "trial": trial,
+            "rows": [(q, queries.age_days(q, today)) for q in rows[:QUERY_LIST_ROWS]],
+            "total": total,
+            "sites": sites,
+            "site": site,
+            "status": status,
+            "statuses": [("waiting", "Open or answered"), *DataQuery.Status.choices, ("", "All")],
         },
     )

@@ -11,6 +11,7 @@ import pytest
 from django.apps import apps
 from django.utils import timezone
 
+from assessments import queries
 from assessments import services as crf
 from assessments.models import FormEntry
 from fidelity import services as imr
@@ -62,6 +63,16 @@ class Calls:
             planned_sessions=10,
             capacity=8,
         )
+        # Queries in every state a writer starts from, on the control participant's post visit.
+        post = w.tau.visits.get(timepoint__code="post")
+        waiting = [
+            queries.open_query(post, by=self.dm, category="other", text=f"Question {n}")
+            for n in range(3)
+        ]
+        self.answered, self.closed, self.to_cancel = waiting
+        for query in (self.answered, self.closed):
+            queries.answer_query(query, by=self.assessor, text="Answered")
+        queries.close_query(self.closed, by=self.dm, text="Closed")
         self.unrated = imr.create_assessment(
             w.group,
             by=self.rater,
@@ -180,6 +191,21 @@ class Calls:
             ),
             "randomization.record_baseline": lambda: randomization.record_baseline(
                 w.extra["ready"], by=self.desk, completed_on=today
+            ),
+            "assessments.open_query": lambda: queries.open_query(
+                tau_post, by=self.dm, category="missing", text="Where is the date?"
+            ),
+            "assessments.answer_query": lambda: queries.answer_query(
+                w.extra["visit_queries"][1], by=self.assessor, text="On the source document."
+            ),
+            "assessments.close_query": lambda: queries.close_query(
+                self.answered, by=self.dm, text="Resolved."
+            ),
+            "assessments.reopen_query": lambda: queries.reopen_query(
+                self.closed, by=self.dm, text="Please look again."
+            ),
+            "assessments.cancel_query": lambda: queries.cancel_query(
+                self.to_cancel, by=self.dm, text="Opened in error."
             ),
         }
 

@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 import pytest
 from django.utils import timezone
 
+from assessments import queries
 from assessments import services as crf
+from assessments.models import FormEntry
 from fidelity import services as imr
+from imrtrial.blinding_words import revealing_words
 from imrtrial.models import AccessLog, Participant, Role, Timepoint
 from randomization import services as randomization
 from tests.factories import (
@@ -35,6 +38,7 @@ WITHDRAWAL_REASON = "Left the IMR group, Yarrow, and wants no further follow-up 
 INCIDENT_TEXT = "Juniper: said at the interview that the IMR sessions helped"
 ADVERSE_EVENT_TEXT = "Wisteria: told the IMR group of a hospital stay"
 CHANGE_REASON = "Lilac: corrected after the IMR session"
+VISIT_QUERY_TEXT = "Please confirm the date of this visit."
 UNBLINDED_TEXTS = (WITHDRAWAL_REASON, INCIDENT_TEXT, ADVERSE_EVENT_TEXT, CHANGE_REASON)
 
 
@@ -66,6 +70,8 @@ class World:
         texts = {GROUP_NAME, SESSION_NOTE, CALL_OUTCOME, FIDELITY_REPORT, STOP_REASON}
         texts |= set(UNBLINDED_TEXTS)
         texts |= {arm.label for arm in self.trial.arms.all()}
+        # The shared arm-revealing words that are names: the arms' labels and the groups'.
+        texts |= {w.literal for w in revealing_words(self.trial) if w.kind in ("arm", "group")}
         for p in self.participants:
             allocation = allocation_of(p)
             texts |= {allocation.randomization_number, allocation.confirmation_code}
@@ -236,6 +242,22 @@ def build_world():
             kind="first" if answer == "1" else "second",
             complete=True,
         )
+    # Data queries, the same in both arms: a question about the post visit, waiting for the
+    # assessor it was assigned to; one about the baseline GAF-F item, answered and closed.
+    dm = users[Role.DATA_MANAGER]
+    for p in (imr_p, tau_p):
+        post = p.visits.get(timepoint__code="post")
+        world.extra.setdefault("visit_queries", []).append(
+            queries.open_query(post, by=dm, category="other", text=VISIT_QUERY_TEXT)
+        )
+        baseline = p.visits.get(timepoint__code="baseline")
+        gaf = FormEntry.objects.get(participant=p, instrument="gaf_f")
+        query = queries.open_query(
+            baseline, gaf, "gaf_f", by=dm, category="range", text="Is 57 right?"
+        )
+        queries.answer_query(query, by=assessor, text="Yes, as on the source document.")
+        queries.close_query(query, by=dm, text="Thank you.")
+        world.extra.setdefault("item_queries", []).append(query)
     # The phone desk mid-way: a screening awaiting consent, one consented and not enrolled,
     # an enrolled participant awaiting randomization.
     for consent in ({}, {"consent_date": today, "consent_form_version": "v1"}):

@@ -18,6 +18,7 @@ from django.contrib.auth.models import Permission
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from assessments.models import FormEntry
+from imrtrial.blinding_words import PAGE_WORDS
 from imrtrial.models import Role, Trial
 
 from .conftest import BLINDED_ROLES
@@ -45,18 +46,9 @@ PERMISSION_NAME = re.compile(r"[\w ]+ \| [\w ]+ \| Can (?:add|change|delete|view
 # The trial's own configuration names its arms (the trial's name often does too); what no
 # blinded page may show is which participant is in which.
 ARMS_ALLOWED_ON = ("/admin/imrtrial/trial/",)
-WORDS = [
-    r"\bIMR groups?\b",
-    r"(?i)\battendance\b",
-    r"\bAttended\b",
-    r"\bAbsent\b",
-    r"\bExcused\b",
-    r"(?i)\bcatch-up\b",
-    r"(?i)\bfidelity\b",
-    r"\bAllocations?\b",
-    r"(?i)\brandomization number\b",
-    r"(?i)\bstops? the intervention\b",  # withdrawal level 1: the IMR arm only
-]
+# The words no blinded page may say: the one list the free-text refusal uses too
+# (imrtrial.blinding_words, which also gives the arm labels and group names: World.revealing_texts).
+WORDS = PAGE_WORDS
 # CONSORT names its second stage "Allocation" (a heading on a line of its own in the flow
 # diagram and its table), the same words for both arms; the word elsewhere still counts.
 CONSORT_STAGE = re.compile(r"^\s*Allocation(?:, follow-up and analysis)?\s*$", re.M)
@@ -242,6 +234,10 @@ def values_for(world):
         "membership_pk": [(world.membership.pk,) * 2],
         "session_pk": [(world.session.pk,) * 2],
         "assessment_pk": [(world.assessment.pk,) * 2],
+        "query_pk": [
+            tuple(q.pk for q in world.extra["visit_queries"]),
+            tuple(q.pk for q in world.extra["item_queries"]),
+        ],
         # Two-factor reset of a colleague: an unblinded colleague's id.
         "user_id": [(world.users[Role.COORDINATOR].pk,) * 2],
     }
@@ -350,8 +346,16 @@ def worst_case_staff(user):
 _ADMIN = ["/admin/imrtrial/participant/", "/admin/assessments/formentry/", "/history/"]
 REACHES = {
     Role.TRIAL_ADMIN: ["/participants/", "/withdraw/", "/audit/", "/access-log/", *_ADMIN],
-    Role.ASSESSOR: ["/worklist/", "/visits/", "/forms/", "/unblinding/", *_ADMIN],
-    Role.DATA_MANAGER: ["/participants/", "/visits/", "/audit/", "/reminders/", *_ADMIN],
+    Role.ASSESSOR: ["/worklist/", "/visits/", "/forms/", "/unblinding/", "/queries/", *_ADMIN],
+    Role.DATA_MANAGER: [
+        "/participants/",
+        "/visits/",
+        "/audit/",
+        "/reminders/",
+        "/queries/new/",  # from the visit page
+        "/queries/",  # the list (home page), the threads
+        *_ADMIN,
+    ],
     Role.STATISTICIAN: ["/admin/auth/user/"],
 }
 

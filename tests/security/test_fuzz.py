@@ -30,6 +30,8 @@ GET_ONLY = {
     "assessments:worklist",
     "assessments:reminders",
     "assessments:visit",
+    "assessments:query_list",
+    "assessments:query",  # the thread; its forms post to query_answer and query_act
     "randomization:allocations",
     "randomization:allocation_history",
     "randomization:desk",
