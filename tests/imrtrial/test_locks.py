@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from assessments import queries
 from assessments import services as crf
-from assessments.models import FormEntry
+from assessments.models import DataQuery, FormEntry
 from fidelity import services as imr
 from imrtrial import locking
 from imrtrial.errors import Refused
@@ -295,6 +295,7 @@ def test_locking_and_unlocking_the_database_are_actions_with_reasons_on_record(c
     with pytest.raises(Refused, match="Resolve first"):  # drafts and unreconciled paper forms
         crf.lock_database(trial, by=dm, reason="final")
     FormEntry.objects.filter(participant__trial=trial).update(status=FormEntry.Status.VERIFIED)
+    DataQuery.objects.open().update(status=DataQuery.Status.CLOSED)
     for p in (calls.world.imr, calls.world.tau):  # reconcile the paper forms entered twice
         crf.reconcile(
             p.visits.get(timepoint__code="baseline"),
