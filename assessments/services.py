@@ -155,7 +155,7 @@ def save_entry(visit, instrument_code, raw, *, by, kind, version=None, complete=
     instrument = registry.get(instrument_code)
     check_may_enter(by, visit, instrument)
     entry = (
-        FormEntry.objects.select_for_update()
+        FormEntry.objects.select_for_update(no_key=True)
         .filter(
             participant=visit.participant,
             instrument=instrument.code,
@@ -248,7 +248,7 @@ def set_status(entry, status, *, by):
     """Verify or lock a complete form (data manager)."""
     if not access.has(by, Perm.VERIFY_FORMS, entry.participant.trial, entry.participant.site):
         raise Refused("You may not verify or lock forms.")
-    entry = FormEntry.objects.select_for_update().get(pk=entry.pk)
+    entry = FormEntry.objects.select_for_update(no_key=True).get(pk=entry.pk)
     allowed = {
         FormEntry.Status.VERIFIED: {FormEntry.Status.COMPLETE},
         FormEntry.Status.LOCKED: {FormEntry.Status.COMPLETE, FormEntry.Status.VERIFIED},
@@ -601,7 +601,7 @@ def withdraw(participant, level, *, by, reason, withdrawn_on):
         # Level 1 exists in the IMR arm only; refused alike for every participant, so the
         # refusal (or "already withdrawn at level 1") tells a blinded user nothing.
         raise Refused("Stopping the intervention is recorded by unblinded staff.")
-    participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    participant = Participant.objects.select_for_update(no_key=True).get(pk=participant.pk)
     highest = participant.withdrawals.order_by("-level").values_list("level", flat=True).first()
     if highest is not None and highest >= level:
         raise Refused(f"This participant is already withdrawn at level {highest}.")

@@ -8,9 +8,13 @@ in the services, not the pages: every service that writes clinical data is decla
 transaction before anything is written, and refuses (imrtrial.errors.Refused) with what is
 locked and who may unlock it.
 
-Race: the check reads the trial and participant rows FOR SHARE (PostgreSQL), so a lock being
-taken (an UPDATE of the same row) waits for the writers already past the check, and a writer
-that comes after the lock sees it. On SQLite (the demo) writes are serialized anyway.
+Race: the check reads the trial, participant and form rows FOR KEY SHARE (PostgreSQL), and the
+lock actions take those rows FOR UPDATE, the one row lock that conflicts with KEY SHARE: a
+lock being taken waits for the writers already past the check, and a writer that comes after
+the lock sees it. Writers that lock the same rows for their own work take FOR NO KEY UPDATE
+(`select_for_update(no_key=True)`), which does not conflict with another writer's KEY SHARE:
+with FOR SHARE here and FOR UPDATE there, two concurrent screenings deadlocked (found by the
+load benchmark's test). On SQLite (the demo) writes are serialized anyway.
 
 The registry (`writers()`) is what tests/imrtrial/test_locks.py asks: every registered service,
 under each level of lock, must refuse with nothing written; a service not in the test's table
@@ -103,7 +107,7 @@ def writers():
 
 
 def _read_for_share(table, columns, pk):
-    share = " FOR SHARE" if connection.vendor == "postgresql" else ""
+    share = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {columns} FROM {table} WHERE id = %s{share}", [pk])
         return cursor.fetchone()

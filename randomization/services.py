@@ -76,7 +76,9 @@ def national_id_key(national_id):
 def _next_number(model, trial, prefix):
     """The next running number for the trial, under a lock on the trial row (screening and
     enrolment are rare; randomization never takes this lock)."""
-    Trial.objects.select_for_update().filter(pk=trial.pk).first()
+    # FOR NO KEY UPDATE: it serializes numbering but not the lock check's KEY SHARE
+    # (imrtrial.locking), which only a database lock (FOR UPDATE) waits on.
+    Trial.objects.select_for_update(no_key=True).filter(pk=trial.pk).first()
     return f"{prefix}{model.objects.filter(trial=trial).count() + 1:04d}"
 
 
@@ -364,7 +366,7 @@ def _arm_for(participant, stratum, setup):
 def _randomize_once(participant, *, by, baseline_completed_on=None):
     # Lock the participant first: a double click waits here and then finds the allocation, and
     # a withdrawal recorded meanwhile (withdraw() locks the same row) is seen, not overwritten.
-    locked = Participant.objects.select_for_update().get(pk=participant.pk)
+    locked = Participant.objects.select_for_update(no_key=True).get(pk=participant.pk)
     if locked.status == Participant.Status.RANDOMIZED:
         return allocation_of(participant)
     if locked.status != Participant.Status.CONSENTED:
@@ -513,7 +515,7 @@ def record_baseline(participant, *, by, completed_on):
     """Record the baseline date the centre reports at the phone desk (before randomizing)."""
     if not access.has(by, Perm.RANDOMIZE, participant.trial, participant.site):
         raise Refused("You are not a coordinator for this participant's site.")
-    participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    participant = Participant.objects.select_for_update(no_key=True).get(pk=participant.pk)
     participant.baseline_completed_on = completed_on
     attribute(participant, by=by, reason="baseline date reported at the phone desk").save(
         update_fields=["baseline_completed_on"]
