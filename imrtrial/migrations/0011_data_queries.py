@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('imrtrial', '0010_change_reason_text'),
+        ("imrtrial", "0010_change_reason_text"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='historicaltrial',
-            name='query_reminder_days',
+            model_name="historicaltrial",
+            name="query_reminder_days",
             field=models.PositiveSmallIntegerField(default=7),
         ),
         migrations.AddField(
-            model_name='trial',
-            name='query_reminder_days',
+            model_name="trial",
+            name="query_reminder_days",
             field=models.PositiveSmallIntegerField(default=7),
         ),
     ]
