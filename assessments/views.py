@@ -65,7 +65,10 @@ def participant_detail(request, trial_key, participant_id):
             for w in withdrawals
         ],
         "may_withdraw": access.may_withdraw(request.user, participant),
+        "may_lock": access.has(request.user, Perm.VERIFY_FORMS, trial, participant.site),
     }
+    if context["may_lock"] and participant.casebook_locked_at is None:
+        context["casebook_blockers"] = services.lock_blockers(trial, participant)
     if unblinded:
         context["allocation"] = allocation_of(participant)
         if context["allocation"]:
