@@ -65,19 +65,21 @@ def form_state(entries, missed):
     """The state of one form at one visit from its entries ({kind: status}) and whether the
     visit was marked missed. A reconciled entry wins over a single one (the form went from
     interview to paper); a missed visit's form without data of record is missing, unless both
-    of its paper entries are there to reconcile."""
-    counted = entries.get(K.FINAL) or entries.get(K.SINGLE)
-    counted_kind = K.FINAL if K.FINAL in entries else K.SINGLE
-    if counted in (S.LOCKED, S.VERIFIED):
+    of its paper entries are there to reconcile. (Plain strings, not the choices' enums: a
+    page asks this thousands of times.)"""
+    final = entries.get("final")
+    counted = final or entries.get("single")
+    if counted == "locked" or counted == "verified":
         return counted
-    if counted == S.COMPLETE:
-        return State.RECONCILED if counted_kind == K.FINAL else State.COMPLETE
-    done = [kind for kind in (K.FIRST, K.SECOND) if entries.get(kind) not in (None, S.DRAFT)]
-    if len(done) == 2:
+    if counted == "complete":
+        return State.RECONCILED if final else State.COMPLETE
+    first, second = entries.get("first"), entries.get("second")
+    done = (first is not None and first != "draft") + (second is not None and second != "draft")
+    if done == 2:
         return State.AWAITING_RECONCILIATION
     if missed:
         return State.MISSING
-    if len(done) == 1:
+    if done == 1:
         return State.AWAITING_SECOND
     if entries:
         return State.DRAFT
@@ -317,6 +319,7 @@ class Cell:
     url: str = ""
     label: str = ""
     forms: list = field(default_factory=list)
+    icons: str = ""  # the forms as HTML, for the page
     open_queries: int = 0
     act: bool = False
 
