@@ -16,9 +16,7 @@ import datetime
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
-from django.db.models.lookups import LessThan
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from imrtrial import access
@@ -87,6 +85,9 @@ def form_state(entries, missed):
 
 
 # --- The same rule in SQL, for the filters -----------------------------------------------------
+# Each filter is "participant id IN (one uncorrelated subquery)": PostgreSQL computes it once
+# and hashes it, where EXISTS subqueries joined by OR run once per participant (a filter of
+# "needs my action" took seconds on 5,000 participants that way; bench/dashboard.py).
 
 
 def _sibling(**kw):
@@ -99,9 +100,14 @@ def _sibling(**kw):
     )
 
 
-def _entries(codes):
-    """Entries of the outer participant at the timepoints `codes`."""
-    return FormEntry.objects.filter(participant=OuterRef("pk"), timepoint__in=codes)
+def _entries(timepoints):
+    """The trial's entries at `timepoints`."""
+    return FormEntry.objects.filter(
+        participant__trial_id=timepoints[0].trial_id, timepoint__in=[tp.code for tp in timepoints]
+    )
+
+
+_COUNTING = FormEntry.COUNTING_STATUSES
 
 
 def _unfinished(entries):
@@ -109,9 +115,6 @@ def _unfinished(entries):
     return entries.exclude(
         Exists(_sibling(kind__in=FormEntry.COUNTING_KINDS, status__in=_COUNTING))
     )
-
-
-_COUNTING = FormEntry.COUNTING_STATUSES
 
 
 def _awaiting_reconciliation(entries):
@@ -123,75 +126,62 @@ def _awaiting_reconciliation(entries):
     )
 
 
-def _not_started(timepoints):
-    """Q: a visit (not missed) with a due form that has no entry at all."""
-    q = Q(pk__in=[])
-    for tp in timepoints:
-        if not tp.instruments:
-            continue
-        begun = (
-            FormEntry.objects.filter(
-                participant=OuterRef("pk"), timepoint=tp.code, instrument__in=tp.instruments
-            )
-            .order_by()
-            .values("participant")
-            .annotate(n=Count("instrument", distinct=True))
-            .values("n")
-        )
-        visit = Visit.objects.filter(participant=OuterRef("pk"), timepoint=tp, missed=False)
-        q |= Q(Exists(visit)) & Q(
-            LessThan(
-                Coalesce(Subquery(begun, output_field=IntegerField()), Value(0)),
-                len(tp.instruments),
-            )
-        )
-    return q
+def _having(rows):
+    """Q on Participant: among the participant ids of `rows`."""
+    return Q(pk__in=rows.order_by().values("participant_id"))
+
+
+def _short_of(visits, entries, codes):
+    """Q on Participant: one of `visits` (at one timepoint) lacks one of `codes` among
+    `entries` (at that timepoint)."""
+    full = (
+        entries.filter(instrument__in=codes)
+        .order_by()
+        .values("participant_id")
+        .annotate(n=Count("instrument", distinct=True))
+        .filter(n__gte=len(codes))
+        .values("participant_id")
+    )
+    return _having(visits.exclude(participant_id__in=full))
 
 
 def in_state(state, timepoints):
     """Q on Participant: has a form in `state` at one of `timepoints`."""
-    codes = [tp.code for tp in timepoints]
-    counted = FormEntry.objects.counting().filter(participant=OuterRef("pk"), timepoint__in=codes)
+    entries = _entries(timepoints)
+    counted = FormEntry.objects.counting().filter(pk__in=entries.values("pk"))
     if state in (State.LOCKED, State.VERIFIED):
-        return Q(Exists(counted.filter(status=state)))
+        return _having(counted.filter(status=state))
     if state == State.RECONCILED:
-        return Q(Exists(counted.filter(kind=K.FINAL, status=S.COMPLETE)))
+        return _having(counted.filter(kind=K.FINAL, status=S.COMPLETE))
     if state == State.COMPLETE:
-        return Q(Exists(counted.filter(kind=K.SINGLE, status=S.COMPLETE)))
+        return _having(counted.filter(kind=K.SINGLE, status=S.COMPLETE))
     if state == State.MISSING:
-        return Q(
-            Exists(
-                Visit.objects.filter(
-                    participant=OuterRef("pk"),
-                    timepoint__in=timepoints,
-                    missed=True,
-                    completed_on__isnull=True,
-                )
-            )
+        return _having(
+            Visit.objects.filter(timepoint__in=timepoints, missed=True, completed_on__isnull=True)
         )
     if state == State.AWAITING_RECONCILIATION:
-        return Q(Exists(_awaiting_reconciliation(_entries(codes))))
+        return _having(_awaiting_reconciliation(entries))
+    not_missed = _unfinished(entries.exclude(visit__missed=True))
     if state == State.AWAITING_SECOND:
-        one = Q()
+        one = Q(pk__in=[])
         for kind, other in ((K.FIRST, K.SECOND), (K.SECOND, K.FIRST)):
-            one |= Q(
-                Exists(
-                    _unfinished(_entries(codes).exclude(visit__missed=True))
-                    .filter(kind=kind, status__in=_COUNTING)
-                    .exclude(Exists(_sibling(kind=other, status__in=_COUNTING)))
+            one |= _having(
+                not_missed.filter(kind=kind, status__in=_COUNTING).exclude(
+                    Exists(_sibling(kind=other, status__in=_COUNTING))
                 )
             )
         return one
     if state == State.DRAFT:
-        return Q(
-            Exists(
-                _unfinished(_entries(codes).exclude(visit__missed=True))
-                .filter(status=S.DRAFT)
-                .exclude(Exists(_sibling().exclude(status=S.DRAFT)))
-            )
+        return _having(
+            not_missed.filter(status=S.DRAFT).exclude(Exists(_sibling().exclude(status=S.DRAFT)))
         )
     if state == State.NOT_STARTED:
-        return _not_started(timepoints)
+        q = Q(pk__in=[])
+        for tp in timepoints:
+            if tp.instruments:
+                visits = Visit.objects.filter(timepoint=tp, missed=False)
+                q |= _short_of(visits, _entries([tp]), tp.instruments)
+        return q
     raise ValueError(state)
 
 
@@ -229,8 +219,8 @@ def enterable(instruments):
 
 def _to_verify():
     """Counting entries waiting for verification: complete, with no query still waiting."""
-    waiting = DataQuery.objects.open().filter(entry=OuterRef("pk"))
-    return FormEntry.objects.counting().filter(status=S.COMPLETE).exclude(Exists(waiting))
+    waiting = DataQuery.objects.open().filter(entry_id__isnull=False).values("entry_id")
+    return FormEntry.objects.counting().filter(status=S.COMPLETE).exclude(pk__in=waiting)
 
 
 def _queries_for(user):
@@ -240,45 +230,24 @@ def _queries_for(user):
 
 def needs_action(reader, timepoints):
     """Q on Participant: something at one of `timepoints` waits on the reader."""
-    codes = [tp.code for tp in timepoints]
+    entries = _entries(timepoints)
+    queries = DataQuery.objects.filter(visit__timepoint__in=timepoints)
     q = Q(pk__in=[])
     if reader.dm_sites:
-        answered = DataQuery.objects.filter(
-            participant=OuterRef("pk"), visit__timepoint__in=timepoints, status="answered"
-        )
         q |= Q(site__in=reader.dm_sites) & (
-            Q(Exists(_awaiting_reconciliation(_entries(codes))))
-            | Q(Exists(_to_verify().filter(participant=OuterRef("pk"), timepoint__in=codes)))
-            | Q(Exists(answered))
+            _having(_awaiting_reconciliation(entries))
+            | _having(_to_verify().filter(pk__in=entries.values("pk")))
+            | _having(queries.filter(status="answered"))
         )
     if reader.entry_sites:
-        mine = DataQuery.objects.filter(
-            _queries_for(reader.user),
-            participant=OuterRef("pk"),
-            visit__timepoint__in=timepoints,
-            status="open",
-        )
         to_enter = Q(pk__in=[])
         for tp in timepoints:
-            codes_due = enterable(tp.instruments)
-            if not codes_due:
-                continue
-            done = (
-                FormEntry.objects.counting()
-                .filter(participant=OuterRef("pk"), timepoint=tp.code, instrument__in=codes_due)
-                .order_by()
-                .values("participant")
-                .annotate(n=Count("instrument", distinct=True))
-                .values("n")
-            )
-            visit = _due_visits(reader).filter(participant=OuterRef("pk"), timepoint=tp)
-            to_enter |= Q(Exists(visit)) & Q(
-                LessThan(
-                    Coalesce(Subquery(done, output_field=IntegerField()), Value(0)), len(codes_due)
-                )
-            )
+            if codes := enterable(tp.instruments):
+                counted = FormEntry.objects.counting().filter(pk__in=_entries([tp]).values("pk"))
+                to_enter |= _short_of(_due_visits(reader).filter(timepoint=tp), counted, codes)
         q |= Q(site__in=reader.entry_sites) & (
-            Q(Exists(mine)) | (to_enter & ~Q(status=Participant.Status.WITHDRAWN))
+            _having(queries.filter(_queries_for(reader.user), status="open"))
+            | (to_enter & ~Q(status=Participant.Status.WITHDRAWN))
         )
     return q
 

@@ -350,8 +350,18 @@ def worst_case_staff(user):
 _ADMIN = ["/admin/imrtrial/participant/", "/admin/assessments/formentry/", "/history/"]
 REACHES = {
     Role.TRIAL_ADMIN: ["/participants/", "/withdraw/", "/audit/", "/access-log/", *_ADMIN],
-    Role.ASSESSOR: ["/worklist/", "/visits/", "/forms/", "/unblinding/", *_ADMIN],
-    Role.DATA_MANAGER: ["/participants/", "/visits/", "/audit/", "/reminders/", *_ADMIN],
+    Role.ASSESSOR: ["/worklist/", "/visits/", "/forms/", "/unblinding/", "/status/", *_ADMIN],
+    Role.DATA_MANAGER: [
+        "/participants/",
+        "/visits/",
+        "/audit/",
+        "/reminders/",
+        "/status/",
+        "/status/?",  # its filters, submitted
+        "/queue/",
+        "/lock/",
+        *_ADMIN,
+    ],
     Role.STATISTICIAN: ["/admin/auth/user/"],
 }
 

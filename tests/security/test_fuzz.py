@@ -30,6 +30,8 @@ GET_ONLY = {
     "assessments:worklist",
     "assessments:reminders",
     "assessments:visit",
+    "assessments:status",
+    "assessments:queue",
     "randomization:allocations",
     "randomization:allocation_history",
     "randomization:desk",
