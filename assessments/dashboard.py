@@ -147,6 +147,8 @@ def _short_of(visits, entries, codes):
 
 def in_state(state, timepoints):
     """Q on Participant: has a form in `state` at one of `timepoints`."""
+    if not timepoints:  # a trial without a schedule yet
+        return Q(pk__in=[])
     entries = _entries(timepoints)
     counted = FormEntry.objects.counting().filter(pk__in=entries.values("pk"))
     if state in (State.LOCKED, State.VERIFIED):
@@ -230,6 +232,8 @@ def _queries_for(user):
 
 def needs_action(reader, timepoints):
     """Q on Participant: something at one of `timepoints` waits on the reader."""
+    if not timepoints:
+        return Q(pk__in=[])
     entries = _entries(timepoints)
     queries = DataQuery.objects.filter(visit__timepoint__in=timepoints)
     q = Q(pk__in=[])

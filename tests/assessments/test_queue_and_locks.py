@@ -193,3 +193,28 @@ def test_after_a_failed_save_the_focus_is_on_the_first_wrong_item(client, t):
     assert page.count("autofocus") == 1
     focused = page.split("autofocus")[0].rsplit("<input", 1)[1]
     assert f'id="id_item_{wrong[0]}"' in focused
+
+
+def test_a_reason_with_a_nul_character_is_refused_not_a_server_error(client, t):
+    p = t.participant()
+    client.force_login(t.dm)
+    response = client.post(casebook_url(t, p), {"action": "lock", "reason": "a\x00b"}, follow=True)
+    assert response.status_code == 200 and "cannot be stored" in response.content.decode()
+    visit = p.visits.get(timepoint=t.baseline)
+    url = reverse("assessments:manage", args=[t.trial.key, visit.pk])
+    response = client.post(url, {"action": "missed", "reason": "a\x00b"})
+    assert response.status_code == 302
+    assert not Visit.objects.get(pk=visit.pk).missed
+
+
+def test_a_trial_without_a_schedule_filters_to_nothing(client, t):
+    from imrtrial.models import Timepoint
+
+    Timepoint.objects.filter(trial=t.trial).delete()
+    from tests.factories import make_participant
+
+    make_participant(t.trial)
+    client.force_login(t.dm)
+    url = reverse("assessments:status", args=[t.trial.key])
+    for params in ({"state": "draft"}, {"mine": "1"}):
+        assert "No participant matches" in client.get(url, params).content.decode()
