@@ -52,3 +52,28 @@ register(
         style="btn-outline-secondary",
     )
 )
+
+
+def may_see_dashboard(user, trial):
+    """The record status dashboard: data managers and assessors (at their sites)."""
+    return access.has_any(user, (Perm.VERIFY_FORMS, Perm.ENTER_INTERVIEW), trial)
+
+
+def may_manage_data(user, trial):
+    """The data manager's queue and the database lock page."""
+    return access.has(user, Perm.VERIFY_FORMS, trial)
+
+
+register(
+    Link("Record status", "assessments:status", may_see_dashboard, order=35, style="btn-primary")
+)
+register(Link("Data manager's queue", "assessments:queue", may_manage_data, order=36))
+register(
+    Link(
+        "Database lock",
+        "assessments:database_lock",
+        may_manage_data,
+        order=85,
+        style="btn-outline-secondary",
+    )
+)

@@ -280,7 +280,14 @@ def _require_data_manager(by, trial, site=None):
 def _reason(reason):
     if not reason.strip():
         raise Refused("Give the reason.")
-    return reason.strip()
+    return _storable(reason.strip())
+
+
+def _storable(text):
+    """Text as PostgreSQL can store it: a NUL character is refused, not a server error."""
+    if "\x00" in text:
+        raise Refused("The text contains a character that cannot be stored (NUL).")
+    return text
 
 
 def lock_blockers(trial, participant=None):
@@ -507,6 +514,7 @@ def mark_missed(visit, *, by, reason):
         raise Refused("Only a data manager marks a visit missed.")
     if not reason.strip():
         raise Refused("Give the reason the visit was missed.")
+    reason = _storable(reason)
     if visit.completed_on:
         raise Refused("This visit is already done.")
     visit.missed = True

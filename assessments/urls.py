@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import status_views, views
 
 app_name = "assessments"
 urlpatterns = [
@@ -46,5 +46,15 @@ urlpatterns = [
         "<slug:trial_key>/visits/<int:visit_pk>/entries/<int:entry_pk>/status/",
         views.entry_status,
         name="entry_status",
+    ),
+]
+urlpatterns += [
+    path("<slug:trial_key>/status/", status_views.status_dashboard, name="status"),
+    path("<slug:trial_key>/queue/", status_views.queue, name="queue"),
+    path("<slug:trial_key>/lock/", status_views.database_lock, name="database_lock"),
+    path(
+        "<slug:trial_key>/participants/<str:participant_id>/casebook/",
+        status_views.casebook_lock,
+        name="casebook_lock",
     ),
 ]

@@ -65,7 +65,10 @@ def participant_detail(request, trial_key, participant_id):
             for w in withdrawals
         ],
         "may_withdraw": access.may_withdraw(request.user, participant),
+        "may_lock": access.has(request.user, Perm.VERIFY_FORMS, trial, participant.site),
     }
+    if context["may_lock"] and participant.casebook_locked_at is None:
+        context["casebook_blockers"] = services.lock_blockers(trial, participant)
     if unblinded:
         context["allocation"] = allocation_of(participant)
         if context["allocation"]:
@@ -274,7 +277,22 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
         # Double entry is independent: nobody sees the other entry's values.
         messages.error(request, "This entry was made by someone else.")
         return redirect("assessments:visit", trial.key, visit.pk)
-    errors, raw = {}, {}
+    if kind == FormEntry.Kind.SECOND and entry is None:
+        # Refused before anything is typed, as the service would refuse it at save.
+        first = FormEntry.objects.filter(
+            participant=visit.participant,
+            instrument=instrument,
+            timepoint=visit.timepoint.code,
+            kind=FormEntry.Kind.FIRST,
+        ).first()
+        if first is None or first.entered_by_id == request.user.pk:
+            messages.error(
+                request,
+                "The second entry must be made by someone other than the first"
+                + (", after the first entry." if first is None else ": you made the first."),
+            )
+            return redirect("assessments:visit", trial.key, visit.pk)
+    errors, raw, reason_error = {}, {}, False
     if request.method == "POST":
         raw = {i.code: request.POST.get(f"item_{i.code}", "") for i in definition.items}
         extra = [k[5:] for k in request.POST if k.startswith("item_") and k[5:] not in raw]
@@ -294,6 +312,7 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
             errors = exc.errors
         except (services.Conflict, ReasonRequired, Refused) as exc:
             errors = {"__all__": exc.messages[0] if isinstance(exc, ReasonRequired) else str(exc)}
+            reason_error = isinstance(exc, ReasonRequired)
         else:
             if entry.status == FormEntry.Status.DRAFT:
                 messages.success(request, "Draft saved.")
@@ -325,6 +344,9 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
             "errors": errors,
             "form_error": errors.get("__all__"),
             "item_errors": len([k for k in errors if k != "__all__"]),
+            # The focus goes to the first wrong item (no script: the autofocus attribute).
+            "first_error": next((i.code for i in definition.items if i.code in errors), None),
+            "reason_error": reason_error,
             "locked": entry is not None and entry.status == FormEntry.Status.LOCKED,
             "needs_reason": entry is not None and entry.status != FormEntry.Status.DRAFT,
             "scores": entry.scores if entry and entry.status != FormEntry.Status.DRAFT else None,
@@ -347,9 +369,16 @@ def entry_status(request, trial_key, visit_pk, entry_pk):
         return HttpResponseNotAllowed(["POST"])
     entry = get_object_or_404(FormEntry, pk=entry_pk, participant=visit.participant)
     try:
-        services.set_status(entry, request.POST.get("status", ""), by=request.user)
+        entry = services.set_status(entry, request.POST.get("status", ""), by=request.user)
     except Refused as exc:
         messages.error(request, str(exc))
+    else:
+        installed = registry.all_instruments().get(entry.instrument)
+        name = installed.name if installed else entry.instrument
+        messages.success(
+            request,
+            f"{name} at {visit.timepoint.label} is {entry.get_status_display().lower()}.",
+        )
     return redirect("assessments:visit", trial.key, visit.pk)
 
 

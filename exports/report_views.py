@@ -16,11 +16,11 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_safe
 
-from imrtrial import access
+from imrtrial import access, charts
 from imrtrial.audit import log_access
 from imrtrial.models import AccessLog
 
-from . import charts, reports
+from . import reports
 
 
 def _scope(request, trial_key):
@@ -80,7 +80,7 @@ def consort(request, trial_key):
         log_access(request, trial, AccessLog.Action.VIEW_ALLOCATION, "CONSORT diagram by arm")
     context.update(
         report_name="CONSORT flow diagram",
-        svg=mark_safe(context["svg"]),  # built by exports.charts, every text escaped there
+        svg=mark_safe(context["svg"]),  # built by imrtrial.charts, every text escaped there
         table=reports.consort_table(context["flow"]),
         views=[
             (reports.POOLED, "Pooled"),

@@ -335,7 +335,7 @@ def _n(label, n):
 
 
 def consort_diagram(flow, trial):
-    """The boxes of the flow diagram (exports.charts.consort_svg's input) from consort()."""
+    """The boxes of the flow diagram (imrtrial.charts.consort_svg's input) from consort()."""
     e = flow["enrolment"]
     excluded = [(0, _n("Excluded before randomization", e["excluded"]))]
     excluded.append((1, _n("Not eligible", e["ineligible"])))

@@ -33,8 +33,9 @@ from django.utils import timezone
 
 from assessments import services as crf
 from assessments.models import Visit
-from exports import charts, reports
+from exports import reports
 from fidelity import services as imr
+from imrtrial import charts
 from imrtrial.models import AccessLog, Role, Site, Timepoint, Trial
 from randomization import services as desk
 from tests.factories import (

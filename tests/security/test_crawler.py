@@ -346,7 +346,15 @@ def worst_case_staff(user):
 _ADMIN = ["/admin/imrtrial/participant/", "/admin/assessments/formentry/", "/history/"]
 REACHES = {
     Role.TRIAL_ADMIN: ["/participants/", "/withdraw/", "/audit/", "/access-log/", *_ADMIN],
-    Role.ASSESSOR: ["/worklist/", "/visits/", "/forms/", "/unblinding/", "/queries/", *_ADMIN],
+    Role.ASSESSOR: [
+        "/worklist/",
+        "/visits/",
+        "/forms/",
+        "/unblinding/",
+        "/queries/",
+        "/status/",
+        *_ADMIN,
+    ],
     Role.DATA_MANAGER: [
         "/participants/",
         "/visits/",
@@ -354,6 +362,10 @@ REACHES = {
         "/reminders/",
         "/queries/new/",  # from the visit page
         "/queries/",  # the list (home page), the threads
+        "/status/",
+        "/status/?",  # its filters, submitted
+        "/queue/",
+        "/lock/",
         *_ADMIN,
     ],
     Role.STATISTICIAN: ["/admin/auth/user/"],

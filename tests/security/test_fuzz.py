@@ -32,6 +32,8 @@ GET_ONLY = {
     "assessments:visit",
     "assessments:query_list",
     "assessments:query",  # the thread; its forms post to query_answer and query_act
+    "assessments:status",
+    "assessments:queue",
     "randomization:allocations",
     "randomization:allocation_history",
     "randomization:desk",

@@ -1,4 +1,6 @@
-"""Report charts drawn as SVG text on the server.
+"""Charts drawn as SVG text on the server, for the reports and the data manager's queue.
+
+Here, in the lowest app, so that every app may draw one (an app imports only the apps before it).
 
 Pure Python, no Django import: the CSP allows no script and no inline style, so every chart is
 geometry and presentation attributes, and the same numbers always give the same bytes (the
