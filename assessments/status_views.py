@@ -59,13 +59,19 @@ def status_dashboard(request, trial_key):
         participants = participants.filter(dashboard.in_state(chosen["state"], shown))
     if chosen["mine"]:
         participants = participants.filter(dashboard.needs_action(reader, shown))
-    page = Paginator(
-        participants.select_related("site").order_by("participant_id"), PER_PAGE
-    ).get_page(request.GET.get("page"))
+    # The filters run once: their ids are paginated here (a few thousand integers), where a
+    # paginated queryset would run the filter's subqueries twice, for the count and the page.
+    ids = list(participants.order_by("participant_id").values_list("pk", flat=True))
+    page = Paginator(ids, PER_PAGE).get_page(request.GET.get("page"))
+    on_page = list(
+        Participant.objects.filter(pk__in=page.object_list)
+        .select_related("site")
+        .order_by("participant_id")
+    )
     base = reverse("assessments:visit", args=[trial.key, 0]).removesuffix("0/")
     rows = dashboard.grid(
         reader,
-        list(page.object_list),
+        on_page,
         shown,
         visit_url=lambda pk: f"{base}{pk}/",
         entry_url=lambda pk, code, kind: f"{base}{pk}/forms/{code}/{kind}/",
