@@ -6,7 +6,7 @@ and is read only through exports.views.download, which asks the gate again."""
 from django.conf import settings
 from django.db import models
 
-from imrtrial.models import Trial, Undeletable
+from imrtrial.models import DatabaseLock, Trial, Undeletable
 
 
 class ExportRun(Undeletable):
@@ -68,7 +68,7 @@ class ExportRun(Undeletable):
     def unlocks_since(self):
         """Database unlocks after this export was asked for: its data may since have changed."""
         return self.trial.database_locks.filter(
-            action="unlocked", at__gt=self.requested_at
+            action=DatabaseLock.Action.UNLOCKED, at__gt=self.requested_at
         ).select_related("by")
 
     def __str__(self):

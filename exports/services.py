@@ -40,12 +40,8 @@ def check_may_export(trial, *, by, dataset, format):
         raise Refused("The allocation key is released as CSV.")
     if format == ExportRun.Format.ODM and dataset != ExportRun.Dataset.LONG:
         raise Refused("ODM holds the blinded dataset (visits and forms), not this one.")
-    if format == ExportRun.Format.ODM and not _all_sites(trial, by):
+    if format == ExportRun.Format.ODM and not access.may_export_every_site(by, trial):
         raise Refused("ODM exports cover every site; ask for CSV, SPSS or Stata for your sites.")
-
-
-def _all_sites(trial, user):
-    return access.sites_where(user, Perm.EXPORT_BLINDED, trial).count() == trial.sites.count()
 
 
 @transaction.atomic

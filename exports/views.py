@@ -11,7 +11,7 @@ from django.urls import path
 
 from imrtrial import access
 from imrtrial.audit import log_access
-from imrtrial.models import AccessLog, Perm
+from imrtrial.models import AccessLog, DatabaseLock, Perm
 
 from . import services
 from .forms import ExportForm, ReleaseForm
@@ -69,6 +69,11 @@ def export_list(request, trial_key):
             "key_holder_waits": access.has(request.user, Perm.RELEASE_ALLOCATION_KEY, trial)
             and not may_release,
             "runs": runs,
+            # One query for the list, not one per export: the latest unlock of the database.
+            "last_unlock": trial.database_locks.filter(action=DatabaseLock.Action.UNLOCKED)
+            .order_by("-at")
+            .values_list("at", flat=True)
+            .first(),
         },
         status=400 if request.method == "POST" else 200,
     )

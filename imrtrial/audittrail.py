@@ -47,10 +47,6 @@ class Viewer:
         )
         self.audits_every_site = self.audit_sites == all_sites
 
-    @property
-    def unblinded_anywhere(self):
-        return bool(self.unblinded_sites)
-
     def sources(self):
         """The kinds of record this viewer may see at all, for the filter and the query."""
         return [s for s in sources() if not s.unblinded or self.unblinded_sites]

@@ -106,7 +106,7 @@ def writers():
     return dict(_writers)
 
 
-def _read_for_share(table, columns, pk):
+def _read_key_share(table, columns, pk):
     share = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {columns} FROM {table} WHERE id = %s{share}", [pk])
@@ -117,14 +117,14 @@ def check_unlocked(scope):
     """Refuse, naming the lock, if the trial, a casebook or the form of `scope` is locked."""
     from .models import Participant, Trial
 
-    (status,) = _read_for_share(Trial._meta.db_table, "status", scope.trial_id)
+    (status,) = _read_key_share(Trial._meta.db_table, "status", scope.trial_id)
     if status == Trial.Status.LOCKED:
         raise Refused(
             "The database is locked: nothing in it can change. Only the data manager can "
             "unlock it, with a reason."
         )
     for pk in scope.participant_ids:
-        locked_at, participant_id = _read_for_share(
+        locked_at, participant_id = _read_key_share(
             Participant._meta.db_table, "casebook_locked_at, participant_id", pk
         )
         if locked_at is not None:
@@ -134,7 +134,7 @@ def check_unlocked(scope):
             )
     if scope.form is not None:
         model, pk = scope.form
-        (form_status,) = _read_for_share(model._meta.db_table, "status", pk)
+        (form_status,) = _read_key_share(model._meta.db_table, "status", pk)
         if form_status == model.Status.LOCKED:
             raise Refused(
                 "This form is locked and can no longer change. The data manager can unlock "

@@ -105,7 +105,9 @@ def test_permission_names_are_never_string_literals():
         offenders += [
             f"{rel}:{line}: {text!r}" for line, text in permission_literals(path.read_text())
         ]
-    assert offenders == [], "Name permissions as access.Perm members:\n" + "\n".join(offenders)
+    assert offenders == [], "Name permissions as imrtrial.models.Perm members:\n" + "\n".join(
+        offenders
+    )
 
 
 def test_templates_do_not_name_permissions():
