@@ -60,8 +60,13 @@ def may_see_dashboard(user, trial):
 
 
 def may_manage_data(user, trial):
-    """The data manager's queue and the database lock page."""
+    """The data manager's queue."""
     return access.has(user, Perm.VERIFY_FORMS, trial)
+
+
+def may_lock_database(user, trial):
+    """The database lock page: the whole trial's, so a data manager of every site."""
+    return access.has_everywhere(user, Perm.VERIFY_FORMS, trial)
 
 
 register(
@@ -72,7 +77,7 @@ register(
     Link(
         "Database lock",
         "assessments:database_lock",
-        may_manage_data,
+        may_lock_database,
         order=85,
         style="btn-outline-secondary",
     )

@@ -277,6 +277,14 @@ def _require_data_manager(by, trial, site=None):
         raise Refused("Only a data manager locks and unlocks data.")
 
 
+def _require_trial_data_manager(by, trial):
+    """The database is the whole trial's: a data manager of some sites neither locks nor
+    unlocks it."""
+    _require_data_manager(by, trial)
+    if not access.has_everywhere(by, Perm.VERIFY_FORMS, trial):
+        raise Refused("Only a data manager of every site locks and unlocks the database.")
+
+
 def _reason(reason):
     if not reason.strip():
         raise Refused("Give the reason.")
@@ -334,7 +342,7 @@ def lock_blocker_counts(trial, participant):
 def lock_database(trial, *, by, reason):
     """Lock the trial's database: from now on every service that writes clinical data refuses.
     Recruitment must be closed, and nothing may be left to resolve (lock_blockers)."""
-    _require_data_manager(by, trial)
+    _require_trial_data_manager(by, trial)
     reason = _reason(reason)
     trial = Trial.objects.select_for_update().get(pk=trial.pk)
     if trial.status == Trial.Status.LOCKED:
@@ -355,7 +363,7 @@ def lock_database(trial, *, by, reason):
 def unlock_database(trial, *, by, reason):
     """Unlock a locked database: an exceptional event, kept in the audit trail and shown with
     every export made before it."""
-    _require_data_manager(by, trial)
+    _require_trial_data_manager(by, trial)
     reason = _reason(reason)
     trial = Trial.objects.select_for_update().get(pk=trial.pk)
     if trial.status != Trial.Status.LOCKED:

@@ -23,7 +23,7 @@ from imrtrial.models import Participant, Perm, Site, Trial
 
 from . import dashboard, services
 from .dashboard import State
-from .home import may_manage_data, may_see_dashboard
+from .home import may_lock_database, may_manage_data, may_see_dashboard
 
 PER_PAGE = 50
 
@@ -241,7 +241,7 @@ def casebook_lock(request, trial_key, participant_id):
 def database_lock(request, trial_key):
     """What blocks the database lock, and the lock (or the exceptional unlock) with a reason."""
     trial = access.trial_or_404(request.user, trial_key)
-    if not may_manage_data(request.user, trial):
+    if not may_lock_database(request.user, trial):
         raise Http404("Not found.")
     error = None
     if request.method == "POST":

@@ -26,8 +26,6 @@ from django.http import Http404
 
 from .models import Membership, Participant, Perm, Site, Trial, UnblindingIncident
 
-__all__ = ["Perm"]  # callers name permissions as access.Perm.X
-
 _CACHE_ATTR = "_imrtrial_access_cache"
 
 # How a blinded reader sees an unblinded author, and their words.
@@ -289,9 +287,14 @@ def may_open_exports(user, trial):
     return has(user, Perm.EXPORT_BLINDED, trial) or may_see_allocation_key(user, trial)
 
 
+def has_everywhere(user, perm, trial):
+    """`perm` at every site of the trial: what an act on the whole trial needs (a whole-trial
+    export, locking the database)."""
+    return sites_where(user, perm, trial).count() == trial.sites.count()
+
+
 def may_export_every_site(user, trial):
-    """A whole-trial export: export_blinded at every site."""
-    return sites_where(user, Perm.EXPORT_BLINDED, trial).count() == trial.sites.count()
+    return has_everywhere(user, Perm.EXPORT_BLINDED, trial)
 
 
 def access_log_scope(user, trial):

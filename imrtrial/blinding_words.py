@@ -61,8 +61,16 @@ class Found:
     text: str  # what matched
 
     def __str__(self):
+        if self.word.kind in UNNAMED_KINDS:
+            # Saying that "Anna Berg" is a facilitator, or "Marigold" an IMR group, would tell a
+            # blinded writer who works in the programme: so the word is not repeated back.
+            return "a person or group of the IMR programme"
         return f"{self.text!r} ({_KIND_LABELS.get(self.word.kind, self.word.kind)})"
 
+
+# Words not repeated in a refusal: whether a name belongs to the programme's staff or groups is
+# itself what a blinded writer must not learn.
+UNNAMED_KINDS = {"group", "facilitator"}
 
 _KIND_LABELS = {
     "page": "a word that tells the arm",

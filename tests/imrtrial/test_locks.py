@@ -284,7 +284,7 @@ def test_unlocking_with_a_reason_lets_every_writer_write_again(calls):
     assert "database UNLOCKED: a late lab value to enter" in reasons
 
 
-def test_locking_and_unlocking_the_database_are_actions_with_reasons_on_record(calls):
+def test_locking_and_unlocking_the_database_are_actions_with_reasons_on_record(calls, client):
     from exports.models import ExportRun
     from exports.services import request_export
     from imrtrial.models import DatabaseLock
@@ -314,6 +314,9 @@ def test_locking_and_unlocking_the_database_are_actions_with_reasons_on_record(c
     crf.unlock_database(trial, by=dm, reason="a late lab value")
     (unlock,) = ExportRun.objects.get(pk=run.pk).unlocks_since()
     assert unlock.reason == "a late lab value" and unlock.by == dm
+    client.force_login(dm)
+    listed = client.get(f"/trials/{trial.key}/exports/").content.decode()
+    assert "unlocked since" in listed
     assert list(DatabaseLock.objects.values_list("action", flat=True)) == ["locked", "unlocked"]
     with pytest.raises(Refused, match="data manager"):
         crf.lock_database(trial, by=calls.assessor, reason="x")
@@ -327,3 +330,17 @@ def test_a_verified_form_that_changes_is_complete_again_with_its_reason(calls):
     )
     assert entry.status == FormEntry.Status.COMPLETE
     assert entry.history.first().history_change_reason == "typo (was verified: back to complete)"
+
+
+def test_a_data_manager_of_one_site_neither_locks_the_database_nor_opens_its_page(calls, client):
+    """The database is the whole trial's; its lock page also counts every site's forms."""
+    trial = calls.world.trial
+    north_dm = calls.users["data_manager-north"]
+    Trial.objects.filter(pk=trial.pk).update(status=Trial.Status.CLOSED)
+    trial.refresh_from_db()
+    with pytest.raises(Refused, match="every site"):
+        crf.lock_database(trial, by=north_dm, reason="final")
+    client.force_login(north_dm)
+    assert client.get(f"/trials/{trial.key}/lock/").status_code == 404
+    client.force_login(calls.dm)
+    assert client.get(f"/trials/{trial.key}/lock/").status_code == 200
