@@ -65,7 +65,8 @@ MISSING_NOTE = (
     "carried: ODM 1.3.2 has no missing-value codes, so an item given such a code has no "
     "ItemData, exactly like an unanswered item. Free-text items are left out (they could "
     "reveal the allocation or the person). Only single and reconciled entries that are "
-    "complete, verified or locked are included, of randomized participants only. The arm is "
+    "complete, verified or locked are included, of randomized participants only, each form "
+    "with its status as a Flag (a verified form changed later is complete again). The arm is "
     "given only as its neutral code."
 )
 
@@ -75,6 +76,10 @@ RAND_GROUP = "IG.RANDOMIZATION"
 ARM_ITEM, IN_ERROR_ITEM = "I.RANDOMIZATION.ARM", "I.RANDOMIZATION.IN_ERROR"
 SITE_ITEM, DATE_ITEM = "I.RANDOMIZATION.SITE", "I.RANDOMIZATION.DATE"
 ARM_CODES, SITE_CODES = "CL.ARM", "CL.SITE"
+# Each form's state (complete, verified, locked; the dataset's <instrument>_status column) is an
+# ODM Flag on its FormData: a FlagValue from FORM_STATUS_CODES, typed by FLAG_TYPES.
+FORM_STATUS_CODES, FLAG_TYPES = "CL.FORM_STATUS", "CL.FLAG_TYPE"
+FORM_STATUS_FLAG = "FORM_STATUS"
 
 
 def _q(tag):
@@ -212,8 +217,8 @@ class _Tree:
     def leaf(self, tag, attrib):
         etree.SubElement(self._open[-1], _q(tag), attrib)
 
-    def text(self, tag, text):
-        etree.SubElement(self._open[-1], _q(tag)).text = text
+    def text(self, tag, text, attrib=None):
+        etree.SubElement(self._open[-1], _q(tag), attrib or {}).text = text
 
     def translated(self, tag, text):
         with self.el(tag):
@@ -373,6 +378,13 @@ def _write_metadata(w, timepoints, forms, sites, arm_codes):
         for _, code, name in sites:
             with w.el("CodeListItem", {"CodedValue": code}):
                 w.translated("Decode", name)
+    with w.el("CodeList", {"OID": FORM_STATUS_CODES, "Name": "Form status", "DataType": "text"}):
+        for code, label in blinded.FORM_STATUSES.items():
+            with w.el("CodeListItem", {"CodedValue": code}):
+                w.translated("Decode", label)
+    with w.el("CodeList", {"OID": FLAG_TYPES, "Name": "Flag type", "DataType": "text"}):
+        with w.el("CodeListItem", {"CodedValue": FORM_STATUS_FLAG}):
+            w.translated("Decode", "Form status")
 
     for form in ordered:
         scored = [s for g in form.groups if g.oid == form.scores_oid for _, s in g.items]
@@ -472,7 +484,7 @@ def _write_subjects(xf, trial, timepoints, sites, total, progress):
     entries = (
         blinded.form_data(blinded.randomized(trial))
         .order_by("participant_id")
-        .values_list("participant_id", "timepoint", "instrument", "values", "scores")
+        .values_list("participant_id", "timepoint", "instrument", "values", "scores", "status")
         .iterator(chunk_size=CHUNK_SIZE)
     )
     pending = next(entries, None)
@@ -501,25 +513,29 @@ def _write_subjects(xf, trial, timepoints, sites, total, progress):
 
 
 def _write_visits(w, entries, schedule):
-    """One StudyEventData per timepoint with data, forms in the order the metadata list them."""
+    """One StudyEventData per timepoint with data, forms in the order the metadata list them.
+    Every counting form is written with its status flag, also one whose items are all empty
+    (the CSV has its status too)."""
     chosen = {}
-    for _, timepoint, instrument, values, scores in entries:
+    for _, timepoint, instrument, values, scores, status in entries:
         # counting() gives one entry per form (a reconciled one replaces a single one).
         if timepoint in schedule and instrument in schedule[timepoint][1]:
-            chosen[timepoint, instrument] = (values or {}, scores or {})
+            chosen[timepoint, instrument] = (values or {}, scores or {}, status)
     by_timepoint = {}
-    for (timepoint, instrument), data in chosen.items():
+    for (timepoint, instrument), (values, scores, status) in chosen.items():
         form = schedule[timepoint][1][instrument]
-        groups = _groups_data(form, *data)
-        if groups:
-            by_timepoint.setdefault(timepoint, []).append((form, groups))
+        groups = _groups_data(form, values, scores)
+        by_timepoint.setdefault(timepoint, []).append((form, groups, status))
     for timepoint in sorted(by_timepoint, key=lambda t: schedule[t][0]):
         order = list(schedule[timepoint][1])
         with w.el("StudyEventData", {"StudyEventOID": f"SE.{timepoint}"}):
-            for form, groups in sorted(
-                by_timepoint[timepoint], key=lambda fg: order.index(fg[0].instrument.code)
+            for form, groups, status in sorted(
+                by_timepoint[timepoint], key=lambda fgs: order.index(fgs[0].instrument.code)
             ):
                 with w.el("FormData", {"FormOID": form.oid}):
+                    with w.el("Annotation", {"SeqNum": "1"}), w.el("Flag"):
+                        w.text("FlagValue", status, {"CodeListOID": FORM_STATUS_CODES})
+                        w.text("FlagType", FORM_STATUS_FLAG, {"CodeListOID": FLAG_TYPES})
                     for group_oid, items in groups:
                         with w.el("ItemGroupData", {"ItemGroupOID": group_oid}):
                             for item_oid, value in items:

@@ -5,6 +5,7 @@ import datetime
 import math
 
 from assessments import registry
+from assessments import services as crf
 from assessments.models import FormEntry
 from exports.dataset import Dataset
 from exports.released import KeyDataset, ProcessDataset
@@ -64,6 +65,48 @@ def test_values_are_those_entered(filled_trial):
     assert mine["baseline"]["age_at_randomization"] == (
         first_a.randomized_on.year - int(baseline["year_of_birth"])
     )
+
+
+def test_each_form_carries_its_status_and_a_verified_form_changed_later_is_complete_again(
+    filled_trial, data_manager, assessor
+):
+    trial, by_code = filled_trial
+    participant = by_code["A"][0]
+    entry = FormEntry.objects.get(participant=participant, instrument="gaf_f", timepoint="baseline")
+    crf.set_status(entry, FormEntry.Status.VERIFIED, by=data_manager)
+
+    def statuses():
+        long = {
+            r["timepoint"]: r
+            for r in table(Dataset(trial, "long"))
+            if r["participant_id"] == participant.participant_id
+        }
+        (wide,) = [
+            r
+            for r in table(Dataset(trial, "wide"))
+            if r["participant_id"] == participant.participant_id
+        ]
+        return long["baseline"]["gaf_f_status"], wide["t1_gaf_f_status"], long
+
+    assert statuses()[:2] == ("verified", "verified")
+    entry.refresh_from_db()
+    crf.save_entry(
+        entry.visit,
+        "gaf_f",
+        {"gaf_f": "41"},
+        by=assessor,
+        kind=entry.kind,
+        version=entry.version,
+        reason="misread the scale",
+    )
+    long_status, wide_status, long = statuses()
+    assert (long_status, wide_status) == ("complete", "complete")
+    assert long["baseline"]["gaf_f_gaf_f"] == 41
+    # Every other form entered is complete; a form not due at a timepoint has no status.
+    assert long["baseline"]["panss_status"] == "complete"
+    assert long["baseline"]["service_use_status"] is None
+    column = next(c for c in Dataset(trial, "long").columns if c.name == "gaf_f_status")
+    assert set(column.value_labels) == {"complete", "verified", "locked"}
 
 
 def test_level_1_withdrawal_is_not_in_the_blinded_dataset(filled_trial):

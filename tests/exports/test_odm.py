@@ -267,6 +267,68 @@ def test_counting_entries_are_written_with_their_values_scores_and_sites(known):
     assert float(total) == entry.scores["total"] == pytest.approx(90.0)
 
 
+def form_flags(doc):
+    """{(subject, timepoint, instrument): status} of every FormData's status flag."""
+    found = {}
+    for form in doc.iterfind(".//o:FormData", NS):
+        subject = form.getparent().getparent().get("SubjectKey")
+        event = form.getparent().get("StudyEventOID").removeprefix("SE.")
+        flags = form.findall("o:Annotation/o:Flag", NS)
+        if form.get("FormOID") == odm.RAND_FORM:
+            assert not flags
+            continue
+        (flag,) = flags
+        assert flag.find("o:FlagType", NS).text == odm.FORM_STATUS_FLAG
+        found[subject, event, form.get("FormOID").removeprefix("F.")] = flag.find(
+            "o:FlagValue", NS
+        ).text
+    return found
+
+
+def test_each_form_carries_the_status_the_csv_gives_it(known, data_manager, assessor):
+    """A verified form that was changed later is complete again, in ODM as in CSV."""
+    gaf = FormEntry.objects.get(participant=known.first, instrument="gaf_f")
+    assert gaf.status == FormEntry.Status.VERIFIED
+    me = known.first.participant_id
+
+    def both():
+        doc = etree.fromstring(export(known.trial)[1])
+        assert odm.validate_odm(io.BytesIO(etree.tostring(doc))) == []
+        data = Dataset(known.trial, "long")
+        text = io.StringIO()
+        writers.write_csv(data, text)
+        # The form status columns (not an item such as baseline's living_status).
+        statuses = {
+            c.name: c.source.removesuffix(" status")
+            for c in data.columns
+            if c.source.endswith(" status")
+        }
+        csv_flags = {
+            (r["participant_id"], r["timepoint"], statuses[name]): r[name]
+            for r in csv.DictReader(io.StringIO(text.getvalue()))
+            for name in statuses
+            if r[name]
+        }
+        return form_flags(doc), csv_flags
+
+    odm_flags, csv_flags = both()
+    assert odm_flags == csv_flags and len(odm_flags) >= 6
+    assert odm_flags[me, "post", "gaf_f"] == "verified"
+    assert odm_flags[me, "post", "panss"] == "complete"
+    crf.save_entry(
+        gaf.visit,
+        "gaf_f",
+        {"gaf_f": "56"},
+        by=assessor,
+        kind=gaf.kind,
+        version=gaf.version,
+        reason="typo",
+    )
+    odm_flags, csv_flags = both()
+    assert odm_flags == csv_flags
+    assert odm_flags[me, "post", "gaf_f"] == "complete"
+
+
 def test_drafts_raw_double_entries_free_text_and_missing_codes_are_left_out(known):
     data = export(known.trial)[1]
     doc = etree.fromstring(data)
