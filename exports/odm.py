@@ -382,9 +382,11 @@ def _write_metadata(w, timepoints, forms, sites, arm_codes):
         for code, label in blinded.FORM_STATUSES.items():
             with w.el("CodeListItem", {"CodedValue": code}):
                 w.translated("Decode", label)
-    with w.el("CodeList", {"OID": FLAG_TYPES, "Name": "Flag type", "DataType": "text"}):
-        with w.el("CodeListItem", {"CodedValue": FORM_STATUS_FLAG}):
-            w.translated("Decode", "Form status")
+    with (
+        w.el("CodeList", {"OID": FLAG_TYPES, "Name": "Flag type", "DataType": "text"}),
+        w.el("CodeListItem", {"CodedValue": FORM_STATUS_FLAG}),
+    ):
+        w.translated("Decode", "Form status")
 
     for form in ordered:
         scored = [s for g in form.groups if g.oid == form.scores_oid for _, s in g.items]
