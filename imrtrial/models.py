@@ -64,6 +64,11 @@ class Perm(models.TextChoices):
         "Release the arm code key and process data after lock",
     )
     VIEW_AUDIT = "view_audit", "Read the audit trail and access log"
+    SOURCE_VERIFY = (
+        "source_verify",
+        "Verify forms against source documents (SDV) and open data queries",
+    )
+    SIGN_CASEBOOK = "sign_casebook", "Sign participants' casebooks as site investigator"
 
 
 class Trial(models.Model):
@@ -350,6 +355,8 @@ class Role(models.TextChoices):
     DATA_MANAGER = "data_manager", "Data manager"
     STATISTICIAN = "statistician", "Statistician"
     KEY_HOLDER = "key_holder", "Unblinded data administrator"
+    MONITOR = "monitor", "Monitor (clinical research associate)"
+    INVESTIGATOR = "investigator", "Site investigator"
 
 
 class Membership(models.Model):

@@ -22,6 +22,8 @@ _WORK = {
     Role.DATA_MANAGER: ["Verify and lock forms; export the blinded dataset."],
     Role.STATISTICIAN: ["Download the blinded dataset (arms coded A/B)."],
     Role.KEY_HOLDER: ["Hold the allocation key; release it after database lock."],
+    Role.MONITOR: ["Verify forms against the source documents at your sites; raise queries."],
+    Role.INVESTIGATOR: ["Sign your participants' casebooks."],
 }
 
 

@@ -55,13 +55,14 @@ pytestmark = pytest.mark.django_db
 DAY = datetime.timedelta(days=1)
 EARLY = 250  # days before today: the post window (180 +/- 30 days) has closed
 RECENT = 180  # the post window is open today
-# The blinded roles that may see reports; the assessor, the other one, may not (404).
+# The blinded roles that may see reports; the others (assessor, monitor, investigator) may not.
 REPORT_ROLES_BLINDED = [Role.TRIAL_ADMIN, Role.DATA_MANAGER, Role.STATISTICIAN]
 REPORT_ROLES_UNBLINDED = [Role.COORDINATOR, Role.FACILITATOR, Role.FIDELITY_RATER, Role.KEY_HOLDER]
 
 
 def test_every_blinded_role_is_tested_here():
-    assert {*REPORT_ROLES_BLINDED, Role.ASSESSOR} == set(BLINDED_ROLES)
+    others = {Role.ASSESSOR, Role.MONITOR, Role.INVESTIGATOR}
+    assert {*REPORT_ROLES_BLINDED, *others} == set(BLINDED_ROLES)
     assert set(REPORT_ROLES_UNBLINDED) == set(UNBLINDED_ROLES)
 
 

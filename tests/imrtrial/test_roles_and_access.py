@@ -22,6 +22,8 @@ KINDS = [
     "rate_fidelity",
     "export_blinded",
     "view_audit",
+    "source_verify",
+    "sign_casebook",
 ]
 MATRIX = {
     Role.TRIAL_ADMIN: {"manage_trial", "view_participants", "view_audit"},
@@ -32,8 +34,17 @@ MATRIX = {
     Role.DATA_MANAGER: {"view_participants", "verify_forms", "export_blinded", "view_audit"},
     Role.STATISTICIAN: {"export_blinded"},
     Role.KEY_HOLDER: {"view_participants", "allocation", "export_blinded", "view_audit"},
+    Role.MONITOR: {"view_participants", "source_verify"},
+    Role.INVESTIGATOR: {"view_participants", "sign_casebook"},
 }
-BLINDED_ROLES = [Role.TRIAL_ADMIN, Role.ASSESSOR, Role.DATA_MANAGER, Role.STATISTICIAN]
+BLINDED_ROLES = [
+    Role.TRIAL_ADMIN,
+    Role.ASSESSOR,
+    Role.DATA_MANAGER,
+    Role.STATISTICIAN,
+    Role.MONITOR,
+    Role.INVESTIGATOR,
+]
 UNBLINDED_ROLES = [Role.COORDINATOR, Role.FACILITATOR, Role.FIDELITY_RATER, Role.KEY_HOLDER]
 
 

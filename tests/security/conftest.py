@@ -26,7 +26,14 @@ from tests.factories import (
     yes_to_all,
 )
 
-BLINDED_ROLES = [Role.TRIAL_ADMIN, Role.ASSESSOR, Role.DATA_MANAGER, Role.STATISTICIAN]
+BLINDED_ROLES = [
+    Role.TRIAL_ADMIN,
+    Role.ASSESSOR,
+    Role.DATA_MANAGER,
+    Role.STATISTICIAN,
+    Role.MONITOR,
+    Role.INVESTIGATOR,
+]
 GROUP_NAME = "Marigold circle"
 SESSION_NOTE = "Zanzibar session note"
 CALL_OUTCOME = "Quetzal call outcome"
@@ -114,7 +121,14 @@ def build_world():
     # A group has two or three facilitators; an assessment, two raters.
     users["facilitator2"] = make_person(trial, Role.FACILITATOR, north, "facilitator-north2")
     users["rater2"] = make_person(trial, Role.FIDELITY_RATER, None, "rater-two")
-    for role in (Role.TRIAL_ADMIN, Role.DATA_MANAGER, Role.KEY_HOLDER, Role.ASSESSOR):
+    for role in (
+        Role.TRIAL_ADMIN,
+        Role.DATA_MANAGER,
+        Role.KEY_HOLDER,
+        Role.ASSESSOR,
+        Role.MONITOR,
+        Role.INVESTIGATOR,
+    ):
         users[f"{role.value}-north"] = make_person(trial, role, north)
     desk = users[Role.COORDINATOR]
 

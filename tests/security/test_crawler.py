@@ -369,6 +369,8 @@ REACHES = {
         *_ADMIN,
     ],
     Role.STATISTICIAN: ["/admin/auth/user/"],
+    Role.MONITOR: ["/participants/", "/visits/", *_ADMIN],
+    Role.INVESTIGATOR: ["/participants/", "/visits/", *_ADMIN],
 }
 
 
