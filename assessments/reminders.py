@@ -27,6 +27,7 @@ from imrtrial import outbox
 from imrtrial.models import Membership, Participant, Perm, Role, Trial, UnblindingIncident
 
 from .models import DataQuery, Reminder, Visit
+from .queries import may_answer
 
 # Who each kind of line is for, as the permission that marks the role (queue_reminders picks
 # the recipients by that role); asked again at send time.
@@ -155,7 +156,7 @@ def _queue_queries(cursor, trial_id, base, staff):
 
 def send_pending(*, limit=500):
     """Send digests for pending lines; returns (digests sent, digests failed)."""
-    return outbox.send_pending(Reminder, _claim, _render, limit=limit)
+    return outbox.send_pending(Reminder, _claim, _render, limit=limit, check=_check)
 
 
 def _claim(recipient, day):
@@ -182,6 +183,17 @@ def _claim(recipient, day):
         outbox.Line(pk, trial_id, site_id, RULES[shows[0]], shows)
         for pk, trial_id, site_id, *shows in rows
     ]
+
+
+def _check(recipient, lines):
+    """A query line whose queries the recipient may no longer answer is dropped, not sent."""
+    visit_ids = [line.shows[-1] for line in lines if line.shows[0] == "query"]
+    waiting = _queries_waiting(recipient, visit_ids)
+    return {
+        line.pk: "No open query of this visit is the recipient's to answer any more."
+        for line in lines
+        if line.shows[0] == "query" and line.shows[-1] not in waiting
+    }
 
 
 def _render(recipient, day, lines):
@@ -211,16 +223,22 @@ def _render(recipient, day, lines):
 
 
 def _queries_waiting(recipient, visit_ids):
-    """{visit id: (open queries the recipient may answer, when the oldest was opened)}."""
+    """{visit id: (open queries the recipient may answer now, when the oldest was opened)}.
+    Asked query by query at send time (queries.may_answer): a line queued for someone who
+    entered a staff-rated form and has since lost that role counts nothing of that form."""
     if not visit_ids:
         return {}
-    rows = (
+    found = {}
+    waiting = (
         DataQuery.objects.filter(visit_id__in=visit_ids, status=DataQuery.Status.OPEN)
         .filter(models.Q(addressed_to=recipient) | models.Q(addressed_to__isnull=True))
-        .values("visit_id")
-        .annotate(n=models.Count("pk"), oldest=models.Min("opened_at"))
+        .select_related("participant__trial", "participant__site", "entry")
     )
-    return {r["visit_id"]: (r["n"], r["oldest"]) for r in rows}
+    for query in waiting:
+        if may_answer(recipient, query):
+            n, oldest = found.get(query.visit_id, (0, query.opened_at))
+            found[query.visit_id] = (n + 1, min(oldest, query.opened_at))
+    return found
 
 
 def run_daily(today=None):

@@ -14,6 +14,8 @@ Contract:
   marked dropped with the reason in last_error, and never sent or retried; the digest is
   `render`ed from the lines that pass. Lines are marked sent in the same transaction, only after
   the mail server accepted the message; any failure leaves them pending with the error counted.
+  A digest may add `check(recipient, lines)` for what a line is about beyond its rule (the
+  query digest asks, query by query, whether the recipient may still answer it).
 - Single notices (the allocation notice): `send_each` mails one message to each user who passes
   the check at that moment; a refusal is logged, as there is no line to mark.
 """
@@ -86,8 +88,9 @@ def pending(model):
     return model.objects.filter(sent_at__isnull=True, dropped_at__isnull=True)
 
 
-def send_pending(model, claim, render, *, limit=500):
-    """(digests sent, digests failed)."""
+def send_pending(model, claim, render, *, limit=500, check=None):
+    """(digests sent, digests failed). `check(recipient, lines) -> {line pk: reason}` refuses
+    lines on what they are about, beyond their rule (asked after it, at send time too)."""
     keys = list(
         pending(model)
         .values_list("recipient_id", "day")
@@ -97,7 +100,7 @@ def send_pending(model, claim, render, *, limit=500):
     sent = failed = 0
     for recipient_id, day in keys:
         try:
-            sent += send_digest(model, claim, render, recipient_id, day)
+            sent += send_digest(model, claim, render, recipient_id, day, check=check)
         except Exception as exc:  # the mail server said no or is unreachable: keep for later
             failed += 1
             logger.warning(
@@ -110,7 +113,7 @@ def send_pending(model, claim, render, *, limit=500):
 
 
 @transaction.atomic
-def send_digest(model, claim, render, recipient_id, day):
+def send_digest(model, claim, render, recipient_id, day, *, check=None):
     recipient = get_user_model().objects.get(pk=recipient_id)
     lines = claim(recipient, day)
     if not lines:
@@ -125,6 +128,12 @@ def send_digest(model, claim, render, recipient_id, day):
             dropped[reason].append(line.pk)
         else:
             kept.append(line)
+    if check and kept:
+        refused = check(recipient, kept)
+        for line in kept:
+            if line.pk in refused:
+                dropped[refused[line.pk]].append(line.pk)
+        kept = [line for line in kept if line.pk not in refused]
     for reason, ids in dropped.items():
         logger.info("%s lines %s to user %s: %s", model.__name__, ids, recipient_id, reason)
         model.objects.filter(pk__in=ids).update(dropped_at=timezone.now(), last_error=reason)

@@ -13,7 +13,8 @@ from assessments import services as crf
 from assessments.models import DataQuery, FormEntry, QueryMessage, Reminder, Visit
 from imrtrial import access, blinding_words
 from imrtrial.errors import Refused
-from imrtrial.models import Role, Trial
+from imrtrial.models import Membership, Role, Trial
+from tests.factories import grant
 from tests.security import test_crawler
 from tests.security.conftest import GROUP_NAME, build_world
 
@@ -433,3 +434,33 @@ def test_open_queries_older_than_the_reminder_days_are_in_the_addressees_digest(
     assert f"{world.imr.participant_id} (North CMHC): Post-treatment, 1 open data query" in body
     assert world.tau.participant_id not in body  # its query is not old enough yet
     assert blinding_words.names_arm(body, world.trial) is None
+
+
+def test_a_digest_line_on_a_staff_rated_form_is_dropped_once_its_rater_is_only_an_assessor(
+    world, people
+):
+    """Queued while the facilitator rated the form; by send time they hold only the assessor
+    role, which passes the digest's role rule but may not answer a staff-rated query: the line
+    is dropped with the reason and nothing is mailed (not even "0 open data queries")."""
+    dm, _ = people
+    facilitator = world.users[Role.FACILITATOR]
+    facilitator.email = "rater@example.org"
+    facilitator.save(update_fields=["email"])
+    entry = world.staff_entry
+    query = queries.open_query(entry.visit, entry, by=dm, category="missing", text="Item 3?")
+    days = world.trial.query_reminder_days
+    DataQuery.objects.filter(pk=query.pk).update(
+        opened_at=timezone.now() - datetime.timedelta(days=days + 1)
+    )
+    Visit.objects.update(missed=True)
+    DataQuery.objects.exclude(pk=query.pk).update(status=DataQuery.Status.CANCELLED)
+    reminders.queue_reminders(timezone.localdate())
+    line = Reminder.objects.get(kind=Reminder.Kind.QUERY, recipient=facilitator)
+    Membership.objects.filter(user=facilitator, role=Role.FACILITATOR).update(active=False)
+    grant(facilitator, world.trial, Role.ASSESSOR, entry.participant.site)
+    mail.outbox.clear()
+    reminders.send_pending()
+    assert not [m for m in mail.outbox if m.to == [facilitator.email]]
+    line.refresh_from_db()
+    assert line.sent_at is None and line.dropped_at is not None
+    assert "any more" in line.last_error

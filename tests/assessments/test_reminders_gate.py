@@ -8,7 +8,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from assessments import reminders
+from assessments import queries, reminders
 from assessments.models import Reminder, Visit
 from fidelity import reminders as attendance_reminders
 from fidelity import services as fidelity
@@ -163,6 +163,9 @@ def test_no_reminder_of_any_kind_tells_a_blinded_recipient_an_arm(danish, coordi
     # Due to the assessors; then overdue to the coordinators and escalated to data managers.
     reminders.queue_reminders(window_start)
     reminders.queue_reminders(window_end + danish.escalation_after_days * DAY)
+    # An open data query on each visit, for the query lines to count.
+    for visit in visits:
+        queries.open_query(visit, by=dm, category="other", text="Is the visit date right?")
     # And every kind written straight to a blinded seat, as a stale or mistaken line would be.
     today = timezone.localdate()
     for user in blinded:
