@@ -189,9 +189,7 @@ def test_a_query_a_data_manager_closed_while_the_data_still_breaks_the_rule_stay
     assert Finding.objects.get(rule="gaf_f_change").state == Finding.State.ACCEPTED
 
 
-def test_the_run_skips_locked_data_writes_nothing_to_it_and_still_finishes(
-    danish, enrol, save
-):
+def test_the_run_skips_locked_data_writes_nothing_to_it_and_still_finishes(danish, enrol, save):
     locked, open_ = enrol(), enrol()
     for p in (locked, open_):
         save(p, "baseline", "gaf_f", {"gaf_f": 30})
