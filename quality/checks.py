@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import Coalesce, TruncDate
 
@@ -27,6 +27,7 @@ from .rules import (
     ParticipantData,
     VisitData,
     form_rule_breaks,
+    outlier_items,
     trial_rule_breaks,
 )
 
@@ -128,50 +129,56 @@ def installed_label(installed, instrument, code):
 def _outliers(trial, instruments, installed):
     """Robust z from the median and MAD of each numeric item over the trial's counting
     entries, all computed in one SQL statement."""
-    pairs = [
-        (code, item.code)
-        for code in instruments
-        for item in installed[code].items
-        if item.type in ("integer", "decimal")
-    ]
+    pairs = [(code, item) for code in instruments for item in outlier_items(installed[code])]
     if not pairs:
         return [], {}
     counting, params = _counting_sql(trial)
+    # The counting entries once (not a semi-join per item), then one row per numeric value.
     sql = f"""
-        WITH v AS (
-            SELECT e.id, e.participant_id, e.visit_id, e.instrument, r.code,
-                   (e."values" ->> r.code)::numeric AS x
+        WITH c AS MATERIALIZED (
+            SELECT e.id, e.participant_id, e.visit_id, e.instrument, e."values"
             FROM assessments_formentry e
-            JOIN unnest(%s::text[], %s::text[]) AS r(instrument, code)
-              ON r.instrument = e.instrument
             WHERE e.id IN ({counting}) AND e.visit_id IS NOT NULL
-              AND jsonb_typeof(e."values" -> r.code) = 'number'
-        ), m AS (
+        ), v AS MATERIALIZED (
+            SELECT c.id, c.participant_id, c.visit_id, c.instrument, r.code,
+                   (c."values" ->> r.code)::float8 AS x
+            FROM c JOIN unnest(%s::text[], %s::text[]) AS r(instrument, code)
+              ON r.instrument = c.instrument
+            WHERE jsonb_typeof(c."values" -> r.code) = 'number'
+        ), m AS MATERIALIZED (
             SELECT instrument, code, count(*) AS n,
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS med
             FROM v GROUP BY instrument, code
-        ), d AS (
+        ), d AS MATERIALIZED (
             SELECT v.instrument, v.code,
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(v.x - m.med)) AS mad
             FROM v JOIN m USING (instrument, code) GROUP BY v.instrument, v.code
+        ), s AS MATERIALIZED (
+            SELECT m.instrument, m.code, m.med, d.mad, m.n
+            FROM m JOIN d USING (instrument, code)
         )
-        SELECT 'stat', m.instrument, m.code, NULL::int, NULL::int, NULL::int, NULL::numeric,
-               m.med, d.mad, m.n
-        FROM m JOIN d USING (instrument, code)
+        SELECT 'stat', s.instrument, s.code, NULL::int, NULL::int, NULL::int, NULL::float8,
+               s.med, s.mad, s.n
+        FROM s
         UNION ALL
         SELECT 'flag', v.instrument, v.code, v.id, v.participant_id, v.visit_id, v.x,
-               m.med, d.mad, m.n
-        FROM v JOIN m USING (instrument, code) JOIN d USING (instrument, code)
-        WHERE m.n >= %s AND d.mad > 0 AND abs(v.x - m.med) > %s * 1.4826 * d.mad
+               s.med, s.mad, s.n
+        FROM v JOIN s USING (instrument, code)
+        WHERE s.n >= %s AND s.mad > 0 AND abs(v.x - s.med) > %s * 1.4826 * s.mad
     """
     stats, records = {}, []
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The planner cannot estimate rows of CTEs and would join 200,000 values to the 130
+        # medians in a nested loop (seconds per thousand participants): hash joins, and sorts
+        # in memory, for this one statement.
+        cursor.execute("SET LOCAL enable_nestloop = off")
+        cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(
             sql,
             [
+                *params,
                 [c for c, _ in pairs],
                 [i for _, i in pairs],
-                *params,
                 OUTLIER_MIN_VALUES,
                 OUTLIER_Z,
             ],

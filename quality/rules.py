@@ -42,8 +42,21 @@ VISIT_FIELDS = {
 PARTICIPANT_FIELDS = ("randomized_on", "withdrawn_on")
 # Robust z of a value from the trial's median and MAD (scaled to a standard deviation) beyond
 # which it is queried, and the fewest values an item needs before its distribution is used.
-OUTLIER_Z = 5.0
+# 3.5 is Iglewicz and Hoaglin's cut-off for the modified z-score. Only items with a range of at
+# least OUTLIER_MIN_RANGE (GAF, PSP, counts of days or visits): on a short rating scale (1-7)
+# every answer is plausible, and a skewed item's small MAD would flag ordinary answers.
+OUTLIER_Z = 3.5
 OUTLIER_MIN_VALUES = 30
+OUTLIER_MIN_RANGE = 20
+
+
+def outlier_items(instrument):
+    """The item codes the outlier rule looks at."""
+    return [
+        item.code
+        for item in instrument.items
+        if item.type in ("integer", "decimal") and item.max - item.min >= OUTLIER_MIN_RANGE
+    ]
 
 
 @dataclass(frozen=True)
@@ -85,8 +98,8 @@ BUILT_IN = (
     Rule(
         code="outlier",
         name="Value far outside this trial's values",
-        message=f"The value is more than {OUTLIER_Z:g} robust standard deviations from the "
-        "median of this item in this trial: check it against the source.",
+        message=f"The value is more than {OUTLIER_Z:g} robust standard deviations (from the "
+        "median and MAD) from this item's median in this trial: check it against the source.",
         severity="warning",
         kind="built-in",
         category=Category.RANGE,

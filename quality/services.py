@@ -39,6 +39,7 @@ from .rules import (
     OUTLIER_MIN_VALUES,
     OUTLIER_Z,
     form_rule_breaks,
+    outlier_items,
     robust_z,
     rules_of,
     trial_rule,
@@ -359,7 +360,7 @@ def _trial_rules_on_save(trial, visit, instrument, values, scores):
 
 def _outliers_on_save(trial, instrument, values):
     """The outlier rule against the distributions of the last run (none before a first run)."""
-    numeric = [i.code for i in instrument.items if i.type in ("integer", "decimal")]
+    numeric = outlier_items(instrument)
     if not numeric:
         return []
     stats = (

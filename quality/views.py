@@ -4,8 +4,9 @@ it is computed from, or differs by, the arms."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponseNotAllowed
+from django.http import HttpResponseBadRequest, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_safe
 
 from imrtrial import access
 from imrtrial.errors import Refused
@@ -16,6 +17,7 @@ from .models import RuleRun
 from .rules import rules_of
 
 
+@require_safe
 @login_required
 def rule_list(request, trial_key):
     trial = access.trial_or_404(request.user, trial_key)
@@ -52,6 +54,8 @@ def run_now(request, trial_key):
     access.require(request.user, Perm.VERIFY_FORMS, trial)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
+    if request.POST.get("run") != "now":  # the button's own value: anything else is not it
+        return HttpResponseBadRequest("Press Run now on the rules page.")
     try:
         services.request_run(trial, by=request.user)
     except Refused as exc:

@@ -94,7 +94,7 @@ def test_the_rules_page_lists_every_rule_and_runs_now(
         assert name in html
     assert "have not run yet" in html
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("quality:run_now", args=[danish.key]))
+        response = client.post(reverse("quality:run_now", args=[danish.key]), {"run": "now"})
     assert response.status_code == 302
     run = RuleRun.objects.get()
     assert run.status == RuleRun.Status.DONE and run.requested_by == data_manager  # eager
@@ -113,7 +113,8 @@ def test_the_home_page_links_the_rules_page_for_data_managers_only(
     client.force_login(assessor)
     assert url not in client.get(reverse("home")).content.decode()
     assert client.get(url).status_code == 404
-    assert client.post(reverse("quality:run_now", args=[danish.key])).status_code == 404
+    run_now = reverse("quality:run_now", args=[danish.key])
+    assert client.post(run_now, {"run": "now"}).status_code == 404
     assert not RuleRun.objects.exists()
 
 
@@ -135,7 +136,7 @@ def test_the_rules_page_is_the_same_whatever_the_arms(
         save(p, "baseline", "gaf_s", {"gaf_s": 90})
     client.force_login(data_manager)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("quality:run_now", args=[danish.key]))
+        client.post(reverse("quality:run_now", args=[danish.key]), {"run": "now"})
     assert RuleRun.objects.get().breaking["gaf_s_f_apart"] != {}
     page(client, danish)  # shows the "running" message once
     before = page(client, danish)
