@@ -251,13 +251,13 @@ def first_follow_up_withdrawals(participants):
     return dates
 
 
-def load_data(participants, timepoint_codes, forms, *, visits, entries):
+def load_data(participants, timepoint_codes, forms, *, visits, entries, withdrawals=True):
     """{participant id: ParticipantData} from rows: participants (id, randomized_on), visits
     (id, participant id, timepoint code, dates...), entries (id, participant id, timepoint,
     instrument, values, scores)."""
     tp_index = {code: i for i, code in enumerate(timepoint_codes)}
     ids = [p_id for p_id, _ in participants]
-    withdrawn = first_follow_up_withdrawals(ids)
+    withdrawn = first_follow_up_withdrawals(ids) if withdrawals else {}
     data = {
         p_id: ParticipantData(p_id, randomized, withdrawn.get(p_id))
         for p_id, randomized in participants

@@ -336,6 +336,7 @@ def _trial_rules_on_save(trial, visit, instrument, values, scores):
         forms,
         visits=Visit.objects.filter(participant=participant).values_list(*checks.VISIT_COLUMNS),
         entries=list(entries),
+        withdrawals=any("withdrawn_on" in rule.check.reads for rule in rules),
     )[participant.pk]
     index = codes.index(visit.timepoint.code)
     here = data.visits.get(index)
