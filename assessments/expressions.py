@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import datetime
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -116,12 +117,24 @@ class Compiled:
     def evaluate(self, names):
         """True (the rule is broken), False, or None (it does not apply: a value it needs is
         not there, or not of a type the expression can use)."""
-        evaluator = SimpleEval(operators=_OPERATORS, functions=FUNCTIONS, names=names)
+        evaluator = _evaluator()
+        evaluator.names = names
         try:
             result = evaluator.eval(self.text, previously_parsed=self.tree)
         except (TypeError, ValueError, ZeroDivisionError, OverflowError, ArithmeticError):
             return None
         return bool(result)
+
+
+_local = threading.local()
+
+
+def _evaluator():
+    """One evaluator per thread, reused (building one costs more than most evaluations); its
+    operators and functions are the same for every expression, only the names change."""
+    if (evaluator := getattr(_local, "evaluator", None)) is None:
+        evaluator = _local.evaluator = SimpleEval(operators=_OPERATORS, functions=FUNCTIONS)
+    return evaluator
 
 
 def _reference(node):

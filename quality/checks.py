@@ -303,13 +303,18 @@ def _expression_rules(trial, rules, schedule, installed):
         .filter(participant__trial=trial, instrument__in=forms, visit__isnull=False)
         .values_list(*ENTRY_COLUMNS)
     )
-    data = load_data(
-        list(participants),
-        codes,
-        forms,
-        visits=visits.iterator(chunk_size=5000),
-        entries=entries.iterator(chunk_size=2000),
-    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Rows are read through a server-side cursor (memory stays flat), for which PostgreSQL
+        # plans for the first 10% of rows by default: a nested-loop anti-join that took 19 s at
+        # 5,000 participants instead of 1 s. The whole result is wanted.
+        cursor.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+        data = load_data(
+            list(participants),
+            codes,
+            forms,
+            visits=visits.iterator(chunk_size=5000),
+            entries=entries.iterator(chunk_size=2000),
+        )
     trial_rules = [r for r in rules if r.kind == "trial"]
     form_rules = [r for r in rules if r.kind == "form"]
     records = []
