@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseBadRequest, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from imrtrial import access
@@ -43,7 +44,8 @@ def rule_list(request, trial_key):
             "last": last,
             "latest": latest,
             "working": latest is not None
-            and latest.status in (RuleRun.Status.QUEUED, RuleRun.Status.RUNNING),
+            and latest.status in (RuleRun.Status.QUEUED, RuleRun.Status.RUNNING)
+            and latest.created_at >= timezone.now() - services.STALE_AFTER,
         },
     )
 

@@ -238,3 +238,22 @@ def test_the_nightly_task_runs_every_trial_with_participants(danish, randomized,
 def test_the_nightly_task_is_on_the_beat_schedule(settings):
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "quality.tasks.nightly_rules" in tasks
+
+
+def test_the_name_run_now_queues_is_the_tasks():
+    from quality import tasks
+
+    assert tasks.run_rules.name == services.RUN_RULES
+
+
+def test_run_now_waits_for_a_run_asked_for_but_not_for_one_lost_long_ago(danish, data_manager):
+    import datetime
+
+    from django.utils import timezone
+
+    first = services.request_run(danish, by=data_manager)
+    assert services.request_run(danish, by=data_manager).pk == first.pk
+    RuleRun.objects.filter(pk=first.pk).update(
+        created_at=timezone.now() - datetime.timedelta(hours=2)
+    )
+    assert services.request_run(danish, by=data_manager).pk != first.pk
