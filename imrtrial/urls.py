@@ -15,5 +15,6 @@ urlpatterns = [
     path("trials/", include("randomization.urls")),
     path("trials/", include("fidelity.urls")),
     path("trials/", include("exports.urls")),
+    path("trials/", include("quality.urls")),
     path("admin/", admin.site.urls),
 ]

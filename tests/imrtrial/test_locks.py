@@ -18,6 +18,7 @@ from fidelity import services as imr
 from imrtrial import locking
 from imrtrial.errors import Refused
 from imrtrial.models import Participant, Role, Trial
+from quality.services import system_account
 from randomization import services as randomization
 from randomization.models import Screening
 from tests.factories import (
@@ -73,6 +74,11 @@ class Calls:
         for query in (self.answered, self.closed):
             queries.answer_query(query, by=self.assessor, text="Answered")
         queries.close_query(self.closed, by=self.dm, text="Closed")
+        # A data quality rule's query, opened by its system account (quality.services).
+        self.system = system_account()
+        self.rule_query = queries.open_rule_query(
+            post, by=self.system, category="inconsistent", text="Data quality rule: check"
+        )
         self.unrated = imr.create_assessment(
             w.group,
             by=self.rater,
@@ -206,6 +212,12 @@ class Calls:
             ),
             "assessments.cancel_query": lambda: queries.cancel_query(
                 self.to_cancel, by=self.dm, text="Opened in error."
+            ),
+            "assessments.open_rule_query": lambda: queries.open_rule_query(
+                tau_post, by=self.system, category="inconsistent", text="Rule: check the dates"
+            ),
+            "assessments.close_rule_query": lambda: queries.close_rule_query(
+                self.rule_query, by=self.system, text="Closed by itself: fixed."
             ),
         }
 

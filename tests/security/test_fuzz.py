@@ -51,6 +51,7 @@ GET_ONLY = {
     "exports:report_fidelity",
     "exports:detail",
     "exports:download",
+    "quality:rules",  # the rules; its Run now form posts to quality:run_now
     "two_factor:staff",  # a list; its reset form is fuzzed as two_factor:reset
     # The code forms need a session that has not passed two-factor sign-in, which the crawl's
     # signed-in users have: tests/security/test_fuzz_two_factor.py fuzzes them.
