@@ -119,6 +119,7 @@ def parse(text, source="<config>"):
             "id_prefix",
             "criteria",
             "timepoints",
+            "signoff",
         },
         "file",
     )
@@ -333,12 +334,37 @@ def parse(text, source="<config>"):
     c.unique([t["code"] for t in timepoints], "timepoints", "timepoint code")
     config["timepoints"] = timepoints
 
+    config["signoff"] = _signoff(c, data.get("signoff"))
+
     if config["key"] and Trial.objects.filter(key=config["key"]).exists():
         c.fail("file.key", f"a trial with key {config['key']!r} already exists")
     config["stratification"] = factors
     if c.problems:
         raise TrialConfigError(source, c.problems)
     return config
+
+
+def _signoff(c, section):
+    """The optional `signoff:` section: `lock_requires_signature` (a casebook is locked only
+    once its site investigator has signed it; stored by signoff.services.configure)."""
+    if section is None:
+        return {"lock_requires_signature": False}
+    section = c.mapping(section, "signoff")
+    c.unknown_keys(section, {"lock_requires_signature"}, "signoff")
+    required = section.get("lock_requires_signature", False)
+    if not isinstance(required, bool):
+        c.fail("signoff.lock_requires_signature", f"must be true or false (got {required!r})")
+    return {"lock_requires_signature": required is True}
+
+
+# Later apps store their own sections of a trial's file: callable(trial, config), in create_trial's
+# transaction (signoff.services.configure).
+_configurers = []
+
+
+def configures(configure):
+    _configurers.append(configure)
+    return configure
 
 
 def _draw_export_codes(n):
@@ -386,6 +412,8 @@ def create_trial(config):
         EligibilityCriterion(trial=trial, order=i, **criterion)
         for i, criterion in enumerate(config["criteria"])
     )
+    for configure in _configurers:
+        configure(trial, config)
     return trial
 
 
