@@ -198,6 +198,19 @@ def states(participant_ids):
     return found
 
 
+def signed_at(participant_ids):
+    """{(participant pk, timepoint code, or None for the casebook): when it was signed} of the
+    valid signatures of the participants: what the blinded dataset carries (signed yes/no and
+    the date, never who)."""
+    return {
+        (pk, status.signature.visit.timepoint.code if visit_id else None): (
+            status.signature.signed_at
+        )
+        for (pk, visit_id), status in states(participant_ids).items()
+        if status.state == Signature.State.SIGNED
+    }
+
+
 def status_of(participant, visit=None):
     return states([participant.pk]).get((participant.pk, visit.pk if visit else None)) or Status(
         Signature.State.NOT_SIGNED
