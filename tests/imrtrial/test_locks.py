@@ -24,6 +24,7 @@ from tests.factories import (
     default_levels,
     make_allocation,
     make_ready_participant,
+    make_signature,
     yes_to_all,
 )
 from tests.security.conftest import build_world
@@ -37,6 +38,9 @@ TRIAL_LEVEL = {
     "randomization.screen",
     "randomization.record_consent",
     "randomization.enrol",
+    # Signing writes no clinical data: a locked casebook is signed (ICH E6 expects the
+    # investigator to sign the final data); a locked database is not (tests/signoff).
+    "signoff.sign",
 }
 
 
@@ -50,6 +54,9 @@ class Calls:
         self.desk, self.dm = u[Role.COORDINATOR], u[Role.DATA_MANAGER]
         self.assessor, self.facilitator = u[Role.ASSESSOR], u[Role.FACILITATOR]
         self.rater = u[Role.FIDELITY_RATER]
+        self.investigator = u[Role.INVESTIGATOR]
+        self.investigator.first_name, self.investigator.last_name = "Inge", "Vestergaard"
+        self.investigator.save(update_fields=["first_name", "last_name"])
         self.joiner = make_ready_participant(w.trial, self.desk, site=w.north)
         make_allocation(self.joiner, "imr", by=self.desk)
         self.joiner = Participant.objects.get(pk=self.joiner.pk)
@@ -207,12 +214,13 @@ class Calls:
             "assessments.cancel_query": lambda: queries.cancel_query(
                 self.to_cancel, by=self.dm, text="Opened in error."
             ),
+            "signoff.sign": lambda: make_signature(w.tau, by=self.investigator),
         }
 
 
 def snapshot():
     """Row counts of every clinical table (and its history): what a refused write must leave."""
-    labels = {"imrtrial", "randomization", "assessments", "fidelity"}
+    labels = {"imrtrial", "randomization", "assessments", "fidelity", "signoff"}
     return {
         m._meta.label: m._default_manager.count()
         for m in apps.get_models()
