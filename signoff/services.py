@@ -179,10 +179,10 @@ def states(participant_ids):
     signed) visit and casebook of the participants, in two queries whatever their number.
     Anything absent is not signed."""
     participant_ids = list(participant_ids)
-    latest = list(
+    latest = (
         Signature.objects.filter(participant_id__in=participant_ids)
-        .latest_per_scope()
         .select_related("visit__timepoint")
+        .latest_per_scope()
     )
     if not latest:
         return {}
@@ -227,7 +227,12 @@ _WHAT = {
 @locking.after_write
 def record_invalidations(writer, scope, *, by=None):
     """After a write to the casebooks of `scope`, record on each signature it made invalid
-    when and why (the audit trail shows it). One indexed query when nothing is signed."""
+    when and why (the audit trail shows it). One indexed query when nothing is signed.
+
+    The invalidation is the system's, not the writer's: who changed the data is on the form's
+    own history, where the audit trail hides the raters of staff-rated forms alike for every
+    arm; named here, a facilitator's change would read "Trial staff" and a blinded rater's by
+    name, which would tell the arm."""
     if not scope.participant_ids:
         return
     if not Signature.objects.filter(
@@ -239,7 +244,7 @@ def record_invalidations(writer, scope, *, by=None):
         s = status.signature
         if status.state == Signature.State.INVALIDATED and s.invalidated_at is None:
             s.invalidated_at, s.invalidation = timezone.now(), why
-            attribute(s, by=by, reason=why).save(update_fields=["invalidated_at", "invalidation"])
+            attribute(s, by=None, reason=why).save(update_fields=["invalidated_at", "invalidation"])
 
 
 # --- The casebook lock ------------------------------------------------------------------------

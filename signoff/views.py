@@ -3,7 +3,7 @@
 Blinded pages: only a site investigator of the participant's site opens them (404 otherwise,
 imrtrial.access.may_sign), and nothing on them differs between the arms: every form due at a
 visit is listed for every participant, with its state, and the author of a form as the gate
-labels them (unblinded staff, who rate staff-rated forms, as "Trial staff"). Thin: the
+labels them (unblinded staff as "Trial staff"; every staff-rated form's author so). Thin: the
 credentials and the signature are signoff.services'.
 """
 
@@ -89,6 +89,11 @@ def _forms(user, participant, visits):
     for e in FormEntry.objects.filter(participant=participant).select_related("entered_by"):
         entries.setdefault((e.timepoint, e.instrument), {})[e.kind] = e
     trial, site = participant.trial, participant.site
+    # Who entered a staff-rated form is hidden from a reader blinded at the site on every such
+    # form alike (as the audit trail and the admin do): the rater of an IMR participant may be
+    # their facilitator, of a control participant someone blinded, so a name shown for one and
+    # a label for the other would tell the arm.
+    unblinded = access.may_see_allocation(user, trial, site)
     out = []
     for visit in visits:
         rows = []
@@ -96,14 +101,17 @@ def _forms(user, participant, visits):
             kinds = entries.get((visit.timepoint.code, code), {})
             state = form_state({k: e.status for k, e in kinds.items()}, visit.missed)
             counted = next((e for e in kinds.values() if e.pk in counting), None)
+            author = "—"
+            if counted and registry.is_staff_rated(code) and not unblinded:
+                author = access.NEUTRAL_AUTHOR
+            elif counted:
+                author = access.author_label(user, counted.entered_by, trial, site)
             rows.append(
                 {
                     "name": registry.get(code).name,
                     "state": State.LABELS[state],
                     "signed": counted is not None,
-                    "author": access.author_label(user, counted.entered_by, trial, site)
-                    if counted
-                    else "—",
+                    "author": author,
                 }
             )
         out.append((visit, rows))

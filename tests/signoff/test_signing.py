@@ -148,6 +148,8 @@ def test_a_change_to_a_signed_form_invalidates_the_signature_and_records_why(
         s.refresh_from_db()
         assert s.invalidated_at is not None
         assert s.invalidation == "The signed data changed: a form was saved."
+        # The system's record, not the writer's (a rater's name could tell the arm).
+        assert s.history.first().history_user is None
     assert services.status_of(participant, baseline).state == Signature.State.INVALIDATED
     assert services.status_of(participant).state == Signature.State.INVALIDATED
     again = sign(participant, baseline, investigator)  # and a new one holds
