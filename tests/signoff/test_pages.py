@@ -176,3 +176,36 @@ def test_the_dashboard_shows_signed_and_invalidated(
     page = client.get(url(participant, baseline)).content.decode()
     assert "Signature: Signature invalidated: to sign again" in page
     assert "The signed data changed: a form was saved." in page
+
+
+def _dashboard_queries(client, user, trial):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(user)
+    url = f"/trials/{trial.key}/status/"
+    client.get(url)  # warm the session
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_signatures_cost_the_dashboard_the_same_queries_for_one_signed_casebook_or_many(
+    client, danish, coordinator, assessor, data_manager, person
+):
+    from tests.factories import make_signature
+
+    site = danish.sites.order_by("code").first()
+    investigator = person(Role.INVESTIGATOR, site, first_name="Inge", last_name="V")
+
+    def grow(n):
+        for _ in range(n):
+            p = entered(danish, coordinator, assessor, site=site)
+            baseline = p.visits.get(timepoint__code="baseline")
+            make_signature(p, baseline, by=investigator)
+            make_signature(p, by=investigator)
+
+    grow(1)
+    small = _dashboard_queries(client, data_manager, danish)
+    grow(6)
+    assert _dashboard_queries(client, data_manager, danish) == small
