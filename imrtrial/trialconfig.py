@@ -22,10 +22,11 @@ _METHODS = {choice.value for choice in Trial.Method}
 _SITE_KINDS = {choice.value for choice in Site.Kind}
 
 
-# Sections a later app adds to the trial's file (quality: `quality_rules`), each with its own
-# check and writer, so this module never imports a later app. `check(checker, value, config)`
-# reports problems through checker.fail with their place and returns the section's
-# normalized value; `create(trial, value)` writes it inside create_trial's transaction.
+# Sections a later app adds to the trial's file (quality: `quality_rules`; signoff: `signoff`),
+# each with its own check and writer, so this module never imports a later app.
+# `check(checker, value, config)` reports problems through checker.fail with their place and
+# returns the section's normalized value; `create(trial, value)` writes it inside
+# create_trial's transaction.
 _sections = {}
 
 

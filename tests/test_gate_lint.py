@@ -16,7 +16,16 @@ from pathlib import Path
 from imrtrial.models import Perm
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "quality", "demo"]
+APPS = [
+    "imrtrial",
+    "randomization",
+    "assessments",
+    "fidelity",
+    "signoff",
+    "exports",
+    "quality",
+    "demo",
+]
 
 # Where permission codenames may be string literals, and why.
 PERMISSION_NAMES_ALLOWED = {

@@ -5,9 +5,27 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "quality", "demo"]
+APPS = [
+    "imrtrial",
+    "randomization",
+    "assessments",
+    "fidelity",
+    "signoff",
+    "exports",
+    "quality",
+    "demo",
+]
 # Each app may import only the apps before it in this order.
-ORDER = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "quality", "demo"]
+ORDER = [
+    "imrtrial",
+    "randomization",
+    "assessments",
+    "fidelity",
+    "signoff",
+    "exports",
+    "quality",
+    "demo",
+]
 
 
 def python_files():

@@ -25,6 +25,7 @@ from tests.factories import (
     default_levels,
     make_allocation,
     make_ready_participant,
+    make_signature,
     yes_to_all,
 )
 from tests.security.conftest import build_world
@@ -38,6 +39,9 @@ TRIAL_LEVEL = {
     "randomization.screen",
     "randomization.record_consent",
     "randomization.enrol",
+    # Signing writes no clinical data: a locked casebook is signed (ICH E6 expects the
+    # investigator to sign the final data); a locked database is not (tests/signoff).
+    "signoff.sign",
 }
 
 
@@ -51,6 +55,9 @@ class Calls:
         self.desk, self.dm = u[Role.COORDINATOR], u[Role.DATA_MANAGER]
         self.assessor, self.facilitator = u[Role.ASSESSOR], u[Role.FACILITATOR]
         self.rater = u[Role.FIDELITY_RATER]
+        self.investigator = u[Role.INVESTIGATOR]
+        self.investigator.first_name, self.investigator.last_name = "Inge", "Vestergaard"
+        self.investigator.save(update_fields=["first_name", "last_name"])
         self.joiner = make_ready_participant(w.trial, self.desk, site=w.north)
         make_allocation(self.joiner, "imr", by=self.desk)
         self.joiner = Participant.objects.get(pk=self.joiner.pk)
@@ -219,12 +226,13 @@ class Calls:
             "assessments.close_rule_query": lambda: queries.close_rule_query(
                 self.rule_query, by=self.system, text="Closed by itself: fixed."
             ),
+            "signoff.sign": lambda: make_signature(w.tau, by=self.investigator),
         }
 
 
 def snapshot():
     """Row counts of every clinical table (and its history): what a refused write must leave."""
-    labels = {"imrtrial", "randomization", "assessments", "fidelity"}
+    labels = {"imrtrial", "randomization", "assessments", "fidelity", "signoff"}
     return {
         m._meta.label: m._default_manager.count()
         for m in apps.get_models()

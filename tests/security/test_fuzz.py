@@ -52,6 +52,7 @@ GET_ONLY = {
     "exports:detail",
     "exports:download",
     "quality:rules",  # the rules; its Run now form posts to quality:run_now
+    "signoff:signatures",  # a list; its pages' forms post to sign_casebook and sign_visit
     "two_factor:staff",  # a list; its reset form is fuzzed as two_factor:reset
     # The code forms need a session that has not passed two-factor sign-in, which the crawl's
     # signed-in users have: tests/security/test_fuzz_two_factor.py fuzzes them.
@@ -67,6 +68,7 @@ POSTERS = [
     Role.ASSESSOR,
     Role.TRIAL_ADMIN,
     Role.KEY_HOLDER,
+    Role.INVESTIGATOR,  # the signing forms
     None,  # signed out: the login form
 ]
 # Rows these tables gain on any request, saved or not: sessions, login attempts, the access log
