@@ -87,8 +87,13 @@ def test_key_and_process_data_are_refused_before_lock_and_to_everyone_but_the_ke
     grant(admin, trial, Role.TRIAL_ADMIN)
     rater = make_user("x-rater")
     grant(rater, trial, Role.FIDELITY_RATER)
+    monitor = make_user("x-monitor")
+    grant(monitor, trial, Role.MONITOR)
+    investigator = make_user("x-investigator")
+    grant(investigator, trial, Role.INVESTIGATOR)
     # Every role but the key holder, the unblinded ones included.
     others = (data_manager, statistician, coordinator, assessor, facilitator, rater, admin)
+    others += (monitor, investigator)
     assert {r for u in others for r in u.memberships.values_list("role", flat=True)} == set(
         Role.values
     ) - {Role.KEY_HOLDER}
