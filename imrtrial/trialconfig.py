@@ -22,6 +22,18 @@ _METHODS = {choice.value for choice in Trial.Method}
 _SITE_KINDS = {choice.value for choice in Site.Kind}
 
 
+# Sections of the file that later apps own (monitoring's `source_data_verification`): they
+# cannot be imported here (an app imports only the apps before it), so each registers at start-up
+# with `section(key, check, create)`, the way apps register home-page links. check(value or None,
+# checker, place, config so far) returns the normalized value and reports problems with their
+# place through the checker; create(trial, value) writes it in load_trial's transaction.
+_sections = {}
+
+
+def section(key, check, create):
+    _sections[key] = (check, create)
+
+
 class TrialConfigError(ValueError):
     def __init__(self, source, problems):
         self.problems = problems
@@ -119,6 +131,7 @@ def parse(text, source="<config>"):
             "id_prefix",
             "criteria",
             "timepoints",
+            *_sections,
         },
         "file",
     )
@@ -336,6 +349,9 @@ def parse(text, source="<config>"):
     if config["key"] and Trial.objects.filter(key=config["key"]).exists():
         c.fail("file.key", f"a trial with key {config['key']!r} already exists")
     config["stratification"] = factors
+    config["sections"] = {
+        key: check(data.get(key), c, key, config) for key, (check, _) in sorted(_sections.items())
+    }
     if c.problems:
         raise TrialConfigError(source, c.problems)
     return config
@@ -386,6 +402,8 @@ def create_trial(config):
         EligibilityCriterion(trial=trial, order=i, **criterion)
         for i, criterion in enumerate(config["criteria"])
     )
+    for key, value in config.get("sections", {}).items():
+        _sections[key][1](trial, value)
     return trial
 
 
