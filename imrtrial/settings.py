@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "randomization",
     "assessments",
     "fidelity",
+    "monitoring",
     "exports",
     "demo",
 ]

@@ -14,6 +14,7 @@ urlpatterns = [
     path("trials/", include("assessments.urls")),
     path("trials/", include("randomization.urls")),
     path("trials/", include("fidelity.urls")),
+    path("trials/", include("monitoring.urls")),
     path("trials/", include("exports.urls")),
     path("admin/", admin.site.urls),
 ]
