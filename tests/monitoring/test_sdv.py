@@ -302,3 +302,15 @@ def test_others_do_not_reach_the_monitoring_pages(world, client):
     for role in (Role.ASSESSOR, Role.STATISTICIAN, Role.COORDINATOR, Role.FACILITATOR):
         client.force_login(world.users[role])
         assert [client.get(u).status_code for u in urls] == [404] * 4, role
+
+
+def test_the_audit_trail_shows_the_mark_and_the_change_that_cleared_it(world, client):
+    entry = gaf(world.tau)
+    mark_source_verified(entry, by=monitor(world), checked_on=TODAY())
+    change_gaf(world, world.tau, "63")
+    client.force_login(world.users[Role.TRIAL_ADMIN])
+    trail = f"/trials/{world.trial.key}/audit/?participant={world.tau.participant_id}"
+    page = client.get(trail + "&kind=sdv").content.decode()
+    assert f"source checked on {TODAY():%Y-%m-%d}" in page and monitor(world).username in page
+    page = client.get(trail + "&kind=formentry").content.decode()
+    assert "corrected from the source" in page
