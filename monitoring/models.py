@@ -17,13 +17,17 @@ from imrtrial.models import Trial, Undeletable
 from . import plan
 
 
+def every_instrument():
+    return plan.ALL
+
+
 class SdvPlan(models.Model):
     """Which forms of the trial need SDV, from the trial's YAML (`source_data_verification:`).
     A trial without one needs every form verified."""
 
     trial = models.OneToOneField(Trial, on_delete=models.PROTECT, related_name="sdv_plan")
     # "all", or a list of instrument codes.
-    instruments = models.JSONField(default=plan.ALL)
+    instruments = models.JSONField(default=every_instrument)
     # The share of each site's participants whose forms need SDV, drawn by plan.sampled.
     sample_percent = models.PositiveSmallIntegerField(default=100)
     site_sample_percent = models.JSONField(default=dict, blank=True)  # {site code: percent}
