@@ -30,6 +30,9 @@ CATEGORIES = [
     (progress.CLEARED, "SDV cleared by a change"),
     ("awaiting", "Not yet verified"),
 ]
+# Done in green, cleared in orange, waiting in sky blue (Okabe-Ito: told apart without colour
+# vision too; every bar also carries its number).
+COLOURS = (charts.PALETTE[2], charts.PALETTE[1], charts.PALETTE[4])
 
 
 def _sites_or_404(user, trial):
@@ -68,7 +71,14 @@ def _chart(rows, *, title, svg_id):
     )
     # Built by imrtrial.charts, every text escaped there.
     return mark_safe(
-        charts.stacked_bars(bars, CATEGORIES, title=title, description=description, svg_id=svg_id)
+        charts.stacked_bars(
+            bars,
+            CATEGORIES,
+            title=title,
+            description=description,
+            svg_id=svg_id,
+            colours=COLOURS,
+        )
     )
 
 
