@@ -6,6 +6,8 @@ free text an unblinded author wrote shows only as "text exists" (imrtrial.access
 no form shows who entered it. Every page asks the gate for the participant's site.
 """
 
+from types import SimpleNamespace
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -202,7 +204,7 @@ def visit_page(request, trial_key, visit_pk):
         forms.append(
             {
                 "code": code,
-                "name": registry.get(code).name,
+                "name": _name(code),
                 "entry": entry,
                 "required": progress.plan.requires(
                     plan, trial.key, participant.site.code, participant.participant_id, code
@@ -223,6 +225,13 @@ def visit_page(request, trial_key, visit_pk):
     )
 
 
+def _name(code):
+    try:
+        return registry.get(code).name
+    except KeyError:  # an instrument no longer installed: its code
+        return code
+
+
 def _queries(user, rows):
     rows = rows.select_related(
         "participant", "participant__site", "participant__trial", "visit", "entry"
@@ -235,8 +244,12 @@ def readable_values(user, entry):
     as "text exists" (the rule of imrtrial.access.text_for, as on the query page)."""
     participant = entry.participant
     free_text = registry.unexported_items(entry.instrument, entry.values)
+    try:
+        items = registry.get(entry.instrument).items
+    except KeyError:  # no longer installed: every value is treated as free text
+        items = [SimpleNamespace(code=code, label="") for code in sorted(entry.values)]
     rows = []
-    for item in registry.get(entry.instrument).items:
+    for item in items:
         value = services._as_text(entry.values.get(item.code))
         if item.code in free_text:
             value = access.text_for(
@@ -290,7 +303,7 @@ def entry_page(request, trial_key, entry_pk):
             "trial": trial,
             "entry": entry,
             "visit": entry.visit,
-            "name": registry.get(entry.instrument).name,
+            "name": _name(entry.instrument),
             "values": readable_values(request.user, entry),
             "counts": FormEntry.objects.counting().filter(pk=entry.pk).exists(),
             "required": progress.plan.requires(
