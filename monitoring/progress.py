@@ -10,7 +10,7 @@ or a visit's forms alike for both arms.
 """
 
 from collections import Counter
-from dataclasses import dataclass
+from functools import cached_property
 
 from django.utils import timezone
 
@@ -23,11 +23,27 @@ NONE, VERIFIED, CLEARED = "none", "verified", "cleared"
 LABELS = {NONE: "Not source-verified", VERIFIED: "Source-verified", CLEARED: "SDV cleared"}
 
 
-@dataclass(frozen=True)
 class Sdv:
-    state: str
-    mark: SourceVerification | None = None
-    cleared_on: object = None  # the date of the change that cleared it
+    """A form's SDV state; the date of a clearing change is looked up only when shown."""
+
+    def __init__(self, state, mark=None, entry_id=None, cleared_on=None):
+        self.state, self.mark, self.entry_id = state, mark, entry_id
+        if cleared_on is not None:
+            self.__dict__["cleared_on"] = cleared_on
+
+    @cached_property
+    def cleared_on(self):
+        """The date of the first save since the mark that changed the values; the history of
+        erased values is erased with them, and then it is the date of the last save."""
+        change = _first_change(self.entry_id, self.mark)
+        when = change.history_date if change is not None else None
+        if when is None:
+            when = (
+                FormEntry.objects.filter(pk=self.entry_id)
+                .values_list("updated_at", flat=True)
+                .first()
+            )
+        return timezone.localdate(when)
 
     @property
     def label(self):
@@ -53,17 +69,15 @@ def _first_change(entry_id, mark):
 def _judge(entry_id, values, version, mark):
     if mark is None:
         return Sdv(NONE)
-    same = plan.digest(values) == mark.digest
-    if same and version == mark.entry_version:
-        return Sdv(VERIFIED, mark)  # no save since the mark
+    if plan.digest(values) != mark.digest:
+        return Sdv(CLEARED, mark, entry_id)
+    if version == mark.entry_version:
+        return Sdv(VERIFIED, mark, entry_id)  # no save since the mark
+    # Saved since with the values it checked now: verified unless they differed in between.
     change = _first_change(entry_id, mark)
-    if same and change is None:
-        return Sdv(VERIFIED, mark)  # saved again with the same values
-    # The history of erased values is erased with them: then the date is the last save's.
-    when = change.history_date if change is not None else None
-    if when is None:
-        when = FormEntry.objects.filter(pk=entry_id).values_list("updated_at", flat=True).first()
-    return Sdv(CLEARED, mark, timezone.localdate(when))
+    if change is None:
+        return Sdv(VERIFIED, mark, entry_id)
+    return Sdv(CLEARED, mark, entry_id, timezone.localdate(change.history_date))
 
 
 def latest_marks(**where):
