@@ -17,7 +17,8 @@ def may_view_participants(user, trial):
 
 
 def may_manage_queries(user, trial):
-    return access.has(user, Perm.VERIFY_FORMS, trial)
+    """The query list: data managers and monitors (views.query_list asks the same)."""
+    return access.query_sites(user, trial).exists()
 
 
 def may_see_reminders(user, trial):

@@ -9,7 +9,9 @@ Contract:
 - Legal moves only (TRANSITIONS); anything else is Refused with nothing saved. Every action
   carries a message.
 - Who: data managers (Perm.VERIFY_FORMS at the participant's site) open, close, re-open and
-  cancel. The addressee answers: whoever entered the form (a reconciled form: the site's
+  cancel. Monitors (Perm.SOURCE_VERIFY there; access.may_open_queries) open queries too, see
+  every query of their sites, and close, re-open or cancel the ones they opened themselves
+  (`may_act`). The addressee answers: whoever entered the form (a reconciled form: the site's
   assessors, the paper being the source), else for a visit its assigned assessor, else any
   of the site's assessors who may enter the form (access.may_enter with the instrument's
   rater). A staff-rated form's queries reach its unblinded raters only: only they answer, and
@@ -62,8 +64,22 @@ def rater_of(query):
 
 
 def may_manage(user, participant):
-    """Open, close, re-open, cancel; see every query of the site."""
+    """Close, re-open, cancel any query of the site; see every query of the site."""
     return access.has(user, Perm.VERIFY_FORMS, participant.trial, participant.site)
+
+
+def may_open(user, participant):
+    """Ask the site: its data managers and monitors."""
+    return access.may_open_queries(user, participant)
+
+
+def may_act(user, query):
+    """Close, re-open, cancel this query: the site's data managers, and a monitor the queries
+    they opened (a monitor does not overrule a data manager's question)."""
+    participant = query.participant
+    if may_manage(user, participant):
+        return True
+    return query.opened_by_id == user.pk and access.may_source_verify(user, participant)
 
 
 def may_answer(user, query):
@@ -73,8 +89,13 @@ def may_answer(user, query):
 
 
 def may_see(user, query):
-    """The thread: the site's data managers and whoever may answer it."""
-    return may_manage(user, query.participant) or may_answer(user, query)
+    """The thread: the site's data managers and monitors, and whoever may answer it."""
+    participant = query.participant
+    return (
+        may_manage(user, participant)
+        or access.may_source_verify(user, participant)
+        or may_answer(user, query)
+    )
 
 
 def addressee_for(visit, entry):
@@ -122,8 +143,8 @@ def _query_scope(arguments):
 @transaction.atomic
 def open_query(visit, entry=None, item="", *, by, category, text):
     """Ask about a visit, a form of it (`entry`) or one item of that form."""
-    if not may_manage(by, visit.participant):
-        raise Refused("Only a data manager opens queries.")
+    if not may_open(by, visit.participant):
+        raise Refused("Only a data manager or a monitor opens queries.")
     return _open(visit, entry, item, by=by, category=category, text=text)
 
 
@@ -235,8 +256,11 @@ def close_rule_query(query, *, by, text):
 
 
 def _manage(query, action, *, by, text):
-    if not may_manage(by, query.participant):
-        raise Refused("Only a data manager closes, re-opens or cancels queries.")
+    if not may_act(by, query):
+        raise Refused(
+            "Only a data manager, or the monitor who opened it, closes, re-opens or cancels "
+            "a query."
+        )
     query = _locked(query, action)
     text = check_text(text, query.participant.trial)
     return _move(query, action, by=by, text=text)

@@ -220,7 +220,7 @@ def visit_detail(request, trial_key, visit_pk):
         for q in visit.queries.select_related(
             "participant", "participant__site", "participant__trial", "visit", "entry"
         ).order_by("opened_at", "pk")
-        if may_verify or queries.may_answer(request.user, q)
+        if queries.may_see(request.user, q)
     ]
     waiting = {}
     for q in visit_queries:
@@ -244,6 +244,8 @@ def visit_detail(request, trial_key, visit_pk):
             "forms": forms,
             "today": timezone.localdate(),
             "may_verify": may_verify,
+            "may_ask": queries.may_open(request.user, participant),
+            "may_source_verify": access.may_source_verify(request.user, participant),
             "visit_queries": visit_queries,
             "assessors": assessors,
             "may_guess": visit.timepoint.ask_blinding_guess
@@ -632,7 +634,7 @@ def query_new(request, trial_key, visit_pk):
     trial = access.trial_or_404(request.user, trial_key)
     visit = _visit_or_404(request, trial, visit_pk)
     participant = visit.participant
-    if not queries.may_manage(request.user, participant):
+    if not queries.may_open(request.user, participant):
         raise Http404("Not found.")
     params = request.POST if request.method == "POST" else request.GET
     entry, item = None, params.get("item", "")
@@ -695,7 +697,7 @@ def _query_page(request, trial, query, answer_form=None, action_form=None, statu
             current=current,
             initial={"version": query.entry.version if query.entry_id else None},
         )
-    may_manage = queries.may_manage(user, query.participant)
+    may_manage = queries.may_act(user, query)
     trial_, site = query.participant.trial, query.participant.site
     return render(
         request,
@@ -764,7 +766,7 @@ def query_act(request, trial_key, query_pk):
     """A data manager closes, re-opens or cancels (the button pressed), with a message."""
     trial = access.trial_or_404(request.user, trial_key)
     query = _query_or_404(request, trial, query_pk)
-    if not queries.may_manage(request.user, query.participant):
+    if not queries.may_act(request.user, query):
         raise Http404("Not found.")
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
@@ -789,9 +791,9 @@ def query_act(request, trial_key, query_pk):
 
 @login_required
 def query_list(request, trial_key):
-    """The data manager's queries at their sites, filtered by site and status."""
+    """The queries at the sites of a data manager or monitor, filtered by site and status."""
     trial = access.trial_or_404(request.user, trial_key)
-    sites = access.sites_where(request.user, Perm.VERIFY_FORMS, trial).order_by("name")
+    sites = access.query_sites(request.user, trial).order_by("name")
     if not sites.exists():
         raise Http404("Not found.")
     rows = DataQuery.objects.filter(participant__trial=trial, participant__site__in=sites)

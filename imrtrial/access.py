@@ -265,6 +265,35 @@ def sites_where_may_sign(user, trial):
     return sites_where(user, Perm.SIGN_CASEBOOK, trial)
 
 
+# --- Monitoring: source data verification, queries ---------------------------------------------
+# A monitor (clinical research associate) is blinded and read-only on clinical data: they hold
+# view_participants and source_verify, nothing that enters, verifies, reconciles or locks.
+
+_OPEN_QUERIES = (Perm.VERIFY_FORMS, Perm.SOURCE_VERIFY)
+
+
+def may_source_verify(user, participant):
+    """May the user mark the participant's forms as verified against the source (and read their
+    forms' values to do so)?"""
+    return has(user, Perm.SOURCE_VERIFY, participant.trial, participant.site)
+
+
+def may_open_queries(user, participant):
+    """Data managers and monitors at the participant's site ask the site about its data."""
+    return has_any(user, _OPEN_QUERIES, participant.trial, participant.site)
+
+
+def query_sites(user, trial):
+    """The sites whose data queries the user lists: where they may open them."""
+    return sites_where_any(user, _OPEN_QUERIES, trial)
+
+
+def sdv_progress_sites(user, trial):
+    """The sites whose source data verification progress the user sees: a monitor's and a data
+    manager's."""
+    return sites_where_any(user, (Perm.SOURCE_VERIFY, Perm.VERIFY_FORMS), trial)
+
+
 # --- Reports, exports, the audit trail --------------------------------------------------------
 
 _REPORTS = (Perm.EXPORT_BLINDED, Perm.VIEW_UNBLINDED, Perm.MANAGE_TRIAL)

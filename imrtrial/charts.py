@@ -363,10 +363,12 @@ def line_chart(
 # --- Horizontal bars --------------------------------------------------------------------------
 
 
-def stacked_bars(rows, categories, *, title, description, svg_id="stacked"):
+def stacked_bars(rows, categories, *, title, description, svg_id="stacked", colours=PALETTE):
     """One horizontal bar per row, split into the categories' counts.
 
-    rows = [{"label": str, "values": {category key: count}}]; categories = [(key, label)]."""
+    rows = [{"label": str, "values": {category key: count}}]; categories = [(key, label)];
+    `colours` (of PALETTE, in the categories' order) when their meaning suggests some (done in
+    green)."""
     width, label_w, right_pad = 820, 220, 60
     bar_h, row_gap, top = 26, 14, 76
     height = top + len(rows) * (bar_h + row_gap) + 20
@@ -375,7 +377,7 @@ def stacked_bars(rows, categories, *, title, description, svg_id="stacked"):
     # Legend: one line of swatches under the title.
     x = 16
     for i, (_, label) in enumerate(categories):
-        colour = PALETTE[i % len(PALETTE)]
+        colour = colours[i % len(colours)]
         parts.append(
             f'<rect x="{_n(x)}" y="38" width="14" height="14" fill="{colour}" '
             f'stroke="{INK}" stroke-width="0.5"/>'
@@ -393,7 +395,7 @@ def stacked_bars(rows, categories, *, title, description, svg_id="stacked"):
             if not count:
                 continue
             w = span * count / most
-            colour = PALETTE[i % len(PALETTE)]
+            colour = colours[i % len(colours)]
             parts.append(
                 f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(w)}" height="{bar_h}" '
                 f'fill="{colour}" stroke="#ffffff" stroke-width="1">'

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "assessments",
     "fidelity",
     "signoff",
+    "monitoring",
     "exports",
     "quality",
     "demo",

@@ -22,6 +22,7 @@ urlpatterns = [
     path("trials/", include("randomization.urls")),
     path("trials/", include("fidelity.urls")),
     path("trials/", include("signoff.urls")),
+    path("trials/", include("monitoring.urls")),
     path("trials/", include("exports.urls")),
     path("trials/", include("quality.urls")),
     path("admin/", admin.site.urls),

@@ -22,6 +22,7 @@ APPS = [
     "assessments",
     "fidelity",
     "signoff",
+    "monitoring",
     "exports",
     "quality",
     "demo",

@@ -11,21 +11,13 @@ APPS = [
     "assessments",
     "fidelity",
     "signoff",
+    "monitoring",
     "exports",
     "quality",
     "demo",
 ]
 # Each app may import only the apps before it in this order.
-ORDER = [
-    "imrtrial",
-    "randomization",
-    "assessments",
-    "fidelity",
-    "signoff",
-    "exports",
-    "quality",
-    "demo",
-]
+ORDER = APPS
 
 
 def python_files():

@@ -18,6 +18,7 @@ from fidelity import services as imr
 from imrtrial import locking
 from imrtrial.errors import Refused
 from imrtrial.models import Participant, Role, Trial
+from monitoring.services import mark_source_verified
 from quality.services import system_account
 from randomization import services as randomization
 from randomization.models import Screening
@@ -227,12 +228,15 @@ class Calls:
                 self.rule_query, by=self.system, text="Closed by itself: fixed."
             ),
             "signoff.sign": lambda: make_signature(w.tau, by=self.investigator),
+            "monitoring.mark_source_verified": lambda: mark_source_verified(
+                gaf, by=self.users[Role.MONITOR], checked_on=today
+            ),
         }
 
 
 def snapshot():
     """Row counts of every clinical table (and its history): what a refused write must leave."""
-    labels = {"imrtrial", "randomization", "assessments", "fidelity", "signoff"}
+    labels = {"imrtrial", "randomization", "assessments", "fidelity", "signoff", "monitoring"}
     return {
         m._meta.label: m._default_manager.count()
         for m in apps.get_models()
@@ -283,6 +287,9 @@ def test_writers_of_a_locked_form_refuse(calls):
             visit, "gaf_f", {"gaf_f": "61"}, by=calls.assessor, kind="single", reason="typo"
         ),
         "set_status": lambda: crf.set_status(entry, FormEntry.Status.VERIFIED, by=calls.dm),
+        "mark_source_verified": lambda: mark_source_verified(
+            entry, by=calls.users[Role.MONITOR], checked_on=timezone.localdate()
+        ),
     }.items():
         assert "form is locked" in refuses_with_nothing_written(name, call)
 

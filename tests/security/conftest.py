@@ -272,6 +272,15 @@ def build_world():
         queries.answer_query(query, by=assessor, text="Yes, as on the source document.")
         queries.close_query(query, by=dm, text="Thank you.")
         world.extra.setdefault("item_queries", []).append(query)
+    # Source data verification: a monitor checked the South participant's GAF-F (the North
+    # ones stay unmarked, for the writers' table of tests/imrtrial/test_locks.py).
+    from monitoring.services import mark_source_verified
+
+    mark_source_verified(
+        FormEntry.objects.get(participant=south_tau, instrument="gaf_f"),
+        by=users[Role.MONITOR],
+        checked_on=today,
+    )
     # The phone desk mid-way: a screening awaiting consent, one consented and not enrolled,
     # an enrolled participant awaiting randomization.
     for consent in ({}, {"consent_date": today, "consent_form_version": "v1"}):

@@ -366,10 +366,21 @@ REACHES = {
         "/status/?",  # its filters, submitted
         "/queue/",
         "/lock/",
+        "/sdv/",
         *_ADMIN,
     ],
     Role.STATISTICIAN: ["/admin/auth/user/"],
-    Role.MONITOR: ["/participants/", "/visits/", *_ADMIN],
+    Role.MONITOR: [
+        "/participants/",
+        "/visits/",
+        "/sdv/",  # the progress page (home page)
+        "/sdv/forms/",
+        "/sdv/visits/",  # from the visit page
+        "/sdv/entries/",  # a form, to mark
+        "/queries/new/",  # from a form
+        "/queries/",
+        *_ADMIN,
+    ],
     Role.INVESTIGATOR: [
         "/participants/",
         "/visits/",

@@ -58,6 +58,11 @@ GET_ONLY = {
     # signed-in users have: tests/security/test_fuzz_two_factor.py fuzzes them.
     "two_factor:verify",
     "two_factor:enrol",
+    # Source data verification: progress, the forms, a visit; a form's mark is fuzzed as
+    # monitoring:entry.
+    "monitoring:progress",
+    "monitoring:forms",
+    "monitoring:visit",
 }
 # Who posts: each role posts the forms it meets.
 POSTERS = [
@@ -69,6 +74,7 @@ POSTERS = [
     Role.TRIAL_ADMIN,
     Role.KEY_HOLDER,
     Role.INVESTIGATOR,  # the signing forms
+    Role.MONITOR,
     None,  # signed out: the login form
 ]
 # Rows these tables gain on any request, saved or not: sessions, login attempts, the access log

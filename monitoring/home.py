@@ -1,0 +1,19 @@
+"""Monitoring's link on the home page (imrtrial.home), with the rule its page asks."""
+
+from imrtrial import access
+from imrtrial.home import Link, register
+
+
+def may_see_sdv_progress(user, trial):
+    return access.sdv_progress_sites(user, trial).exists()
+
+
+register(
+    Link(
+        "Source data verification",
+        "monitoring:progress",
+        may_see_sdv_progress,
+        order=37,
+        style="btn-primary",
+    )
+)
