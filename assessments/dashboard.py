@@ -495,8 +495,8 @@ def overdue_visits(trial, sites, today):
 def casebooks_to_lock(trial, sites):
     """Participants whose casebook is unlocked and has nothing left to do: every visit of the
     schedule done or missed (or the participant withdrawn), no draft, no paper form waiting for
-    reconciliation, no waiting query. The page confirms each one it lists with
-    services.lock_blockers, the rule lock_casebook itself asks."""
+    reconciliation, no waiting query. The queue takes away those a rule registered with
+    services.blocks_locking blocks (services.casebooks_blocked), as lock_casebook would."""
     n_timepoints = trial.timepoints.count()
     entries = FormEntry.objects.filter(participant=OuterRef("pk"))
     return (

@@ -290,7 +290,15 @@ def cancel_query(query, *, by, text):
 # --- What blocks verifying and locking --------------------------------------------------------
 
 
-@services.blocks_locking
+def _casebooks_with_open_queries(trial, ids):
+    return (
+        DataQuery.objects.open()
+        .filter(participant_id__in=ids)
+        .values_list("participant_id", flat=True)
+    )
+
+
+@services.blocks_locking(among=_casebooks_with_open_queries)
 def open_query_blockers(trial, participant):
     waiting = DataQuery.objects.open().filter(participant__trial=trial)
     if participant is not None:

@@ -370,18 +370,35 @@ def lock_blockers(trial, participant=None):
     return [(what, n) for what, n in blockers if n]
 
 
-# Later rules that block a lock (open data queries: assessments.queries) register here:
-# callable(trial, participant) -> [(what, how many)].
-_lock_blocker_sources = []
+# Later rules that block a lock (open data queries: assessments.queries; an unsigned casebook
+# where the trial asks for a signature: signoff) register here, each in two forms of one rule.
+_lock_blocker_sources = []  # [(count, among)]
 
 
-def blocks_locking(source):
-    _lock_blocker_sources.append(source)
-    return source
+def blocks_locking(*, among):
+    """Register a rule that blocks locking. The decorated `count(trial, participant)` gives
+    [(what, how many)] for the database (participant None) or one casebook, as lock_blockers
+    reports it; `among(trial, ids)` gives the participants among `ids` whose casebook the rule
+    blocks, in a bounded number of queries, for the queue's casebooks ready to lock."""
+
+    def register(count):
+        _lock_blocker_sources.append((count, among))
+        return count
+
+    return register
 
 
 def lock_blocker_counts(trial, participant):
-    return [pair for source in _lock_blocker_sources for pair in source(trial, participant)]
+    return [pair for count, _ in _lock_blocker_sources for pair in count(trial, participant)]
+
+
+def casebooks_blocked(trial, ids):
+    """The participants among `ids` whose casebook a registered rule blocks."""
+    ids = list(ids)
+    blocked = set()
+    for _, among in _lock_blocker_sources:
+        blocked |= set(among(trial, ids)) if ids else set()
+    return blocked
 
 
 @transaction.atomic

@@ -254,7 +254,25 @@ def lock_requires_signature(trial):
     return SignoffSetting.objects.filter(trial=trial, lock_requires_signature=True).exists()
 
 
-@crf.blocks_locking
+def _unsigned_among(trial, ids):
+    """The participants among `ids` with data of record and no valid casebook signature, where
+    the trial asks for one."""
+    if not lock_requires_signature(trial):
+        return set()
+    with_data = set(
+        FormEntry.objects.counting()
+        .filter(participant_id__in=ids)
+        .values_list("participant_id", flat=True)
+    )
+    found = states(with_data)
+    return {
+        pk
+        for pk in with_data
+        if (s := found.get((pk, None))) is None or s.state != Signature.State.SIGNED
+    }
+
+
+@crf.blocks_locking(among=_unsigned_among)
 def unsigned_casebooks(trial, participant):
     """Where the trial asks for it, a casebook is locked only with a valid signature of it; the
     database lock waits for every randomized participant's."""

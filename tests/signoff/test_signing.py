@@ -8,7 +8,7 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from assessments import services as crf
-from assessments.models import FormEntry
+from assessments.models import FormEntry, Visit
 from imrtrial.errors import Refused
 from imrtrial.models import Participant, Role, Trial
 from signoff import services
@@ -232,3 +232,25 @@ def test_when_the_trial_asks_a_casebook_is_locked_only_once_signed(
     sign(participant, None, investigator)
     crf.lock_casebook(participant, by=data_manager, reason="clean")
     assert Participant.objects.get(pk=participant.pk).casebook_locked_at is not None
+
+
+def test_the_queue_counts_and_lists_a_casebook_ready_to_lock_only_once_signed(
+    participant, baseline, investigator, data_manager, client
+):
+    """The queue's "ready to lock" follows the same registered rules as lock_casebook: with the
+    trial asking for signatures, an unsigned casebook is neither counted nor listed."""
+    from signoff.models import SignoffSetting
+
+    Visit.objects.filter(participant=participant).update(missed=True)  # nothing left to enter
+    SignoffSetting.objects.filter(trial=participant.trial).update(lock_requires_signature=True)
+    client.force_login(data_manager)
+    url = f"/trials/{participant.trial.key}/queue/"
+
+    def ready():
+        page = client.get(url)
+        rows = page.context["site_rows"]
+        return sum(row["counts"][3] for row in rows), [p.pk for p in page.context["ready"]]
+
+    assert ready() == (0, [])
+    sign(participant, None, investigator)
+    assert ready() == (1, [participant.pk])
