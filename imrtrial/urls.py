@@ -9,6 +9,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/two-factor/", include(twofactor_views)),
+    path("", include("api.account")),
+    path("api/", include("api.urls")),
     path("trials/<slug:trial_key>/audit/", views.audit_trail, name="audit_trail"),
     path("trials/<slug:trial_key>/access-log/", views.access_log, name="access_log"),
     path("trials/", include("assessments.urls")),

@@ -16,7 +16,7 @@ from pathlib import Path
 from imrtrial.models import Perm
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "demo"]
+APPS = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "api", "demo"]
 
 # Where permission codenames may be string literals, and why.
 PERMISSION_NAMES_ALLOWED = {

@@ -5,9 +5,9 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "demo"]
+APPS = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "api", "demo"]
 # Each app may import only the apps before it in this order.
-ORDER = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "demo"]
+ORDER = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "api", "demo"]
 
 
 def python_files():
