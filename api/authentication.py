@@ -10,6 +10,7 @@ Refusals say as little as possible: an unknown, wrong, revoked or expired token 
 same 401.
 """
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions, throttling
 
@@ -66,6 +67,11 @@ class TokenRateThrottle(throttling.SimpleRateThrottle):
     """Requests per token, counted in the shared cache (Redis in production)."""
 
     scope = "token"
+
+    def get_rate(self):
+        # Read per request, not when DRF's settings were first loaded, so a deployment's
+        # API_TOKEN_RATE and a test's override both hold.
+        return settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][self.scope]
 
     def get_cache_key(self, request, view):
         token = request.auth
