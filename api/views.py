@@ -26,9 +26,10 @@ import json
 import math
 
 from django.db import IntegrityError, transaction
-from django.http import FileResponse, Http404, StreamingHttpResponse
+from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.views import defaults
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status as http
@@ -55,7 +56,17 @@ from . import serializers as s
 from .models import RandomizationKey
 
 NOT_FOUND = OpenApiResponse(s.Detail, description="Not found, or not for this token.")
-REFUSED = OpenApiResponse(s.Detail, description="Refused, with the reason; nothing was saved.")
+REFUSED = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description="Refused (`detail`: the reason) or not valid (the problem of each field); "
+    "nothing was saved.",
+)
+INVALID = OpenApiResponse(OpenApiTypes.OBJECT, description="A parameter is not valid.")
+# Every endpoint: no or a bad token (401), over the token's rate (429).
+ALWAYS = {
+    401: OpenApiResponse(s.Detail, description="No token, or an invalid, revoked or expired one."),
+    429: OpenApiResponse(s.Detail, description="Over the token's rate limit: see Retry-After."),
+}
 STATUS_PAGE = 200  # participants per page of the record status
 
 
@@ -70,6 +81,14 @@ def exception_handler(exc, context):
     if isinstance(exc, Refused):
         return Response({"detail": str(exc)}, status=400)
     return drf_exception_handler(exc, context)
+
+
+def not_found(request, exception):
+    """The site's 404 (urls.handler404): JSON under /api/, like every answer of the API (a path
+    whose id is not a number matches no pattern), the site's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
 
 
 def _trial(request):
@@ -153,7 +172,7 @@ def _columns(data):
     description="The trial, its sites, timepoints with windows, and every scheduled instrument "
     "with its items (types, ranges, choices), missing-value codes and scores; and the "
     "variables of the long and wide datasets with their labels (the codebook).",
-    responses={200: s.MetadataOut, 404: NOT_FOUND},
+    responses={**ALWAYS, 200: s.MetadataOut, 404: NOT_FOUND},
 )
 @api_view(["GET"])
 def metadata(request):
@@ -316,9 +335,10 @@ def _json_lines(names, rows):
     "call is written to the access log as an export.",
     parameters=[s.RecordsQuery],
     responses={
+        **ALWAYS,
         (200, "application/json"): s.RecordsOut,
         (200, "text/csv"): OpenApiTypes.STR,
-        400: OpenApiResponse(OpenApiTypes.OBJECT, description="A filter is not valid."),
+        400: INVALID,
         404: NOT_FOUND,
     },
 )
@@ -370,8 +390,13 @@ def _problems_of(exc):
     "and item.",
     request=s.ImportIn,
     responses={
+        **ALWAYS,
         200: s.ImportOut,
-        400: OpenApiResponse(s.ImportRefused, description="Nothing was saved."),
+        400: OpenApiResponse(
+            OpenApiTypes.OBJECT,
+            description="Nothing was saved: `problems` lists every problem of the batch (as "
+            "ImportRefused), or the request itself is not valid (the problem of each field).",
+        ),
         404: NOT_FOUND,
     },
 )
@@ -443,7 +468,7 @@ def import_forms(request):
         OpenApiParameter("state", str, enum=[code for code, _, _ in dashboard.State.ALL]),
         OpenApiParameter("page", int),
     ],
-    responses={200: s.StatusOut, 404: NOT_FOUND},
+    responses={**ALWAYS, 200: s.StatusOut, 400: INVALID, 404: NOT_FOUND},
 )
 @api_view(["GET"])
 def record_status(request):
@@ -561,7 +586,7 @@ _QUERY_RELATED = (
             "status", str, enum=["waiting", *DataQuery.Status.values], description="Default: all."
         )
     ],
-    responses={200: s.QueryOut(many=True), 404: NOT_FOUND},
+    responses={**ALWAYS, 200: s.QueryOut(many=True), 400: INVALID, 404: NOT_FOUND},
 )
 @api_view(["GET"])
 def query_list(request):
@@ -595,7 +620,7 @@ def query_list(request):
     description="Answer a query addressed to you; with `value`, correct the item through the "
     "form's normal save path, the query standing as the reason.",
     request=s.AnswerIn,
-    responses={200: s.QueryOut, 400: REFUSED, 404: NOT_FOUND, 409: REFUSED},
+    responses={**ALWAYS, 200: s.QueryOut, 400: REFUSED, 404: NOT_FOUND, 409: REFUSED},
 )
 @api_view(["POST"])
 def query_answer(request, query_pk):
@@ -647,7 +672,7 @@ def _export_out(request, run):
     description="Ask for an export file, as on the exports page; a Celery task builds it. Poll "
     "its progress, then download it.",
     request=s.ExportIn,
-    responses={201: s.ExportOut, 400: REFUSED, 404: NOT_FOUND},
+    responses={**ALWAYS, 201: s.ExportOut, 400: REFUSED, 404: NOT_FOUND},
 )
 @api_view(["POST"])
 def export_start(request):
@@ -674,7 +699,7 @@ def _run(request, pk):
 
 @extend_schema(
     summary="An export's progress",
-    responses={200: s.ExportOut, 404: NOT_FOUND},
+    responses={**ALWAYS, 200: s.ExportOut, 404: NOT_FOUND},
 )
 @api_view(["GET"])
 def export_detail(request, pk):
@@ -685,7 +710,7 @@ def export_detail(request, pk):
     summary="Download an export",
     description="The file, with its SHA-256 in the X-Content-SHA256 header (as recorded when it "
     "was built). Written to the access log.",
-    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: NOT_FOUND},
+    responses={**ALWAYS, (200, "application/octet-stream"): OpenApiTypes.BINARY, 404: NOT_FOUND},
 )
 @api_view(["GET"])
 def export_download(request, pk):
@@ -721,7 +746,7 @@ def export_download(request, pk):
     "again returns the same result; a key used for another participant is refused. Written "
     "to the access log.",
     request=s.RandomizeIn,
-    responses={200: s.RandomizeOut, 400: REFUSED, 404: NOT_FOUND},
+    responses={**ALWAYS, 200: s.RandomizeOut, 400: REFUSED, 404: NOT_FOUND},
 )
 @api_view(["POST"])
 def randomize(request):

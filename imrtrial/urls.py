@@ -19,3 +19,6 @@ urlpatterns = [
     path("trials/", include("exports.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# JSON under /api/ (the web API's paths), the site's own page elsewhere.
+handler404 = "api.views.not_found"
