@@ -91,6 +91,17 @@ def not_found(request, exception):
     return defaults.page_not_found(request, exception)
 
 
+def bad_request(request, exception):
+    """The site's 400 (urls.handler400), e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE: JSON
+    under /api/, the site's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": "Bad request: the body is too large (2.5 MB at most) or malformed."},
+            status=400,
+        )
+    return defaults.bad_request(request, exception)
+
+
 def _trial(request):
     return request.auth.trial
 
@@ -384,10 +395,10 @@ def _problems_of(exc):
 
 @extend_schema(
     summary="Import form data",
-    description="Save a batch of form entries through the same service as the entry pages "
-    "(validation, reasons after completion, double entry, locks). All or nothing: one "
-    "problem anywhere and nothing is saved; every problem is returned with its row, record "
-    "and item.",
+    description="Save a batch of form entries (up to 1,000, and 2.5 MB) through the same "
+    "service as the entry pages (validation, reasons after completion, double entry, locks). "
+    "All or nothing: one problem anywhere and nothing is saved; every problem is returned "
+    "with its row, record and item.",
     request=s.ImportIn,
     responses={
         **ALWAYS,

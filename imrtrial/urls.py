@@ -20,5 +20,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-# JSON under /api/ (the web API's paths), the site's own page elsewhere.
+# JSON under /api/ (the web API's paths), the site's own pages elsewhere.
+handler400 = "api.views.bad_request"
 handler404 = "api.views.not_found"

@@ -133,3 +133,13 @@ def test_a_token_without_entry_permissions_gets_404(people, data_manager, token)
         "/api/v1/forms/import/", {"entries": [row(people[0], {"gaf_f": "60"})]}
     )
     assert response.status_code == 404
+
+
+def test_a_body_over_the_size_limit_is_a_json_400_and_writes_nothing(people, assessor, token):
+    api = Api(token(assessor))
+    before = table_counts()
+    response = api.post(
+        "/api/v1/forms/import/", {"entries": [row(people[0], {"x": "y" * 3_000_000})]}
+    )
+    assert response.status_code == 400 and "too large" in response.json()["detail"]
+    assert table_counts() == before
