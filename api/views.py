@@ -494,6 +494,8 @@ def record_status(request):
     timepoints = list(trial.timepoints.order_by("order"))
     chosen = request.query_params.get("timepoint")
     shown = [tp for tp in timepoints if tp.code == chosen] if chosen else timepoints
+    if not shown and timepoints:
+        raise ValidationError({"timepoint": "Not a timepoint of this trial."})
     state = request.query_params.get("state")
     if state:
         if state not in dashboard.State.LABELS:

@@ -197,3 +197,24 @@ def test_each_token_is_rate_limited_on_its_own(settings, trial, data_manager, to
 
 def test_make_token_helper_enrols_where_needed(trial, coordinator):
     assert make_token(coordinator, trial, [Perm.RANDOMIZE]).startswith("imrt_")
+
+
+def test_the_gate_narrowed_to_a_token_answers_for_its_trial_and_scope_only(
+    trial, coordinator, data_manager
+):
+    from imrtrial import access
+    from tests.factories import grant, make_trial
+
+    other = make_trial()
+    grant(coordinator, other, Role.COORDINATOR)
+    access.narrow(coordinator, trial, [Perm.RANDOMIZE])
+    assert access.has(coordinator, Perm.RANDOMIZE, trial)
+    assert not access.has(coordinator, Perm.VIEW_UNBLINDED, trial)
+    assert not access.may_see_allocation(coordinator, trial)
+    assert not access.has(coordinator, Perm.RANDOMIZE, other)
+    assert not access.sites_where(coordinator, Perm.RANDOMIZE, other).exists()
+    access.forget(coordinator)  # a new request: the whole role again
+    assert access.may_see_allocation(coordinator, other)
+    # A scope the user does not hold (any more) grants nothing.
+    access.narrow(data_manager, trial, [Perm.RANDOMIZE])
+    assert not access.has(data_manager, Perm.RANDOMIZE, trial)
