@@ -146,7 +146,12 @@ class ImportOut(serializers.Serializer):
 
 class ImportRefused(serializers.Serializer):
     detail = serializers.CharField()
-    problems = ProblemOut(many=True)
+    problems = ProblemOut(
+        many=True, required=False, help_text="Every problem of the batch, if it was read."
+    )
+    errors = serializers.JSONField(
+        required=False, help_text="The problem of each field, when the request is not valid."
+    )
 
 
 # --- Record status ----------------------------------------------------------------------------

@@ -404,9 +404,8 @@ def _problems_of(exc):
         **ALWAYS,
         200: s.ImportOut,
         400: OpenApiResponse(
-            OpenApiTypes.OBJECT,
-            description="Nothing was saved: `problems` lists every problem of the batch (as "
-            "ImportRefused), or the request itself is not valid (the problem of each field).",
+            s.ImportRefused,
+            description="Nothing was saved: every problem of the batch, or of the request.",
         ),
         404: NOT_FOUND,
     },
@@ -416,7 +415,13 @@ def import_forms(request):
     trial = _trial(request)
     user = request.user
     _require(access.has_any(user, (Perm.ENTER_INTERVIEW, Perm.ENTER_STAFF_RATING), trial))
-    entries = _valid(s.ImportIn, request.data)["entries"]
+    request_data = s.ImportIn(data=request.data)
+    if not request_data.is_valid():
+        return Response(
+            {"detail": "Nothing was saved.", "problems": [], "errors": request_data.errors},
+            status=http.HTTP_400_BAD_REQUEST,
+        )
+    entries = request_data.validated_data["entries"]
     problems, saved = [], []
     with transaction.atomic():
         for row, entry in enumerate(entries):
