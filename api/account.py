@@ -66,7 +66,7 @@ def token_revoke(request, pk):
     form = RevokeForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     services.revoke_token(token, by=request.user, reason=reason)
-    messages.success(request, f"Token {token.name} is revoked.")
+    messages.success(request, f"Token imrt_{token.key_id}… is revoked.")
     if token.user_id == request.user.pk:
         return redirect("api_tokens")
     return redirect("api_trial_tokens", token.trial.key)
@@ -74,7 +74,9 @@ def token_revoke(request, pk):
 
 @login_required
 def trial_tokens(request, trial_key):
-    """The trial administrator's list: every token of the trial, to revoke."""
+    """The trial administrator's list: every token of the trial, to revoke. Without the tokens'
+    names: free text by their owners, who may be unblinded staff, and the administrator is
+    blinded (the token id, owner, scope and dates identify a token)."""
     trial = access.trial_or_404(request.user, trial_key)
     access.require(request.user, Perm.MANAGE_TRIAL, trial)
     return render(

@@ -89,7 +89,7 @@ def test_its_user_revokes_a_token_and_the_next_request_is_refused(
 def test_the_trial_administrator_revokes_anyones_token_with_a_reason_and_others_may_not(
     client, trial, data_manager, trial_admin, assessor, token
 ):
-    text = token(data_manager)
+    text = token(data_manager, name="Marigold circle sync")
     row = ApiToken.objects.get()
     client.force_login(assessor)
     assert client.post(f"/account/api-tokens/{row.pk}/revoke/").status_code == 404
@@ -97,6 +97,8 @@ def test_the_trial_administrator_revokes_anyones_token_with_a_reason_and_others_
     client.force_login(trial_admin)
     listing = client.get(f"/trials/{trial.key}/api-tokens/")
     assert listing.status_code == 200 and b"data_manager-all" in listing.content
+    assert row.key_id.encode() in listing.content
+    assert b"Marigold" not in listing.content  # the owner's free text: not to a blinded admin
     response = client.post(f"/account/api-tokens/{row.pk}/revoke/", {"reason": "left the unit"})
     assert response.status_code == 302
     assert Api(text).get("/api/v1/metadata/").status_code == 401
