@@ -295,6 +295,41 @@ class Cell:
     icons: str = ""  # the forms as HTML, for the page
     open_queries: int = 0
     act: bool = False
+    marks: list = field(default_factory=list)  # Marks of later apps (a signature)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A later app's note on a visit or a participant (an investigator's signature): an icon
+    with its text for screen readers. Nothing in a mark may differ between the arms."""
+
+    kind: str  # a CSS class suffix
+    icon: str
+    text: str
+
+
+# Later apps mark the grid (investigator signatures: signoff.dashboard). A source is
+# callable(participant pks, timepoints) -> {(participant pk, visit pk or None): Mark} (None: the
+# participant's row), asked once per page in a constant number of queries; `legend` lists
+# its Marks for the page's legend.
+_mark_sources = []
+
+
+def marks_grid(source, *, legend=()):
+    _mark_sources.append((source, tuple(legend)))
+    return source
+
+
+def mark_legend():
+    return [mark for _, legend in _mark_sources for mark in legend]
+
+
+def _marks(ids, timepoints):
+    found = defaultdict(list)
+    for source, _ in _mark_sources:
+        for key, mark in source(ids, timepoints).items():
+            found[key].append(mark)
+    return found
 
 
 def grid(reader, participants, timepoints, *, visit_url, entry_url, reconcile_url):
@@ -343,8 +378,10 @@ def grid(reader, participants, timepoints, *, visit_url, entry_url, reconcile_ur
             ).values_list("participant_id", flat=True)
         )
     counted_ids = _counted_entry_ids(ids, timepoints) if reader.dm_sites else {}
+    marks = _marks(ids, timepoints)
     rows = []
     for p in participants:
+        p.marks = marks.get((p.pk, None), [])
         dm = p.site_id in reader.dm_sites
         enters = p.site_id in reader.entry_sites and p.status != Participant.Status.WITHDRAWN
         cells = []
@@ -353,7 +390,7 @@ def grid(reader, participants, timepoints, *, visit_url, entry_url, reconcile_ur
             if visit is None:
                 cells.append(Cell(None))
                 continue
-            cell = Cell(visit, visit_url(visit.pk), tp.label)
+            cell = Cell(visit, visit_url(visit.pk), tp.label, marks=marks.get((p.pk, visit.pk), []))
             answered = queries[visit.pk, "answered", True] + queries[visit.pk, "answered", False]
             mine_open = queries[visit.pk, "open", True]
             cell.open_queries = answered + mine_open + queries[visit.pk, "open", False]

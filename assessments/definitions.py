@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from .expressions import ExpressionError, compile_expression
+
 RATERS = ("assessor_interview", "self_report", "staff", "records")
 TYPES = ("integer", "decimal", "choice", "boolean", "date", "text")
 SCORED_TYPES = ("integer", "decimal", "choice")
@@ -77,6 +79,27 @@ class Score:
 
 
 @dataclass(frozen=True)
+class FormRule:
+    """A data quality check inside one form (the instrument file's `rules:`): when `check` is
+    true of a complete form, the form breaks the rule. Its expression names the form's items
+    (`p1`) and scores (`scores.total`); parsed once, here (assessments.expressions)."""
+
+    code: str
+    name: str
+    message: str
+    severity: str  # warning | error
+    check: object  # expressions.Compiled
+
+    @property
+    def items(self):
+        """The items it reads, in order (where its warnings and queries are shown)."""
+        return tuple(key for key in self.check.reads if not key.startswith("scores."))
+
+
+SEVERITIES = ("warning", "error")
+
+
+@dataclass(frozen=True)
 class Instrument:
     code: str
     name: str
@@ -88,6 +111,7 @@ class Instrument:
     missing_codes: Mapping[str, str]
     sections: tuple[tuple[str, str, tuple[Item, ...]], ...]
     scores: tuple[Score, ...]
+    rules: tuple[FormRule, ...] = ()
     _by_code: Mapping[str, Item] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -132,6 +156,7 @@ def parse(data, source="<definition>"):
         "missing_codes",
         "sections",
         "scores",
+        "rules",
     }
     for key in sorted(set(data) - known, key=str):
         fail(f"unknown key {key!r}")
@@ -225,6 +250,7 @@ def parse(data, source="<definition>"):
         )
         _check_score_range(score, by_code, where, fail)
         scores.append(score)
+    rules = _parse_rules(data.get("rules"), by_code, score_codes, fail)
     if problems:
         raise DefinitionError(source, problems)
     return Instrument(
@@ -238,8 +264,60 @@ def parse(data, source="<definition>"):
         missing_codes=dict(missing),
         sections=tuple(sections),
         scores=tuple(scores),
+        rules=rules,
         _by_code=by_code,
     )
+
+
+_RULE_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def _parse_rules(raw_rules, by_code, score_codes, fail):
+    """The form's data quality rules; every problem named with its place (rules[n])."""
+    if raw_rules is None:
+        return ()
+    if not isinstance(raw_rules, list):
+        fail("rules: must be a list")
+        return ()
+
+    def resolve(parts):
+        if len(parts) == 1 and parts[0] in by_code:
+            return parts[0]
+        if len(parts) == 2 and parts[0] == "scores" and parts[1] in score_codes:
+            return f"scores.{parts[1]}"
+        raise ExpressionError(
+            f"unknown name {'.'.join(parts)!r}: an item of this form, or scores.<score code>"
+        )
+
+    rules, codes = [], set()
+    for n, raw in enumerate(raw_rules):
+        where = f"rules[{n}]"
+        if not isinstance(raw, Mapping):
+            fail(f"{where}: must be a mapping")
+            continue
+        for key in sorted(set(raw) - {"code", "name", "message", "severity", "check"}, key=str):
+            fail(f"{where}: unknown key {key!r}")
+        code = raw.get("code")
+        if not isinstance(code, str) or not _RULE_CODE.match(code) or code in codes:
+            fail(f"{where}.code: must be a unique lower-case code")
+            continue
+        codes.add(code)
+        texts = {}
+        for key in ("name", "message"):
+            value = raw.get(key)
+            if not isinstance(value, str) or not value.strip() or len(value) > 300:
+                fail(f"{where} ({code}).{key}: must be text of 1 to 300 characters")
+            texts[key] = str(value or "").strip()
+        severity = raw.get("severity", "warning")
+        if severity not in SEVERITIES:
+            fail(f"{where} ({code}).severity: must be warning or error")
+        try:
+            check = compile_expression(raw.get("check"), resolve)
+        except ExpressionError as exc:
+            fail(f"{where} ({code}).check: {exc}")
+            continue
+        rules.append(FormRule(code, texts["name"], texts["message"], severity, check))
+    return tuple(rules)
 
 
 def _parse_item(raw, where, section, fail):

@@ -122,9 +122,23 @@ def _query_scope(arguments):
 @transaction.atomic
 def open_query(visit, entry=None, item="", *, by, category, text):
     """Ask about a visit, a form of it (`entry`) or one item of that form."""
-    participant = visit.participant
-    if not may_manage(by, participant):
+    if not may_manage(by, visit.participant):
         raise Refused("Only a data manager opens queries.")
+    return _open(visit, entry, item, by=by, category=category, text=text)
+
+
+@writes_clinical_data("assessments.open_rule_query", _open_scope)
+@transaction.atomic
+def open_rule_query(visit, entry=None, item="", *, by, category, text):
+    """A system query from a data quality rule (quality.services): the rule, written in the
+    trial's configuration, asks; `by` is the system account it is recorded as (inactive, no
+    role), so no person's seat is needed. Everything else is as open_query: the same checks,
+    the same arm-word refusal, the same addressee."""
+    return _open(visit, entry, item, by=by, category=category, text=text)
+
+
+def _open(visit, entry, item, *, by, category, text):
+    participant = visit.participant
     if category not in DataQuery.Category.values:
         raise Refused("Choose the kind of query.")
     if entry is not None and entry.visit_id != visit.pk:
@@ -205,6 +219,19 @@ def answer_query(query, *, by, text, values=None, version=None):
             reason=f"query #{query.pk}: {text}",
         )
     return _move(query, Action.ANSWER, by=by, text=text, changed_value=bool(values))
+
+
+@writes_clinical_data("assessments.close_rule_query", _query_scope)
+@transaction.atomic
+def close_rule_query(query, *, by, text):
+    """A rule's query closes by itself, from open or answered, once the data no longer breaks
+    the rule: only by the account that opened it (a person's query is never closed so)."""
+    query = DataQuery.objects.select_for_update().get(pk=query.pk)
+    if query.opened_by_id != by.pk:
+        raise Refused("Only the rule that opened a query closes it by itself.")
+    if query.status not in DataQuery.WAITING:
+        raise Refused(f"Query #{query.pk} is {query.get_status_display().lower()}.")
+    return _move(query, Action.CLOSE, by=by, text=check_text(text, query.participant.trial))
 
 
 def _manage(query, action, *, by, text):

@@ -45,6 +45,27 @@ class Conflict(Exception):
     """Someone else saved this form since it was opened."""
 
 
+class NeedsAcknowledgement(Exception):
+    """Data quality rules flag the values (`findings`, each with its code, severity, message
+    and the items it is shown beside): nothing was saved. Saving again with the findings
+    acknowledged saves, and the history's reason names them."""
+
+    def __init__(self, findings):
+        self.findings = findings
+        super().__init__("; ".join(f.message for f in findings))
+
+
+# Checks a later app adds to the save of a complete form (quality.services: the data quality
+# rules), so this app needs no import of it: callable(visit, instrument, values, scores) ->
+# [finding]. Registered at start-up (the app's ready()).
+_save_checks = []
+
+
+def checks_saves(check):
+    _save_checks.append(check)
+    return check
+
+
 # --- Schedule ---------------------------------------------------------------------------------
 
 
@@ -149,9 +170,26 @@ def check_may_enter(user, visit, instrument):
 
 @writes_clinical_data("assessments.save_entry", _entry_scope)
 @transaction.atomic
-def save_entry(visit, instrument_code, raw, *, by, kind, version=None, complete=False, reason=""):
-    """Validate and save one form entry. Raises FormInvalid, Conflict, ReasonRequired or
-    Refused; on any of them nothing is saved."""
+def save_entry(
+    visit,
+    instrument_code,
+    raw,
+    *,
+    by,
+    kind,
+    version=None,
+    complete=False,
+    reason="",
+    acknowledge=None,
+):
+    """Validate and save one form entry. Raises FormInvalid, Conflict, ReasonRequired,
+    NeedsAcknowledgement or Refused; on any of them nothing is saved.
+
+    `acknowledge` is for a caller that shows the data quality rules' warnings (the entry
+    page): False asks the registered save checks about a complete form and raises
+    NeedsAcknowledgement if any flags it; True saves anyway and records what was acknowledged
+    in the reason. None (imports, a query's answer) asks no rule here: the nightly run finds
+    whatever they would."""
     instrument = registry.get(instrument_code)
     check_may_enter(by, visit, instrument)
     entry = (
@@ -199,9 +237,17 @@ def save_entry(visit, instrument_code, raw, *, by, kind, version=None, complete=
     values, errors = clean(instrument, raw, complete=complete or entry.status != "draft")
     if errors:
         raise FormInvalid(errors)
+    scores = compute_scores(instrument, values)
+    if acknowledge is not None and (complete or entry.status != FormEntry.Status.DRAFT):
+        findings = [f for check in _save_checks for f in check(visit, instrument, values, scores)]
+        if findings and not acknowledge:
+            raise NeedsAcknowledgement(findings)
+        if findings:
+            noted = ", ".join(f.code for f in findings)
+            reason = f"{reason.strip()} (data quality warnings acknowledged: {noted})".strip()
     unverified = entry.status == FormEntry.Status.VERIFIED and values != entry.values
     entry.values = values
-    entry.scores = compute_scores(instrument, values)
+    entry.scores = scores
     if complete and entry.status == FormEntry.Status.DRAFT:
         entry.status = FormEntry.Status.COMPLETE
     if unverified:

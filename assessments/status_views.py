@@ -95,6 +95,7 @@ def status_dashboard(request, trial_key):
             "one_visit": len(shown) == 1,
             "sites": sites,
             "states": State.ALL,
+            "marks": dashboard.mark_legend(),
             "chosen": chosen,
             "query": query.urlencode(),
             "is_dm": bool(reader.dm_sites),

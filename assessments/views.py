@@ -292,7 +292,7 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
                 + (", after the first entry." if first is None else ": you made the first."),
             )
             return redirect("assessments:visit", trial.key, visit.pk)
-    errors, raw, reason_error = {}, {}, False
+    errors, raw, reason_error, warnings = {}, {}, False, []
     if request.method == "POST":
         raw = {i.code: request.POST.get(f"item_{i.code}", "") for i in definition.items}
         extra = [k[5:] for k in request.POST if k.startswith("item_") and k[5:] not in raw]
@@ -307,9 +307,13 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
                 version=request.POST.get("version") or None,
                 complete="complete" in request.POST,
                 reason=request.POST.get("reason", ""),
+                # The page shows the data quality rules' warnings; saved once acknowledged.
+                acknowledge="acknowledge" in request.POST,
             )
         except services.FormInvalid as exc:
             errors = exc.errors
+        except services.NeedsAcknowledgement as exc:
+            warnings = exc.findings
         except (services.Conflict, ReasonRequired, Refused) as exc:
             errors = {"__all__": exc.messages[0] if isinstance(exc, ReasonRequired) else str(exc)}
             reason_error = isinstance(exc, ReasonRequired)
@@ -356,8 +360,19 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
                 for q in form_queries
             ],
             "item_queries": item_queries,
+            "warnings": warnings,
+            "item_warnings": _by_item(warnings),
         },
     )
+
+
+def _by_item(findings):
+    """{item code: [finding]} for the warnings shown beside the items."""
+    by_item = {}
+    for finding in findings:
+        for code in finding.items:
+            by_item.setdefault(code, []).append(finding)
+    return by_item
 
 
 @login_required

@@ -20,7 +20,10 @@ Dataset, ODM through exports.odm), so the same participants and columns reach ea
   participant who withdrew consent for data use;
 - withdrawals: from follow-up or data use only (Withdrawal.objects.follow_up());
 - form status: each counting form's state (complete, verified, locked) beside its items, so a
-  verified form that was changed later reaches the analysis as complete, not verified.
+  verified form that was changed later reaches the analysis as complete, not verified;
+- sign-off: whether each visit and the whole casebook carry a valid investigator signature,
+  and its date (signoff.services.signed_at); never who signed, and a signature invalidated
+  by a later change counts as none.
 """
 
 import datetime
@@ -34,6 +37,7 @@ from assessments.models import FormEntry, Visit
 from imrtrial.models import Participant
 from randomization import export as allocation_facts
 from randomization.models import Withdrawal
+from signoff import services as signoff
 
 from .columns import YES_NO, Column, Names
 
@@ -191,6 +195,19 @@ class Dataset:
                 {2: "Stopped follow-up, data kept", 3: "Withdrew consent for data use"},
             ),
             Column(name("withdrawn_on"), "Date of withdrawal (level 2 or 3)", "date"),
+            Column(
+                name("casebook_signed"),
+                "Casebook signed by the site investigator (a valid signature)",
+                "number",
+                YES_NO,
+                source="investigator sign-off",
+            ),
+            Column(
+                name("casebook_signed_on"),
+                "Date the site investigator signed the casebook",
+                "date",
+                source="investigator sign-off",
+            ),
         ]
         return cols
 
@@ -211,6 +228,19 @@ class Dataset:
                 f"{label}Visit done outside its window (protocol deviation)",
                 "number",
                 YES_NO,
+            ),
+            Column(
+                name(f"{prefix}visit_signed"),
+                f"{label}Visit signed by the site investigator (a valid signature)",
+                "number",
+                YES_NO,
+                source="investigator sign-off",
+            ),
+            Column(
+                name(f"{prefix}visit_signed_on"),
+                f"{label}Date the site investigator signed the visit",
+                "date",
+                source="investigator sign-off",
             ),
         ]
         if guess:
@@ -342,19 +372,21 @@ class Dataset:
                 visits[visit[0], visit[1]] = visit
             for pk, tp, forms in _counting_entries(pks):
                 entries[pk, tp] = forms
+            signed = {key: timezone.localdate(at) for key, at in signoff.signed_at(pks).items()}
             for pk, pid, site, levels, randomized_on in batch:
                 head = self._participant_cells(
                     pk, pid, site, levels, randomized_on, codes, withdrawals, entries
                 )
+                head += [int((pk, None) in signed), signed.get((pk, None))]
                 if self.shape == "long":
                     for tp in self.timepoints:
                         row = [*head, tp.code]
-                        self._timepoint_cells(row, pk, tp, visits, entries, long=True)
+                        self._timepoint_cells(row, pk, tp, visits, entries, signed, long=True)
                         yield row
                 else:
                     row = list(head)
                     for tp in self.timepoints:
-                        self._timepoint_cells(row, pk, tp, visits, entries, long=False)
+                        self._timepoint_cells(row, pk, tp, visits, entries, signed, long=False)
                     yield row
 
     def _participant_cells(self, pk, pid, site, levels, randomized_on, codes, withdrawals, entries):
@@ -382,15 +414,16 @@ class Dataset:
             cells += [0, None, None]
         return cells
 
-    def _timepoint_cells(self, row, pk, tp, visits, entries, *, long):
+    def _timepoint_cells(self, row, pk, tp, visits, entries, signed, *, long):
         visit = visits.get((pk, tp.code))
         guess = None
         if visit:
             _, _, target, start, end, completed, missed, deviation, guess = visit
             status = Visit.status_of(self.today, completed, missed, deviation, start, end)
             row += [target, start, end, completed, status.value, int(deviation)]
+            row += [int((pk, tp.code) in signed), signed.get((pk, tp.code))]
         else:
-            row += [None] * 6
+            row += [None] * 8
         if long or tp.ask_blinding_guess:
             row.append(guess or None)
         forms = entries.get((pk, tp.code), {})

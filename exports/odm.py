@@ -37,6 +37,8 @@ from django.utils import timezone
 from lxml import etree
 
 from randomization import export as allocation_facts
+from signoff import services as signoff
+from signoff.models import Signature
 
 from . import dataset as blinded
 
@@ -80,6 +82,16 @@ ARM_CODES, SITE_CODES = "CL.ARM", "CL.SITE"
 # ODM Flag on its FormData: a FlagValue from FORM_STATUS_CODES, typed by FLAG_TYPES.
 FORM_STATUS_CODES, FLAG_TYPES = "CL.FORM_STATUS", "CL.FLAG_TYPE"
 FORM_STATUS_FLAG = "FORM_STATUS"
+# A valid investigator signature of a visit (on its StudyEventData) or of the whole casebook (on
+# the SubjectData): ODM's own Signature, defined by a SignatureDef in AdminData. Its UserRef is
+# the site's investigator as a role (a User of UserType Investigator at that Location), never a
+# person: the dataset says whether and when, not who.
+SIGN_VISIT, SIGN_CASEBOOK = "SD.VISIT", "SD.CASEBOOK"
+LEGAL_REASON = (
+    "Electronic signature of the site investigator after re-entering the password (and the "
+    "one-time code where enrolled), 21 CFR Part 11 / ICH E6(R3). A signature invalidated by a "
+    "later change to the signed data is not written."
+)
 
 
 def _q(tag):
@@ -459,12 +471,35 @@ def _write_randomization_defs(w):
         w.translated("Question", "Date of randomization")
 
 
+def _investigator_oid(site_code):
+    return f"USR.INVESTIGATOR.{site_code}"
+
+
 def _write_admin(w, trial, study_oid, mdv_oid, sites):
     effective = timezone.localdate(trial.created_at).isoformat()
     version = {"StudyOID": study_oid, "MetaDataVersionOID": mdv_oid, "EffectiveDate": effective}
     for _, code, name in sites:
+        with w.el("User", {"OID": _investigator_oid(code), "UserType": "Investigator"}):
+            w.text("DisplayName", f"Site investigator, {name or code}")
+            w.leaf("LocationRef", {"LocationOID": f"LOC.{code}"})
+    for _, code, name in sites:
         with w.el("Location", {"OID": f"LOC.{code}", "Name": name or code, "LocationType": "Site"}):
             w.leaf("MetaDataVersionRef", version)
+    for oid, meaning in (
+        (SIGN_VISIT, Signature.MEANING_VISIT),
+        (SIGN_CASEBOOK, Signature.MEANING_CASEBOOK),
+    ):
+        with w.el("SignatureDef", {"OID": oid, "Methodology": "Electronic"}):
+            w.text("Meaning", meaning)
+            w.text("LegalReason", LEGAL_REASON)
+
+
+def _write_signature(w, signature_oid, site_code, at):
+    with w.el("Signature"):
+        w.leaf("UserRef", {"UserOID": _investigator_oid(site_code)})
+        w.leaf("LocationRef", {"LocationOID": f"LOC.{site_code}"})
+        w.leaf("SignatureRef", {"SignatureOID": signature_oid})
+        w.text("DateTimeStamp", at.replace(microsecond=0).isoformat())
 
 
 def _write_subjects(xf, trial, timepoints, sites, total, progress):
@@ -489,6 +524,13 @@ def _write_subjects(xf, trial, timepoints, sites, total, progress):
         .values_list("participant_id", "timepoint", "instrument", "values", "scores", "status")
         .iterator(chunk_size=CHUNK_SIZE)
     )
+    # Valid signatures only: {(participant pk, timepoint code or None): when}. A few per
+    # participant, read once (two queries), like the neutral codes above.
+    signed = {}
+    for (pk, timepoint), at in signoff.signed_at(
+        blinded.randomized(trial).values_list("pk", flat=True)
+    ).items():
+        signed.setdefault(pk, {})[timepoint] = at
     pending = next(entries, None)
     done = 0
     for pk, participant_id, site_id, randomized_on in participants:
@@ -501,8 +543,11 @@ def _write_subjects(xf, trial, timepoints, sites, total, progress):
             pending = next(entries, None)
         site_code = site_codes[site_id]
         subject = _Tree("SubjectData", {"SubjectKey": participant_id})
+        theirs = signed.get(pk, {})
+        if None in theirs:
+            _write_signature(subject, SIGN_CASEBOOK, site_code, theirs[None])
         subject.leaf("SiteRef", {"LocationOID": f"LOC.{site_code}"})
-        _write_visits(subject, mine, schedule)
+        _write_visits(subject, mine, schedule, theirs, site_code)
         if pk in codes:
             _write_randomization(subject, codes[pk], site_code, randomized_on)
         xf.write(subject.root, "\n")
@@ -514,10 +559,11 @@ def _write_subjects(xf, trial, timepoints, sites, total, progress):
     return done
 
 
-def _write_visits(w, entries, schedule):
+def _write_visits(w, entries, schedule, signed=None, site_code=""):
     """One StudyEventData per timepoint with data, forms in the order the metadata list them.
     Every counting form is written with its status flag, also one whose items are all empty
-    (the CSV has its status too)."""
+    (the CSV has its status too); a visit's valid signature ({timepoint: when}) before them."""
+    signed = signed or {}
     chosen = {}
     for _, timepoint, instrument, values, scores, status in entries:
         # counting() gives one entry per form (a reconciled one replaces a single one).
@@ -531,6 +577,8 @@ def _write_visits(w, entries, schedule):
     for timepoint in sorted(by_timepoint, key=lambda t: schedule[t][0]):
         order = list(schedule[timepoint][1])
         with w.el("StudyEventData", {"StudyEventOID": f"SE.{timepoint}"}):
+            if timepoint in signed:
+                _write_signature(w, SIGN_VISIT, site_code, signed[timepoint])
             for form, groups, status in sorted(
                 by_timepoint[timepoint], key=lambda fgs: order.index(fgs[0].instrument.code)
             ):

@@ -274,6 +274,20 @@ def may_withdraw(user, participant, level=None):
     return True
 
 
+# --- Investigator sign-off ----------------------------------------------------------------------
+
+
+def may_sign(user, participant):
+    """May the user sign the participant's casebook (or one of its visits)? A site investigator
+    of the participant's site: the signature attests to that site's data. The same for every
+    participant of the site, whatever their arm."""
+    return has(user, Perm.SIGN_CASEBOOK, participant.trial, participant.site)
+
+
+def sites_where_may_sign(user, trial):
+    return sites_where(user, Perm.SIGN_CASEBOOK, trial)
+
+
 # --- Reports, exports, the audit trail --------------------------------------------------------
 
 _REPORTS = (Perm.EXPORT_BLINDED, Perm.VIEW_UNBLINDED, Perm.MANAGE_TRIAL)

@@ -1,5 +1,18 @@
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.validators import MaxLengthValidator
 from django.utils import timezone
+
+
+class LoginForm(AuthenticationForm):
+    """Django's sign-in form with its username length enforced. Django sets the field's
+    max_length after building it, so no validator checks it: an over-long name reached
+    django-axes, whose failure record holds 255 characters, and the sign-in page answered 500."""
+
+    def __init__(self, request=None, *args, **kwargs):
+        super().__init__(request, *args, **kwargs)
+        field = self.fields["username"]
+        field.validators.append(MaxLengthValidator(field.max_length))
 
 
 class DateInput(forms.DateInput):

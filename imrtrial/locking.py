@@ -19,6 +19,10 @@ load benchmark's test). On SQLite (the demo) writes are serialized anyway.
 The registry (`writers()`) is what tests/imrtrial/test_locks.py asks: every registered service,
 under each level of lock, must refuse with nothing written; a service not in the test's table
 fails that test, so a new writer cannot be forgotten.
+
+What a write invalidates (an investigator's signature of the data it changed) is told to the
+hooks registered with `after_write`, in the writer's own transaction once it has succeeded:
+every registered writer, so none can change signed data unseen.
 """
 
 import functools
@@ -30,6 +34,7 @@ from django.db import connection, transaction
 from .errors import Refused
 
 _writers = {}
+_after_write = []
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,12 @@ def writes_clinical_data(name, scope):
         def guarded(*args, **kwargs):
             arguments = signature.bind(*args, **kwargs).arguments
             with transaction.atomic():
-                check_unlocked(scope(arguments))
-                return service(*args, **kwargs)
+                where = scope(arguments)
+                check_unlocked(where)
+                result = service(*args, **kwargs)
+                for hook in _after_write:
+                    hook(name, where, by=arguments.get("by"))
+                return result
 
         if name in _writers:
             raise ValueError(f"Writer {name!r} is registered twice.")
@@ -96,6 +105,14 @@ def writes_clinical_data(name, scope):
         return guarded
 
     return decorate
+
+
+def after_write(hook):
+    """Register `hook(writer name, scope, *, by)`, called after every successful write of
+    clinical data, in its transaction (a later app's reaction to a change: signoff records the
+    signatures it invalidates). It must be cheap when there is nothing to do."""
+    _after_write.append(hook)
+    return hook
 
 
 def writers():

@@ -47,7 +47,9 @@ INSTALLED_APPS = [
     "randomization",
     "assessments",
     "fidelity",
+    "signoff",
     "exports",
+    "quality",
     "demo",
     "api",
 ]
@@ -229,6 +231,11 @@ CELERY_BEAT_SCHEDULE = {
     "daily-attendance-reminders": {
         "task": "fidelity.tasks.daily_attendance_reminders",
         "schedule": crontab(hour=env.int("REMINDER_HOUR", default=6), minute=5),
+    },
+    # Every data quality rule over every trial, opening and closing system data queries.
+    "nightly-quality-rules": {
+        "task": "quality.tasks.nightly_rules",
+        "schedule": crontab(hour=env.int("QUALITY_RULES_HOUR", default=2), minute=0),
     },
     # Retries what the mail server refused earlier in the day.
     "send-pending-reminders": {

@@ -22,6 +22,20 @@ _METHODS = {choice.value for choice in Trial.Method}
 _SITE_KINDS = {choice.value for choice in Site.Kind}
 
 
+# Sections a later app adds to the trial's file (quality: `quality_rules`; signoff: `signoff`),
+# each with its own check and writer, so this module never imports a later app.
+# `check(checker, value, config)` reports problems through checker.fail with their place and
+# returns the section's normalized value; `create(trial, value)` writes it inside
+# create_trial's transaction.
+_sections = {}
+
+
+def register_section(key, check, create):
+    if key in _sections:
+        raise ValueError(f"Trial file section {key!r} is registered twice.")
+    _sections[key] = (check, create)
+
+
 class TrialConfigError(ValueError):
     def __init__(self, source, problems):
         self.problems = problems
@@ -119,6 +133,7 @@ def parse(text, source="<config>"):
             "id_prefix",
             "criteria",
             "timepoints",
+            *_sections,
         },
         "file",
     )
@@ -336,6 +351,9 @@ def parse(text, source="<config>"):
     if config["key"] and Trial.objects.filter(key=config["key"]).exists():
         c.fail("file.key", f"a trial with key {config['key']!r} already exists")
     config["stratification"] = factors
+    config["sections"] = {
+        key: check(c, data.get(key), config) for key, (check, _) in _sections.items()
+    }
     if c.problems:
         raise TrialConfigError(source, c.problems)
     return config
@@ -386,6 +404,8 @@ def create_trial(config):
         EligibilityCriterion(trial=trial, order=i, **criterion)
         for i, criterion in enumerate(config["criteria"])
     )
+    for key, value in config.get("sections", {}).items():
+        _sections[key][1](trial, value)
     return trial
 
 

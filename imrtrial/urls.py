@@ -3,10 +3,17 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from . import twofactor_views, views
+from .forms import LoginForm
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            redirect_authenticated_user=True, authentication_form=LoginForm
+        ),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/two-factor/", include(twofactor_views)),
     path("", include("api.account")),
@@ -16,7 +23,9 @@ urlpatterns = [
     path("trials/", include("assessments.urls")),
     path("trials/", include("randomization.urls")),
     path("trials/", include("fidelity.urls")),
+    path("trials/", include("signoff.urls")),
     path("trials/", include("exports.urls")),
+    path("trials/", include("quality.urls")),
     path("admin/", admin.site.urls),
 ]
 

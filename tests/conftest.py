@@ -165,9 +165,11 @@ def trial_admin(person):
 def roles_restored(transactional_db):
     """Transactional tests end by emptying every table, groups included, and Django's
     serialized rollback does not bring back group permissions reliably. Tests that need the
-    live server re-create the roles exactly as migration imrtrial 0002 does."""
+    live server re-create the roles exactly as the migrations that make them do (0002, and 0013
+    for the monitor and the site investigator)."""
     import importlib
 
     from django.apps import apps
 
-    importlib.import_module("imrtrial.migrations.0002_roles").create_roles(apps, None)
+    for migration in ("0002_roles", "0013_monitor_and_investigator_roles"):
+        importlib.import_module(f"imrtrial.migrations.{migration}").create_roles(apps, None)

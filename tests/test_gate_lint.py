@@ -16,7 +16,17 @@ from pathlib import Path
 from imrtrial.models import Perm
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "api", "demo"]
+APPS = [
+    "imrtrial",
+    "randomization",
+    "assessments",
+    "fidelity",
+    "signoff",
+    "exports",
+    "quality",
+    "api",
+    "demo",
+]
 
 # Where permission codenames may be string literals, and why.
 PERMISSION_NAMES_ALLOWED = {
@@ -43,6 +53,7 @@ REVEALING_ALLOWED = {
     "exports/reports.py",  # fidelity per group and the by-arm CONSORT: unblinded readers only
     "tests/factories.py",  # builds allocations for tests of who may see them
     "tests/assessments/test_dashboard.py",  # swaps two arms: the dashboard does not change
+    "tests/quality/test_pages.py",  # swaps two arms: the rules page does not change
     "tests/imrtrial/test_audit.py",  # proves allocation rows cannot be deleted
     "tests/faults/scenario_redis_outage.py",  # attendance reminders survive a Redis outage
     "tests/browser/test_attendance.py",  # a facilitator logs attendance in a browser

@@ -5,9 +5,29 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "api", "demo"]
+APPS = [
+    "imrtrial",
+    "randomization",
+    "assessments",
+    "fidelity",
+    "signoff",
+    "exports",
+    "quality",
+    "api",
+    "demo",
+]
 # Each app may import only the apps before it in this order.
-ORDER = ["imrtrial", "randomization", "assessments", "fidelity", "exports", "api", "demo"]
+ORDER = [
+    "imrtrial",
+    "randomization",
+    "assessments",
+    "fidelity",
+    "signoff",
+    "exports",
+    "quality",
+    "api",
+    "demo",
+]
 
 
 def python_files():

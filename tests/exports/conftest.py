@@ -10,7 +10,7 @@ from assessments import services as crf
 from assessments.models import FormEntry
 from imrtrial.models import Participant, Role
 from randomization import export as allocation_facts
-from tests.factories import make_ready_participant
+from tests.factories import make_ready_participant, make_signature
 
 DAY = datetime.date(2026, 11, 2)
 
@@ -115,6 +115,14 @@ def filled_trial(danish, coordinator, assessor, facilitator, data_manager, perso
             version=entry.version,
             reason="not rated",
         )
+    # The site investigator signs one participant of each arm: every visit with data, and the
+    # casebook (after every change above, so each signature holds).
+    investigator = person(Role.INVESTIGATOR, first_name="Inge", last_name="Vestergaard")
+    for group in by_code.values():
+        first = group[0]
+        for visit in first.visits.filter(completed_on__isnull=False):
+            make_signature(first, visit, by=investigator)
+        make_signature(first, by=investigator)
     intervention = next(code for code, _, _, i in allocation_facts.key(danish) if i)
     crf.withdraw(
         by_code[intervention][0],

@@ -18,12 +18,14 @@ from fidelity import services as imr
 from imrtrial import locking
 from imrtrial.errors import Refused
 from imrtrial.models import Participant, Role, Trial
+from quality.services import system_account
 from randomization import services as randomization
 from randomization.models import Screening
 from tests.factories import (
     default_levels,
     make_allocation,
     make_ready_participant,
+    make_signature,
     yes_to_all,
 )
 from tests.security.conftest import build_world
@@ -37,6 +39,9 @@ TRIAL_LEVEL = {
     "randomization.screen",
     "randomization.record_consent",
     "randomization.enrol",
+    # Signing writes no clinical data: a locked casebook is signed (ICH E6 expects the
+    # investigator to sign the final data); a locked database is not (tests/signoff).
+    "signoff.sign",
 }
 
 
@@ -50,6 +55,9 @@ class Calls:
         self.desk, self.dm = u[Role.COORDINATOR], u[Role.DATA_MANAGER]
         self.assessor, self.facilitator = u[Role.ASSESSOR], u[Role.FACILITATOR]
         self.rater = u[Role.FIDELITY_RATER]
+        self.investigator = u[Role.INVESTIGATOR]
+        self.investigator.first_name, self.investigator.last_name = "Inge", "Vestergaard"
+        self.investigator.save(update_fields=["first_name", "last_name"])
         self.joiner = make_ready_participant(w.trial, self.desk, site=w.north)
         make_allocation(self.joiner, "imr", by=self.desk)
         self.joiner = Participant.objects.get(pk=self.joiner.pk)
@@ -73,6 +81,11 @@ class Calls:
         for query in (self.answered, self.closed):
             queries.answer_query(query, by=self.assessor, text="Answered")
         queries.close_query(self.closed, by=self.dm, text="Closed")
+        # A data quality rule's query, opened by its system account (quality.services).
+        self.system = system_account()
+        self.rule_query = queries.open_rule_query(
+            post, by=self.system, category="inconsistent", text="Data quality rule: check"
+        )
         self.unrated = imr.create_assessment(
             w.group,
             by=self.rater,
@@ -207,12 +220,19 @@ class Calls:
             "assessments.cancel_query": lambda: queries.cancel_query(
                 self.to_cancel, by=self.dm, text="Opened in error."
             ),
+            "assessments.open_rule_query": lambda: queries.open_rule_query(
+                tau_post, by=self.system, category="inconsistent", text="Rule: check the dates"
+            ),
+            "assessments.close_rule_query": lambda: queries.close_rule_query(
+                self.rule_query, by=self.system, text="Closed by itself: fixed."
+            ),
+            "signoff.sign": lambda: make_signature(w.tau, by=self.investigator),
         }
 
 
 def snapshot():
     """Row counts of every clinical table (and its history): what a refused write must leave."""
-    labels = {"imrtrial", "randomization", "assessments", "fidelity"}
+    labels = {"imrtrial", "randomization", "assessments", "fidelity", "signoff"}
     return {
         m._meta.label: m._default_manager.count()
         for m in apps.get_models()

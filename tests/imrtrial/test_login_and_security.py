@@ -40,6 +40,13 @@ def test_repeated_failures_lock_the_account_even_for_the_right_password(client):
     assert b"temporarily locked" in response.content
 
 
+def test_an_over_long_username_is_a_form_error_not_a_server_error(client):
+    """Found by the fuzzer: 5,000 characters reached django-axes's 255-character record."""
+    response = login(client, "x" * 5000, "whatever-password")
+    assert response.status_code == 200
+    assert b"at most 150 characters" in response.content
+
+
 @pytest.mark.parametrize("weak", ["password", "12345678901234", "short1!"])
 def test_weak_passwords_are_refused(weak):
     with pytest.raises(ValidationError):

@@ -370,7 +370,13 @@ REACHES = {
     ],
     Role.STATISTICIAN: ["/admin/auth/user/"],
     Role.MONITOR: ["/participants/", "/visits/", *_ADMIN],
-    Role.INVESTIGATOR: ["/participants/", "/visits/", *_ADMIN],
+    Role.INVESTIGATOR: [
+        "/participants/",
+        "/visits/",
+        "/signatures/",  # casebooks to sign (home page)
+        "/sign/",  # a casebook's and a visit's signing pages
+        *_ADMIN,
+    ],
 }
 
 

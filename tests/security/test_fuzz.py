@@ -51,6 +51,8 @@ GET_ONLY = {
     "exports:report_fidelity",
     "exports:detail",
     "exports:download",
+    "quality:rules",  # the rules; its Run now form posts to quality:run_now
+    "signoff:signatures",  # a list; its pages' forms post to sign_casebook and sign_visit
     "two_factor:staff",  # a list; its reset form is fuzzed as two_factor:reset
     "api_trial_tokens",  # the trial's API tokens; their revoke form is fuzzed as api_token_revoke
     # The code forms need a session that has not passed two-factor sign-in, which the crawl's
@@ -71,6 +73,7 @@ POSTERS = [
     Role.ASSESSOR,
     Role.TRIAL_ADMIN,
     Role.KEY_HOLDER,
+    Role.INVESTIGATOR,  # the signing forms
     None,  # signed out: the login form
 ]
 # Rows these tables gain on any request, saved or not: sessions, login attempts, the access log

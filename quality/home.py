@@ -1,0 +1,7 @@
+"""The rules page's link on the home page (imrtrial.home), with the page's own rule."""
+
+from imrtrial.home import Link, register
+
+from .services import may_run
+
+register(Link("Data quality rules", "quality:rules", may_run, order=45))

@@ -1,0 +1,29 @@
+from django import forms
+
+
+class SignForm(forms.Form):
+    """The signer's credentials, asked again at each signature (21 CFR 11.200(a)(1)(i)), and
+    the digest of the data the page showed them."""
+
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        max_length=200,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+    token = forms.CharField(
+        label="Authentication code",
+        required=False,
+        max_length=20,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+        help_text="The 6-digit code your authenticator app shows now.",
+    )
+    agree = forms.BooleanField(label="I sign with the meaning stated above.")
+    seen = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def __init__(self, *args, needs_code, **kwargs):
+        super().__init__(*args, **kwargs)
+        if needs_code:
+            self.fields["token"].required = True
+        else:
+            del self.fields["token"]
