@@ -35,17 +35,24 @@ def write_csv(dataset, out, *, progress=None):
     prints them); only text columns need the formula guard, so only they are touched."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(dataset.names)
-    text = [i for i, c in enumerate(dataset.columns) if c.kind == "string"]
     total, n = len(dataset), 0
-    for row in dataset.rows():
-        for i in text:
-            if row[i]:
-                row[i] = safe_text(row[i])
+    for row in csv_rows(dataset):
         writer.writerow(row)
         n += 1
         if progress and n % 1000 == 0:
             progress(n, total)
     return n
+
+
+def csv_rows(dataset):
+    """The dataset's rows as CSV cells (text guarded against formulas): what write_csv writes,
+    also streamed by the web API (api.views), so both give the same file."""
+    text = [i for i, c in enumerate(dataset.columns) if c.kind == "string"]
+    for row in dataset.rows():
+        for i in text:
+            if row[i]:
+                row[i] = safe_text(row[i])
+        yield row
 
 
 def codebook_rows(dataset):

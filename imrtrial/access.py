@@ -69,6 +69,29 @@ def forget(user):
     user.__dict__.pop(_CACHE_ATTR, None)
 
 
+def narrow(user, trial, perms):
+    """Restrict this user object to `perms` in `trial`, and to nothing in any other trial, for
+    the rest of the request: an API token's scope. Every question asked of the gate afterwards
+    (has, sites_where, may_see_allocation, may_enter...) sees what the user holds now
+    intersected with `perms`, so a token never grants more than its user's current role."""
+    allowed = {Perm(perm) for perm in perms}
+    grants = {site: held & allowed for site, held in _grants(user, trial).items()}
+    user.__dict__[_CACHE_ATTR] = _OneTrial(trial.pk, grants)
+
+
+class _OneTrial(dict):
+    """A grants cache that knows one trial and answers "nothing" for every other."""
+
+    def __init__(self, trial_pk, grants):
+        super().__init__({trial_pk: grants})
+
+    def __missing__(self, key):
+        return {}
+
+    def __contains__(self, key):
+        return True
+
+
 def _site_id(site):
     return site.pk if isinstance(site, Site) else site
 

@@ -40,6 +40,9 @@ INSTALLED_APPS = [
     "csp",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "imrtrial",
     "randomization",
     "assessments",
@@ -49,6 +52,7 @@ INSTALLED_APPS = [
     "exports",
     "quality",
     "demo",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -239,6 +243,39 @@ CELERY_BEAT_SCHEDULE = {
         "task": "assessments.tasks.send_pending_reminders",
         "schedule": crontab(minute=30),
     },
+}
+
+# The cache: Redis in production (docker-compose.yml), where the web API counts each token's
+# requests for its rate limit, so all web processes share one count; memory for `make run`.
+CACHES = {"default": env.dj_cache_url("CACHE_URL", default="locmem://")}
+
+# The web API (api/): personal tokens only, asked through the gate on every request
+# (api.authentication); one rate per token, counted in the cache above.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.authentication.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": env.str("API_TOKEN_RATE", default="600/min")},
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # `format` is the records endpoint's own parameter (json or csv), not DRF's renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
+    "EXCEPTION_HANDLER": "api.views.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "imrtrial web API",
+    "DESCRIPTION": (
+        "The blinded trial data, its dictionary, record status, queries, exports and "
+        "randomization, for personal API tokens (Authorization: Bearer <token>). Every endpoint "
+        "asks the same gate as its page; one a token may not use answers 404."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # Instrument definitions (YAML, one file per instrument); trial files name them by code.

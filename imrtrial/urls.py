@@ -16,6 +16,8 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/two-factor/", include(twofactor_views)),
+    path("", include("api.account")),
+    path("api/", include("api.urls")),
     path("trials/<slug:trial_key>/audit/", views.audit_trail, name="audit_trail"),
     path("trials/<slug:trial_key>/access-log/", views.access_log, name="access_log"),
     path("trials/", include("assessments.urls")),
@@ -27,3 +29,7 @@ urlpatterns = [
     path("trials/", include("quality.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# JSON under /api/ (the web API's paths), the site's own pages elsewhere.
+handler400 = "api.views.bad_request"
+handler404 = "api.views.not_found"

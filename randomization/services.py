@@ -59,6 +59,21 @@ def allocation_of(participant):
     return Allocation.objects.filter(participant=participant).select_related("arm").first()
 
 
+def desk_result(allocation):
+    """What the phone desk's result page reads out (templates/randomization/result.html), as
+    plain values for the web API's randomize endpoint. Callers must have asked the gate first
+    (access.require_allocation_access at the participant's site)."""
+    return {
+        "participant_id": allocation.participant.participant_id,
+        "arm": allocation.arm.label,
+        "randomization_number": allocation.randomization_number,
+        "allocated_at": allocation.allocated_at,
+        "confirmation_code": allocation.confirmation_code,
+        "in_error": allocation.in_error,
+        "in_error_reason": allocation.in_error_reason if allocation.in_error else "",
+    }
+
+
 # --- Screening -------------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ APPS = [
     "monitoring",
     "exports",
     "quality",
+    "api",
     "demo",
 ]
 

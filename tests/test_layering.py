@@ -14,6 +14,7 @@ APPS = [
     "monitoring",
     "exports",
     "quality",
+    "api",
     "demo",
 ]
 # Each app may import only the apps before it in this order.

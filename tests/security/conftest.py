@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 import pytest
 from django.utils import timezone
 
+from api import services as api_tokens
 from assessments import queries
 from assessments import services as crf
 from assessments.models import FormEntry
 from fidelity import services as imr
 from imrtrial.blinding_words import revealing_words
-from imrtrial.models import AccessLog, Participant, Role, Timepoint
+from imrtrial.models import AccessLog, Participant, Perm, Role, Timepoint
 from randomization import services as randomization
 from tests.factories import (
     make_allocation,
@@ -294,6 +295,10 @@ def build_world():
             **consent,
         )
     world.extra["ready"] = make_ready_participant(trial, desk, site=north)
+    # A data manager's API token: its revoke form is on the pages (account, trial administrator).
+    world.extra["api_token"] = api_tokens.create_token(
+        users[Role.DATA_MANAGER], trial, name="R script", permissions=[Perm.EXPORT_BLINDED], days=30
+    )
 
     # The access log: an export, allocation views, an identifying-details view.
     for action, target, user in [

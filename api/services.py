@@ -1,0 +1,82 @@
+"""Making and revoking personal API tokens.
+
+Contract: a token is made by its own user, for one trial in which they hold a role, with a
+non-empty subset of the permissions they hold there now, and an expiry of at most
+MAX_DAYS; a user who must sign in with two factors gets one only once enrolled. The token's
+text is returned once, from `create_token`, and never stored: only its digest. Its user or the
+trial's administrator (manage_trial) revokes it; every change is kept by simple-history with
+who and why. A refusal (imrtrial.errors.Refused) writes nothing.
+"""
+
+import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from imrtrial import access, twofactor
+from imrtrial.audit import attribute
+from imrtrial.errors import Refused
+from imrtrial.models import Perm
+
+from .models import ApiToken, digest
+
+MAX_DAYS = 365
+
+
+def permissions_held(user, trial):
+    """The permissions the user holds in the trial now, at any site, in Perm order."""
+    return [perm for perm in Perm if access.has(user, perm, trial)]
+
+
+@transaction.atomic
+def create_token(user, trial, *, name, permissions, days):
+    """(token row, the token's text to show once)."""
+    if twofactor.requires_two_factor(user) and not twofactor.is_enrolled(user):
+        raise Refused(
+            "Your role needs two-factor sign-in: set it up (Two-factor sign-in) before making "
+            "an API token."
+        )
+    held = permissions_held(user, trial)
+    if not held:
+        raise Refused("You hold no role in this trial.")
+    chosen = {Perm(p) for p in permissions}
+    if not chosen:
+        raise Refused("Choose what the token may do.")
+    if extra := chosen - set(held):
+        names = ", ".join(sorted(Perm(p).label for p in extra))
+        raise Refused(f"You do not hold these permissions in {trial}: {names}.")
+    if not 1 <= days <= MAX_DAYS:
+        raise Refused(f"A token lasts from 1 to {MAX_DAYS} days.")
+    name = name.strip()
+    if not name or "\x00" in name:
+        raise Refused("Name the token (what it is for).")
+    key_id, secret, text = ApiToken.new_secret()
+    token = ApiToken(
+        user=user,
+        trial=trial,
+        name=name[:80],
+        key_id=key_id,
+        secret_digest=digest(secret),
+        permissions=[p.value for p in Perm if p in chosen],
+        expires_at=timezone.now() + datetime.timedelta(days=days),
+    )
+    attribute(token, by=user, reason="created").save()
+    return token, text
+
+
+def may_revoke(by, token):
+    return token.user_id == by.pk or access.has(by, Perm.MANAGE_TRIAL, token.trial)
+
+
+@transaction.atomic
+def revoke_token(token, *, by, reason=""):
+    token = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if not may_revoke(by, token):
+        raise Refused("Only the token's owner or the trial administrator revokes it.")
+    if token.revoked_at is not None:
+        return token
+    token.revoked_at = timezone.now()
+    token.revoked_by = by
+    why = reason.strip() or ("revoked by its owner" if by.pk == token.user_id else "revoked")
+    attribute(token, by=by, reason=why).save(update_fields=["revoked_at", "revoked_by"])
+    return token
