@@ -257,3 +257,14 @@ def test_run_now_waits_for_a_run_asked_for_but_not_for_one_lost_long_ago(danish,
         created_at=timezone.now() - datetime.timedelta(hours=2)
     )
     assert services.request_run(danish, by=data_manager).pk != first.pk
+
+
+def test_on_a_database_that_is_not_postgresql_the_run_fails_saying_why(danish, monkeypatch):
+    """The `make run` demo is SQLite; the built-in rules are PostgreSQL SQL. The run says so
+    (the rules page shows it) and writes nothing, rather than failing on a syntax error."""
+    from django.db import connection
+
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    run = services.run(RuleRun.objects.create(trial=danish).pk)
+    assert run.status == RuleRun.Status.FAILED and "needs PostgreSQL" in run.error
+    assert not Finding.objects.exists() and not DataQuery.objects.exists()
