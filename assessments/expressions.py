@@ -42,12 +42,23 @@ MAX_LENGTH = 500
 MAX_DEPTH = 12
 MAX_EXPONENT = 4
 MAX_TEXT_CONSTANT = 100
+# round()'s ndigits, either way: Python's round(1, -n) builds 10**n (seconds at n = 10**7,
+# minutes and gigabytes beyond), and no rule needs more digits than a float holds.
+MAX_ROUND_DIGITS = 15
 
 
 def _days_between(earlier, later):
     if not isinstance(earlier, datetime.date) or not isinstance(later, datetime.date):
         raise TypeError("days_between takes two dates")
     return (later - earlier).days
+
+
+def _round(number, ndigits=None):
+    if ndigits is not None and (
+        not isinstance(ndigits, int) or isinstance(ndigits, bool) or abs(ndigits) > MAX_ROUND_DIGITS
+    ):
+        raise ValueError(f"round takes at most {MAX_ROUND_DIGITS} digits")
+    return round(number, ndigits)
 
 
 def _answered(value):
@@ -58,7 +69,7 @@ FUNCTIONS = {
     "abs": abs,
     "min": min,
     "max": max,
-    "round": round,
+    "round": _round,
     "answered": _answered,
     "days_between": _days_between,
 }
