@@ -36,7 +36,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simpleeval import DEFAULT_OPERATORS, SimpleEval
+from simpleeval import DEFAULT_OPERATORS, IterableTooLong, NumberTooHigh, SimpleEval
 
 MAX_LENGTH = 500
 MAX_DEPTH = 12
@@ -133,6 +133,10 @@ class Compiled:
         try:
             result = evaluator.eval(self.text, previously_parsed=self.tree)
         except (TypeError, ValueError, ZeroDivisionError, OverflowError, ArithmeticError):
+            return None
+        except (NumberTooHigh, IterableTooLong):
+            # simpleeval's own limits on the values (a power's base past MAX_POWER, a text
+            # repeated past MAX_STRING_LENGTH): not a rule that applies to these data.
             return None
         return bool(result)
 

@@ -21,3 +21,10 @@ def test_round_to_a_huge_number_of_digits_costs_nothing():
     assert _compiled("round(x, 1) > 2").evaluate({"x": 2.46}) is True
     assert _compiled("round(x) == 2").evaluate({"x": 2.4}) is True
 
+
+def test_simpleevals_own_limits_mean_the_rule_does_not_apply():
+    # Each exponent is a small constant (allowed at load), but the base grows past simpleeval's
+    # MAX_POWER; a long text repeated passes its MAX_STRING_LENGTH. Both raise simpleeval's own
+    # exceptions, which must not escape to the entry page (a 500) or fail the whole run.
+    assert _compiled("((x ** 4) ** 4) ** 4 > 1").evaluate({"x": 9}) is None
+    assert _compiled("x * 1000 == 'a'").evaluate({"x": "a" * 200}) is None
