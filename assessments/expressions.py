@@ -61,6 +61,14 @@ def _round(number, ndigits=None):
     return round(number, ndigits)
 
 
+def _modulo(a, b):
+    """`%` on numbers only: on text it is printf formatting ('%999999999d' % 1 is a gigabyte
+    of spaces), from a constant or from a text item's value."""
+    if isinstance(a, str | bytes) or isinstance(b, str | bytes):
+        raise TypeError("% takes numbers")
+    return a % b
+
+
 def _answered(value):
     return value is not None
 
@@ -95,6 +103,7 @@ _OPERATORS = {
         ast.UAdd,
     )
 }
+_OPERATORS[ast.Mod] = _modulo
 _ALLOWED = (
     ast.Expr,
     ast.BoolOp,
