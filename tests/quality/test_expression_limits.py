@@ -33,9 +33,8 @@ def test_simpleevals_own_limits_mean_the_rule_does_not_apply():
 def test_percent_is_arithmetic_never_text_formatting():
     # '%999999999d' % 1 is Python's printf formatting: a string of 10**9 spaces (a gigabyte)
     # from a 11-character constant, or from a text item's value that someone typed.
-    started = time.monotonic()
+    # (Unguarded, both are False after building 100 MB each: None says nothing was formatted.)
     assert _compiled("'%99999999d' % 1 == 'x'").evaluate({}) is None
     assert _compiled("x % 1 == 'x'").evaluate({"x": "%99999999d"}) is None
-    assert time.monotonic() - started < 0.02
     assert _compiled("x % 3 == 1").evaluate({"x": 7}) is True
     assert _compiled("x % 0.5 == 0.25").evaluate({"x": 1.75}) is True
