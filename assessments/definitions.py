@@ -31,6 +31,12 @@ SCORED_TYPES = ("integer", "decimal", "choice")
 # can name a group session, a facilitator or the participant, revealing the allocation or the
 # person, and no rule can screen free text reliably.
 EXPORTED_TYPES = frozenset({"integer", "decimal", "choice", "boolean", "date"})
+# A data quality rule reads what a blinded reader may: the exported items, never free text
+# (which unblinded staff may write, and a blinded reader sees only as "text exists"): its
+# outcome (a count, a query, a warning on the entry page) is shown to blinded readers.
+FREE_TEXT_REFUSED = (
+    "{name!r} is free text, which may be written by unblinded staff: a rule may not read it"
+)
 DEFAULT_MISSING = {"ND": "Not done", "RF": "Refused", "NA": "Not applicable"}
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _MISSING_CODE = re.compile(r"^[A-Z]{1,3}$")
@@ -282,6 +288,8 @@ def _parse_rules(raw_rules, by_code, score_codes, fail):
 
     def resolve(parts):
         if len(parts) == 1 and parts[0] in by_code:
+            if by_code[parts[0]].type not in EXPORTED_TYPES:
+                raise ExpressionError(FREE_TEXT_REFUSED.format(name=parts[0]))
             return parts[0]
         if len(parts) == 2 and parts[0] == "scores" and parts[1] in score_codes:
             return f"scores.{parts[1]}"

@@ -36,18 +36,37 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simpleeval import DEFAULT_OPERATORS, SimpleEval
+from simpleeval import DEFAULT_OPERATORS, IterableTooLong, NumberTooHigh, SimpleEval
 
 MAX_LENGTH = 500
 MAX_DEPTH = 12
 MAX_EXPONENT = 4
 MAX_TEXT_CONSTANT = 100
+# round()'s ndigits, either way: Python's round(1, -n) builds 10**n (seconds at n = 10**7,
+# minutes and gigabytes beyond), and no rule needs more digits than a float holds.
+MAX_ROUND_DIGITS = 15
 
 
 def _days_between(earlier, later):
     if not isinstance(earlier, datetime.date) or not isinstance(later, datetime.date):
         raise TypeError("days_between takes two dates")
     return (later - earlier).days
+
+
+def _round(number, ndigits=None):
+    if ndigits is not None and (
+        not isinstance(ndigits, int) or isinstance(ndigits, bool) or abs(ndigits) > MAX_ROUND_DIGITS
+    ):
+        raise ValueError(f"round takes at most {MAX_ROUND_DIGITS} digits")
+    return round(number, ndigits)
+
+
+def _modulo(a, b):
+    """`%` on numbers only: on text it is printf formatting ('%999999999d' % 1 is a gigabyte
+    of spaces), from a constant or from a text item's value."""
+    if isinstance(a, str | bytes) or isinstance(b, str | bytes):
+        raise TypeError("% takes numbers")
+    return a % b
 
 
 def _answered(value):
@@ -58,7 +77,7 @@ FUNCTIONS = {
     "abs": abs,
     "min": min,
     "max": max,
-    "round": round,
+    "round": _round,
     "answered": _answered,
     "days_between": _days_between,
 }
@@ -84,6 +103,7 @@ _OPERATORS = {
         ast.UAdd,
     )
 }
+_OPERATORS[ast.Mod] = _modulo
 _ALLOWED = (
     ast.Expr,
     ast.BoolOp,
@@ -122,6 +142,10 @@ class Compiled:
         try:
             result = evaluator.eval(self.text, previously_parsed=self.tree)
         except (TypeError, ValueError, ZeroDivisionError, OverflowError, ArithmeticError):
+            return None
+        except (NumberTooHigh, IterableTooLong):
+            # simpleeval's own limits on the values (a power's base past MAX_POWER, a text
+            # repeated past MAX_STRING_LENGTH): not a rule that applies to these data.
             return None
         return bool(result)
 

@@ -6,7 +6,8 @@ assessments.definitions), and the trial's own rules from its file (`quality_rule
 by quality.config at load_trial and kept as TrialRule rows).
 
 A trial rule's expression (assessments.expressions, parsed once per process and text) names:
-- `<form>.<item>` and `<form>.scores.<score>`: the form at the visit being checked;
+- `<form>.<item>` and `<form>.scores.<score>`: the form at the visit being checked (an item
+  an export carries: never free text, which unblinded staff may write);
 - `previous.<form>.<item>`: the same at the timepoint before it in the trial's schedule;
 - `visits.<timepoint>.<form>.<item>`: the same at a named timepoint (`visits.baseline...`);
 - `visit.date` (the day the visit was done), `visit.target`, `visit.window_start`,
@@ -29,6 +30,7 @@ import functools
 from dataclasses import dataclass, field
 
 from assessments import registry
+from assessments.definitions import FREE_TEXT_REFUSED
 from assessments.expressions import Compiled, ExpressionError, compile_expression
 from assessments.models import DataQuery
 
@@ -162,6 +164,8 @@ def trial_resolver(forms, timepoint_codes, instruments):
         if rest[0] not in forms:
             raise ExpressionError(f"{dotted!r} reads {rest[0]}: list it in the rule's forms")
         if len(rest) == 2 and rest[1] in {i.code for i in form.items}:
+            if rest[1] not in {i.code for i in form.exported_items}:
+                raise ExpressionError(FREE_TEXT_REFUSED.format(name=dotted))
             return f"{scope}|{rest[0]}.{rest[1]}"
         if len(rest) == 3 and rest[1] == "scores" and rest[2] in {s.code for s in form.scores}:
             return f"{scope}|{rest[0]}.scores.{rest[2]}"

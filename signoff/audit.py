@@ -22,13 +22,14 @@ register(
         participant="participant",
         select_related=("participant", "visit__timepoint"),
         describe=_describe,
-        # The reason of an invalidation names what changed, never the words of the change.
+        # The reason of an invalidation names what changed, never the words of the change. Not
+        # the digest: with the values a blinded reader sees, it would confirm a guess of free
+        # text they see only as "text exists" (signoff.services.seal).
         fields_shown=(
             "printed_name",
             "signed_at",
             "meaning",
             "method",
-            "digest",
             "invalidated_at",
             "invalidation",
         ),

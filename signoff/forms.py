@@ -3,7 +3,7 @@ from django import forms
 
 class SignForm(forms.Form):
     """The signer's credentials, asked again at each signature (21 CFR 11.200(a)(1)(i)), and
-    the digest of the data the page showed them."""
+    the seal of the digest of the data the page showed them (signoff.services.seal)."""
 
     password = forms.CharField(
         label="Your password",

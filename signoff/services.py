@@ -10,10 +10,13 @@ Contract:
 - `sign(participant, visit, *, by, proof, seen)` records printed name, date and time, meaning,
   method and the digest of the data of record (signoff.digest), in one transaction, after the
   gate (imrtrial.access.may_sign). `seen` is the digest the signing page showed: data that
-  changed since are not signed unseen. Registered with imrtrial.locking as a writer at trial
-  level: refused once the database is locked (the dataset of record, which carries whether
-  and when each casebook was signed, may not change), allowed on a locked casebook (ICH E6
-  expects the investigator to sign the final data; signing writes no clinical data).
+  changed since are not signed unseen. The page carries only its `seal` (keyed), and the
+  audit trail shows no digest: a digest and the values a blinded reader sees would confirm a
+  guess of free text they see only as "text exists". Registered with imrtrial.locking as a
+  writer at trial level: refused once the database is locked (the dataset of record, which
+  carries whether and when each casebook was signed, may not change), allowed on a locked
+  casebook (ICH E6 expects the investigator to sign the final data; signing writes no
+  clinical data).
 - Validity is derived: a signature is valid while the digest of what it covers is unchanged
   (`states`), so no write path can be missed. `record_invalidations` runs after every write of
   clinical data (imrtrial.locking.after_write) and records, on each signature that write made
@@ -26,6 +29,7 @@ import datetime
 from django.contrib.auth import authenticate
 from django.db import transaction
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from assessments import services as crf
 from assessments.models import FormEntry
@@ -96,6 +100,20 @@ def _covered_forms(participant, visit):
             "pk", "instrument", "timepoint", "status"
         )
     ]
+
+
+def seal(data_digest):
+    """What the signing page carries of the digest it showed: keyed with the site's secret, so
+    that it tells its reader nothing of the values. The bare digest would: with the values a
+    blinded reader sees, it confirms a guess of free text they see only as "text exists"."""
+    return salted_hmac("signoff.seen", data_digest).hexdigest() if data_digest else ""
+
+
+def unseal(participant, visit, sealed):
+    """The current digest if `sealed` is its seal (the page showed these data), else None:
+    `sign` then refuses, as for data changed since the page was opened."""
+    now = current_digest(participant, visit)
+    return now if sealed and constant_time_compare(seal(now), sealed) else None
 
 
 def current_digest(participant, visit=None):

@@ -143,7 +143,8 @@ def _sign(request, trial, participant, visit):
         try:
             # Outside the signing transaction: a wrong password or code is counted.
             proof = services.reauthenticate(request, user, d["password"], d.get("token", ""))
-            services.sign(participant, visit, by=user, proof=proof, seen=d["seen"])
+            seen = services.unseal(participant, visit, d["seen"])
+            services.sign(participant, visit, by=user, proof=proof, seen=seen)
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
@@ -160,11 +161,11 @@ def _sign(request, trial, participant, visit):
     current = services.current_digest(participant, visit)
     if request.method == "POST":
         form.data = form.data.copy()
-        form.data["seen"], form.data["password"] = current, ""
+        form.data["seen"], form.data["password"] = services.seal(current), ""
         if "token" in form.data:
             form.data["token"] = ""
     else:
-        form.initial["seen"] = current
+        form.initial["seen"] = services.seal(current)
     found = services.states([participant.pk])
     return render(
         request,

@@ -24,7 +24,8 @@ def url(participant, visit=None):
 
 
 def seen(participant, visit=None):
-    return services.current_digest(participant, visit)
+    """What the signing page carries: the seal of the data's digest, never the digest."""
+    return services.seal(services.current_digest(participant, visit))
 
 
 def post(client, participant, visit=None, **fields):
