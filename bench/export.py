@@ -163,7 +163,7 @@ def child(fmt, out_path):
     data = Dataset(trial, "long")
     extra = {}
     if fmt.startswith("floor"):
-        df, labels, missing = writers.frame(data, missing="spss")
+        df, labels, missing, formats = writers.frame(data, missing="spss")
         start = time.perf_counter()
         if fmt == "floor_csv":
             df.to_csv(out_path, index=False)
@@ -174,6 +174,7 @@ def child(fmt, out_path):
                 column_labels={c.name: c.label for c in data.columns},
                 variable_value_labels=labels,
                 missing_ranges=missing,
+                variable_format=formats,
             )
     else:
         start = time.perf_counter()

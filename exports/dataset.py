@@ -34,12 +34,12 @@ from django.utils import timezone
 
 from assessments import registry
 from assessments.models import FormEntry, Visit
-from imrtrial.models import Participant
+from imrtrial.models import Arm, Participant, Site
 from randomization import export as allocation_facts
 from randomization.models import Withdrawal
 from signoff import services as signoff
 
-from .columns import YES_NO, Column, Names
+from .columns import YES_NO, Column, Names, field_width
 
 # How each exported item type is held (assessments.definitions.EXPORTED_TYPES, the allow-list).
 COLUMN_KINDS = {
@@ -137,8 +137,19 @@ class Dataset:
 
     def _participant_columns(self, name):
         cols = [
-            Column(name("participant_id"), "Pseudonymous participant id", "string"),
-            Column(name("site"), "Site (code)", "string", source="Participant.site"),
+            Column(
+                name("participant_id"),
+                "Pseudonymous participant id",
+                "string",
+                width=field_width(Participant, "participant_id"),
+            ),
+            Column(
+                name("site"),
+                "Site (code)",
+                "string",
+                source="Participant.site",
+                width=field_width(Site, "code"),
+            ),
         ]
         for factor in self.factors:
             cols.append(
@@ -151,7 +162,12 @@ class Dataset:
                 )
             )
         cols += [
-            Column(name("arm"), "Allocated arm, neutral code (A/B)", "string"),
+            Column(
+                name("arm"),
+                "Allocated arm, neutral code (A/B)",
+                "string",
+                width=field_width(Arm, "export_code"),
+            ),
             Column(
                 name("allocation_in_error"),
                 "Allocation flagged as made in error",
