@@ -195,10 +195,10 @@ def child(fmt, out_path):
     print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, **extra}))
 
 
-def run_child(fmt, folder):
+def run_child(fmt, folder, database_url):
     out = Path(folder) / f"bench-{fmt}"
     done = subprocess.run(
-        [sys.executable, __file__, "--child", fmt, str(out)],
+        [sys.executable, __file__, "--child", fmt, str(out), "--database-url", database_url],
         check=True,
         capture_output=True,
         text=True,
@@ -232,7 +232,7 @@ def main():
         formats = ["floor_csv", "csv", "floor_sav", "sav"]
         formats += ["odm"] if (REPO / "exports" / "odm.py").exists() else []
         for fmt in formats:
-            results[fmt] = run_child(fmt, folder)
+            results[fmt] = run_child(fmt, folder, args.database_url)
             r = results[fmt]
             print(
                 f"{fmt:10s} {r['seconds']:7.2f} s  peak {r['peak_mb']:7.1f} MB"
