@@ -14,6 +14,7 @@ import pytest
 from exports import writers
 from exports.columns import Column
 from exports.dataset import Dataset
+from exports.released import KeyDataset, ProcessDataset
 
 PSPP = shutil.which("pspp")
 
@@ -147,3 +148,14 @@ def test_pspp_reads_the_codebook_types_and_labels(baseline_only_trial, tmp_path)
             assert {float(k): v for k, v in c.value_labels.items()}.items() <= shown.items()
     p1 = next(c for c in data.columns if c.name == "t3_panss_p1")
     assert found[p1.label]["-91.00[a]"] == "ND: Not done"  # [a]: user-missing
+
+
+def test_released_datasets_declare_the_width_of_every_text_column(filled_trial, tmp_path):
+    trial, _ = filled_trial
+    for data in (ProcessDataset(trial), KeyDataset(trial)):
+        writers.write_sav(data, tmp_path / "r.sav")
+        df, meta = pyreadstat.read_sav(tmp_path / "r.sav")
+        assert list(df.columns) == data.names and len(df) == len(data)
+        for c in data.columns:
+            if c.kind == "string":
+                assert meta.variable_storage_width[c.name] == c.storage_width() > 0, c.name
