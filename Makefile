@@ -10,7 +10,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 DEPLOY_ENV := DEBUG=false SECRET_KEY=$$(printf 'x%.0s' $$(seq 60))-deploy-check \
 	ALLOWED_HOSTS=trial.example.org RANDOMIZATION_SECRET=$$(printf 'r%.0s' $$(seq 40))
 
-.PHONY: run test lint services browser install install-dev migrate clean backup restore faults
+.PHONY: run test lint services browser pspp install install-dev migrate clean backup restore faults
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ services:
 browser:
 	@scripts/ensure-chromium.sh
 
+# One export test reads the SPSS file with GNU PSPP (tests/exports/test_file_types.py).
+pspp:
+	@scripts/ensure-pspp.sh
+
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -50,7 +54,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) D
 	SECRET_KEY=test-only-secret-key-not-for-production RANDOMIZATION_SECRET=test-secret \
 	SECURE_SSL_REDIRECT=false
 
-test: install-dev services browser
+test: install-dev services browser pspp
 	$(TEST_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(TEST_ENV) $(BIN)/pytest -m "not worker and not faults" $(PYTEST_ARGS)
 	$(TEST_ENV) $(BIN)/pytest -m worker $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: none selected

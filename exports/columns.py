@@ -20,6 +20,21 @@ class Column:
     # May hold a missing-value code (e.g. "ND") instead of a number.
     coded_missing: bool = False
     source: str = ""
+    # Bytes a string column holds in SPSS and Stata (0: its longest value-label code). Declared
+    # here, never measured on the rows, so an interim file and the final one have one layout.
+    width: int = 0
+
+    def storage_width(self):
+        longest = max((len(str(code).encode()) for code in self.value_labels), default=0)
+        width = max(self.width, longest)
+        if self.kind == "string" and not width:
+            raise ValueError(f"String column {self.name!r} declares no width")
+        return width
+
+
+def field_width(model, field):
+    """The width of a string column holding a model's text field: the field's max_length."""
+    return model._meta.get_field(field).max_length
 
 
 def _slug(text):

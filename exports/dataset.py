@@ -28,18 +28,19 @@ Dataset, ODM through exports.odm), so the same participants and columns reach ea
 
 import datetime
 import json
+import re
 
 from django.db import connection
 from django.utils import timezone
 
 from assessments import registry
 from assessments.models import FormEntry, Visit
-from imrtrial.models import Participant
+from imrtrial.models import Arm, Participant, Site
 from randomization import export as allocation_facts
 from randomization.models import Withdrawal
 from signoff import services as signoff
 
-from .columns import YES_NO, Column, Names
+from .columns import YES_NO, Column, Names, field_width
 
 # How each exported item type is held (assessments.definitions.EXPORTED_TYPES, the allow-list).
 COLUMN_KINDS = {
@@ -132,13 +133,28 @@ class Dataset:
                 [k for k, item in enumerate(items) if item.type == "date"],
                 [score.code for score in instrument.scores],
             )
+        # On PostgreSQL the database returns each participant-timepoint's form cells in column
+        # order (_form_cells); elsewhere they are picked from each entry's values (_plan).
+        self.cells_in_sql = connection.vendor == "postgresql"
+        self._layout = _Layout(self.instruments, self._plan, self.timepoints)
 
     # --- Columns ---------------------------------------------------------------------------
 
     def _participant_columns(self, name):
         cols = [
-            Column(name("participant_id"), "Pseudonymous participant id", "string"),
-            Column(name("site"), "Site (code)", "string", source="Participant.site"),
+            Column(
+                name("participant_id"),
+                "Pseudonymous participant id",
+                "string",
+                width=field_width(Participant, "participant_id"),
+            ),
+            Column(
+                name("site"),
+                "Site (code)",
+                "string",
+                source="Participant.site",
+                width=field_width(Site, "code"),
+            ),
         ]
         for factor in self.factors:
             cols.append(
@@ -151,7 +167,12 @@ class Dataset:
                 )
             )
         cols += [
-            Column(name("arm"), "Allocated arm, neutral code (A/B)", "string"),
+            Column(
+                name("arm"),
+                "Allocated arm, neutral code (A/B)",
+                "string",
+                width=field_width(Arm, "export_code"),
+            ),
             Column(
                 name("allocation_in_error"),
                 "Allocation flagged as made in error",
@@ -370,7 +391,11 @@ class Dataset:
                 "guess",
             ):
                 visits[visit[0], visit[1]] = visit
-            for pk, tp, forms in _counting_entries(pks):
+            if self.cells_in_sql:
+                found = self._layout.form_cells(form_data(pks))
+            else:
+                found = _counting_entries(pks)
+            for pk, tp, forms in found:
                 entries[pk, tp] = forms
             signed = {key: timezone.localdate(at) for key, at in signoff.signed_at(pks).items()}
             for pk, pid, site, levels, randomized_on in batch:
@@ -398,8 +423,13 @@ class Dataset:
 
         def covariate(item_code):
             instrument_code, _ = self._covariates[item_code]
-            values = entries.get((pk, baseline), {}).get(instrument_code, ({}, {}))[0]
-            value = values.get(item_code)
+            if self.cells_in_sql:
+                cells = entries.get((pk, baseline))
+                at = self._layout.position[instrument_code, item_code]
+                value = None if cells is None else cells[at]
+            else:
+                values = entries.get((pk, baseline), {}).get(instrument_code, ({}, {}))[0]
+                value = values.get(item_code)
             return value if isinstance(value, int | float) else None
 
         if "year_of_birth" in self._covariates:
@@ -426,6 +456,12 @@ class Dataset:
             row += [None] * 8
         if long or tp.ask_blinding_guess:
             row.append(guess or None)
+        if self.cells_in_sql:
+            cells = entries.get((pk, tp.code))
+            slices = self._layout.everything if long else self._layout.slices[tp.code]
+            for start, end in slices:
+                row += [None] * (end - start) if cells is None else cells[start:end]
+            return
         forms = entries.get((pk, tp.code), {})
         for instrument in self.instruments:
             if not long and instrument.code not in tp.instruments:
@@ -445,6 +481,81 @@ class Dataset:
             row += cells
             row += [scores.get(code) for code in score_codes]
             row.append(status)
+
+
+class _Layout:
+    """Where each instrument's cells sit in one participant-timepoint's run of form cells: every
+    instrument of the dataset in order, each as its exported items, its scores and its status
+    (the columns _instrument_columns makes), and the SQL that has PostgreSQL return that run.
+
+    The database picks and orders the cells, so Python touches only what it must convert:
+    booleans become 0/1 and date text becomes dates, exactly as _timepoint_cells does."""
+
+    def __init__(self, instruments, plan, timepoints):
+        self.position, self.booleans, self.dates = {}, [], []
+        spans, blocks, at = {}, [], 0
+        for instrument in instruments:
+            items, booleans, dates, score_codes = plan[instrument.code]
+            start = at
+            self.booleans += [start + k for k in booleans]
+            self.dates += [start + k for k in dates]
+            for code in items:
+                self.position[instrument.code, code] = at
+                at += 1
+            at += len(score_codes) + 1
+            spans[instrument.code] = (start, at)
+            cells = [_sql_cell('"values"', code) for code in items]
+            cells += [_sql_cell("scores", code) for code in score_codes]
+            # Statuses are FormEntry.Status words: no JSON escaping needed.
+            cells.append("'\"' || status || '\"'")
+            blocks.append(
+                f"coalesce(min(CASE WHEN instrument = {_sql_word(instrument.code)} THEN "
+                + " || ',' || ".join(cells)
+                + " END), '"
+                + ",".join(["null"] * (at - start))
+                + "')"
+            )
+        self.width = at
+        self.everything = [(0, at)] if at else []
+        self.slices = {
+            tp.code: [spans[i.code] for i in instruments if i.code in tp.instruments]
+            for tp in timepoints
+        }
+        self.select = "'[' || " + " || ',' || ".join(blocks) + " || ']'" if blocks else "'[]'"
+
+    def form_cells(self, entries):
+        """(participant pk, timepoint, [cells]) of the form data `entries` (form_data()): the
+        rows are those of form_data() itself, so no rule is written again in SQL."""
+        inner, params = entries.values_list(
+            "participant_id", "timepoint", "instrument", "values", "scores", "status"
+        ).query.sql_with_params()
+        sql = (
+            f"SELECT participant_id, timepoint, {self.select}"
+            f" FROM ({inner}) AS counting GROUP BY participant_id, timepoint"
+        )
+        booleans, dates = self.booleans, self.dates
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for pk, tp, doc in cursor:
+                cells = json.loads(doc)
+                for k in booleans:
+                    if isinstance(cells[k], bool):
+                        cells[k] = int(cells[k])
+                for k in dates:
+                    cells[k] = _date(cells[k]) if isinstance(cells[k], str) else None
+                yield pk, tp, cells
+
+
+def _sql_word(code):
+    # Instrument, item and score codes are identifiers (assessments.definitions); checked here
+    # again because they are written into the SQL text.
+    if not re.fullmatch(r"[A-Za-z0-9_]+", code):
+        raise ValueError(f"Not an identifier: {code!r}")
+    return f"'{code}'"
+
+
+def _sql_cell(column, code):
+    return f"coalesce(({column} -> {_sql_word(code)})::text, 'null')"
 
 
 def _counting_entries(pks):

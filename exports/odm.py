@@ -27,6 +27,7 @@ import contextlib
 import datetime
 import functools
 import math
+import re
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -209,8 +210,8 @@ def _score_text(value):
 
 
 class _Tree:
-    """Builds one bounded piece of the document (the Study, the AdminData, one subject) for
-    lxml's incremental writer, which writes it and lets it go: the file is never one tree."""
+    """Builds one bounded piece of the metadata (the Study, the AdminData), serialized and let
+    go: the file is never one tree. Subjects are written as text (_FormText)."""
 
     def __init__(self, tag, attrib):
         # The default namespace is declared again on each written piece: lxml serializes a
@@ -244,13 +245,13 @@ def write_odm(trial, out, *, progress=None):
     mdv_oid = f"MDV.{trial.key}.1"
     # One transaction: PostgreSQL then keeps the server-side cursors of .iterator() open without
     # materializing them (WITH HOLD), and the export reads one state of the database.
-    with transaction.atomic(), etree.xmlfile(out, encoding="UTF-8") as xf:
+    with transaction.atomic():
         timepoints, forms = _plan(trial)
         sites = list(trial.sites.order_by("code").values_list("pk", "code", "name"))
         arm_codes = list(trial.arms.order_by("export_code").values_list("export_code", flat=True))
         total = blinded.randomized(trial).count()
-        xf.write_declaration()
         root = {
+            "xmlns": NS,
             "FileType": "Snapshot",
             "Granularity": "All",
             "FileOID": f"ODM.{trial.key}.{now:%Y%m%dT%H%M%S}.{uuid.uuid4().hex[:8]}",
@@ -260,22 +261,52 @@ def write_odm(trial, out, *, progress=None):
             "SourceSystem": "imrtrial",
             "Description": "Blinded trial dataset (arms as neutral codes)",
         }
+        # The metadata (bounded by the instruments) are built as lxml trees; the subjects, the
+        # bulk of the file, are written as text from fragments made once per item (_FormText).
         # Whitespace between elements is allowed in element-only content: one subject per line
         # keeps the file readable and diffable.
-        with xf.element(_q("ODM"), root, nsmap={None: NS}):
-            xf.write("\n")
-            study = _Tree("Study", {"OID": study_oid})
-            _write_study(study, trial, mdv_oid, timepoints, forms, sites, arm_codes)
-            xf.write(study.root, pretty_print=True)
-            admin = _Tree("AdminData", {"StudyOID": study_oid})
-            _write_admin(admin, trial, study_oid, mdv_oid, sites)
-            xf.write(admin.root, pretty_print=True)
-            clinical = {"StudyOID": study_oid, "MetaDataVersionOID": mdv_oid}
-            with xf.element(_q("ClinicalData"), clinical):
-                xf.write("\n")
-                written = _write_subjects(xf, trial, timepoints, sites, total, progress)
-            xf.write("\n")
+        out.write(b"<?xml version='1.0' encoding='UTF-8'?>\n")
+        out.write(f"{_start('ODM', root)}\n".encode())
+        study = _Tree("Study", {"OID": study_oid})
+        _write_study(study, trial, mdv_oid, timepoints, forms, sites, arm_codes)
+        out.write(etree.tostring(study.root, pretty_print=True, encoding="UTF-8"))
+        admin = _Tree("AdminData", {"StudyOID": study_oid})
+        _write_admin(admin, trial, study_oid, mdv_oid, sites)
+        out.write(etree.tostring(admin.root, pretty_print=True, encoding="UTF-8"))
+        clinical = {"StudyOID": study_oid, "MetaDataVersionOID": mdv_oid}
+        out.write(f"{_start('ClinicalData', clinical)}\n".encode())
+        written = _write_subjects(out, trial, timepoints, sites, total, progress)
+        out.write(b"</ClinicalData>\n</ODM>")
     return written
+
+
+# Characters XML 1.0 cannot hold at all (lxml refuses them too).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _x(text):
+    """Text escaped for an attribute value or element content."""
+    if _NOT_XML.search(text):
+        raise ValueError(f"Not allowed in XML: {text!r}")
+    for char, entity in _ENTITIES:
+        if char in text:
+            text = text.replace(char, entity)
+    return text
+
+
+_ENTITIES = (
+    ("&", "&amp;"),
+    ("<", "&lt;"),
+    (">", "&gt;"),
+    ('"', "&quot;"),
+    ("\t", "&#9;"),
+    ("\n", "&#10;"),
+    ("\r", "&#13;"),
+)
+
+
+def _start(tag, attrib, end=">"):
+    return f"<{tag}" + "".join(f' {k}="{_x(v)}"' for k, v in attrib.items()) + end
 
 
 def _write_study(w, trial, mdv_oid, timepoints, forms, sites, arm_codes):
@@ -494,22 +525,29 @@ def _write_admin(w, trial, study_oid, mdv_oid, sites):
             w.text("LegalReason", LEGAL_REASON)
 
 
-def _write_signature(w, signature_oid, site_code, at):
-    with w.el("Signature"):
-        w.leaf("UserRef", {"UserOID": _investigator_oid(site_code)})
-        w.leaf("LocationRef", {"LocationOID": f"LOC.{site_code}"})
-        w.leaf("SignatureRef", {"SignatureOID": signature_oid})
-        w.text("DateTimeStamp", at.replace(microsecond=0).isoformat())
+def _signature_text(signature_oid, site_code, at):
+    site = _x(site_code)
+    return (
+        f'<Signature><UserRef UserOID="{_x(_investigator_oid(site_code))}"/>'
+        f'<LocationRef LocationOID="LOC.{site}"/>'
+        f'<SignatureRef SignatureOID="{signature_oid}"/>'
+        f"<DateTimeStamp>{at.replace(microsecond=0).isoformat()}</DateTimeStamp></Signature>"
+    )
 
 
-def _write_subjects(xf, trial, timepoints, sites, total, progress):
+def _write_subjects(out, trial, timepoints, sites, total, progress):
     site_codes = {pk: code for pk, code, _ in sites}
     codes = allocation_facts.neutral_codes(trial)
-    # Per timepoint code: its place in the schedule, and the forms the metadata define there.
-    schedule = {
-        tp.code: (n, {form.instrument.code: form for form, _ in listed})
-        for n, (tp, listed) in enumerate(timepoints)
-    }
+    # Per timepoint code: its place in the schedule, and the forms the metadata define there,
+    # each as text fragments made once (not per subject).
+    texts = {}
+    schedule = {}
+    for n, (tp, listed) in enumerate(timepoints):
+        here = {}
+        for form, _ in listed:
+            here[form.instrument.code] = texts.get(form.oid) or _FormText(form)
+            texts[form.oid] = here[form.instrument.code]
+        schedule[tp.code] = (n, here)
     # Both streams are ordered by participant pk: integers compare the same in Python and SQL,
     # so the merge below never depends on a collation.
     participants = (
@@ -542,15 +580,16 @@ def _write_subjects(xf, trial, timepoints, sites, total, progress):
                 mine.append(pending)
             pending = next(entries, None)
         site_code = site_codes[site_id]
-        subject = _Tree("SubjectData", {"SubjectKey": participant_id})
+        parts = [f'<SubjectData SubjectKey="{_x(participant_id)}">']
         theirs = signed.get(pk, {})
         if None in theirs:
-            _write_signature(subject, SIGN_CASEBOOK, site_code, theirs[None])
-        subject.leaf("SiteRef", {"LocationOID": f"LOC.{site_code}"})
-        _write_visits(subject, mine, schedule, theirs, site_code)
+            parts.append(_signature_text(SIGN_CASEBOOK, site_code, theirs[None]))
+        parts.append(f'<SiteRef LocationOID="LOC.{_x(site_code)}"/>')
+        _visits_text(parts, mine, schedule, theirs, site_code)
         if pk in codes:
-            _write_randomization(subject, codes[pk], site_code, randomized_on)
-        xf.write(subject.root, "\n")
+            _randomization_text(parts, codes[pk], site_code, randomized_on)
+        parts.append("</SubjectData>\n")
+        out.write("".join(parts).encode())
         done += 1
         if progress and done % PROGRESS_EVERY == 0:
             progress(done, total)
@@ -559,7 +598,7 @@ def _write_subjects(xf, trial, timepoints, sites, total, progress):
     return done
 
 
-def _write_visits(w, entries, schedule, signed=None, site_code=""):
+def _visits_text(parts, entries, schedule, signed=None, site_code=""):
     """One StudyEventData per timepoint with data, forms in the order the metadata list them.
     Every counting form is written with its status flag, also one whose items are all empty
     (the CSV has its status too); a visit's valid signature ({timepoint: when}) before them."""
@@ -570,56 +609,76 @@ def _write_visits(w, entries, schedule, signed=None, site_code=""):
         if timepoint in schedule and instrument in schedule[timepoint][1]:
             chosen[timepoint, instrument] = (values or {}, scores or {}, status)
     by_timepoint = {}
-    for (timepoint, instrument), (values, scores, status) in chosen.items():
-        form = schedule[timepoint][1][instrument]
-        groups = _groups_data(form, values, scores)
-        by_timepoint.setdefault(timepoint, []).append((form, groups, status))
+    for (timepoint, instrument), found in chosen.items():
+        by_timepoint.setdefault(timepoint, []).append((instrument, found))
     for timepoint in sorted(by_timepoint, key=lambda t: schedule[t][0]):
-        order = list(schedule[timepoint][1])
-        with w.el("StudyEventData", {"StudyEventOID": f"SE.{timepoint}"}):
-            if timepoint in signed:
-                _write_signature(w, SIGN_VISIT, site_code, signed[timepoint])
-            for form, groups, status in sorted(
-                by_timepoint[timepoint], key=lambda fgs: order.index(fgs[0].instrument.code)
-            ):
-                with w.el("FormData", {"FormOID": form.oid}):
-                    with w.el("Annotation", {"SeqNum": "1"}), w.el("Flag"):
-                        w.text("FlagValue", status, {"CodeListOID": FORM_STATUS_CODES})
-                        w.text("FlagType", FORM_STATUS_FLAG, {"CodeListOID": FLAG_TYPES})
-                    for group_oid, items in groups:
-                        with w.el("ItemGroupData", {"ItemGroupOID": group_oid}):
-                            for item_oid, value in items:
-                                w.leaf("ItemData", {"ItemOID": item_oid, "Value": value})
+        forms = schedule[timepoint][1]
+        order = list(forms)
+        parts.append(f'<StudyEventData StudyEventOID="SE.{_x(timepoint)}">')
+        if timepoint in signed:
+            parts.append(_signature_text(SIGN_VISIT, site_code, signed[timepoint]))
+        for instrument, (values, scores, status) in sorted(
+            by_timepoint[timepoint], key=lambda found: order.index(found[0])
+        ):
+            forms[instrument].write(parts, values, scores, status)
+        parts.append("</StudyEventData>")
 
 
-def _groups_data(form, values, scores):
-    """[(ItemGroup OID, [(ItemOID, Value)])] of one entry, empty groups left out."""
-    missing = form.instrument.missing_codes
-    out = []
-    for group in form.groups:
-        if group.oid == form.scores_oid:
-            items = [(oid, _score_text(scores.get(s.code))) for oid, s in group.items]
-        else:
-            items = [(oid, _value_text(i, values.get(i.code), missing)) for oid, i in group.items]
-        items = [(oid, text) for oid, text in items if text is not None]
-        if items:
-            out.append((group.oid, items))
-    return out
+class _FormText:
+    """One form's FormData as text: the fragments of each item made once, filled per entry.
+    The same elements, in the same order, as the metadata define (ItemGroupRef, ItemRef)."""
+
+    def __init__(self, form):
+        self.start = f'<FormData FormOID="{_x(form.oid)}">'
+        self.groups = []
+        missing = form.instrument.missing_codes
+        for group in form.groups:
+            scored = group.oid == form.scores_oid
+            items = []
+            for oid, thing in group.items:
+                if scored:
+                    convert = _score_text
+                else:
+                    convert = functools.partial(_value_text, thing, missing_codes=missing)
+                items.append((thing.code, convert, f'<ItemData ItemOID="{_x(oid)}" Value="'))
+            start = f'<ItemGroupData ItemGroupOID="{_x(group.oid)}">'
+            self.groups.append((scored, start, items))
+
+    def write(self, parts, values, scores, status):
+        parts.append(self.start)
+        parts.append(
+            '<Annotation SeqNum="1"><Flag>'
+            f'<FlagValue CodeListOID="{FORM_STATUS_CODES}">{_x(status)}</FlagValue>'
+            f'<FlagType CodeListOID="{FLAG_TYPES}">{FORM_STATUS_FLAG}</FlagType>'
+            "</Flag></Annotation>"
+        )
+        for scored, start, items in self.groups:
+            source = scores if scored else values
+            written = []
+            for code, convert, prefix in items:
+                # Values are digits, true/false or ISO dates (_value_text): nothing to escape.
+                text = convert(source.get(code))
+                if text is not None:
+                    written.append(f'{prefix}{text}"/>')
+            if written:  # empty groups are left out
+                parts.append(start)
+                parts += written
+                parts.append("</ItemGroupData>")
+        parts.append("</FormData>")
 
 
-def _write_randomization(w, code_and_error, site_code, randomized_on):
+def _randomization_text(parts, code_and_error, site_code, randomized_on):
     code, in_error = code_and_error
     values = [(ARM_ITEM, code), (IN_ERROR_ITEM, "true" if in_error else "false")]
     values.append((SITE_ITEM, site_code))
     if randomized_on:
         values.append((DATE_ITEM, randomized_on.isoformat()))
-    with (
-        w.el("StudyEventData", {"StudyEventOID": RAND_EVENT}),
-        w.el("FormData", {"FormOID": RAND_FORM}),
-        w.el("ItemGroupData", {"ItemGroupOID": RAND_GROUP}),
-    ):
-        for oid, value in values:
-            w.leaf("ItemData", {"ItemOID": oid, "Value": value})
+    parts.append(
+        f'<StudyEventData StudyEventOID="{RAND_EVENT}"><FormData FormOID="{RAND_FORM}">'
+        f'<ItemGroupData ItemGroupOID="{RAND_GROUP}">'
+    )
+    parts += [f'<ItemData ItemOID="{oid}" Value="{_x(value)}"/>' for oid, value in values]
+    parts.append("</ItemGroupData></FormData></StudyEventData>")
 
 
 # --- Validation -------------------------------------------------------------------------------

@@ -9,11 +9,12 @@ from django.db.models import Min
 from django.utils import timezone
 
 from fidelity import measures, rules
-from fidelity.models import GroupMembership
+from fidelity.models import GroupMembership, ImrGroup
+from imrtrial.models import Arm, Participant
 from randomization import export as allocation_facts
 from randomization.models import Withdrawal
 
-from .columns import YES_NO, Column, Names
+from .columns import YES_NO, Column, Names, field_width
 from .dataset import randomized
 
 BATCH = 500
@@ -31,13 +32,28 @@ class ProcessDataset:
         name = Names()
         c = Column
         self.columns = [
-            c(name("participant_id"), "Pseudonymous participant id", "string"),
-            c(name("arm"), "Allocated arm, neutral code (A/B)", "string"),
-            c(name("arm_code"), "Allocated arm (code)", "string"),
-            c(name("arm_label"), "Allocated arm", "string"),
+            c(
+                name("participant_id"),
+                "Pseudonymous participant id",
+                "string",
+                width=field_width(Participant, "participant_id"),
+            ),
+            c(
+                name("arm"),
+                "Allocated arm, neutral code (A/B)",
+                "string",
+                width=field_width(Arm, "export_code"),
+            ),
+            c(name("arm_code"), "Allocated arm (code)", "string", width=field_width(Arm, "code")),
+            c(name("arm_label"), "Allocated arm", "string", width=field_width(Arm, "label")),
             c(name("intervention_arm"), "Allocated to the intervention arm", "number", YES_NO),
             c(name("allocation_in_error"), "Allocation flagged as made in error", "number", YES_NO),
-            c(name("imr_group"), "IMR group (latest)", "string"),
+            c(
+                name("imr_group"),
+                "IMR group (latest)",
+                "string",
+                width=field_width(ImrGroup, "name"),
+            ),
             c(name("sessions_attended"), "IMR sessions attended (catch-up included)", "number"),
             c(name("sessions_held"), "Sessions of their group held while a member", "number"),
             c(name("sessions_planned"), "Sessions planned for their group", "number"),
@@ -49,7 +65,12 @@ class ProcessDataset:
             c(name("completer"), "Completer (trial's completion rule)", "number", YES_NO),
             c(name("fidelity_eligible"), "In fidelity analyses (sessions rule)", "number", YES_NO),
             c(name("group_fidelity"), "Group fidelity score of record (end consensus)", "number"),
-            c(name("group_fidelity_band"), "Group fidelity band", "string"),
+            c(
+                name("group_fidelity_band"),
+                "Group fidelity band",
+                "string",
+                width=max(len(label.encode()) for _, label in self.rules.bands),
+            ),
             c(
                 name("intervention_stopped_on"),
                 "Stopped the intervention (withdrawal level 1)",
@@ -145,9 +166,14 @@ class KeyDataset:
     def __init__(self, trial):
         self.trial = trial
         self.columns = [
-            Column("arm", "Neutral code used in the blinded datasets", "string"),
-            Column("arm_code", "Arm (code)", "string"),
-            Column("arm_label", "Arm", "string"),
+            Column(
+                "arm",
+                "Neutral code used in the blinded datasets",
+                "string",
+                width=field_width(Arm, "export_code"),
+            ),
+            Column("arm_code", "Arm (code)", "string", width=field_width(Arm, "code")),
+            Column("arm_label", "Arm", "string", width=field_width(Arm, "label")),
             Column("intervention_arm", "The intervention arm", "number", YES_NO),
         ]
         self.names = [c.name for c in self.columns]

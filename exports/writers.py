@@ -10,6 +10,7 @@ missing values .a, .b, ... labelled likewise. The codebook lists them.
 """
 
 import csv
+import datetime
 import io
 import zipfile
 
@@ -21,6 +22,8 @@ import pyreadstat
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 SPSS_MISSING_BASE = -91  # first missing code -> -91, second -> -92, ... down to -99
 STATA_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+SPSS_EPOCH = datetime.date(1582, 10, 14).toordinal()  # SPSS dates count seconds from this day
+STATA_EPOCH = datetime.date(1960, 1, 1).toordinal()  # Stata %td dates count days from this day
 
 
 def safe_text(text):
@@ -92,18 +95,28 @@ def write_csv_bundle(dataset, out, *, stem, notes="", progress=None):
 
 
 def frame(dataset, *, missing="spss", progress=None):
-    """(DataFrame, value labels, missing declarations) for pyreadstat.
+    """(DataFrame, value labels, missing declarations, formats) for pyreadstat.
+
+    Each column's type, width and format come from its Column (the codebook), never from the
+    rows, so a column empty so far (a visit not yet due) has the layout it will have when filled:
+    numbers and dates are doubles (dates in the format's own epoch, shown as DATE11 / %td) and
+    strings have their declared width (Column.storage_width).
 
     missing="spss": codes become -91, -92, ... ; missing="stata": extended missing letters.
-    Rows are converted a block at a time with NumPy, so no Python loop runs per cell."""
+    Rows are converted a block at a time with NumPy, so no Python loop runs per number cell."""
     columns, total = dataset.columns, len(dataset)
+    kinds = {c.kind for c in columns} - {"number", "date", "string"}
+    if kinds:
+        raise ValueError(f"Unknown column kind {kinds.pop()!r}")
     numeric = [i for i, c in enumerate(columns) if c.kind == "number"]
-    other = [i for i, c in enumerate(columns) if c.kind != "number"]
+    dates = [i for i, c in enumerate(columns) if c.kind == "date"]
+    strings = [i for i, c in enumerate(columns) if c.kind == "string"]
     code_number = {
         code: float(SPSS_MISSING_BASE - k) for k, code in enumerate(dataset.missing_codes)
     }
     numbers = np.full((total, len(numeric)), np.nan)
-    objects = np.empty((total, len(other)), dtype=object)
+    days = np.full((total, len(dates)), np.nan)  # proleptic Gregorian ordinals
+    texts = np.empty((total, len(strings)), dtype=object)
     coded = np.zeros(len(numeric), dtype=bool)  # numeric columns holding a missing code
     done = 0
 
@@ -112,6 +125,7 @@ def frame(dataset, *, missing="spss", progress=None):
         rows = np.array(block, dtype=object)
         if rows.ndim != 2:  # a ragged row would be a bug in the dataset
             raise ValueError("Rows of unequal length")
+        n = len(block)
         part = rows[:, numeric]
         for code, number in code_number.items():
             hit = part == code
@@ -119,9 +133,13 @@ def frame(dataset, *, missing="spss", progress=None):
                 coded[:] |= hit.any(axis=0)
                 part[hit] = number
         part[np.equal(part, None)] = np.nan
-        numbers[done : done + len(block)] = part.astype(np.float64)
-        objects[done : done + len(block)] = rows[:, other]
-        done += len(block)
+        numbers[done : done + n] = part.astype(np.float64)
+        cells = rows[:, dates].ravel()
+        days[done : done + n] = np.fromiter(
+            (np.nan if d is None else d.toordinal() for d in cells), np.float64, len(cells)
+        ).reshape(n, len(dates))
+        texts[done : done + n] = rows[:, strings]
+        done += n
         if progress:
             progress(done, total)
 
@@ -133,15 +151,25 @@ def frame(dataset, *, missing="spss", progress=None):
             block = []
     if block:
         convert(block)
-    numbers, objects = numbers[:done], objects[:done]  # rows added since the count: not read
-    data = {}
+    # Rows added since the count are not read.
+    numbers, days, texts = numbers[:done], days[:done], texts[:done]
+    data, formats = {}, {}
     for k, i in enumerate(numeric):
         data[columns[i].name] = numbers[:, k]
-    for k, i in enumerate(other):
-        values = objects[:, k]
-        if columns[i].kind == "string":
-            values = np.where(np.equal(values, None), "", values)
-        data[columns[i].name] = values
+        formats[columns[i].name] = "F8.2" if missing == "spss" else "%9.0g"
+    for k, i in enumerate(dates):
+        if missing == "spss":  # seconds since the start of the Gregorian calendar
+            data[columns[i].name] = (days[:, k] - SPSS_EPOCH) * 86400.0
+            formats[columns[i].name] = "DATE11"
+        else:  # days since 1 January 1960
+            data[columns[i].name] = days[:, k] - STATA_EPOCH
+            formats[columns[i].name] = "%td"
+    for k, i in enumerate(strings):
+        c = columns[i]
+        width = c.storage_width()
+        values = np.where(np.equal(texts[:, k], None), "", texts[:, k])
+        data[c.name] = _fixed_width(values, c, width, "\0" if missing == "stata" else " ")
+        formats[c.name] = f"A{width}" if missing == "spss" else f"%{width}s"
     df = pd.DataFrame({c.name: data[c.name] for c in columns}, copy=False)
     coded_names = {columns[i].name for k, i in enumerate(numeric) if coded[k]}
     value_labels = {}
@@ -168,11 +196,25 @@ def frame(dataset, *, missing="spss", progress=None):
         for name in coded_names:
             df[name] = df[name].astype(object).map(lambda v: letters.get(v, v))
         declared = {name: list(STATA_LETTERS[: len(dataset.missing_codes)]) for name in coded_names}
-    return df, value_labels, declared
+    return df, value_labels, declared, formats
+
+
+def _fixed_width(values, column, width, pad):
+    """The column's text, its first cell padded to the declared width.
+
+    pyreadstat sizes a string variable by its longest value; one cell padded to the width makes
+    that the declared width without changing any value: SPSS pads every string with blanks
+    anyway, and a Stata str# ends at its first NUL byte."""
+    longest = max((len(v.encode()) for v in values), default=0)
+    if longest > width:
+        raise ValueError(f"A value of {column.name!r} is longer than its width ({width} bytes)")
+    if len(values):
+        values[0] += pad * (width - len(values[0].encode()))
+    return values
 
 
 def write_sav(dataset, path, *, file_label="", progress=None):
-    df, value_labels, missing = frame(dataset, missing="spss", progress=progress)
+    df, value_labels, missing, formats = frame(dataset, missing="spss", progress=progress)
     pyreadstat.write_sav(
         df,
         path,
@@ -180,6 +222,7 @@ def write_sav(dataset, path, *, file_label="", progress=None):
         column_labels={c.name: c.label[:256] for c in dataset.columns},
         variable_value_labels=value_labels,
         missing_ranges=missing,
+        variable_format=formats,
         variable_measure={
             c.name: "nominal" if c.value_labels or c.kind == "string" else "scale"
             for c in dataset.columns
@@ -190,7 +233,7 @@ def write_sav(dataset, path, *, file_label="", progress=None):
 
 
 def write_dta(dataset, path, *, file_label="", progress=None):
-    df, value_labels, missing = frame(dataset, missing="stata", progress=progress)
+    df, value_labels, missing, formats = frame(dataset, missing="stata", progress=progress)
     # Stata value labels are integer-keyed: drop fractional keys (none are expected).
     value_labels = {
         name: {k: v for k, v in labels.items() if isinstance(k, str) or float(k).is_integer()}
@@ -203,5 +246,6 @@ def write_dta(dataset, path, *, file_label="", progress=None):
         column_labels={c.name: c.label[:80] for c in dataset.columns},
         variable_value_labels=value_labels,
         missing_user_values=missing,
+        variable_format=formats,
     )
     return len(df)

@@ -66,19 +66,7 @@ def filled_trial(danish, coordinator, assessor, facilitator, data_manager, perso
         )
         return crf.reconcile(visit, code, {}, by=data_manager, reasons={})
 
-    sites = list(danish.sites.order_by("code"))[:2]
-    people = []
-    for n in range(8):
-        p = make_ready_participant(
-            danish,
-            coordinator,
-            site=sites[n % 2],
-            levels={"diagnosis": ["schizophrenia", "bipolar"][n // 4]},
-        )
-        from randomization import services as randomization
-
-        randomization.randomize(p, by=coordinator)
-        people.append(p)
+    people = _randomize_eight(danish, coordinator)
     crf.schedule_visits(danish)
     codes = allocation_facts.neutral_codes(danish)
     by_code = {"A": [], "B": []}
@@ -132,6 +120,47 @@ def filled_trial(danish, coordinator, assessor, facilitator, data_manager, perso
         withdrawn_on=DAY,
     )
     return danish, by_code
+
+
+def _randomize_eight(trial, coordinator):
+    from randomization import services as randomization
+
+    sites = list(trial.sites.order_by("code"))[:2]
+    people = []
+    for n in range(8):
+        p = make_ready_participant(
+            trial,
+            coordinator,
+            site=sites[n % 2],
+            levels={"diagnosis": ["schizophrenia", "bipolar"][n // 4]},
+        )
+        randomization.randomize(p, by=coordinator)
+        people.append(p)
+    return people
+
+
+@pytest.fixture
+def baseline_only_trial(danish, coordinator, facilitator, assessor):
+    """Eight randomized participants whose baseline forms of single entry are entered and whose
+    later visits are all still empty: the trial of an early interim export."""
+    _randomize_eight(danish, coordinator)
+    crf.schedule_visits(danish)
+    for p in Participant.objects.filter(trial=danish):
+        visit = p.visits.select_related("timepoint").order_by("timepoint__order").first()
+        for code in visit.timepoint.instruments:
+            instrument = registry.get(code)
+            single = crf.entry_kind_for(instrument) == FormEntry.Kind.SINGLE
+            if instrument.rater != "staff" and not single:
+                continue  # double entry: not needed to leave the later visits empty
+            crf.save_entry(
+                visit,
+                code,
+                raw_values(instrument),
+                by=facilitator if instrument.rater == "staff" else assessor,
+                kind=FormEntry.Kind.SINGLE,
+                complete=True,
+            )
+    return danish
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,8 @@ which neutral code is which arm."""
 import datetime
 import math
 
+import pytest
+
 from assessments import registry
 from assessments import services as crf
 from assessments.models import FormEntry
@@ -201,3 +203,18 @@ def test_a_reconciled_entry_is_the_record_where_a_single_entry_of_the_form_exist
         r for r in rows if r["participant_id"] == p.participant_id and r["timepoint"] == "baseline"
     )
     assert mine["gaf_f_gaf_f"] == 1 and mine["gaf_f_score_gaf_f"] == 1
+
+
+@pytest.mark.parametrize("shape", ["long", "wide"])
+def test_cells_picked_by_postgresql_are_those_picked_in_python(filled_trial, shape):
+    """The fast path (PostgreSQL returns the form cells in column order) gives the same rows,
+    cell for cell and type for type, as the path SQLite takes."""
+    trial, _ = filled_trial
+    fast, plain = Dataset(trial, shape), Dataset(trial, shape)
+    assert fast.cells_in_sql
+    plain.cells_in_sql = False
+    expected = list(plain.rows())
+    got = list(fast.rows())
+    assert got == expected
+    assert [[type(c) for c in row] for row in got] == [[type(c) for c in row] for row in expected]
+    assert any(isinstance(c, datetime.date) for row in got for c in row)
