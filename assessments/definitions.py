@@ -486,6 +486,8 @@ def _convert(item, text):
             raise ValueError("Enter a date as YYYY-MM-DD.") from None
     if len(text) > item.max_length:
         raise ValueError(f"At most {item.max_length} characters.")
+    if "\x00" in text:  # PostgreSQL's jsonb cannot hold it: an item error, never a 500
+        raise ValueError("The text contains a character that cannot be stored (NUL).")
     return text
 
 

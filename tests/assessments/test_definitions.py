@@ -134,6 +134,14 @@ def test_a_tampered_form_with_unknown_fields_is_refused():
     assert "Unexpected field" in errors["__all__"]
 
 
+def test_a_nul_character_in_a_text_item_is_an_item_error():
+    """PostgreSQL's jsonb cannot store it: the save answered 500 (found by the form fuzzer)."""
+    events = INSTRUMENTS["adverse_events"]
+    item = next(i for i in events.items if i.type == "text")
+    values, errors = d.clean(events, {item.code: "fell\x00 down"}, complete=False)
+    assert item.code in errors and "NUL" in errors[item.code] and item.code not in values
+
+
 @settings(max_examples=200, deadline=None)
 @given(code=st.sampled_from(sorted(INSTRUMENTS)), text=st.text(max_size=12), data=st.data())
 def test_any_input_is_either_a_valid_value_or_an_error_for_that_item(code, text, data):
