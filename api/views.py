@@ -610,7 +610,9 @@ _QUERY_RELATED = (
 def query_list(request):
     trial = _trial(request)
     user = request.user
-    dm_sites = access.sites_where(user, Perm.VERIFY_FORMS, trial)
+    # The sites whose queries the user lists, as on the query list page: a data manager's and a
+    # monitor's (access.query_sites); and the queries waiting on whoever enters the forms.
+    dm_sites = access.query_sites(user, trial)
     entry_sites = access.sites_where_any(
         user, (Perm.ENTER_INTERVIEW, Perm.ENTER_STAFF_RATING), trial
     )

@@ -13,7 +13,7 @@ from api.models import RandomizationKey
 from assessments.models import DataQuery, FormEntry
 from exports import services as exporting
 from exports.models import ExportRun
-from imrtrial.models import AccessLog, Perm
+from imrtrial.models import AccessLog, Perm, Role
 from randomization.services import allocation_of
 from tests.api.conftest import Api, body
 from tests.exports import conftest as exports_fixtures
@@ -184,3 +184,22 @@ def test_an_answer_to_a_query_corrects_the_value_through_the_form(
     entry.refresh_from_db()
     assert entry.values["gaf_f"] == 42
     assert DataQuery.objects.get(pk=query.pk).status == "answered"
+
+
+def test_a_monitor_lists_the_queries_of_their_sites_as_on_the_page(
+    filled_trial, data_manager, person, token
+):
+    """The query list page shows a monitor every query of their sites (access.query_sites);
+    the API answered 404."""
+    from assessments import queries
+
+    trial, _ = filled_trial
+    entry = FormEntry.objects.counting().filter(instrument="gaf_f", participant__trial=trial)[0]
+    query = queries.open_query(
+        entry.visit, entry, "gaf_f", by=data_manager, category="range", text="Is it right?"
+    )
+    monitor = person(Role.MONITOR, entry.participant.site, username="api-monitor")
+    listed = Api(token(monitor)).get("/api/v1/queries/")
+    assert listed.status_code == 200, listed.content
+    assert query.pk in [q["id"] for q in listed.json()]
+    assert all(not q["may_answer"] for q in listed.json())
