@@ -318,7 +318,9 @@ def waiting_on(user, trial, sites, limit=100):
         .order_by("opened_at", "pk")
     )
     rows = []
-    for query in candidates[: limit * 2]:
+    # Every candidate until `limit` are found: a slice taken first could be filled with queries
+    # the user may not answer and hide the ones they may.
+    for query in candidates.iterator(chunk_size=limit):
         if may_answer(user, query):
             rows.append(query)
         if len(rows) >= limit:

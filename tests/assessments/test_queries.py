@@ -393,6 +393,23 @@ def test_query_pages_are_not_found_without_the_rights(world, client):
     assert client.post(urls[1] + "act/", {"action": "cancel", "text": "x"}).status_code == 404
 
 
+def test_the_worklist_finds_answerable_queries_behind_many_the_user_may_not_answer(world, people):
+    """Older site-wide queries on a participant who unblinded the assessor fill the first
+    candidates; the assessor's own query behind them is still listed."""
+    dm, assessor = people
+    DataQuery.objects.update(status=DataQuery.Status.CANCELLED)  # the world's own, out of the way
+    unblinded_to = world.south_tau
+    crf.record_unblinding(
+        unblinded_to, assessor, by=dm, occurred_on=timezone.localdate(), description="Told me."
+    )
+    visit = unblinded_to.visits.get(timepoint__code="post")
+    for n in range(6):
+        queries.open_query(visit, by=dm, category="other", text=f"Date {n}?")
+    mine = ask(world)  # the GAF-F the assessor entered: addressed to them, opened last
+    sites = world.trial.sites.all()
+    assert [q.pk for q in queries.waiting_on(assessor, world.trial, sites, limit=2)] == [mine.pk]
+
+
 # --- The reminder digest ----------------------------------------------------------------------
 
 
