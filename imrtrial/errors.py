@@ -7,3 +7,7 @@ raise it inside their transaction, before or instead of writing."""
 
 class Refused(Exception):
     """The action is not allowed now; the message says why."""
+
+
+class Locked(Refused):
+    """Refused because the database, a casebook or a form is locked (imrtrial.locking)."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 
-from .errors import Refused
+from .errors import Locked
 
 _writers = {}
 _after_write = []
@@ -136,7 +136,7 @@ def check_unlocked(scope):
 
     (status,) = _read_key_share(Trial._meta.db_table, "status", scope.trial_id)
     if status == Trial.Status.LOCKED:
-        raise Refused(
+        raise Locked(
             "The database is locked: nothing in it can change. Only the data manager can "
             "unlock it, with a reason."
         )
@@ -145,7 +145,7 @@ def check_unlocked(scope):
             Participant._meta.db_table, "casebook_locked_at, participant_id", pk
         )
         if locked_at is not None:
-            raise Refused(
+            raise Locked(
                 f"The casebook of {participant_id} is locked: nothing in it can change. The "
                 "data manager can unlock it, with a reason."
             )
@@ -153,7 +153,7 @@ def check_unlocked(scope):
         model, pk = scope.form
         (form_status,) = _read_key_share(model._meta.db_table, "status", pk)
         if form_status == model.Status.LOCKED:
-            raise Refused(
+            raise Locked(
                 "This form is locked and can no longer change. The data manager can unlock "
                 "it, with a reason."
             )

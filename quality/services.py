@@ -32,7 +32,7 @@ from assessments import services as crf
 from assessments.models import DataQuery, FormEntry, Visit
 from imrtrial import access
 from imrtrial.celery import task_named
-from imrtrial.errors import Refused
+from imrtrial.errors import Locked, Refused
 from imrtrial.models import Participant, Perm, Trial
 
 from . import checks
@@ -214,7 +214,7 @@ def evaluate_and_reconcile(trial):
         try:
             action(*args)
         except Refused as exc:  # locked since the run began, or a text refused
-            tally["skipped_locked" if "locked" in str(exc) else "failed_records"] += 1
+            tally["skipped_locked" if isinstance(exc, Locked) else "failed_records"] += 1
             logger.warning("Rule query not written for participant %s: %s", participant_id, exc)
         except Exception:
             tally["failed_records"] += 1
