@@ -24,6 +24,13 @@ def get(code):
     return _instruments[code]
 
 
+def name_of(code):
+    """The instrument's name; its code for an instrument no longer installed (a page about old
+    data still answers)."""
+    found = _instruments.get(code)
+    return found.name if found else code
+
+
 def all_instruments():
     return dict(_instruments)
 

@@ -204,7 +204,7 @@ def visit_page(request, trial_key, visit_pk):
         forms.append(
             {
                 "code": code,
-                "name": _name(code),
+                "name": registry.name_of(code),
                 "entry": entry,
                 "required": progress.plan.requires(
                     plan, trial.key, participant.site.code, participant.participant_id, code
@@ -223,13 +223,6 @@ def visit_page(request, trial_key, visit_pk):
             "may_ask": queries.may_open(request.user, participant),
         },
     )
-
-
-def _name(code):
-    try:
-        return registry.get(code).name
-    except KeyError:  # an instrument no longer installed: its code
-        return code
 
 
 def _queries(user, rows):
@@ -303,7 +296,7 @@ def entry_page(request, trial_key, entry_pk):
             "trial": trial,
             "entry": entry,
             "visit": entry.visit,
-            "name": _name(entry.instrument),
+            "name": registry.name_of(entry.instrument),
             "values": readable_values(request.user, entry),
             "counts": FormEntry.objects.counting().filter(pk=entry.pk).exists(),
             "required": progress.plan.requires(

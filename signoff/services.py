@@ -251,13 +251,13 @@ def record_invalidations(writer, scope, *, by=None):
     own history, where the audit trail hides the raters of staff-rated forms alike for every
     arm; named here, a facilitator's change would read "Trial staff" and a blinded rater's by
     name, which would tell the arm."""
-    if not scope.participant_ids:
-        return
+    if writer not in _WHAT or not scope.participant_ids:
+        return  # only these writers change the data of record a signature covers
     if not Signature.objects.filter(
         participant_id__in=scope.participant_ids, invalidated_at__isnull=True
     ).exists():
         return
-    why = f"The signed data changed: {_WHAT.get(writer, writer)}."
+    why = f"The signed data changed: {_WHAT[writer]}."
     for (_, _), status in states(scope.participant_ids).items():
         s = status.signature
         if status.state == Signature.State.INVALIDATED and s.invalidated_at is None:
@@ -301,10 +301,7 @@ def unsigned_casebooks(trial, participant):
     if participant is not None:
         with_data = with_data.filter(participant=participant)
     ids = set(with_data.values_list("participant_id", flat=True))
-    found = states(ids)
-    unsigned = sum(
-        1 for pk in ids if (s := found.get((pk, None))) is None or s.state != Signature.State.SIGNED
-    )
+    unsigned = len(_unsigned_among(trial, ids))
     return [("casebooks without a valid investigator signature", unsigned)]
 
 

@@ -21,7 +21,7 @@ from imrtrial import access
 from imrtrial.errors import Refused
 from imrtrial.models import Participant
 
-from . import services
+from . import digest, services
 from .forms import SignForm
 from .models import Signature
 
@@ -108,7 +108,7 @@ def _forms(user, participant, visits):
                 author = access.author_label(user, counted.entered_by, trial, site)
             rows.append(
                 {
-                    "name": registry.get(code).name,
+                    "name": registry.name_of(code),
                     "state": State.LABELS[state],
                     "signed": counted is not None,
                     "author": author,
@@ -180,7 +180,7 @@ def _sign(request, trial, participant, visit):
                 (v, found.get((participant.pk, v.pk)) or _not_signed(), rows)
                 for v, rows in _forms(user, participant, visits)
             ],
-            "nothing": current == "",
+            "nothing": current == digest.EMPTY,
             "form": form,
             "needs_code": needs_code,
             "printed_name": user.get_full_name(),
