@@ -17,8 +17,9 @@ from imrtrial import access, twofactor
 from imrtrial.audit import attribute
 from imrtrial.errors import Refused
 from imrtrial.models import Perm
+from randomization import services as desk
 
-from .models import ApiToken, digest
+from .models import ApiToken, RandomizationKey, digest
 
 MAX_DAYS = 365
 
@@ -80,3 +81,17 @@ def revoke_token(token, *, by, reason=""):
     why = reason.strip() or ("revoked by its owner" if by.pk == token.user_id else "revoked")
     attribute(token, by=by, reason=why).save(update_fields=["revoked_at", "revoked_by"])
     return token
+
+
+@transaction.atomic
+def randomize_with_key(participant, *, by, key, baseline_completed_on=None):
+    """Randomize (or read back) `participant` under the client's idempotency `key`, in one
+    transaction: the key is claimed first (a concurrent request with the same key waits on its
+    unique row), so a key of another participant is refused before anyone is randomized, and a
+    refused randomization leaves no key behind. The caller has asked the gate."""
+    stored, _ = RandomizationKey.objects.get_or_create(
+        user=by, trial=participant.trial, key=key, defaults={"participant": participant}
+    )
+    if stored.participant_id != participant.pk:
+        raise Refused("This key was used to randomize another participant: use a new key.")
+    return desk.randomize(participant, by=by, baseline_completed_on=baseline_completed_on)

@@ -25,7 +25,7 @@ import io
 import json
 import math
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -53,7 +53,7 @@ from imrtrial.models import AccessLog, Participant, Perm
 from randomization import services as desk
 
 from . import serializers as s
-from .models import RandomizationKey
+from . import services
 
 NOT_FOUND = OpenApiResponse(s.Detail, description="Not found, or not for this token.")
 REFUSED = OpenApiResponse(
@@ -620,18 +620,20 @@ def query_list(request):
     status = request.query_params.get("status", "")
     if status and status != "waiting" and status not in DataQuery.Status.values:
         raise ValidationError({"status": "Not a query status."})
-    managed = list(
-        DataQuery.objects.filter(participant__trial=trial, participant__site__in=dm_sites)
-        .select_related(*_QUERY_RELATED)
-        .order_by("opened_at", "pk")[:500]
-    )
-    seen = {q.pk for q in managed}
-    mine = [q for q in queries.waiting_on(user, trial, entry_sites, limit=500) if q.pk not in seen]
-    rows = sorted(managed + mine, key=lambda q: (q.opened_at, q.pk))
+    managed = DataQuery.objects.filter(participant__trial=trial, participant__site__in=dm_sites)
+    # The status is filtered before the 500 are taken, as the page does: a trial with many
+    # closed queries still lists every waiting one.
     if status == "waiting":
-        rows = [q for q in rows if q.status in DataQuery.WAITING]
+        managed = managed.filter(status__in=DataQuery.WAITING)
     elif status:
-        rows = [q for q in rows if q.status == status]
+        managed = managed.filter(status=status)
+    managed = list(managed.select_related(*_QUERY_RELATED).order_by("opened_at", "pk")[:500])
+    seen = {q.pk for q in managed}
+    mine = []
+    if status in ("", "waiting", DataQuery.Status.OPEN):  # waiting_on lists open queries only
+        mine = queries.waiting_on(user, trial, entry_sites, limit=500)
+    mine = [q for q in mine if q.pk not in seen]
+    rows = sorted(managed + mine, key=lambda q: (q.opened_at, q.pk))
     return Response([_query_out(user, q) for q in rows])
 
 
@@ -779,26 +781,12 @@ def randomize(request):
     participant = access.participant_or_404(user, trial, data["participant_id"])
     access.require(user, Perm.RANDOMIZE, trial, participant.site)
     access.require_allocation_access(user, trial, participant.site)
-    earlier = RandomizationKey.objects.filter(user=user, trial=trial, key=data["key"]).first()
-    if earlier is not None and earlier.participant_id != participant.pk:
-        raise Refused("This key was used to randomize another participant: use a new key.")
-    allocation = desk.randomize(
-        participant, by=user, baseline_completed_on=data.get("baseline_completed_on")
+    allocation = services.randomize_with_key(
+        participant,
+        by=user,
+        key=data["key"],
+        baseline_completed_on=data.get("baseline_completed_on"),
     )
-    if earlier is None:
-        try:
-            with transaction.atomic():
-                RandomizationKey.objects.create(
-                    user=user, trial=trial, key=data["key"], participant=participant
-                )
-        except IntegrityError:
-            # The same key raced in twice: the other request stored it. For this participant,
-            # the answer is the same allocation; for another, a refusal.
-            stored = RandomizationKey.objects.get(user=user, trial=trial, key=data["key"])
-            if stored.participant_id != participant.pk:
-                raise Refused(
-                    "This key was used to randomize another participant: use a new key."
-                ) from None
     log_access(
         request,
         trial,

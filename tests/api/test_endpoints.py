@@ -17,7 +17,7 @@ from imrtrial.models import AccessLog, Perm, Role
 from randomization.services import allocation_of
 from tests.api.conftest import Api, body
 from tests.exports import conftest as exports_fixtures
-from tests.factories import make_ready_participant
+from tests.factories import make_participant, make_ready_participant
 
 # The exports' filled Danish trial (both arms, every form) and their export folder per test.
 filled_trial = exports_fixtures.filled_trial
@@ -147,6 +147,22 @@ def test_randomize_answers_what_the_phone_desk_shows_and_a_repeated_key_allocate
     )
     assert refused.status_code == 400 and "another participant" in refused.json()["detail"]
     assert allocation_of(other) is None
+
+
+def test_a_refused_randomization_keeps_no_key_and_the_key_is_free_for_the_next_call(
+    danish, coordinator, token
+):
+    """The key is claimed in the randomization's own transaction: a refusal takes it back."""
+    not_ready = make_participant(danish)  # not screened eligible: the desk refuses
+    api = Api(token(coordinator))
+    refused = api.post(
+        "/api/v1/randomize/", {"participant_id": not_ready.participant_id, "key": "call-9"}
+    )
+    assert refused.status_code == 400 and allocation_of(not_ready) is None
+    assert not RandomizationKey.objects.exists()
+    ready = make_ready_participant(danish, coordinator)
+    done = api.post("/api/v1/randomize/", {"participant_id": ready.participant_id, "key": "call-9"})
+    assert done.status_code == 200 and RandomizationKey.objects.get().participant == ready
 
 
 def test_randomize_needs_the_randomize_scope_even_for_a_coordinator(danish, coordinator, token):
