@@ -316,3 +316,59 @@ class AttendanceReminder(models.Model):
 
     def __str__(self):
         return f"{self.group} {self.expected_on} to {self.recipient}"
+
+
+class ImrRules(models.Model):
+    """The trial's IMR programme rules, from its file's `imr_programme:` section (fidelity.config):
+    how exposure, completion and fidelity are computed. Written when the trial is loaded."""
+
+    class Denominator(models.TextChoices):
+        HELD = rules.HELD, "Sessions held while a member"
+        PLANNED = rules.PLANNED, "The group's planned sessions"
+
+    trial = models.OneToOneField(Trial, on_delete=models.PROTECT, related_name="imr_rules")
+    planned_sessions = models.PositiveSmallIntegerField()
+    completer_denominator = models.CharField(max_length=8, choices=Denominator.choices)
+    exposed_from_sessions = models.PositiveSmallIntegerField(null=True, blank=True)
+    completer_from_share = models.DecimalField(
+        max_digits=4, decimal_places=3, null=True, blank=True
+    )
+    fidelity_analysis_from_sessions = models.PositiveSmallIntegerField()
+    # [{"from": "4.4", "label": "high"}, ...], ascending; "from" as decimal text.
+    fidelity_bands = models.JSONField()
+    fidelity_band_decimals = models.PositiveSmallIntegerField(null=True, blank=True)
+    raters_may_rate_own_site = models.BooleanField()
+
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(planned_sessions__gte=1), name="imrrules_planned"),
+            models.CheckConstraint(
+                condition=Q(completer_from_share__isnull=True)
+                | Q(completer_from_share__gt=0, completer_from_share__lte=1),
+                name="imrrules_share",
+            ),
+        ]
+        verbose_name = "IMR programme rules"
+        verbose_name_plural = "IMR programme rules"
+
+    def __str__(self):
+        return f"IMR programme rules of {self.trial}"
+
+    def as_rules(self):
+        return rules.from_config(
+            {
+                field: getattr(self, field)
+                for field in (
+                    "planned_sessions",
+                    "completer_denominator",
+                    "exposed_from_sessions",
+                    "completer_from_share",
+                    "fidelity_analysis_from_sessions",
+                    "fidelity_bands",
+                    "fidelity_band_decimals",
+                    "raters_may_rate_own_site",
+                )
+            }
+        )

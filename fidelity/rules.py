@@ -2,10 +2,10 @@
 
 Pure Python, no Django import, so the arithmetic is tested on its own.
 
-These rules are trial configuration (DOMAIN.md 10.4 and 10.5). imrtrial.Trial does not carry
-them yet, so they live here keyed by `Trial.key`, the Danish rules being the default for any
-other trial. Moving them into Trial (or the trial YAML) means replacing `for_trial()` and
-nothing else: every caller asks `for_trial(trial)`.
+These rules are trial configuration (DOMAIN.md 10.4 and 10.5): each trial's file states them in
+its `imr_programme:` section (fidelity.config checks it; a file without them is refused at load,
+never given another trial's rules), and fidelity.models.ImrRules keeps them. Every caller asks
+`for_trial(trial)`.
 
 Decisions taken where the sources leave room:
 - "Sessions scheduled for the participant" has two definitions, and both are computed:
@@ -16,8 +16,10 @@ Decisions taken where the sources leave room:
   the trial's completer rule uses.
 - Danish exposure is attended >= 11 (0-10 is non-exposed); Dutch completion is attended >= 50%
   of scheduled (the ">= 50%" of the methods, not the ">50%" of the discussion).
-- Bands compare the unrounded mean with each band's lowest score. The Danish bands as published
-  (1-3.9, 4-4.3, 4.4-5) leave gaps; a mean of 3.95 is "not IMR" and 4.35 is "good".
+- Bands compare the mean with each band's lowest score, unrounded unless the trial rounds it
+  first (`band_decimals`). The Danish bands as published (1-3.9, 4-4.3, 4.4-5) leave gaps;
+  unrounded, a mean of 3.95 is "not IMR" and 4.35 is "good"; rounded to one decimal, "good" and
+  "high".
 - A fidelity rater may not rate a group of their own site, unless `raters_may_rate_own_site`
   (the Danish raters were facilitators from the other CMHC). Their own sites are those where
   they hold any role other than fidelity_rater; the fidelity_rater membership (one site or all)
@@ -25,6 +27,7 @@ Decisions taken where the sources leave room:
 """
 
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 # DOMAIN.md 5.1, thesis / Paper III Table 4 names.
@@ -59,6 +62,8 @@ class TrialRules:
     fidelity_min_sessions: int  # in fidelity analyses from this many sessions attended
     bands: tuple[tuple[Fraction, str], ...]  # (lowest score of the band, label), ascending
     raters_may_rate_own_site: bool = False
+    band_decimals: int | None = None  # round the score to this many decimals before banding
+    planned_sessions: int | None = None  # a new group's planned sessions, unless it says other
 
     def exposed(self, attended):
         if self.exposed_min_sessions is None:
@@ -79,6 +84,9 @@ class TrialRules:
         """The label of the band the score falls in; None without a score."""
         if score is None:
             return None
+        if self.band_decimals is not None:
+            exact = Decimal(score.numerator) / Decimal(score.denominator)
+            score = Fraction(exact.quantize(Decimal(1).scaleb(-self.band_decimals), ROUND_HALF_UP))
         label = self.bands[0][1]
         for lowest, name in self.bands:
             if score >= lowest:
@@ -86,27 +94,35 @@ class TrialRules:
         return label
 
 
-DANISH = TrialRules(
-    scheduled=HELD,
-    exposed_min_sessions=11,
-    completer_min_share=None,
-    fidelity_min_sessions=10,
-    bands=((Fraction(1), "not IMR"), (Fraction(4), "good"), (Fraction("4.4"), "high")),
-)
-DUTCH = TrialRules(
-    scheduled=PLANNED,
-    exposed_min_sessions=None,
-    completer_min_share=Fraction(1, 2),
-    fidelity_min_sessions=10,
-    bands=((Fraction(1), "low"), (Fraction(3), "moderate"), (Fraction(4), "high")),
-)
-# Keyed by Trial.key as the shipped presets set it (imrtrial/presets/*.yaml).
-BY_TRIAL_KEY = {"danish-imr": DANISH, "dutch-imr": DUTCH}
-DEFAULT = DANISH
+def from_config(config):
+    """TrialRules from the normalized `imr_programme:` section (fidelity.config.check)."""
+    share = config["completer_from_share"]
+    return TrialRules(
+        scheduled=config["completer_denominator"],
+        exposed_min_sessions=config["exposed_from_sessions"],
+        completer_min_share=None if share is None else Fraction(str(share)),
+        fidelity_min_sessions=config["fidelity_analysis_from_sessions"],
+        bands=tuple(
+            (Fraction(str(band["from"])), band["label"]) for band in config["fidelity_bands"]
+        ),
+        raters_may_rate_own_site=config["raters_may_rate_own_site"],
+        band_decimals=config["fidelity_band_decimals"],
+        planned_sessions=config["planned_sessions"],
+    )
+
+
+class NoRules(LookupError):
+    """The trial has no IMR programme rules: it was not loaded from a trial file."""
 
 
 def for_trial(trial):
-    return BY_TRIAL_KEY.get(trial.key, DEFAULT)
+    """The trial's rules, as its file gave them (`trial.imr_rules`, a fidelity.models.ImrRules
+    row, read once per trial object)."""
+    # Without a row Django raises RelatedObjectDoesNotExist, which is an AttributeError too.
+    stored = getattr(trial, "imr_rules", None)
+    if stored is None:
+        raise NoRules(f"Trial {trial.key!r} has no IMR programme rules (its file's imr_programme).")
+    return stored.as_rules()
 
 
 def check_scores(kind, scores):

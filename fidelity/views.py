@@ -130,6 +130,7 @@ def group_new(request, trial_key):
         _post(request),
         sites=trial.sites.filter(pk__in=[s.pk for s in sites]),
         facilitators=get_user_model().objects.filter(pk__in=facilitators).order_by("username"),
+        initial={"planned_sessions": rules.for_trial(trial).planned_sessions},
     )
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data

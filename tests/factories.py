@@ -10,8 +10,9 @@ from randomization.models import Allocation, Stratum
 _seq = itertools.count(1)
 
 
-def make_trial(**overrides):
-    """A 1:1 two-arm trial with two centres and a diagnosis x centre stratification."""
+def make_trial(*, imr_rules="danish", **overrides):
+    """A 1:1 two-arm trial with two centres and a diagnosis x centre stratification, computing
+    IMR exposure and fidelity by the `imr_programme:` rules of the preset named `imr_rules`."""
     n = next(_seq)
     fields = {
         "key": f"trial-{n}",
@@ -42,6 +43,23 @@ def make_trial(**overrides):
         trial=trial, code="centre", label="Centre", from_site=True, order=1
     )
     add_criteria(trial)
+    give_imr_rules(trial, imr_rules)
+    return trial
+
+
+def give_imr_rules(trial, preset, **overrides):
+    """The trial computes by the preset's `imr_programme:` rules, with `overrides`."""
+    import yaml
+
+    from fidelity.config import SECTION, check
+    from fidelity.models import ImrRules
+    from imrtrial.trialconfig import _Checker, resolve
+
+    checker = _Checker()
+    value = check(checker, yaml.safe_load(resolve(preset).read_text())[SECTION], {})
+    assert not checker.problems, checker.problems
+    ImrRules.objects.update_or_create(trial=trial, defaults={**value, **overrides})
+    trial._state.fields_cache.pop("imr_rules", None)  # a stale cached row, if it was read
     return trial
 
 

@@ -117,8 +117,23 @@ def test_a_participant_in_no_group_has_no_exposure(dutch):
     assert e.days_to_first_session is None and e.modules == []
 
 
-def test_the_trial_rules_are_chosen_by_trial_key(danish, dutch):
-    assert rules.for_trial(danish) is rules.DANISH and rules.for_trial(dutch) is rules.DUTCH
+def test_each_trial_computes_by_the_rules_of_its_own_file(danish, dutch):
+    from imrtrial import trialconfig
+
+    assert rules.for_trial(danish).exposed_min_sessions == 11
+    assert rules.for_trial(dutch).completer_min_share == Fraction(1, 2)
+    # A copy of the Dutch file under another key has the Dutch rules: they were keyed by the
+    # trial's key in code, and any other key silently got the Danish ones.
+    text = trialconfig.resolve("dutch").read_text().replace("key: dutch-imr", "key: dutch-copy")
+    copy = trialconfig.create_trial(trialconfig.parse(text))
+    assert rules.for_trial(copy) == rules.for_trial(dutch)
+
+
+def test_a_trial_without_rules_is_refused_not_given_another_trials(danish):
+    danish.imr_rules.delete()
+    danish = type(danish).objects.get(pk=danish.pk)
+    with pytest.raises(rules.NoRules, match="has no IMR programme rules"):
+        rules.for_trial(danish)
 
 
 def test_the_attendance_chart_counts_members_and_those_present(danish_group):

@@ -1,11 +1,25 @@
 """Each trial's exposure, completion and fidelity-band rules, without the database."""
 
 from fractions import Fraction
-from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from fidelity import rules
+from fidelity.config import SECTION, check
+from imrtrial.trialconfig import _Checker, resolve
+
+
+def preset_rules(preset):
+    """The rules the shipped preset's `imr_programme:` section states."""
+    checker = _Checker()
+    value = check(checker, yaml.safe_load(resolve(preset).read_text())[SECTION], {})
+    assert checker.problems == []
+    return rules.from_config(value)
+
+
+DANISH = preset_rules("danish")
+DUTCH = preset_rules("dutch")
 
 
 @pytest.mark.parametrize(
@@ -22,7 +36,7 @@ from fidelity import rules
     ],
 )
 def test_danish_bands(score, band):
-    assert rules.DANISH.band(score) == band
+    assert DANISH.band(score) == band
 
 
 @pytest.mark.parametrize(
@@ -36,34 +50,59 @@ def test_danish_bands(score, band):
     ],
 )
 def test_dutch_bands(score, band):
-    assert rules.DUTCH.band(score) == band
+    assert DUTCH.band(score) == band
 
 
 def test_no_score_has_no_band():
-    assert rules.DANISH.band(None) is None
+    assert DANISH.band(None) is None
 
 
 def test_danish_exposure_starts_at_eleven_sessions():
-    assert rules.DANISH.exposed(10) is False and rules.DANISH.exposed(11) is True
-    assert rules.DANISH.completer(40, 40) is None  # the Danish trial has no completer rule
+    assert DANISH.exposed(10) is False and DANISH.exposed(11) is True
+    assert DANISH.completer(40, 40) is None  # the Danish trial has no completer rule
 
 
 def test_dutch_completer_is_half_of_scheduled_or_more():
-    assert rules.DUTCH.completer(26, 52) is True
-    assert rules.DUTCH.completer(25, 52) is False
-    assert rules.DUTCH.completer(0, 0) is False
-    assert rules.DUTCH.exposed(30) is None
+    assert DUTCH.completer(26, 52) is True
+    assert DUTCH.completer(25, 52) is False
+    assert DUTCH.completer(0, 0) is False
+    assert DUTCH.exposed(30) is None
 
 
 def test_fidelity_analyses_take_participants_with_ten_sessions_or_more():
-    for trial_rules in (rules.DANISH, rules.DUTCH):
+    for trial_rules in (DANISH, DUTCH):
         assert not trial_rules.fidelity_eligible(9) and trial_rules.fidelity_eligible(10)
 
 
-def test_rules_are_found_by_trial_key_with_the_danish_rules_as_default():
-    assert rules.for_trial(SimpleNamespace(key="dutch-imr")) is rules.DUTCH
-    assert rules.for_trial(SimpleNamespace(key="danish-imr")) is rules.DANISH
-    assert rules.for_trial(SimpleNamespace(key="a-third-trial")) is rules.DEFAULT
+def test_a_trial_rounding_its_score_before_banding_puts_the_gaps_in_the_nearer_band():
+    rounded = rules.from_config(
+        {**_danish_config(), "fidelity_band_decimals": 1},
+    )
+    assert DANISH.band(Fraction("3.95")) == "not IMR"
+    assert rounded.band(Fraction("3.95")) == "good"  # 4.0
+    assert rounded.band(Fraction("3.94")) == "not IMR"  # 3.9
+    assert rounded.band(Fraction("4.35")) == "high"  # 4.4
+    assert rounded.band(Fraction(79, 20)) == "good"  # exactly 3.95, half up
+
+
+def _danish_config():
+    checker = _Checker()
+    return check(checker, yaml.safe_load(resolve("danish").read_text())[SECTION], {})
+
+
+def test_the_presets_state_the_published_rules():
+    assert (DANISH.scheduled, DANISH.exposed_min_sessions, DANISH.completer_min_share) == (
+        rules.HELD,
+        11,
+        None,
+    )
+    assert (DUTCH.scheduled, DUTCH.exposed_min_sessions, DUTCH.completer_min_share) == (
+        rules.PLANNED,
+        None,
+        Fraction(1, 2),
+    )
+    assert DANISH.fidelity_min_sessions == DUTCH.fidelity_min_sessions == 10
+    assert (DANISH.planned_sessions, DUTCH.planned_sessions) == (36, 53)
 
 
 def test_the_score_is_the_mean_of_the_rated_items():
