@@ -54,6 +54,11 @@ class LeaveForm(forms.Form):
     reason = forms.CharField(max_length=300, required=False)
 
 
+class EndGroupForm(forms.Form):
+    ended_on = forms.DateField(widget=DateInput(), label="Last day of the group")
+    reason = forms.CharField(max_length=300, label="Why it ended early")
+
+
 class SessionForm(forms.Form):
     """One session and one radio row per member, all defaulting to what a usual week is:
     today, the group's length, every facilitator present, every member attended."""

@@ -98,7 +98,7 @@ def exposures(participants, *, today=None):
         exposure = Exposure(
             attended=n,
             held=held,
-            planned=mine[-1].group.planned_sessions if mine else None,
+            planned=_planned(mine[-1].group, held_dates) if mine else None,
             scheduled_basis=trial_rules.scheduled,
             days_to_first_session=(first - p.randomized_on).days
             if first and p.randomized_on
@@ -110,6 +110,13 @@ def exposures(participants, *, today=None):
         exposure.completer = trial_rules.completer(n, exposure.scheduled)
         result[p.pk] = exposure
     return result
+
+
+def _planned(group, held_dates):
+    """The sessions the group planned; for a group that ended early, those it held."""
+    if group.ended_on:
+        return len(held_dates.get(group.pk, ()))
+    return group.planned_sessions
 
 
 def exposure(participant, *, today=None):

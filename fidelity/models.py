@@ -49,6 +49,10 @@ class ImrGroup(Undeletable):
     enrolment = models.CharField(max_length=10, choices=Enrolment.choices, default=Enrolment.CLOSED)
     capacity = models.PositiveSmallIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # A group that stopped before its planned sessions (fidelity.services.end_group): no session,
+    # member or reminder after this date, and its planned sessions count as those it held.
+    ended_on = models.DateField(null=True, blank=True)
+    ended_reason = models.CharField(max_length=300, blank=True)
 
     history = HistoricalRecords(m2m_fields=[facilitators])
 
@@ -58,6 +62,11 @@ class ImrGroup(Undeletable):
             models.CheckConstraint(condition=Q(capacity__gte=1), name="imrgroup_capacity"),
             models.CheckConstraint(condition=Q(planned_sessions__gte=1), name="imrgroup_planned"),
             models.CheckConstraint(condition=Q(session_minutes__gte=1), name="imrgroup_minutes"),
+            models.CheckConstraint(
+                condition=Q(ended_on__isnull=True, ended_reason="")
+                | (Q(ended_on__gte=F("start_date")) & ~Q(ended_reason="")),
+                name="imrgroup_ended_with_reason",
+            ),
         ]
         ordering = ["trial", "site", "start_date", "name"]
 

@@ -26,9 +26,11 @@ RULE = outbox.Rule(perms=(Perm.LOG_ATTENDANCE,), reveals_allocation=True)
 
 
 def expected_dates(group, today):
-    """The weekly session dates from the group's start, up to its planned number and today."""
+    """The weekly session dates from the group's start, up to its planned number, its end and
+    today."""
     dates = (group.start_date + datetime.timedelta(weeks=k) for k in range(group.planned_sessions))
-    return [d for d in dates if d <= today]
+    last = min(today, group.ended_on) if group.ended_on else today
+    return [d for d in dates if d <= last]
 
 
 @transaction.atomic

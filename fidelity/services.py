@@ -106,6 +106,44 @@ def create_group(
     return group
 
 
+def _members_now(group):
+    return [m.participant for m in GroupMembership.objects.filter(group=group).current()]
+
+
+# Ending the group ends its members' memberships: their casebooks change too.
+@writes_clinical_data(
+    "fidelity.end_group", lambda a: Scope.of(a["group"], _members_now(a["group"]))
+)
+@transaction.atomic
+def end_group(group, *, by, on, reason):
+    """End the group before its planned sessions: its members leave on `on`; no session,
+    member or reminder comes after; its planned sessions become the sessions it held."""
+    _require(by, Perm.LOG_ATTENDANCE, group.trial, group.site)
+    group = _locked(group)
+    reason = reason.strip()
+    if group.ended_on:
+        raise Refused(f"{group.name} already ended on {_day(group.ended_on)}.")
+    if not reason:
+        raise Refused("Give the reason the group ended early.")
+    if len(reason) > ImrGroup._meta.get_field("ended_reason").max_length:
+        raise Refused("Keep the reason to 300 characters.")
+    if on > timezone.localdate():
+        raise Refused("A group cannot be ended on a future date.")
+    if on < group.start_date:
+        raise Refused(f"{group.name} starts on {_day(group.start_date)}; it cannot end before.")
+    if last := Session.objects.filter(group=group, date__gt=on).order_by("-date").first():
+        raise Refused(f"A session of {group.name} is logged on {_day(last.date)}, after that date.")
+    current = list(GroupMembership.objects.filter(group=group).current())
+    if late := sorted(m.participant.participant_id for m in current if m.joined_on > on):
+        raise Refused(f"Joined after that date: {', '.join(late)}.")
+    for membership in current:
+        membership.left_on = on
+        attribute(membership, by=by, reason=f"The group ended: {reason}").save()
+    group.ended_on, group.ended_reason = on, reason
+    attribute(group, by=by, reason=reason).save()
+    return group
+
+
 def check_may_join(group, participant):
     """The contamination guard: why this participant may not join the group, or None."""
     pid = participant.participant_id
@@ -136,6 +174,8 @@ def check_may_join(group, participant):
 def add_member(group, participant, *, by, joined_on):
     _require(by, Perm.LOG_ATTENDANCE, group.trial, group.site)
     group = _locked(group)
+    if group.ended_on:
+        raise Refused(f"{group.name} ended on {_day(group.ended_on)}; no one joins it now.")
     if problem := check_may_join(group, participant):
         raise Refused(problem)
     pid = participant.participant_id
@@ -220,6 +260,8 @@ def log_session(
         raise Refused("A session cannot be logged for a future date.")
     if date < group.start_date:
         raise Refused(f"{group.name} starts on {_day(group.start_date)}; no session before that.")
+    if group.ended_on and date > group.ended_on:
+        raise Refused(f"{group.name} ended on {_day(group.ended_on)}; no session after that.")
     if Session.objects.filter(group=group, date=date).exists():
         raise Refused(f"A session on {_day(date)} is already logged for {group.name}.")
     modules = [m for m in Module.values if m in set(modules)]  # curriculum order, no repeats

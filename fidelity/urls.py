@@ -7,6 +7,7 @@ urlpatterns = [
     path("<slug:trial_key>/imr-groups/", views.group_list, name="groups"),
     path("<slug:trial_key>/imr-groups/new/", views.group_new, name="group_new"),
     path("<slug:trial_key>/imr-groups/<int:pk>/", views.group_detail, name="group"),
+    path("<slug:trial_key>/imr-groups/<int:pk>/end/", views.group_end, name="group_end"),
     path("<slug:trial_key>/imr-groups/<int:pk>/members/add/", views.member_add, name="member_add"),
     path(
         "<slug:trial_key>/imr-groups/<int:pk>/members/<int:membership_pk>/leave/",

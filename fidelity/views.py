@@ -22,6 +22,7 @@ from . import measures, rules, services
 from .forms import (
     AssessmentForm,
     AttendanceChangeForm,
+    EndGroupForm,
     FollowUpCallForm,
     GroupForm,
     LeaveForm,
@@ -181,8 +182,34 @@ def group_detail(request, trial_key, pk):
             "band": band,
             "may_log": _may_log(request.user, group),
             "leave_form": LeaveForm(initial={"left_on": timezone.localdate()}),
+            "end_form": EndGroupForm(initial={"ended_on": timezone.localdate()}),
         },
     )
+
+
+@login_required
+def group_end(request, trial_key, pk):
+    trial = _trial(request, trial_key)
+    group = _group(request, trial, pk)
+    _require_log(request.user, group)
+    if request.method != "POST":  # asked only after the gate, so a 405 reveals nothing
+        return HttpResponseNotAllowed(["POST"])
+    form = EndGroupForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give the group's last day and why it ended early.")
+    else:
+        try:
+            services.end_group(
+                group,
+                by=request.user,
+                on=form.cleaned_data["ended_on"],
+                reason=form.cleaned_data["reason"],
+            )
+        except services.Refused as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"{group.name} ended; no more reminders for it.")
+    return redirect("fidelity:group", trial.key, group.pk)
 
 
 def _eligible_ids(group):

@@ -156,6 +156,9 @@ class Calls:
             "fidelity.leave_group": lambda: imr.leave_group(
                 w.membership, by=self.facilitator, left_on=today
             ),
+            "fidelity.end_group": lambda: imr.end_group(
+                w.group, by=self.facilitator, on=today, reason="too few members"
+            ),
             "fidelity.log_session": lambda: imr.log_session(
                 w.group,
                 by=self.facilitator,
