@@ -357,6 +357,7 @@ class Role(models.TextChoices):
     KEY_HOLDER = "key_holder", "Unblinded data administrator"
     MONITOR = "monitor", "Monitor (clinical research associate)"
     INVESTIGATOR = "investigator", "Site investigator"
+    CASE_MANAGER = "case_manager", "Case manager"
 
 
 class Membership(models.Model):

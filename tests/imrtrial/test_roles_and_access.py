@@ -36,6 +36,7 @@ MATRIX = {
     Role.KEY_HOLDER: {"view_participants", "allocation", "export_blinded", "view_audit"},
     Role.MONITOR: {"view_participants", "source_verify"},
     Role.INVESTIGATOR: {"view_participants", "sign_casebook"},
+    Role.CASE_MANAGER: {"view_participants", "allocation", "enter_staff_rating"},
 }
 BLINDED_ROLES = [
     Role.TRIAL_ADMIN,
@@ -45,7 +46,13 @@ BLINDED_ROLES = [
     Role.MONITOR,
     Role.INVESTIGATOR,
 ]
-UNBLINDED_ROLES = [Role.COORDINATOR, Role.FACILITATOR, Role.FIDELITY_RATER, Role.KEY_HOLDER]
+UNBLINDED_ROLES = [
+    Role.COORDINATOR,
+    Role.FACILITATOR,
+    Role.FIDELITY_RATER,
+    Role.KEY_HOLDER,
+    Role.CASE_MANAGER,
+]
 
 
 def can(user, kind, trial, site=None):
