@@ -14,6 +14,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.db import transaction
 from django.test.utils import override_settings
+from django.urls import reverse
 from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -137,6 +138,22 @@ def test_blinded_demo_users_cannot_see_arms(trial):
         assert not access.unblinded_sites(user, trial).exists(), user
         for site in trial.sites.all():
             assert not access.may_see_allocation(user, trial, site), (user, site)
+
+
+def test_blinded_demo_users_get_404_on_the_unblinded_pages(trial, client):
+    group = ImrGroup.objects.filter(trial=trial).first()
+    unblinded = [
+        reverse("randomization:allocations", args=[trial.key]),
+        reverse("fidelity:groups", args=[trial.key]),
+        reverse("fidelity:group", args=[trial.key, group.pk]),
+        reverse("fidelity:report", args=[trial.key, group.pk]),
+    ]
+    for username in ("demo-assessor", "demo-assessor-2", "demo-data-manager", "demo-trial-admin"):
+        client.force_login(get_user_model().objects.get(username=username))
+        for url in unblinded:
+            assert client.get(url).status_code == 404, (username, url)
+    client.force_login(get_user_model().objects.get(username="demo-facilitator"))
+    assert client.get(unblinded[2]).status_code == 200  # the pages exist: the check can fail
 
 
 def test_the_logins_file_is_readable_by_its_owner_alone_and_every_login_works(seeded, rf):
