@@ -27,11 +27,13 @@ $(VENV)/.installed-dev: requirements-dev.txt requirements.txt | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# Two-factor sign-in as in production (DEBUG alone would turn it off): the TOTP secrets of the
+# demo users who need it are in the logins file seed_demo writes (demo-logins.txt, mode 600).
 run: install
 	DEBUG=true $(BIN)/python manage.py migrate --noinput
 	DEBUG=true $(BIN)/python manage.py seed_demo
-	@echo "Serving the demo on http://127.0.0.1:8000 (Ctrl-C to stop)."
-	DEBUG=true $(BIN)/python manage.py runserver 127.0.0.1:8000
+	@echo "Serving the demo on http://127.0.0.1:8000 (Ctrl-C to stop); logins in demo-logins.txt."
+	DEBUG=true TWO_FACTOR_REQUIRED=true $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 services:
 	@scripts/services.sh

@@ -6,7 +6,8 @@ in any trial, an active role whose group may see allocation-revealing data (`vie
 release the allocation key (`release_allocation_key`) or configure the trial and its staff
 (`manage_trial`), or when they are a Django administrator (is_staff or is_superuser). Anyone else
 may enrol; once they have, they are asked for a code at every sign-in too, or the device would
-guard nothing.
+guard nothing. Turning the rule off (TWO_FACTOR_REQUIRED=false, for load benchmarks) drops the
+obligation, not that promise: an enrolled user is asked for the code all the same.
 
 Contract of the services: a token is checked against one device under a row lock (two requests
 cannot both spend the same code), django-otp's back-off refuses codes for 1, 2, 4, 8... seconds
@@ -95,9 +96,6 @@ class TwoFactorMiddleware:
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        # Read per request, not at import, so a deployment's setting and a test's override hold.
-        if not settings.TWO_FACTOR_REQUIRED:
-            return None
         user = request.user
         if not user.is_authenticated or user.is_verified():
             return None
@@ -111,6 +109,11 @@ class TwoFactorMiddleware:
             .values_list("required", "enrolled")
             .get()
         )
+        # TWO_FACTOR_REQUIRED=false lifts the obligation only: whoever enrolled a device is still
+        # asked for its code, as enrolment promised. (Read per request, not at import, so a
+        # deployment's setting and a test's override hold.)
+        if not settings.TWO_FACTOR_REQUIRED:
+            required = False
         if not required and not enrolled:
             return None
         target = reverse("two_factor:verify" if enrolled else "two_factor:enrol")

@@ -60,6 +60,9 @@ REVEALING_ALLOWED = {
     "tests/browser/test_attendance.py",  # a facilitator logs attendance in a browser
     "tests/assessments/test_reminders_gate.py",  # no blinded recipient's digest names a group
     "tests/imrtrial/test_outbox.py",  # every outbox's lines pass the send-time check
+    "demo/seed.py",  # the demo's groups, sessions and ratings; its clock moves allocation dates
+    "tests/demo/test_seed.py",  # the demo holds groups, sessions and a fidelity consensus
+    "tests/browser/test_demo_story.py",  # demo users log a session and agree a fidelity rating
     "bench/randomization.py",  # counts anomalies in the allocations a benchmark made
     "bench/export.py",  # writes a synthetic trial's allocations in bulk
 }

@@ -289,9 +289,39 @@ def test_a_blinded_user_who_enrolled_is_asked_for_the_code_at_each_sign_in(clien
     assert client.get(reverse("home"))["Location"].startswith(VERIFY)
 
 
-def test_the_setting_turns_enforcement_off_for_the_demo(client, coordinator, settings):
+def test_the_setting_lifts_the_obligation_but_not_an_enrolled_device(
+    client, coordinator, person, settings
+):
     settings.TWO_FACTOR_REQUIRED = False
-    assert password_login(client, coordinator).status_code == 200
+    without_device = person(Role.COORDINATOR, username="desk-without-device")
+    assert password_login(client, without_device).status_code == 200
+    client.logout()
+    # The persona coordinator has enrolled: the code is asked even with the setting off.
+    response = password_login(client, coordinator)
+    assert response.status_code == 302 and response["Location"].startswith(VERIFY)
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_after_voluntary_enrolment_the_code_is_asked_at_the_next_sign_in(
+    client, person, settings, required
+):
+    """The enrolment page promises a code at each sign-in: it is asked, whether or not the
+    setting makes two factors compulsory (it was not when the setting was off)."""
+    settings.TWO_FACTOR_REQUIRED = required
+    assessor = person(Role.ASSESSOR)
+    password_login(client, assessor)
+    html = client.get(ENROL).content.decode()
+    response = client.post(ENROL, {"token": code_from(secret_on(html))}, follow=True)
+    assert "You will be asked for a code each time" in response.content.decode()
+    client.logout()
+
+    response = password_login(client, assessor)
+    assert response.status_code == 302 and response["Location"].startswith(VERIFY)
+    worklist = reverse("assessments:worklist", args=[assessor.memberships.get().trial.key])
+    assert client.get(worklist)["Location"].startswith(VERIFY)
+    device = TOTPDevice.objects.get(user=assessor, confirmed=True)
+    assert client.post(VERIFY, {"token": totp_code(device)}).status_code == 302
+    assert client.get(worklist).status_code == 200
 
 
 # --- Enrolment --------------------------------------------------------------------------------

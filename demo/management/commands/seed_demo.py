@@ -1,99 +1,74 @@
-import datetime
-import secrets
+"""`manage.py seed_demo`: the demo trial and its users (demo.seed). The logins are written to a
+file (mode 600) and printed last, after anything else the seed had to say."""
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from django.db import transaction
-from django.utils import timezone
 
-from imrtrial.models import Membership, Role, Trial
-from imrtrial.trialconfig import load_trial
-from randomization import services
-
-DEMO_TRIAL = "danish-imr"
+from demo import seed
 
 
 class Command(BaseCommand):
     help = (
-        "Create the demo trial (screenings, participants, a few randomized) and one demo user "
-        "per role; passwords are printed once."
+        "Create the demo trial: two of every role that works in pairs, participants in every "
+        "state, IMR groups with sessions and a fidelity consensus. Writes the demo logins "
+        "(passwords, two-factor secrets) to a file readable by you alone and prints them last. "
+        "Refuses to seed twice."
     )
 
     def add_arguments(self, parser):
         parser.add_argument(
             "--reset-passwords",
             action="store_true",
-            help="give the demo users new passwords and print them",
+            help="give the demo users new passwords (two-factor secrets are kept), rewrite the "
+            "logins file and print them",
+        )
+        parser.add_argument(
+            "--logins-file",
+            default=None,
+            help=f"where to write the logins (default: {seed.default_logins_path()})",
         )
 
-    @transaction.atomic
-    def handle(self, *args, reset_passwords=False, **options):
-        User = get_user_model()
-        trial = Trial.objects.filter(key=DEMO_TRIAL).first()
-        created_trial = trial is None
-        if created_trial:
-            trial = load_trial("danish")
-            trial.status = Trial.Status.OPEN
-            trial.save(update_fields=["status"])
-        logins = []
-        for role in Role:
-            username = f"demo-{role.value.replace('_', '-')}"
-            user, created = User.objects.get_or_create(
-                username=username,
-                defaults={
-                    "first_name": "Demo",
-                    "last_name": role.label,
-                    "email": f"{username}@example.org",
-                },
-            )
-            if created or reset_passwords:
-                password = secrets.token_urlsafe(12)
-                user.set_password(password)
-                user.save(update_fields=["password"])
-                logins.append((username, password, role.label))
-            # Facilitators work at one centre; everyone else at all sites of the demo trial.
-            site = trial.sites.order_by("name").first() if role == Role.FACILITATOR else None
-            Membership.objects.get_or_create(user=user, trial=trial, site=site, role=role)
-        if created_trial:
-            self._demo_participants(trial)
-        if logins:
-            self.stdout.write("Demo logins (shown once; --reset-passwords makes new ones):")
-            for username, password, label in logins:
-                self.stdout.write(f"  {username:22} {password:18} {label}")
+    def handle(self, *args, reset_passwords=False, logins_file=None, **options):
+        path = logins_file or seed.default_logins_path()
+        if reset_passwords:
+            result = seed.reset_passwords(path)
+            if not result.logins:
+                self.stdout.write("There are no demo users yet: run `manage.py seed_demo` first.")
+                return
         else:
-            self.stdout.write(
-                "The demo is already seeded. Run `python manage.py seed_demo --reset-passwords` "
-                "for new demo passwords."
-            )
+            try:
+                result = seed.seed(path)
+            except seed.AlreadySeeded:
+                self.stdout.write(
+                    f"The demo is already seeded (trial {seed.DEMO_TRIAL} exists): nothing was "
+                    f"changed. Its logins were written to {path} when it was seeded; "
+                    "`manage.py seed_demo --reset-passwords` gives new passwords and rewrites "
+                    "that file."
+                )
+                return
+            self._story(result)
+        self._logins(result)
 
-    def _demo_participants(self, trial):
-        """Screen 14 people through the real services; enrol 12 and randomize 6 of them."""
-        desk = get_user_model().objects.get(username="demo-coordinator")
-        sites = list(trial.sites.order_by("name"))
-        criteria = list(trial.criteria.all())
-        day = timezone.localdate() - datetime.timedelta(days=20)
-        for n in range(14):
-            answers = {c.code: c.kind == "inclusion" for c in criteria}
-            if n >= 12:  # two people who do not meet the criteria
-                answers[criteria[-1].code] = True
-            screening = services.screen(
-                trial,
-                sites[n % len(sites)],
-                by=desk,
-                answers=answers,
-                screened_on=day,
-                referral_source="Case manager",
-                consent_date=None if n >= 12 else day,
-                consent_form_version="1.0",
-                consent_obtained_by="Demo coordinator",
+    def _story(self, result):
+        self.stdout.write(
+            f"Seeded the demo trial {seed.DEMO_TRIAL}. {result.notices} e-mail notice(s) made "
+            "while seeding (allocation notices to the IMR facilitators) were not sent or printed."
+        )
+        self.stdout.write("Where to try the two-person work:")
+        for line in result.pointers:
+            self.stdout.write(f"  - {line}")
+
+    def _logins(self, result):
+        self.stdout.write("")
+        self.stdout.write("Demo logins (two-factor users: the TOTP secret is in the file):")
+        for login in result.logins:
+            second = "two-factor" if login.secret else ""
+            self.stdout.write(
+                f"  {login.username:22} {login.password:18} {second:10} {login.role} "
+                f"({login.where})"
             )
-            if n >= 12:
-                continue
-            participant = services.enrol(
-                screening,
-                by=desk,
-                factor_levels={"diagnosis": "bipolar" if n % 4 == 0 else "schizophrenia"},
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"The logins, with each two-factor user's TOTP secret and otpauth address, are "
+                f"in {result.path} (mode 600, readable by you alone)."
             )
-            participant = services.record_baseline(participant, by=desk, completed_on=day)
-            if n < 6:
-                services.randomize(participant, by=desk)
+        )
