@@ -67,6 +67,7 @@ USERS = (
     ("demo-key-holder", Role.KEY_HOLDER, None),
     ("demo-monitor", Role.MONITOR, None),
     ("demo-investigator", Role.INVESTIGATOR, None),
+    ("demo-case-manager", Role.CASE_MANAGER, GROUP_SITE),
 )
 
 

@@ -130,7 +130,8 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 LOGIN_URL = "login"
 # Two-factor sign-in (TOTP): unblinded roles, trial administrators and Django administrators must
-# use it (the rule is imrtrial.twofactor.requires_two_factor). Off only for the `make run` demo.
+# use it (the rule is imrtrial.twofactor.requires_two_factor). Off by default under DEBUG; `make
+# run` turns it on, as in production. Whoever enrolled a device is asked for a code either way.
 TWO_FACTOR_REQUIRED = env.bool("TWO_FACTOR_REQUIRED", default=not DEBUG)
 OTP_TOTP_ISSUER = "imrtrial"
 # django-otp's back-off after wrong codes: 1, 2, 4, 8... seconds times this factor.
