@@ -325,7 +325,9 @@ def assessor(browser, plan, rng, args, window, outcome):
         think(rng, args.think, window)
         form = browser.form(page, "item_p1", "entry_page")
         values = {name: str(rng.randint(1, 7)) for name in form.fields if name.startswith("item_")}
-        landed = browser.submit(url, "entry_post", form, values, expect=(302, 200))
+        landed = browser.submit(
+            url, "entry_post", form, values, button="complete", expect=(302, 200)
+        )
         if not landed.startswith("/"):
             # The page came back with the data quality rules' warnings (e.g. P1 absent while G9
             # is severe): the assessor checks the values and saves them as they are.
