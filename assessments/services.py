@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from imrtrial import access
 from imrtrial.audit import ReasonRequired, attribute
-from imrtrial.errors import Refused
+from imrtrial.errors import Locked, Refused
 from imrtrial.locking import Scope, check_unlocked, writes_clinical_data
 from imrtrial.models import (
     DatabaseLock,
@@ -31,6 +31,10 @@ from .definitions import clean, compute_scores
 from .models import DataQuery, FormEntry, Visit
 
 DOUBLE_ENTRY_RATERS = ("self_report", "records")  # paper forms, entered twice
+# A locked form refuses a save with the words imrtrial.locking uses for every writer.
+FORM_LOCKED = (
+    "This form is locked and can no longer change. The data manager can unlock it, with a reason."
+)
 
 
 class FormInvalid(Exception):
@@ -149,18 +153,6 @@ def entry_kind_for(instrument):
     )
 
 
-def _entry_scope(arguments):
-    """A form's entry is locked on its own; a new one is written to the visit's casebook."""
-    visit = arguments["visit"]
-    entry = FormEntry.objects.filter(
-        participant=visit.participant,
-        instrument=arguments["instrument_code"],
-        timepoint=visit.timepoint.code,
-        kind=arguments["kind"],
-    ).first()
-    return Scope.of(entry or visit)
-
-
 def check_may_enter(user, visit, instrument):
     if instrument.code not in visit.timepoint.instruments:
         raise Refused(f"{instrument.name} is not due at {visit.timepoint.label}.")
@@ -168,8 +160,11 @@ def check_may_enter(user, visit, instrument):
         raise Refused("You may not enter this form for this participant.")
 
 
-@writes_clinical_data("assessments.save_entry", _entry_scope)
-@transaction.atomic
+# The scope is the visit's casebook (and the trial): the form's own lock is asked by save_entry
+# itself, on the entry row it holds, which spares a read of that row before the one that
+# locks it. No savepoint of its own: the guard's transaction is the one it runs in.
+@writes_clinical_data("assessments.save_entry", lambda a: Scope.of(a["visit"]))
+@transaction.atomic(savepoint=False)
 def save_entry(
     visit,
     instrument_code,
@@ -222,13 +217,16 @@ def save_entry(
             entered_by=by,
         )
     else:
+        if entry.status == FormEntry.Status.LOCKED:
+            # The form's lock (imrtrial.locking), asked on the row this transaction now holds
+            # FOR NO KEY UPDATE: the lock action (set_status) takes the same row lock, so a
+            # save and a lock of one form happen one after the other, never both.
+            raise Locked(FORM_LOCKED)
         if version is not None and _version(version) != entry.version:
             raise Conflict(
                 "Someone else saved this form after you opened it. Reload it to see their "
                 "changes; your entries were not saved."
             )
-        if entry.status == FormEntry.Status.LOCKED:
-            raise Refused("This form is locked and can no longer change.")
         if entry.status != FormEntry.Status.DRAFT and not reason.strip():
             raise ReasonRequired("A reason is required to change a completed form.")
         if kind in (FormEntry.Kind.FIRST, FormEntry.Kind.SECOND) and entry.entered_by_id != by.pk:
@@ -271,13 +269,15 @@ def _version(text):
 
 def _update_visit(visit, *, by):
     """A visit is done when every form due at it has a counting entry."""
+    if visit.completed_on is not None:
+        return  # done already: it stays done
     due = set(visit.timepoint.instruments)
     done = set(
         FormEntry.objects.counting()
         .filter(participant=visit.participant, timepoint=visit.timepoint.code)
         .values_list("instrument", flat=True)
     )
-    if due <= done and visit.completed_on is None:
+    if due <= done:
         today = timezone.localdate()
         visit.completed_on = today
         visit.deviation = not visit.window_start <= today <= visit.window_end
@@ -628,6 +628,7 @@ def record_unblinding(participant, assessor, *, by, occurred_on, description):
         description=description.strip(),
         reported_by=by,
     )
+    access.forget(assessor)  # this user object answers may_enter anew
     for visit in Visit.objects.filter(
         Q(assessor=assessor) | Q(assessor__isnull=True),
         participant=participant,

@@ -173,28 +173,29 @@ def worklist(request, trial_key):
     )
 
 
-def _visit_or_404(request, trial, visit_pk):
-    """The visit, if the user may see its participant or enter its forms; else 404."""
+def _visit_or_404(request, trial_key, visit_pk):
+    """(trial, visit) read in one query, if the user may see the visit's participant or enter
+    its forms; else 404. The trial needs no query of its own (trial_or_404): a user with no
+    active role in it holds no permission in it either, so the answer is the same 404."""
     visit = get_object_or_404(
         Visit.objects.select_related(
             "participant", "participant__site", "participant__trial", "timepoint", "assessor"
         ),
         pk=visit_pk,
-        participant__trial=trial,
+        participant__trial__key=trial_key,
     )
-    site = visit.participant.site
+    trial, site = visit.participant.trial, visit.participant.site
     if not any(
         access.has(request.user, perm, trial, site)
         for perm in (Perm.VIEW_PARTICIPANTS, Perm.ENTER_INTERVIEW, Perm.ENTER_STAFF_RATING)
     ):
         raise Http404("Not found.")
-    return visit
+    return trial, visit
 
 
 @login_required
 def visit_detail(request, trial_key, visit_pk):
-    trial = access.trial_or_404(request.user, trial_key)
-    visit = _visit_or_404(request, trial, visit_pk)
+    trial, visit = _visit_or_404(request, trial_key, visit_pk)
     participant = visit.participant
     entries = {}
     for e in FormEntry.objects.filter(participant=participant, timepoint=visit.timepoint.code):
@@ -257,8 +258,7 @@ def visit_detail(request, trial_key, visit_pk):
 
 @login_required
 def entry_form(request, trial_key, visit_pk, instrument, kind):
-    trial = access.trial_or_404(request.user, trial_key)
-    visit = _visit_or_404(request, trial, visit_pk)
+    trial, visit = _visit_or_404(request, trial_key, visit_pk)
     try:
         definition = registry.get(instrument)
     except KeyError:
@@ -269,12 +269,15 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
         request.user, visit.participant, definition.rater
     ):
         raise Http404("Not found.")
-    entry = FormEntry.objects.filter(
+    this_form = FormEntry.objects.filter(
         participant=visit.participant,
         instrument=instrument,
         timepoint=visit.timepoint.code,
         kind=kind,
-    ).first()
+    )
+    # A single entry posted is read by the save itself (under its row lock); the page reads it
+    # only to show it. Double entry is checked before anything is typed or saved.
+    entry = None if request.method == "POST" and kind == "single" else this_form.first()
     if kind in ("first", "second") and entry and entry.entered_by_id != request.user.pk:
         # Double entry is independent: nobody sees the other entry's values.
         messages.error(request, "This entry was made by someone else.")
@@ -325,6 +328,8 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
                 return redirect(request.path)
             messages.success(request, f"{definition.name} is complete.")
             return redirect("assessments:visit", trial.key, visit.pk)
+        if entry is None:
+            entry = this_form.first()  # the page comes back: as the form stands now
     elif entry:
         raw = {k: services._as_text(v) for k, v in entry.values.items()}
     form_queries, item_queries = [], {}
@@ -379,8 +384,7 @@ def _by_item(findings):
 
 @login_required
 def entry_status(request, trial_key, visit_pk, entry_pk):
-    trial = access.trial_or_404(request.user, trial_key)
-    visit = _visit_or_404(request, trial, visit_pk)
+    trial, visit = _visit_or_404(request, trial_key, visit_pk)
     access.require(request.user, Perm.VERIFY_FORMS, trial, visit.participant.site)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
@@ -401,8 +405,7 @@ def entry_status(request, trial_key, visit_pk, entry_pk):
 
 @login_required
 def reconcile(request, trial_key, visit_pk, instrument):
-    trial = access.trial_or_404(request.user, trial_key)
-    visit = _visit_or_404(request, trial, visit_pk)
+    trial, visit = _visit_or_404(request, trial_key, visit_pk)
     access.require(request.user, Perm.VERIFY_FORMS, trial, visit.participant.site)
     try:
         definition = registry.get(instrument)
@@ -452,8 +455,7 @@ def reconcile(request, trial_key, visit_pk, instrument):
 @login_required
 def visit_manage(request, trial_key, visit_pk):
     """Data manager: assign an assessor, or mark the visit missed."""
-    trial = access.trial_or_404(request.user, trial_key)
-    visit = _visit_or_404(request, trial, visit_pk)
+    trial, visit = _visit_or_404(request, trial_key, visit_pk)
     access.require(request.user, Perm.VERIFY_FORMS, trial, visit.participant.site)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
@@ -476,8 +478,7 @@ def visit_manage(request, trial_key, visit_pk):
 
 @login_required
 def guess(request, trial_key, visit_pk):
-    trial = access.trial_or_404(request.user, trial_key)
-    visit = _visit_or_404(request, trial, visit_pk)
+    trial, visit = _visit_or_404(request, trial_key, visit_pk)
     if not access.may_enter(request.user, visit.participant, "assessor_interview"):
         raise Http404("Not found.")
     if request.method != "POST":
@@ -631,8 +632,7 @@ def _entry_values(user, entry):
 @login_required
 def query_new(request, trial_key, visit_pk):
     """A data manager asks about the visit, one of its forms (?entry=) or an item (&item=)."""
-    trial = access.trial_or_404(request.user, trial_key)
-    visit = _visit_or_404(request, trial, visit_pk)
+    trial, visit = _visit_or_404(request, trial_key, visit_pk)
     participant = visit.participant
     if not queries.may_open(request.user, participant):
         raise Http404("Not found.")

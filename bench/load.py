@@ -21,7 +21,8 @@ What it does, in a dedicated database that it drops and recreates (its name must
    - a coordinator screens a new caller (screening form), enrols them (stratification form),
      randomizes them (read-back form) and reads the result page;
    - an assessor opens the worklist, opens a PANSS of one of their own visits, completes it
-     and lands on the visit page;
+     (when the data quality rules flag the random values, reads the warnings and saves them as
+     they are, acknowledged) and lands on the visit page;
    pausing --think seconds on average (uniform, half to one and a half times) before each
    page action, as a person reads a page; a redirect after a form is followed at once;
 4. counts as an error, from the first request on, any answer other than 2xx/3xx, any
@@ -214,7 +215,7 @@ class Browser:
     def _expect(self, status, location, page, expect, label):
         if status >= 400:
             raise Step(f"{label}: HTTP {status}")
-        if status != expect:
+        if status not in (expect if isinstance(expect, tuple) else (expect,)):
             raise Step(f"{label}: HTTP {status}, expected {expect}")
         if status in (301, 302, 303):
             return urlsplit(location).path + (
@@ -324,7 +325,17 @@ def assessor(browser, plan, rng, args, window, outcome):
         think(rng, args.think, window)
         form = browser.form(page, "item_p1", "entry_page")
         values = {name: str(rng.randint(1, 7)) for name in form.fields if name.startswith("item_")}
-        landed = browser.submit(url, "entry_post", form, values, button="complete")
+        landed = browser.submit(
+            url, "entry_post", form, values, button="complete", expect=(302, 200)
+        )
+        if not landed.startswith("/"):
+            # The page came back with the data quality rules' warnings (e.g. P1 absent while G9
+            # is severe): the assessor checks the values and saves them as they are.
+            think(rng, args.think, window)
+            form = browser.form(landed, "acknowledge", "entry_warnings")
+            landed = browser.submit(
+                url, "entry_acknowledge", form, {**values, "acknowledge": "1"}, button="complete"
+            )
         browser.get(landed, "visit_page")
         outcome["saved"] += 1
         think(rng, args.think, window)

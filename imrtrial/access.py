@@ -27,6 +27,7 @@ from django.http import Http404
 from .models import Membership, Participant, Perm, Site, Trial, UnblindingIncident
 
 _CACHE_ATTR = "_imrtrial_access_cache"
+_DISCLOSED_ATTR = "_imrtrial_disclosed_to"
 
 # How a blinded reader sees an unblinded author, and their words.
 NEUTRAL_AUTHOR = "Trial staff"
@@ -65,8 +66,10 @@ def _permissions_of_roles(roles=None):
 
 
 def forget(user):
-    """Drop the cached grants, after a membership of this user changed."""
+    """Drop the cached grants (and disclosures), after a membership of this user changed or an
+    unblinding incident named them."""
     user.__dict__.pop(_CACHE_ATTR, None)
+    user.__dict__.pop(_DISCLOSED_ATTR, None)
 
 
 def narrow(user, trial, perms):
@@ -253,10 +256,23 @@ def may_enter(user, participant, rater):
     if not has(user, Perm.ENTER_INTERVIEW, trial, site):
         return False
     if rater == "assessor_interview":
-        return not UnblindingIncident.objects.filter(
-            participant=participant, assessor=user
-        ).exists()
+        return participant.pk not in _disclosed_to(user)
     return True
+
+
+def _disclosed_to(user):
+    """The ids of the participants who disclosed their allocation to `user` (unblinding
+    incidents): one query per user object, cached on it like the grants, where the CRF page and
+    the save it posts asked once each (and the visit page once per form)."""
+    found = user.__dict__.get(_DISCLOSED_ATTR)
+    if found is None:
+        found = frozenset(
+            UnblindingIncident.objects.filter(assessor=user).values_list(
+                "participant_id", flat=True
+            )
+        )
+        user.__dict__[_DISCLOSED_ATTR] = found
+    return found
 
 
 _MAY_WITHDRAW = (Perm.RANDOMIZE, Perm.MANAGE_TRIAL)

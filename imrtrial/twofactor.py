@@ -18,10 +18,13 @@ without the secret).
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -30,7 +33,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import access
 from .audit import attribute
-from .models import Membership, Perm
+from .models import Membership, Perm, Trial
 
 # Holding any of these, in any trial, makes a second factor compulsory; so does
 # view_unblinded_after_unblinding in a trial that is unblinded: anyone who can see allocations
@@ -43,43 +46,89 @@ GUARDED_ONCE_UNBLINDED = (Perm.VIEW_UNBLINDED_AFTER_UNBLINDING,)
 OPEN_VIEWS = {"two_factor:verify", "two_factor:enrol", "logout"}
 
 
-def _roles_holding(perms):
-    return Group.objects.filter(
-        permissions__content_type__app_label="imrtrial", permissions__codename__in=perms
-    ).values("name")
+def _required_sql():
+    """The rule as SQL over a row of the user table (`auth_user`), with its parameters: written
+    once, and asked both of one user (the middleware, with the user's own row) and of a whole
+    list (users_with_two_factor_status). Plain joins rather than the ORM's nested subqueries:
+    PostgreSQL planned those in several milliseconds on every request."""
+    user = get_user_model()._meta.db_table
+    guarded = ", ".join(["%s"] * len(GUARDED_PERMISSIONS))
+    once = ", ".join(["%s"] * len(GUARDED_ONCE_UNBLINDED))
+    sql = f"""(
+        "{user}"."is_staff" OR "{user}"."is_superuser" OR EXISTS (
+            SELECT 1 FROM "{Membership._meta.db_table}" m
+            JOIN "{Group._meta.db_table}" g ON g.name = m.role
+            JOIN "{Group.permissions.through._meta.db_table}" gp ON gp.group_id = g.id
+            JOIN "{Permission._meta.db_table}" p ON p.id = gp.permission_id
+            JOIN "{ContentType._meta.db_table}" ct ON ct.id = p.content_type_id
+            JOIN "{Trial._meta.db_table}" t ON t.id = m.trial_id
+            WHERE m.user_id = "{user}"."id" AND m.active AND ct.app_label = %s
+              AND (p.codename IN ({guarded})
+                   OR (p.codename IN ({once}) AND t.unblinded_at IS NOT NULL))
+        )
+    )"""
+    return sql, ("imrtrial", *GUARDED_PERMISSIONS, *GUARDED_ONCE_UNBLINDED)
 
 
-def _guarded_memberships(user):
-    """Active memberships whose role's group holds a guarded permission (now)."""
-    return Membership.objects.filter(user=user, active=True).filter(
-        Q(role__in=_roles_holding(GUARDED_PERMISSIONS))
-        | Q(role__in=_roles_holding(GUARDED_ONCE_UNBLINDED), trial__unblinded_at__isnull=False)
+def _enrolled_sql():
+    user = get_user_model()._meta.db_table
+    return (
+        f'EXISTS (SELECT 1 FROM "{TOTPDevice._meta.db_table}" d '
+        f'WHERE d.user_id = "{user}"."id" AND d.confirmed = %s)',
+        (True,),
     )
 
 
-def _required():
-    """The rule as a condition on the user table, so that one user or a whole list can be
-    asked in one query."""
-    return Q(is_staff=True) | Q(is_superuser=True) | Q(Exists(_guarded_memberships(OuterRef("pk"))))
+def _with_status(users):
+    """`users` annotated `required` (the rule) and `enrolled` (a confirmed device)."""
+    return users.annotate(
+        required=RawSQL(*_required_sql(), output_field=BooleanField()),
+        enrolled=RawSQL(*_enrolled_sql(), output_field=BooleanField()),
+    )
 
 
 def requires_two_factor(user):
     """Must this user pass a second factor before any page? (The one place of the rule.)"""
     if not user.is_authenticated:
         return False
-    return get_user_model().objects.filter(_required(), pk=user.pk, is_active=True).exists()
+    return bool(
+        _with_status(get_user_model().objects.filter(pk=user.pk, is_active=True))
+        .values_list("required", flat=True)
+        .first()
+    )
 
 
 def users_with_two_factor_status():
     """All users, annotated `required` (the rule above) and `enrolled` (a confirmed device)."""
-    return get_user_model().objects.annotate(
-        required=ExpressionWrapper(_required(), output_field=BooleanField()),
-        enrolled=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
-    )
+    return _with_status(get_user_model().objects.all())
 
 
 def is_enrolled(user):
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+class SessionUserBackend(ModelBackend):
+    """Django's model backend, whose user of a session comes with `required` and `enrolled`
+    (users_with_two_factor_status) read in the same query: the middleware below then asks
+    nothing more, where it took a second query on every page."""
+
+    def get_user(self, user_id):
+        user = users_with_two_factor_status().filter(pk=user_id).first()
+        return user if self.user_can_authenticate(user) else None
+
+
+def _status(user):
+    """(required, enrolled) of a signed-in user: from the user's own row when the session's
+    backend read them with it, else asked now."""
+    found = (getattr(user, "required", None), getattr(user, "enrolled", None))
+    if None in found:
+        found = (
+            users_with_two_factor_status()
+            .filter(pk=user.pk)
+            .values_list("required", "enrolled")
+            .get()
+        )
+    return found
 
 
 class TwoFactorMiddleware:
@@ -101,14 +150,10 @@ class TwoFactorMiddleware:
             return None
         if request.resolver_match and request.resolver_match.view_name in OPEN_VIEWS:
             return None
-        # One query on every request of a signed-in user who has not verified (most often a
-        # blinded one who needs no second factor): must they, and have they a device?
-        required, enrolled = (
-            users_with_two_factor_status()
-            .filter(pk=user.pk)
-            .values_list("required", "enrolled")
-            .get()
-        )
+        # Asked on every request of a signed-in user who has not verified (most often a blinded
+        # one who needs no second factor): must they, and have they a device? Read with the
+        # user's row (SessionUserBackend), so no query of its own.
+        required, enrolled = _status(user)
         # TWO_FACTOR_REQUIRED=false lifts the obligation only: whoever enrolled a device is still
         # asked for its code, as enrolment promised. (Read per request, not at import, so a
         # deployment's setting and a test's override hold.)

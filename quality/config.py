@@ -17,7 +17,7 @@ from imrtrial import trialconfig
 from imrtrial.blinding_words import PAGE_WORDS, PROGRAMME_WORDS, Word, literal, names_arm
 
 from .models import Severity, TrialRule
-from .rules import BUILT_IN, trial_resolver
+from .rules import BUILT_IN, forget_save_rules, trial_resolver
 
 _CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 KEYS = {"code", "name", "message", "severity", "forms", "check", "timepoints"}
@@ -105,6 +105,7 @@ def create(trial, rules):
     TrialRule.objects.bulk_create(
         TrialRule(trial=trial, order=i, **rule) for i, rule in enumerate(rules)
     )
+    forget_save_rules(trial)
 
 
 trialconfig.register_section("quality_rules", check, create)

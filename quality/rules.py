@@ -249,6 +249,50 @@ def rules_of(trial):
     return rules
 
 
+# --- The rules a save asks (quality.services.check_on_save) ------------------------------
+
+
+@dataclass(frozen=True)
+class _SaveRules:
+    """A trial's rules as the save check asks them: its schedule's timepoint codes, and the
+    trial rules (compiled) that read each form."""
+
+    codes: tuple
+    reading: dict  # instrument code -> (Rule, ...)
+
+
+# {trial pk: (trial created_at, _SaveRules)}, per process. A trial's rules and schedule are
+# written once, with the trial (imrtrial.trialconfig.create_trial, and quality.config.create for
+# the rules, which forgets the trial here), and never changed after: the entry is valid for the
+# trial's life. The creation time in the key also tells apart a trial that reuses the pk of a
+# deleted one (a test database's).
+_save_rules = {}
+
+
+def forget_save_rules(trial):
+    """After the trial's rules were written (quality.config.create)."""
+    _save_rules.pop(trial.pk, None)
+
+
+def rules_for_saves(trial):
+    """The trial's _SaveRules, read and compiled once per process."""
+    from .models import TrialRule
+
+    cached = _save_rules.get(trial.pk)
+    if cached is not None and cached[0] == trial.created_at:
+        return cached[1]
+    codes = tuple(trial.timepoints.values_list("code", flat=True))
+    reading = {}
+    # A trial has a few rules: grouped here, not by a JSON lookup the demo's SQLite lacks.
+    for row in TrialRule.objects.filter(trial=trial):
+        rule = trial_rule(row, codes)
+        for form in rule.forms:
+            reading.setdefault(form, []).append(rule)
+    found = _SaveRules(codes, {form: tuple(rules) for form, rules in reading.items()})
+    _save_rules[trial.pk] = (trial.created_at, found)
+    return found
+
+
 # --- Evaluating over one participant's data -----------------------------------------------
 
 

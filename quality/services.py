@@ -36,15 +36,15 @@ from imrtrial.errors import Locked, Refused
 from imrtrial.models import Participant, Perm, Trial
 
 from . import checks
-from .models import Finding, RuleRun, TrialRule
+from .models import Finding, RuleRun
 from .rules import (
     OUTLIER_MIN_VALUES,
     OUTLIER_Z,
     form_rule_breaks,
     outlier_items,
     robust_z,
+    rules_for_saves,
     rules_of,
-    trial_rule,
     trial_rule_breaks,
 )
 
@@ -342,12 +342,11 @@ def check_on_save(visit, instrument, values, scores):
 
 
 def _trial_rules_on_save(trial, visit, instrument, values, scores):
-    # A trial has a few rules: chosen here, not by a JSON lookup the demo's SQLite lacks.
-    rows = [r for r in TrialRule.objects.filter(trial=trial) if instrument.code in r.forms]
-    if not rows:
+    cached = rules_for_saves(trial)
+    rules = cached.reading.get(instrument.code, ())
+    if not rules:
         return []
-    codes = list(trial.timepoints.values_list("code", flat=True))
-    rules = [trial_rule(row, codes) for row in rows]
+    codes = list(cached.codes)
     participant = visit.participant
     forms = sorted({form for rule in rules for form in rule.forms} - {instrument.code})
     entries = (

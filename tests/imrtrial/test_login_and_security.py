@@ -1,14 +1,21 @@
 """Login, lockout, idle timeout, CSRF and security headers."""
 
+import datetime as dt
 import re
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
+from imrtrial.middleware import RENEWED_KEY
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -53,12 +60,56 @@ def test_weak_passwords_are_refused(weak):
         validate_password(weak)
 
 
+def _session_row(client):
+    return Session.objects.get(session_key=client.cookies[settings.SESSION_COOKIE_NAME].value)
+
+
+def _backdate(client, seconds):
+    """As if the session's last renewal, and so its expiry, were `seconds` earlier."""
+    row = _session_row(client)
+    data = row.get_decoded()
+    data[RENEWED_KEY] -= seconds
+    row.session_data = SessionStore().encode(data)
+    row.expire_date -= dt.timedelta(seconds=seconds)
+    row.save()
+
+
 def test_idle_sessions_expire_and_every_request_renews_them(client):
     make_user("cy")
     login(client, "cy", PASSWORD)
     assert settings.SESSION_COOKIE_AGE == 30 * 60
-    assert settings.SESSION_SAVE_EVERY_REQUEST
     assert client.session.get_expiry_age() == 30 * 60
+    home = reverse("home")
+    assert client.get(home).status_code == 200
+
+    # Within a minute of the last renewal a request writes nothing: the expiry stays.
+    expiry = _session_row(client).expire_date
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(home).status_code == 200
+    assert not [q for q in queries if "django_session" in q["sql"] and "UPDATE" in q["sql"]]
+    assert _session_row(client).expire_date == expiry
+
+    # A request after more than a minute renews it: the full idle timeout from now on.
+    _backdate(client, 61)
+    before = timezone.now()
+    assert client.get(home).status_code == 200
+    renewed = _session_row(client).expire_date
+    assert before + dt.timedelta(seconds=30 * 60) <= renewed
+    assert renewed <= timezone.now() + dt.timedelta(seconds=30 * 60)
+
+    # Idle for the whole timeout: signed out.
+    _backdate(client, 30 * 60)
+    response = client.get(home)
+    assert response.status_code == 302 and reverse("login") in response["Location"]
+
+
+def test_an_expired_session_cookie_does_not_become_a_new_session(client):
+    make_user("cyd")
+    login(client, "cyd", PASSWORD)
+    client.get(reverse("home"))  # renewed: the session's expiry now counts from here
+    _backdate(client, 31 * 60)
+    client.get(reverse("login"))
+    assert not Session.objects.filter(expire_date__gt=timezone.now()).exists()
 
 
 def test_posts_without_a_csrf_token_are_refused():

@@ -1,0 +1,86 @@
+"""The database work of one CRF save through the entry page is pinned: the same statements for
+a form of 6 items and one of 30 (nothing per item), and no more than these. A change that adds
+a query to the save path fails here and has to say why."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from assessments import registry
+from assessments.models import FormEntry
+from quality.rules import rules_for_saves
+
+pytestmark = pytest.mark.django_db
+
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
+
+# What one completed form costs, in order. The request: the session, the user (with the
+# two-factor rule's facts, imrtrial.twofactor.SessionUserBackend), the visit with its
+# participant, site, trial and timepoint, the user's grants in the trial (memberships, then
+# their roles' permissions), the participants who disclosed their arm to the user. The save,
+# in one transaction: the lock check (trial, casebook), the entry under its row lock, the
+# insert and its history row, whether the visit is now complete, signatures it invalidates.
+SAVE = [
+    "django_session",
+    "auth_user",
+    "assessments_visit",
+    "imrtrial_membership",
+    "auth_group",
+    "imrtrial_unblindingincident",
+    "BEGIN",
+    "imrtrial_trial",
+    "imrtrial_participant",
+    "assessments_formentry",
+    "INSERT assessments_formentry",
+    "INSERT assessments_historicalformentry",
+    "assessments_formentry",
+    "signoff_signature",
+    "COMMIT",
+]
+
+
+def _table(sql):
+    """What a statement reads or writes: its first table outside subqueries."""
+    if sql.startswith(TRANSACTION_CONTROL):
+        # The test runs inside a transaction of its own, where the save's transaction is a
+        # savepoint; in production the same atomic block is BEGIN ... COMMIT.
+        return {"SAVEPOINT": "BEGIN", "RELEASE": "COMMIT"}.get(sql.split()[0], sql.split()[0])
+    if sql.startswith("INSERT INTO"):
+        return "INSERT " + sql.split()[2].strip('"')
+    depth = 0
+    for at, char in enumerate(sql):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and sql.startswith(" FROM ", at):
+            return sql[at + 6 :].split()[0].strip('"')
+    raise AssertionError(sql)
+
+
+def _save(client, trial, visit, code, value):
+    data = {f"item_{item.code}": value for item in registry.get(code).items}
+    data["complete"] = "1"
+    url = reverse("assessments:entry", args=[trial.key, visit.pk, code, "single"])
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    assert FormEntry.objects.get(visit=visit, instrument=code).status == "complete"
+    return [_table(q["sql"]) for q in captured.captured_queries]
+
+
+# A blinded assessor needs no second factor: signed in with a password alone (the marker keeps
+# the suite's force_login from adding a verified device, whose row django-otp would read).
+@pytest.mark.two_factor
+def test_a_save_costs_the_same_few_statements_whatever_the_size_of_the_form(
+    client, danish, post_visit, assessor
+):
+    client.force_login(assessor)
+    client.get(reverse("home"))  # the session's renewal is written now, not during a save
+    rules_for_saves(danish)  # read once per process (quality.rules): not part of every save
+    assert len(registry.get("hamd6").items) == 6 and len(registry.get("panss").items) == 30
+
+    small = _save(client, danish, post_visit, "hamd6", "1")
+    large = _save(client, danish, post_visit, "panss", "3")
+
+    assert small == large, (small, large)
+    assert small == SAVE, " | ".join(small)
+    assert len([s for s in SAVE if s not in TRANSACTION_CONTROL]) == 13
