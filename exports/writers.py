@@ -22,6 +22,7 @@ import pyreadstat
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 SPSS_MISSING_BASE = -91  # first missing code -> -91, second -> -92, ... down to -99
 STATA_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+NONE = type(None)
 SPSS_EPOCH = datetime.date(1582, 10, 14).toordinal()  # SPSS dates count seconds from this day
 STATA_EPOCH = datetime.date(1960, 1, 1).toordinal()  # Stata %td dates count days from this day
 
@@ -127,12 +128,16 @@ def frame(dataset, *, missing="spss", progress=None):
             raise ValueError("Rows of unequal length")
         n = len(block)
         part = rows[:, numeric]
-        for code, number in code_number.items():
-            hit = part == code
-            if hit.any():
-                coded[:] |= hit.any(axis=0)
-                part[hit] = number
-        part[np.equal(part, None)] = np.nan
+        # One pass finds each cell's type; only the few text cells (missing codes) are looked at.
+        types = np.fromiter(map(type, part.ravel()), object, part.size).reshape(part.shape)
+        text = np.equal(types, str)
+        if text.any():
+            for r, k in zip(*np.nonzero(text), strict=True):
+                number = code_number.get(part[r, k])
+                if number is not None:
+                    coded[k] = True
+                    part[r, k] = number
+        part[np.equal(types, NONE)] = np.nan
         numbers[done : done + n] = part.astype(np.float64)
         cells = rows[:, dates].ravel()
         days[done : done + n] = np.fromiter(
@@ -170,7 +175,17 @@ def frame(dataset, *, missing="spss", progress=None):
         values = np.where(np.equal(texts[:, k], None), "", texts[:, k])
         data[c.name] = _fixed_width(values, c, width, "\0" if missing == "stata" else " ")
         formats[c.name] = f"A{width}" if missing == "spss" else f"%{width}s"
-    df = pd.DataFrame({c.name: data[c.name] for c in columns}, copy=False)
+    # Text as plain Python strings (object), not pandas' string dtype: pyreadstat reads an
+    # object column cell by cell far faster (8.4 s -> 5.0 s for a 15,000 x 212 file).
+    df = pd.DataFrame(
+        {
+            c.name: pd.Series(data[c.name], dtype=object, copy=False)
+            if c.kind == "string"
+            else data[c.name]
+            for c in columns
+        },
+        copy=False,
+    )
     coded_names = {columns[i].name for k, i in enumerate(numeric) if coded[k]}
     value_labels = {}
     for c in columns:
@@ -205,8 +220,10 @@ def _fixed_width(values, column, width, pad):
     pyreadstat sizes a string variable by its longest value; one cell padded to the width makes
     that the declared width without changing any value: SPSS pads every string with blanks
     anyway, and a Stata str# ends at its first NUL byte."""
-    longest = max((len(v.encode()) for v in values), default=0)
-    if longest > width:
+    # A character is at most 4 bytes in UTF-8: only a value with more than width / 4 characters
+    # can be too long, so few values are encoded to be measured.
+    near = values[np.fromiter(map(len, values), np.int64, len(values)) * 4 > width]
+    if any(len(v.encode()) > width for v in near):
         raise ValueError(f"A value of {column.name!r} is longer than its width ({width} bytes)")
     if len(values):
         values[0] += pad * (width - len(values[0].encode()))
