@@ -233,20 +233,26 @@ def _fixed_width(values, column, width, pad):
 def write_sav(dataset, path, *, file_label="", progress=None):
     df, value_labels, missing, formats = frame(dataset, missing="spss", progress=progress)
     pyreadstat.write_sav(
-        df,
-        path,
-        file_label=file_label[:64],
-        column_labels={c.name: c.label[:256] for c in dataset.columns},
-        variable_value_labels=value_labels,
-        missing_ranges=missing,
-        variable_format=formats,
-        variable_measure={
+        df, path, **sav_options(dataset, value_labels, missing, formats, file_label=file_label)
+    )
+    return len(df)
+
+
+def sav_options(dataset, value_labels, missing, formats, *, file_label=""):
+    """pyreadstat.write_sav's arguments besides the frame (also used by bench/export.py's floor,
+    so it writes the same file)."""
+    return {
+        "file_label": file_label[:64],
+        "column_labels": {c.name: c.label[:256] for c in dataset.columns},
+        "variable_value_labels": value_labels,
+        "missing_ranges": missing,
+        "variable_format": formats,
+        "variable_measure": {
             c.name: "nominal" if c.value_labels or c.kind == "string" else "scale"
             for c in dataset.columns
             if c.kind != "date"
         },
-    )
-    return len(df)
+    }
 
 
 def write_dta(dataset, path, *, file_label="", progress=None):
