@@ -29,6 +29,7 @@ Dataset, ODM through exports.odm), so the same participants and columns reach ea
 import datetime
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 from django.db import connection
 from django.utils import timezone
@@ -376,43 +377,62 @@ class Dataset:
             .values_list("participant_id", "level", "withdrawn_on")
         ):
             withdrawals[pk] = max(withdrawals.get(pk, (level, on)), (level, on))
-        for batch in self._batches():
-            pks = [row[0] for row in batch]
-            visits, entries = {}, {}
-            for visit in Visit.objects.filter(participant_id__in=pks).values_list(
-                "participant_id",
-                "timepoint__code",
-                "target_date",
-                "window_start",
-                "window_end",
-                "completed_on",
-                "missed",
-                "deviation",
-                "guess",
-            ):
-                visits[visit[0], visit[1]] = visit
-            if self.cells_in_sql:
-                found = self._layout.form_cells(form_data(pks))
-            else:
-                found = _counting_entries(pks)
-            for pk, tp, forms in found:
-                entries[pk, tp] = forms
-            signed = {key: timezone.localdate(at) for key, at in signoff.signed_at(pks).items()}
-            for pk, pid, site, levels, randomized_on in batch:
-                head = self._participant_cells(
-                    pk, pid, site, levels, randomized_on, codes, withdrawals, entries
-                )
-                head += [int((pk, None) in signed), signed.get((pk, None))]
-                if self.shape == "long":
-                    for tp in self.timepoints:
-                        row = [*head, tp.code]
-                        self._timepoint_cells(row, pk, tp, visits, entries, signed, long=True)
-                        yield row
-                else:
-                    row = list(head)
-                    for tp in self.timepoints:
-                        self._timepoint_cells(row, pk, tp, visits, entries, signed, long=False)
+        batches = self._batches()
+        fetcher = _CellFetcher(self._layout) if self.cells_in_sql else None
+        try:
+            batch = next(batches, None)
+            pending = fetcher.start(batch) if fetcher and batch else None
+            while batch is not None:
+                pks = [row[0] for row in batch]
+                # Waits for this batch's cells (an error of their query is raised here, before
+                # the connection is asked anything else).
+                found = fetcher.cells(pending) if fetcher else _counting_entries(pks)
+                following = next(batches, None)
+                visits, signed = self._batch_facts(pks)
+                if fetcher and following:
+                    # PostgreSQL computes the next batch's form cells while Python decodes this
+                    # batch's and turns them into rows.
+                    pending = fetcher.start(following)
+                entries = {(pk, tp): forms for pk, tp, forms in found}
+                yield from self._batch_rows(batch, entries, visits, signed, codes, withdrawals)
+                batch = following
+        finally:
+            if fetcher:
+                fetcher.close()
+
+    def _batch_facts(self, pks):
+        visits = {}
+        for visit in Visit.objects.filter(participant_id__in=pks).values_list(
+            "participant_id",
+            "timepoint__code",
+            "target_date",
+            "window_start",
+            "window_end",
+            "completed_on",
+            "missed",
+            "deviation",
+            "guess",
+        ):
+            visits[visit[0], visit[1]] = visit
+        signed = {key: timezone.localdate(at) for key, at in signoff.signed_at(pks).items()}
+        return visits, signed
+
+    def _batch_rows(self, batch, entries, visits, signed, codes, withdrawals):
+        for pk, pid, site, levels, randomized_on in batch:
+            head = self._participant_cells(
+                pk, pid, site, levels, randomized_on, codes, withdrawals, entries
+            )
+            head += [int((pk, None) in signed), signed.get((pk, None))]
+            if self.shape == "long":
+                for tp in self.timepoints:
+                    row = [*head, tp.code]
+                    self._timepoint_cells(row, pk, tp, visits, entries, signed, long=True)
                     yield row
+            else:
+                row = list(head)
+                for tp in self.timepoints:
+                    self._timepoint_cells(row, pk, tp, visits, entries, signed, long=False)
+                yield row
 
     def _participant_cells(self, pk, pid, site, levels, randomized_on, codes, withdrawals, entries):
         code, in_error = codes.get(pk, (None, None))
@@ -523,9 +543,10 @@ class _Layout:
         }
         self.select = "'[' || " + " || ',' || ".join(blocks) + " || ']'" if blocks else "'[]'"
 
-    def form_cells(self, entries):
-        """(participant pk, timepoint, [cells]) of the form data `entries` (form_data()): the
-        rows are those of form_data() itself, so no rule is written again in SQL."""
+    def sql(self, entries):
+        """The SQL (and parameters) that returns (participant pk, timepoint, cells as JSON text)
+        for the form data `entries` (form_data()): the rows are those of form_data() itself, so
+        no rule is written again in SQL."""
         inner, params = entries.values_list(
             "participant_id", "timepoint", "instrument", "values", "scores", "status"
         ).query.sql_with_params()
@@ -533,17 +554,50 @@ class _Layout:
             f"SELECT participant_id, timepoint, {self.select}"
             f" FROM ({inner}) AS counting GROUP BY participant_id, timepoint"
         )
+        return sql, params
+
+    def decode(self, found):
+        """(participant pk, timepoint, [cells]) of the rows `sql` returned."""
         booleans, dates = self.booleans, self.dates
-        with connection.cursor() as cursor:
+        for pk, tp, doc in found:
+            cells = json.loads(doc)
+            for k in booleans:
+                if isinstance(cells[k], bool):
+                    cells[k] = int(cells[k])
+            for k in dates:
+                cells[k] = _date(cells[k]) if isinstance(cells[k], str) else None
+            yield pk, tp, cells
+
+
+class _CellFetcher:
+    """Runs a batch's form-cells query (_Layout.sql) on a worker thread, so PostgreSQL computes
+    one batch while Python turns the one before into rows.
+
+    The thread uses the export's own database connection (psycopg lets threads share one and
+    runs their commands one at a time), so it reads in the same transaction as the rest of the
+    export. One batch is fetched ahead at most, so memory stays bounded."""
+
+    def __init__(self, layout):
+        self.layout = layout
+        connection.ensure_connection()
+        self.raw = connection.connection
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="form-cells")
+
+    def start(self, batch):
+        sql, params = self.layout.sql(form_data([row[0] for row in batch]))
+        return self.pool.submit(self._fetch, sql, params)
+
+    def _fetch(self, sql, params):
+        with self.raw.cursor() as cursor:
             cursor.execute(sql, params)
-            for pk, tp, doc in cursor:
-                cells = json.loads(doc)
-                for k in booleans:
-                    if isinstance(cells[k], bool):
-                        cells[k] = int(cells[k])
-                for k in dates:
-                    cells[k] = _date(cells[k]) if isinstance(cells[k], str) else None
-                yield pk, tp, cells
+            return cursor.fetchall()
+
+    def cells(self, pending):
+        """The decoded cells of a batch started with `start` (waits for them)."""
+        return self.layout.decode(pending.result())
+
+    def close(self):
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _sql_word(code):

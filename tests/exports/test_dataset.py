@@ -3,12 +3,14 @@ which neutral code is which arm."""
 
 import datetime
 import math
+import threading
 
 import pytest
 
 from assessments import registry
 from assessments import services as crf
 from assessments.models import FormEntry
+from exports import dataset as dataset_module
 from exports.dataset import Dataset
 from exports.released import KeyDataset, ProcessDataset
 from randomization import export as allocation_facts
@@ -205,10 +207,16 @@ def test_a_reconciled_entry_is_the_record_where_a_single_entry_of_the_form_exist
     assert mine["gaf_f_gaf_f"] == 1 and mine["gaf_f_score_gaf_f"] == 1
 
 
+@pytest.mark.parametrize("batch", [500, 3])
 @pytest.mark.parametrize("shape", ["long", "wide"])
-def test_cells_picked_by_postgresql_are_those_picked_in_python(filled_trial, shape):
-    """The fast path (PostgreSQL returns the form cells in column order) gives the same rows,
-    cell for cell and type for type, as the path SQLite takes."""
+def test_cells_picked_by_postgresql_are_those_picked_in_python(
+    filled_trial, shape, batch, monkeypatch
+):
+    """The fast path (PostgreSQL returns the form cells in column order, a batch ahead on a
+    worker thread) gives the same rows, cell for cell and type for type, as the path SQLite
+    takes; with batches of 3 participants, each batch's cells are fetched while the one before
+    becomes rows."""
+    monkeypatch.setattr(dataset_module, "BATCH", batch)
     trial, _ = filled_trial
     fast, plain = Dataset(trial, shape), Dataset(trial, shape)
     assert fast.cells_in_sql
@@ -218,3 +226,27 @@ def test_cells_picked_by_postgresql_are_those_picked_in_python(filled_trial, sha
     assert got == expected
     assert [[type(c) for c in row] for row in got] == [[type(c) for c in row] for row in expected]
     assert any(isinstance(c, datetime.date) for row in got for c in row)
+
+
+def test_a_failing_batch_query_stops_the_rows_and_leaves_no_thread_behind(
+    filled_trial, monkeypatch
+):
+    """An error in the query run ahead on the worker thread reaches the reader of the rows."""
+    monkeypatch.setattr(dataset_module, "BATCH", 3)
+    trial, _ = filled_trial
+    data = Dataset(trial, "long")
+    real = data._layout.sql
+    calls = []
+
+    def broken(entries):
+        calls.append(1)
+        sql, params = real(entries)
+        return (
+            sql.replace("GROUP BY", "GROUP BY no_such_column,") if len(calls) == 2 else sql
+        ), params
+
+    monkeypatch.setattr(data._layout, "sql", broken)
+    rows = data.rows()
+    with pytest.raises(Exception, match="no_such_column"):
+        list(rows)
+    assert not [t for t in threading.enumerate() if t.name.startswith("form-cells")]

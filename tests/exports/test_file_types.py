@@ -159,3 +159,28 @@ def test_released_datasets_declare_the_width_of_every_text_column(filled_trial, 
         for c in data.columns:
             if c.kind == "string":
                 assert meta.variable_storage_width[c.name] == c.storage_width() > 0, c.name
+
+
+def test_a_file_of_no_rows_still_has_every_codebook_type_and_width(baseline_only_trial, tmp_path):
+    """An export before anyone is randomized (or of a site with no one yet): no value to size a
+    string by, and still every column has its codebook type, format and width."""
+    data = Dataset(baseline_only_trial, "wide", sites=[])
+    assert len(data) == 0
+    writers.write_sav(data, tmp_path / "d.sav")
+    writers.write_dta(data, tmp_path / "d.dta")
+    for path, fmt, nul in (("d.sav", spss_format, 0), ("d.dta", stata_format, 1)):
+        read = pyreadstat.read_sav if path.endswith("sav") else pyreadstat.read_dta
+        df, meta = read(tmp_path / path, user_missing=True)
+        assert list(df.columns) == data.names and len(df) == 0 and meta.number_rows == 0
+        for c in data.columns:
+            stored = "string" if c.kind == "string" else "double"
+            assert meta.readstat_variable_types[c.name] == stored, (path, c.name)
+            assert meta.original_variable_types[c.name] == fmt(c), (path, c.name)
+            if c.kind == "string":
+                assert meta.variable_storage_width[c.name] == c.storage_width() + nul, c.name
+    tables = pspp_dictionary(tmp_path / "d.sav", tmp_path)
+    variables = {row["Name"]: row for row in tables["Variables"]}
+    assert list(variables) == data.names
+    for c in data.columns:
+        assert variables[c.name]["Print Format"] == spss_format(c), c.name
+    assert variables["participant_id"]["Print Format"] == "A30"

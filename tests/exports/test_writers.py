@@ -2,9 +2,12 @@
 
 import csv
 import io
+import math
 import zipfile
 
+import numpy as np
 import pyreadstat
+import pytest
 
 from exports import writers
 from exports.columns import Column
@@ -84,3 +87,47 @@ def test_csv_cells_that_would_run_as_formulas_are_quoted_but_numbers_are_not():
     assert rows[1] == ['\'=HYPERLINK("http://evil","click")', "-5"]
     assert rows[2] == ["'+1+1", "2.5"]
     assert rows[3] == ["'@SUM(A1)", ""]
+
+
+def reference_frame(data, rows):
+    """What writers.frame must hold, converted cell by cell: a missing code becomes -91, -92,
+    ...; None NaN; a date the seconds since 14 October 1582; text stays text."""
+    numbers = {
+        code: float(writers.SPSS_MISSING_BASE - k) for k, code in enumerate(data.missing_codes)
+    }
+    out = {c.name: [] for c in data.columns}
+    for row in rows:
+        for c, cell in zip(data.columns, row, strict=True):
+            if c.kind == "string":
+                out[c.name].append("" if cell is None else cell)
+            elif cell is None:
+                out[c.name].append(math.nan)
+            elif c.kind == "date":
+                out[c.name].append((cell.toordinal() - writers.SPSS_EPOCH) * 86400.0)
+            else:
+                out[c.name].append(numbers[cell] if isinstance(cell, str) else float(cell))
+    return out
+
+
+@pytest.mark.parametrize("shape", ["long", "wide"])
+def test_the_spss_frame_holds_the_rows_cell_for_cell(filled_trial, shape):
+    """The column-wise conversion (NumPy, one type pass) gives what a cell-by-cell conversion of
+    the reference rows (the path SQLite takes) gives, in every column, with codes kept."""
+    trial, _ = filled_trial
+    data, plain = Dataset(trial, shape), Dataset(trial, shape)
+    plain.cells_in_sql = False
+    expected = reference_frame(data, list(plain.rows()))
+    df, _, _, formats = writers.frame(data, missing="spss")
+    assert list(df.columns) == data.names
+    coded = 0
+    for c in data.columns:
+        got = list(df[c.name])
+        if c.kind == "string":
+            assert df[c.name].dtype == object, c.name
+            assert [v.rstrip(" ") for v in got] == expected[c.name], c.name
+            assert formats[c.name] == f"A{c.storage_width()}"
+        else:
+            assert df[c.name].dtype == np.float64, c.name
+            assert np.array_equal(got, expected[c.name], equal_nan=True), c.name
+            coded += sum(v <= writers.SPSS_MISSING_BASE for v in got if v == v)
+    assert coded  # the fixture's missing codes are in the frame
