@@ -48,7 +48,7 @@ class SiteChoiceForm(forms.Form):
 
 class GrantForm(SiteChoiceForm):
     role = forms.ChoiceField(label="Role", choices=Role.choices)
-    reason = ReasonField()
+    reason = ReasonField(label="Reason for the grant")
 
 
 class InviteForm(SiteChoiceForm):
@@ -67,7 +67,7 @@ class WithdrawForm(forms.Form):
             label="Role to withdraw",
             choices=[(str(m.pk), _describe(m)) for m in memberships],
         )
-        self.fields["reason"] = ReasonField()
+        self.fields["reason"] = ReasonField(label="Reason for withdrawing")
 
     def clean_membership(self):
         return self._memberships[self.cleaned_data["membership"]]
@@ -79,7 +79,9 @@ def _describe(membership):
 
 
 class DeactivateForm(forms.Form):
-    reason = ReasonField(help_text="For example: left the trial unit on 31 May.")
+    reason = ReasonField(
+        label="Reason for deactivating", help_text="For example: left the trial unit on 31 May."
+    )
 
 
 class SiteForm(forms.Form):

@@ -134,10 +134,10 @@ def _person_context(request, trial, person, **forms):
         "is_self": person.pk == user.pk,
         "may_change": may_change,
         "may_deactivate": access.may_deactivate(user, person),
-        "grant_form": forms.get("grant_form") or GrantForm(**kwargs),
+        "grant_form": forms.get("grant_form") or GrantForm(prefix="grant", **kwargs),
         "withdraw_form": forms.get("withdraw_form")
-        or (WithdrawForm(memberships=withdrawable) if withdrawable else None),
-        "deactivate_form": forms.get("deactivate_form") or DeactivateForm(),
+        or (WithdrawForm(memberships=withdrawable, prefix="withdraw") if withdrawable else None),
+        "deactivate_form": forms.get("deactivate_form") or DeactivateForm(prefix="deactivate"),
         "error": forms.get("error"),
     }
 
@@ -172,7 +172,7 @@ def _refused_person(request, trial, target, status=400, **forms):
 @login_required
 def grant(request, trial_key, user_id):
     trial, target = _acting_on(request, trial_key, user_id)
-    form = GrantForm(request.POST, **_site_forms_kwargs(request.user, trial))
+    form = GrantForm(request.POST, prefix="grant", **_site_forms_kwargs(request.user, trial))
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -196,7 +196,7 @@ def withdraw(request, trial_key, user_id):
         for m in _visible_memberships(request.user, trial).filter(user=target, active=True)
         if access.may_manage_staff_at(request.user, trial, m.site)
     ]
-    form = WithdrawForm(request.POST, memberships=withdrawable)
+    form = WithdrawForm(request.POST, memberships=withdrawable, prefix="withdraw")
     if form.is_valid():
         try:
             services.withdraw_role(
@@ -218,7 +218,7 @@ def withdraw(request, trial_key, user_id):
 @login_required
 def deactivate(request, trial_key, user_id):
     trial, target = _acting_on(request, trial_key, user_id)
-    form = DeactivateForm(request.POST)
+    form = DeactivateForm(request.POST, prefix="deactivate")
     if form.is_valid():
         try:
             services.deactivate_account(

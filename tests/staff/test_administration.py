@@ -131,7 +131,7 @@ def test_nobody_grants_or_withdraws_their_own_roles(client, trial, trial_admin, 
         services.withdraw_role(own, by=trial_admin, reason="x")
     client.force_login(trial_admin)
     url = f"/trials/{trial.key}/administration/staff/{trial_admin.pk}/grant/"
-    data = {"role": Role.KEY_HOLDER, "site": "all", "reason": "x"}
+    data = {"grant-role": Role.KEY_HOLDER, "grant-site": "all", "grant-reason": "x"}
     assert client.post(url, data).status_code == 403
     assert access.roles_of(trial_admin, trial) == {Role.TRIAL_ADMIN}
     # Another administrator may.
@@ -147,12 +147,16 @@ def test_reasons_are_required_and_nothing_is_saved_without_one(
         services.grant_role(assessor, trial, Role.MONITOR, None, by=trial_admin, reason="  ")
     client.force_login(trial_admin)
     base = f"/trials/{trial.key}/administration/staff/{assessor.pk}"
-    response = client.post(f"{base}/grant/", {"role": Role.MONITOR, "site": "all", "reason": " "})
+    response = client.post(
+        f"{base}/grant/", {"grant-role": Role.MONITOR, "grant-site": "all", "grant-reason": " "}
+    )
     assert response.status_code == 400 and "Give the reason" in response.content.decode()
     membership = Membership.objects.get(user=assessor)
-    response = client.post(f"{base}/withdraw/", {"membership": membership.pk, "reason": ""})
+    response = client.post(
+        f"{base}/withdraw/", {"withdraw-membership": membership.pk, "withdraw-reason": ""}
+    )
     assert response.status_code == 400
-    assert client.post(f"{base}/deactivate/", {"reason": ""}).status_code == 400
+    assert client.post(f"{base}/deactivate/", {"deactivate-reason": ""}).status_code == 400
     assert (Membership.objects.count(), AdminEvent.objects.count()) == before
     membership.refresh_from_db()
     assessor.refresh_from_db()
