@@ -84,6 +84,12 @@ class DeactivateForm(forms.Form):
     )
 
 
+class ResendForm(forms.Form):
+    reason = ReasonField(
+        label="Reason for a new link", help_text="For example: the first link expired."
+    )
+
+
 class SiteForm(forms.Form):
     name = forms.CharField(label="Name", max_length=120)
     kind = forms.ChoiceField(label="Kind", choices=Site.Kind.choices)

@@ -225,14 +225,6 @@ def invite(trial, *, email, first_name, last_name, role, site, by, reason, link_
     membership = Membership(user=user, trial=trial, site=site, role=role)
     attribute(membership, by=by, reason=_history_reason(f"invited: {reason}"))
     membership.save()
-    token = _new_token()
-    invitation = Invitation.objects.create(
-        user=user,
-        trial=trial,
-        token_hash=token_digest(token),
-        created_by=by,
-        expires_at=timezone.now() + datetime.timedelta(days=INVITATION_DAYS),
-    )
     _event(
         trial,
         AdminEvent.Action.INVITED,
@@ -241,10 +233,27 @@ def invite(trial, *, email, first_name, last_name, role, site, by, reason, link_
         by=by,
         site=site,
     )
+    return _send_link(user, trial, site, by=by, link_for=link_for, what=f"the role {role.label}")
+
+
+def _send_link(user, trial, site, *, by, link_for, what):
+    """A new one-time link for `user`, mailed when the transaction commits; every earlier link
+    of theirs stops working."""
+    now = timezone.now()
+    Invitation.objects.filter(user=user, used_at__isnull=True, expires_at__gt=now).update(
+        expires_at=now
+    )
+    token = _new_token()
+    invitation = Invitation.objects.create(
+        user=user,
+        trial=trial,
+        token_hash=token_digest(token),
+        created_by=by,
+        expires_at=now + datetime.timedelta(days=INVITATION_DAYS),
+    )
     subject = f"{trial.name}: set your password"
     body = (
-        f"You have been given the role {role.label} in {trial.name} "
-        f"({_site_label(site)}).\n\n"
+        f"You have been given {what} in {trial.name} ({_site_label(site)}).\n\n"
         f"Your username is {user.get_username()}. Set your password with this link, within "
         f"{INVITATION_DAYS} days; it works once:\n\n{link_for(token)}\n\n"
         "If you did not expect this message, ignore it.\n"
@@ -255,6 +264,27 @@ def invite(trial, *, email, first_name, last_name, role, site, by, reason, link_
         )
     )
     return invitation
+
+
+@transaction.atomic
+def resend_invitation(target, trial, *, by, reason, link_for):
+    """A new link for someone who has not set a password yet (theirs expired or was lost)."""
+    reason = _reason(reason)
+    target = get_user_model().objects.select_for_update().get(pk=target.pk)
+    if not access.may_change_roles_of(by, target, trial):
+        raise Refused("You may not invite this person.")
+    if target.has_usable_password():
+        raise Refused("This person has set a password already.")
+    if not target.is_active:
+        raise Refused("This account is deactivated.")
+    sites = [m.site for m in Membership.objects.filter(user=target, trial=trial, active=True)]
+    if not sites:
+        raise Refused("This person holds no role in this trial: grant one first.")
+    if not any(access.may_manage_staff_at(by, trial, site) for site in sites):
+        raise Refused("You do not manage the staff of this person's sites.")
+    _event(trial, AdminEvent.Action.INVITED, f"{target.get_username()}: new link", reason, by=by)
+    site = sites[0] if len(sites) == 1 else None
+    return _send_link(target, trial, site, by=by, link_for=link_for, what="a role")
 
 
 def invitation_for(token):

@@ -14,6 +14,7 @@ urlpatterns = [
     path(f"{_A}staff/<int:user_id>/grant/", views.grant, name="grant"),
     path(f"{_A}staff/<int:user_id>/withdraw/", views.withdraw, name="withdraw"),
     path(f"{_A}staff/<int:user_id>/deactivate/", views.deactivate, name="deactivate"),
+    path(f"{_A}staff/<int:user_id>/resend/", views.resend, name="resend"),
     path(f"{_A}sites/", views.sites, name="sites"),
     path(f"{_A}sites/<int:site_pk>/", views.site, name="site"),
     path(f"{_A}schedule/", views.schedule, name="schedule"),

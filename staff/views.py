@@ -29,6 +29,7 @@ from .forms import (
     InviteForm,
     NewSiteForm,
     RemindersForm,
+    ResendForm,
     SiteForm,
     StatusForm,
     WindowForm,
@@ -138,7 +139,8 @@ def _person_context(request, trial, person, **forms):
         "withdraw_form": forms.get("withdraw_form")
         or (WithdrawForm(memberships=withdrawable, prefix="withdraw") if withdrawable else None),
         "deactivate_form": forms.get("deactivate_form") or DeactivateForm(prefix="deactivate"),
-        "error": forms.get("error"),
+        "resend_form": forms.get("resend_form") or ResendForm(prefix="resend"),
+        "awaiting_password": not person.has_usable_password() and person.is_active,
     }
 
 
@@ -232,6 +234,32 @@ def deactivate(request, trial_key, user_id):
     return _refused_person(request, trial, target, deactivate_form=form)
 
 
+def _link_for(request):
+    return lambda token: request.build_absolute_uri(reverse("staff:accept", args=[token]))
+
+
+@require_POST
+@login_required
+def resend(request, trial_key, user_id):
+    trial, target = _acting_on(request, trial_key, user_id)
+    form = ResendForm(request.POST, prefix="resend")
+    if form.is_valid():
+        try:
+            services.resend_invitation(
+                target,
+                trial,
+                by=request.user,
+                reason=form.cleaned_data["reason"],
+                link_for=_link_for(request),
+            )
+        except Refused as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Sent a new link to {target.email}.")
+            return redirect("staff:person", trial.key, target.pk)
+    return _refused_person(request, trial, target, resend_form=form)
+
+
 @login_required
 def invite(request, trial_key):
     trial = _trial(request, trial_key)
@@ -248,9 +276,7 @@ def invite(request, trial_key):
                 site=data["site"],
                 by=request.user,
                 reason=data["reason"],
-                link_for=lambda token: request.build_absolute_uri(
-                    reverse("staff:accept", args=[token])
-                ),
+                link_for=_link_for(request),
             )
         except Refused as exc:
             form.add_error(None, str(exc))

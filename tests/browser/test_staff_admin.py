@@ -22,6 +22,13 @@ pytestmark = [
 ]
 
 NEW_PASSWORD = "a-quiet-lantern-over-the-fjord"
+PHONE = {"width": 390, "height": 844}
+
+
+def _fits(page):
+    """The page's own content is no wider than a phone's screen."""
+    width = page.evaluate("document.querySelector('main').scrollWidth")
+    assert width <= PHONE["width"], (page.url, width)
 
 
 def test_an_invited_assessor_enrols_works_and_loses_access_when_the_role_is_withdrawn(
@@ -31,8 +38,11 @@ def test_an_invited_assessor_enrols_works_and_loses_access_when_the_role_is_with
     grant(make_user("admin", password=PASSWORD), trial, Role.TRIAL_ADMIN)
 
     admin = sign_in(browser, live_server, "admin")
+    admin.set_viewport_size(PHONE)  # the administrator works on a phone: nothing overflows
     admin.get_by_role("link", name="Trial administration").click()
+    _fits(admin)
     admin.get_by_role("link", name="Invite a member of staff").click()
+    _fits(admin)
     admin.get_by_label("E-mail address").fill("nina.holm@example.org")
     admin.get_by_label("First name").fill("Nina")
     admin.get_by_label("Last name").fill("Holm")
@@ -72,7 +82,9 @@ def test_an_invited_assessor_enrols_works_and_loses_access_when_the_role_is_with
 
     admin.get_by_role("link", name="Trial administration").click()
     admin.get_by_role("link", name="Staff and their roles").click()
+    _fits(admin)
     admin.get_by_role("link", name=re.compile(r"^nina")).click()
+    _fits(admin)
     admin.get_by_label("Role to withdraw").select_option(label="Blinded assessor (North CMHC)")
     admin.get_by_label("Reason for withdrawing").fill("Moved to another study")
     admin.get_by_role("button", name="Withdraw the role").click()

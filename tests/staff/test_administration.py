@@ -112,6 +112,21 @@ def test_a_weak_or_mismatched_password_saves_nothing(client, trial, trial_admin)
     assert not get_user_model().objects.get(pk=invitation.user.pk).has_usable_password()
 
 
+def test_a_new_link_replaces_the_old_one(client, trial, trial_admin):
+    invitation, old = _invite(trial, trial_admin)
+    tokens = []
+    services.resend_invitation(
+        invitation.user,
+        trial,
+        by=trial_admin,
+        reason="first link expired",
+        link_for=lambda token: tokens.append(token) or "",
+    )
+    assert client.get(f"/invitation/{old}/").status_code == 404
+    assert client.get(f"/invitation/{tokens[0]}/").status_code == 200
+    assert AdminEvent.objects.filter(action=AdminEvent.Action.INVITED).count() == 2
+
+
 def test_an_invitation_to_an_existing_address_is_refused(trial, trial_admin):
     make_person(trial, Role.ASSESSOR, username="known", email="known@example.org")
     with pytest.raises(Refused, match="has an account"):
