@@ -465,3 +465,54 @@ def author_label(reader, author, trial, site):
     if may_read_text(reader, author, trial, site):
         return author.get_username()
     return NEUTRAL_AUTHOR
+
+
+# --- Staff and trial administration (the staff app's pages) ------------------------------------
+# A trial administrator (manage_trial) runs the staff of the sites they manage; what belongs to
+# the whole trial (an all-sites role, the schedule, reminders, the sites, the trial's status)
+# needs manage_trial at every site. Nobody changes their own roles or account: a second person
+# grants and withdraws, as a second person resets a two-factor device.
+
+
+def may_administer(user, trial):
+    """The trial administration pages at all (the staff list of the sites they manage)."""
+    return has(user, Perm.MANAGE_TRIAL, trial)
+
+
+def staff_sites(user, trial):
+    """The sites whose staff the user manages, as a queryset."""
+    return sites_where(user, Perm.MANAGE_TRIAL, trial)
+
+
+def may_manage_staff_at(user, trial, site):
+    """May the user grant or withdraw a role at `site` (None: a role at every site)?"""
+    if site is None:
+        return has_everywhere(user, Perm.MANAGE_TRIAL, trial)
+    return has(user, Perm.MANAGE_TRIAL, trial, site)
+
+
+def may_configure_trial(user, trial):
+    """The whole trial's settings: sites, schedule windows, reminders, opening and closing."""
+    return has_everywhere(user, Perm.MANAGE_TRIAL, trial)
+
+
+def may_change_roles_of(user, target, trial):
+    """May the user change `target`'s roles in the trial at all? Never their own, and never a
+    Django administrator's (their power is not the trial's to give or take)."""
+    if not user.is_authenticated or target.pk == user.pk:
+        return False
+    if target.is_staff or target.is_superuser:
+        return False
+    return may_administer(user, trial)
+
+
+def may_deactivate(user, target):
+    """May the user switch off `target`'s account? Not their own, not a Django administrator's,
+    and only for someone all of whose trials the user manages entirely: an account is shared by
+    every trial its holder works in."""
+    if not user.is_authenticated or target.pk == user.pk or not target.is_active:
+        return False
+    if target.is_staff or target.is_superuser:
+        return False
+    trials = list(Trial.objects.filter(memberships__user=target).distinct())
+    return bool(trials) and all(may_configure_trial(user, trial) for trial in trials)

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "quality",
     "demo",
     "api",
+    "staff",
 ]
 
 MIDDLEWARE = [

@@ -14,7 +14,7 @@ from .models import AccessLog, Participant, Role
 
 # What each role is here to do, shown on the home page.
 _WORK = {
-    Role.TRIAL_ADMIN: ["Configure sites, arms and staff in the trial administration."],
+    Role.TRIAL_ADMIN: ["Invite staff, grant roles and set up sites in the Trial administration."],
     Role.COORDINATOR: ["Screen and randomize callers; follow allocations at your sites."],
     Role.ASSESSOR: ["Enter interview ratings and questionnaires for your participants."],
     Role.FACILITATOR: ["Log IMR group sessions and attendance."],

@@ -26,6 +26,7 @@ APPS = [
     "exports",
     "quality",
     "api",
+    "staff",
     "demo",
 ]
 

@@ -15,6 +15,7 @@ APPS = [
     "exports",
     "quality",
     "api",
+    "staff",
     "demo",
 ]
 # Each app may import only the apps before it in this order.

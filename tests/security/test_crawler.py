@@ -238,8 +238,14 @@ def values_for(world):
             tuple(q.pk for q in world.extra["visit_queries"]),
             tuple(q.pk for q in world.extra["item_queries"]),
         ],
-        # Two-factor reset of a colleague: an unblinded colleague's id.
+        # Two-factor reset of a colleague, and the trial administration's page of a member of
+        # staff: an unblinded colleague's id.
         "user_id": [(world.users[Role.COORDINATOR].pk,) * 2],
+        # The trial administration's set-up pages, and an invitation link (not a valid token:
+        # a valid one is spent by its first use, tests/staff/test_fuzz_invitation.py).
+        "site_pk": [(world.trial.sites.order_by("pk").first().pk,) * 2],
+        "timepoint_pk": [(world.trial.timepoints.order_by("pk").first().pk,) * 2],
+        "token": [("not-a-token",) * 2],
     }
 
 
@@ -345,7 +351,20 @@ def worst_case_staff(user):
 # Pages each role's crawl must reach (besides the home page and the admin).
 _ADMIN = ["/admin/imrtrial/participant/", "/admin/assessments/formentry/", "/history/"]
 REACHES = {
-    Role.TRIAL_ADMIN: ["/participants/", "/withdraw/", "/audit/", "/access-log/", *_ADMIN],
+    Role.TRIAL_ADMIN: [
+        "/participants/",
+        "/withdraw/",
+        "/audit/",
+        "/access-log/",
+        "/administration/",  # the trial administration (home page), and its pages
+        "/administration/staff/",
+        "/administration/staff/invite/",
+        "/administration/sites/",
+        "/administration/schedule/",
+        "/administration/reminders/",
+        "/administration/status/",
+        *_ADMIN,
+    ],
     Role.ASSESSOR: [
         "/worklist/",
         "/visits/",

@@ -64,6 +64,18 @@ GET_ONLY = {
     "monitoring:progress",
     "monitoring:forms",
     "monitoring:visit",
+    # The trial administration: its overview, the staff list, a person (whose forms post to
+    # staff:grant, staff:withdraw and staff:deactivate) and the list of visit windows (each
+    # fuzzed as staff:window).
+    "staff:overview",
+    "staff:people",
+    "staff:person",
+    "staff:schedule",
+    # The invitation link works once, with a token only its e-mail holds:
+    # tests/staff/test_fuzz_invitation.py fuzzes it with a fresh token, and the new link for
+    # someone invited who has no password yet (every user of the crawl has one).
+    "staff:accept",
+    "staff:resend",
 }
 # The web API takes JSON with a token, not a form with a session: tests/api/test_schema.py sends
 # Schemathesis' data (valid and invalid) to each of its operations as every role's token, with
