@@ -37,7 +37,7 @@ def artifacts(tmp_path):
 
 def _pages(world):
     key = world.trial.key
-    visit = world.tau_p.visits.get(timepoint__code="post")
+    visit = world.tau.visits.get(timepoint__code="post")
     return {
         Role.COORDINATOR: {"desk": f"/trials/{key}/desk/"},
         Role.ASSESSOR: {
