@@ -38,8 +38,10 @@ run: install
 services:
 	@scripts/services.sh
 
+# Chromium for the browser tests, and axe-core (npm, pinned) for their accessibility checks.
 browser:
 	@scripts/ensure-chromium.sh
+	@scripts/ensure-axe.sh
 
 # One export test reads the SPSS file with GNU PSPP (tests/exports/test_file_types.py).
 pspp:
@@ -79,4 +81,4 @@ restore:
 	scripts/restore.sh $(DUMP) $(TARGET) --database-url $(BACKUP_DATABASE_URL) $(if $(FORCE),--force)
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .cache

@@ -23,6 +23,13 @@ import yaml
 from .expressions import ExpressionError, compile_expression
 
 RATERS = ("assessor_interview", "self_report", "staff", "records")
+# What the pages say for each (the YAML keeps the short codes).
+RATER_LABELS = {
+    "assessor_interview": "Assessor interview",
+    "self_report": "Self-report",
+    "staff": "Clinical staff",
+    "records": "Records",
+}
 TYPES = ("integer", "decimal", "choice", "boolean", "date", "text")
 SCORED_TYPES = ("integer", "decimal", "choice")
 # The item types that reach an export, in every format (CSV, SPSS, Stata, ODM): an allow-list,
@@ -128,6 +135,10 @@ class Instrument:
     def exported_items(self):
         """The items that reach an export (EXPORTED_TYPES), in definition order."""
         return tuple(item for item in self.items if item.type in EXPORTED_TYPES)
+
+    @property
+    def rater_label(self):
+        return RATER_LABELS.get(self.rater, self.rater)
 
     @property
     def staff_rated(self):
@@ -489,6 +500,29 @@ def _convert(item, text):
     if "\x00" in text:  # PostgreSQL's jsonb cannot hold it: an item error, never a 500
         raise ValueError("The text contains a character that cannot be stored (NUL).")
     return text
+
+
+def score_decimals(instrument, score):
+    """Decimals a score is shown with: none for a sum of whole-number items (a prorated sum is
+    rounded to a whole number too, as the scale's own scoring does), two otherwise."""
+    whole = all(instrument.item(c).type in ("integer", "choice") for c in score.items)
+    return 0 if score.method == "sum" and whole else 2
+
+
+def shown_scores(instrument, values, scores):
+    """The scores of a form as a reader sees them: [(score, text, prorated)], the text rounded
+    to the score's decimals ("missing" where there is none); prorated when some of its items
+    were not answered and the prorating rule filled them in."""
+    out = []
+    for score in instrument.scores:
+        value = (scores or {}).get(score.code)
+        if not _number(value):
+            out.append((score, "missing", False))
+            continue
+        answered = sum(1 for c in score.items if _number((values or {}).get(c)))
+        decimals = score_decimals(instrument, score)
+        out.append((score, f"{value:.{decimals}f}", answered < len(score.items)))
+    return out
 
 
 def compute_scores(instrument, values):

@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Prefetch, Q
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 
 from imrtrial import access
@@ -136,7 +137,7 @@ def worklist(request, trial_key):
         .filter(participant__trial=trial, participant__site__in=sites)
         .exclude(participant__status="withdrawn")
         .filter(Q(assessor=request.user) | Q(assessor__isnull=True))
-        .select_related("participant", "participant__site", "timepoint")
+        .select_related("participant", "participant__site", "participant__trial", "timepoint")
         .prefetch_related(
             Prefetch(
                 "entries",
@@ -154,7 +155,10 @@ def worklist(request, trial_key):
             {
                 "visit": visit,
                 "status": visit.status(today),
-                "forms": [(code, code in done) for code in visit.timepoint.instruments],
+                "forms": [
+                    _worklist_form(request.user, visit, code, code in done)
+                    for code in visit.timepoint.instruments
+                ],
             }
         )
     return render(
@@ -171,6 +175,20 @@ def worklist(request, trial_key):
             ],
         },
     )
+
+
+def _worklist_form(user, visit, code, done):
+    """One form of a worklist row: its name, whether it is in, and the entry page where the
+    user may enter it (None where they may not: the gate's may_enter decides)."""
+    try:
+        instrument = registry.get(code)
+    except KeyError:  # no longer installed: its code, and nothing to enter
+        return {"name": code, "done": done, "url": None}
+    url = None
+    if access.may_enter(user, visit.participant, instrument.rater):
+        kind = services.entry_kind_for(instrument)
+        url = reverse("assessments:entry", args=[visit.participant.trial.key, visit.pk, code, kind])
+    return {"name": instrument.name, "done": done, "url": url}
 
 
 def _visit_or_404(request, trial_key, visit_pk):

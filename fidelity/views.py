@@ -235,12 +235,16 @@ def member_add(request, trial_key, pk):
     log_access(request, trial, AccessLog.Action.VIEW_ALLOCATION, f"IMR group {group.name}: add")
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
-        participant = (
+        # Ids are typed from paper and phone calls: "br-001" finds BR-001. Should two ids differ
+        # only by case, the exact one wins and the other is not guessed.
+        typed = d["participant_id"].strip()
+        matches = list(
             access.participants_visible_to(request.user, trial)
             .select_related("site")
-            .filter(participant_id=d["participant_id"].strip())
-            .first()
+            .filter(participant_id__iexact=typed)[:2]
         )
+        exact = [p for p in matches if p.participant_id == typed]
+        participant = exact[0] if exact else matches[0] if len(matches) == 1 else None
         if participant is None:
             form.add_error("participant_id", "No participant with that id at your sites.")
         else:

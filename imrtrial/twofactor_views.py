@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
+from django.utils.translation import ngettext
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import twofactor
@@ -70,7 +71,11 @@ def _throttled_message(error):
     seconds = 1
     if error.until is not None:
         seconds = max(1, int((error.until - timezone.now()).total_seconds() + 0.999))
-    return f"Too many wrong codes. Wait {seconds} seconds, then enter the current code."
+    return ngettext(
+        "Too many wrong codes. Wait %(n)d second, then enter the current code.",
+        "Too many wrong codes. Wait %(n)d seconds, then enter the current code.",
+        seconds,
+    ) % {"n": seconds}
 
 
 def _qr_svg(device):

@@ -8,7 +8,8 @@ those a recruiter guesses the next allocation more often than chance.
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Replace
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 
@@ -52,20 +53,61 @@ def desk(request, trial_key):
     screenings = Screening.objects.filter(trial=trial, site__in=sites).select_related(
         "site", "participant"
     )
-    query = request.GET.get("q", "").strip()
+    query = request.GET.get("q", "").strip()[:100]
+    identifying_sites = access.sites_where(request.user, Perm.VIEW_IDENTIFYING, trial)
+    may_search_identifying = identifying_sites.exists()
     if query:
-        screenings = screenings.filter(
-            Q(screening_number__iexact=query) | Q(participant__participant_id__iexact=query)
-        )
+        match = Q(screening_number__iexact=query) | Q(participant__participant_id__iexact=query)
+        by_who = _identifying_match(query) if may_search_identifying else None
+        if by_who is not None:
+            screenings = screenings.annotate(
+                desk_phone_digits=_phone_digits(F("identifying__phone"))
+            )
+            # Names and phones only where the gate lets this user see them; the rows shown
+            # are the same columns as any other search, never the name or phone.
+            match |= Q(site__in=identifying_sites) & by_who
+        screenings = screenings.filter(match)
+        found = list(screenings[:50])
+        if by_who is not None and found:
+            log_access(
+                request,
+                trial,
+                AccessLog.Action.VIEW_IDENTIFYING,
+                "phone desk search by name or phone",
+            )
+    else:
+        found = list(screenings[:50])
     return render(
         request,
         "randomization/desk.html",
         {
             "trial": trial,
-            "screenings": screenings[:50],
+            "screenings": found,
             "query": query,
+            "may_search_identifying": may_search_identifying,
         },
     )
+
+
+def _phone_digits(field):
+    """The phone field without the separators people type (spaces, dashes, dots, brackets)."""
+    expr = field
+    for sep in (" ", "-", ".", "(", ")", "/"):
+        expr = Replace(expr, Value(sep), Value(""))
+    return expr
+
+
+def _identifying_match(query):
+    """The condition on a screening's identifying details that a desk search means: a part of
+    the caller's name (two letters at least), or their phone number (six digits at least,
+    separators ignored, a leading + kept as typed). None when the query can be neither."""
+    conditions = Q()
+    if len(query) >= 2 and any(ch.isalpha() for ch in query):
+        conditions |= Q(identifying__full_name__icontains=query)
+    digits = "".join(ch for ch in query if ch.isdigit() or ch == "+")
+    if sum(ch.isdigit() for ch in digits) >= 6 and not any(ch.isalpha() for ch in query):
+        conditions |= Q(desk_phone_digits__contains=digits)
+    return conditions or None
 
 
 @login_required

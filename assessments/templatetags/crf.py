@@ -22,3 +22,16 @@ def item_hint(item, instrument):
     else:
         hint = "text"
     return f"{hint} · {' '.join(instrument.missing_codes)}"
+
+
+@register.simple_tag
+def shown_scores(instrument, entry):
+    """The form's scores as a reader sees them (assessments.definitions.shown_scores)."""
+    from assessments.definitions import shown_scores as shown
+
+    return shown(instrument, entry.values, entry.scores)
+
+
+@register.filter
+def any_prorated(rows):
+    return any(prorated for _, _, prorated in rows)

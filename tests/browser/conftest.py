@@ -53,3 +53,44 @@ def sign_in(browser, live_server, username):
         page.get_by_role("button", name="Verify").click()
     page.wait_for_url(f"{live_server.url}/")
     return page
+
+
+# axe-core, installed from the npm registry by scripts/ensure-axe.sh (`make browser`) at a
+# pinned version, outside git. AXE_CORE_JS may name another copy.
+AXE_CORE_JS = os.environ.get("AXE_CORE_JS") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    ".cache",
+    "axe",
+    "node_modules",
+    "axe-core",
+    "axe.min.js",
+)
+
+
+@pytest.fixture(scope="session")
+def axe_source():
+    """The text of axe.min.js: a missing axe fails under REQUIRE_BROWSER as a missing browser
+    does, and skips otherwise."""
+    if not os.path.isfile(AXE_CORE_JS):
+        if os.environ.get("REQUIRE_BROWSER"):
+            pytest.fail(f"axe-core is not installed at {AXE_CORE_JS} (scripts/ensure-axe.sh)")
+        pytest.skip("axe-core is not installed (scripts/ensure-axe.sh)")
+    with open(AXE_CORE_JS, encoding="utf-8") as f:
+        return f.read()
+
+
+def run_axe(page, axe_source):
+    """axe's violations on the page as it stands. The script is evaluated through the
+    DevTools protocol, so the site's Content-Security-Policy (no inline scripts) still holds for
+    the page itself."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(axe_source)
+    return page.evaluate(
+        """async () => {
+            const result = await axe.run(document, {resultTypes: ['violations']});
+            return result.violations.map(v => ({
+                id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ') + ': ' + n.failureSummary),
+            }));
+        }"""
+    )
