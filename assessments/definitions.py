@@ -89,6 +89,10 @@ class Score:
     min: float | None = None
     max: float | None = None
     prorate_min_items: int | None = None
+    # Items scored the other way round in this score: an answer x counts as (lowest + highest
+    # - x) of that item's range (e.g. the ISMI's stigma-resistance items in its total). The
+    # score's range is unchanged, since a reversed item keeps its range.
+    reverse: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -256,6 +260,13 @@ def parse(data, source="<definition>"):
         ):
             fail(f"{where}.prorate_min_items: must be from 1 to {len(names)}")
             continue
+        reverse = raw.get("reverse", [])
+        if not isinstance(reverse, list) or not all(x in names for x in reverse):
+            fail(f"{where}.reverse: must be a list of the score's own items")
+            continue
+        if len(set(reverse)) != len(reverse):
+            fail(f"{where}.reverse: lists an item twice")
+            continue
         score = Score(
             scode,
             str(raw.get("label", scode)),
@@ -264,6 +275,7 @@ def parse(data, source="<definition>"):
             raw.get("min"),
             raw.get("max"),
             prorate,
+            tuple(reverse),
         )
         _check_score_range(score, by_code, where, fail)
         scores.append(score)
@@ -530,7 +542,11 @@ def compute_scores(instrument, values):
     score with missing items is None unless its prorating rule allows it."""
     out = {}
     for score in instrument.scores:
-        answered = [values[c] for c in score.items if _number(values.get(c))]
+        answered = [
+            _reversed(instrument.item(c), values[c]) if c in score.reverse else values[c]
+            for c in score.items
+            if _number(values.get(c))
+        ]
         n, total = len(score.items), None
         if len(answered) == n:
             total = sum(answered) if score.method == "sum" else sum(answered) / n
@@ -539,3 +555,9 @@ def compute_scores(instrument, values):
             total = mean * n if score.method == "sum" else mean
         out[score.code] = None if total is None else round(total, 4)
     return out
+
+
+def _reversed(item, value):
+    """An answer scored the other way round on its item's range."""
+    lo, hi = item.bounds()
+    return lo + hi - value
