@@ -130,20 +130,46 @@ def _read_key_share(table, columns, pk):
         return cursor.fetchone()
 
 
-def check_unlocked(scope):
-    """Refuse, naming the lock, if the trial, a casebook or the form of `scope` is locked."""
+def _read_trial_and_casebooks(scope):
+    """(trial status, [(casebook_locked_at, participant_id)]) of the scope, read FOR KEY SHARE
+    in one statement: the trial row and each participant row (a cross join of one trial row
+    with the scope's participants, all of that trial)."""
     from .models import Participant, Trial
 
-    (status,) = _read_key_share(Trial._meta.db_table, "status", scope.trial_id)
+    ids = list(scope.participant_ids)
+    if not ids:
+        (status,) = _read_key_share(Trial._meta.db_table, "status", scope.trial_id)
+        return status, []
+    share = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    marks = ", ".join(["%s"] * len(ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT t.status, p.casebook_locked_at, p.participant_id "
+            f"FROM {Trial._meta.db_table} t, {Participant._meta.db_table} p "
+            f"WHERE t.id = %s AND p.id IN ({marks}) ORDER BY p.id{share}",
+            [scope.trial_id, *ids],
+        )
+        rows = cursor.fetchall()
+    if len(rows) != len(ids):  # a participant of another trial, or gone: ask row by row
+        (status,) = _read_key_share(Trial._meta.db_table, "status", scope.trial_id)
+        return status, [
+            _read_key_share(Participant._meta.db_table, "casebook_locked_at, participant_id", pk)
+            for pk in ids
+        ]
+    return rows[0][0], [row[1:] for row in rows]
+
+
+def check_unlocked(scope):
+    """Refuse, naming the lock, if the trial, a casebook or the form of `scope` is locked."""
+    from .models import Trial
+
+    status, casebooks = _read_trial_and_casebooks(scope)
     if status == Trial.Status.LOCKED:
         raise Locked(
             "The database is locked: nothing in it can change. Only the data manager can "
             "unlock it, with a reason."
         )
-    for pk in scope.participant_ids:
-        locked_at, participant_id = _read_key_share(
-            Participant._meta.db_table, "casebook_locked_at, participant_id", pk
-        )
+    for locked_at, participant_id in casebooks:
         if locked_at is not None:
             raise Locked(
                 f"The casebook of {participant_id} is locked: nothing in it can change. The "
