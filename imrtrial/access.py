@@ -21,7 +21,9 @@ Questions are answered per user and trial, with the user's grants cached on the 
 """
 
 from django.contrib.auth.models import Group
+from django.db import connection
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.http import Http404
 
 from .models import Membership, Participant, Perm, Site, Trial, UnblindingIncident
@@ -262,17 +264,38 @@ def may_enter(user, participant, rater):
 
 def _disclosed_to(user):
     """The ids of the participants who disclosed their allocation to `user` (unblinding
-    incidents): one query per user object, cached on it like the grants, where the CRF page and
-    the save it posts asked once each (and the visit page once per form)."""
+    incidents), cached on the user object like the grants: read with the user's own row when
+    the session loaded it (with_disclosures, imrtrial.twofactor.SessionUserBackend), else in
+    one query, where the CRF page and the save it posts asked once each."""
     found = user.__dict__.get(_DISCLOSED_ATTR)
     if found is None:
-        found = frozenset(
-            UnblindingIncident.objects.filter(assessor=user).values_list(
-                "participant_id", flat=True
+        loaded = getattr(user, "disclosed_ids", False)  # through a lazy request.user too
+        if loaded is not False:  # "" or None: none; else "12,40"
+            found = frozenset(int(pk) for pk in (loaded or "").split(",") if pk)
+        else:
+            found = frozenset(
+                UnblindingIncident.objects.filter(assessor=user).values_list(
+                    "participant_id", flat=True
+                )
             )
-        )
         user.__dict__[_DISCLOSED_ATTR] = found
     return found
+
+
+def with_disclosures(users):
+    """`users` annotated `disclosed_ids`: the participants who disclosed their allocation to
+    each, as comma-separated ids ("" or None: none), for _disclosed_to."""
+    table = UnblindingIncident._meta.db_table
+    user_table = users.model._meta.db_table
+    if connection.vendor == "postgresql":
+        aggregate = "string_agg(i.participant_id::text, ',')"
+    else:
+        aggregate = "group_concat(i.participant_id, ',')"
+    return users.annotate(
+        disclosed_ids=RawSQL(
+            f'SELECT {aggregate} FROM "{table}" i WHERE i.assessor_id = "{user_table}"."id"', ()
+        )
+    )
 
 
 _MAY_WITHDRAW = (Perm.RANDOMIZE, Perm.MANAGE_TRIAL)

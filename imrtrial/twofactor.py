@@ -109,11 +109,13 @@ def is_enrolled(user):
 
 class SessionUserBackend(ModelBackend):
     """Django's model backend, whose user of a session comes with `required` and `enrolled`
-    (users_with_two_factor_status) read in the same query: the middleware below then asks
-    nothing more, where it took a second query on every page."""
+    (users_with_two_factor_status) and the participants who disclosed their arm to them
+    (access.with_disclosures) read in the same query: the middleware below and the gate's
+    may_enter then ask nothing more, where each took a query of its own on every page."""
 
     def get_user(self, user_id):
-        user = users_with_two_factor_status().filter(pk=user_id).first()
+        users = access.with_disclosures(users_with_two_factor_status())
+        user = users.filter(pk=user_id).first()
         return user if self.user_can_authenticate(user) else None
 
 
