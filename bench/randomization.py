@@ -48,6 +48,7 @@ import os
 import queue
 import random
 import secrets
+import subprocess
 import sys
 import threading
 import time
@@ -90,6 +91,36 @@ def configure_environment(database_url: str, broker: str) -> None:
     os.environ.setdefault("EMAIL_URL", "dummy://")
     # ERROR: kombu warns once per process that the (eager, unused) broker has no hostname.
     os.environ.setdefault("LOG_LEVEL", "ERROR")
+
+
+def ensure_services(database_url: str, broker: str) -> None:
+    """A fresh clone after `make install-dev` has not started the local PostgreSQL and Redis:
+    start them (scripts/services.sh, as `make test` does) when the bench's own are local and
+    do not answer."""
+    import psycopg
+
+    parts = urlsplit(database_url)
+    admin_url = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, ""))
+    local = {"127.0.0.1", "localhost", "::1", None}
+    try:
+        psycopg.connect(admin_url, connect_timeout=5).close()
+        database_up = True
+    except psycopg.OperationalError:
+        database_up = False
+    broker_up = True
+    if broker != "none":
+        import redis
+
+        try:
+            redis.Redis.from_url(broker, socket_connect_timeout=5).ping()
+        except redis.exceptions.ConnectionError:
+            broker_up = False
+    down_here = (not database_up and parts.hostname in local) or (
+        not broker_up and urlsplit(broker).hostname in local
+    )
+    if down_here:
+        print("bench: starting the local PostgreSQL and Redis (scripts/services.sh)")
+        subprocess.run([str(REPO / "scripts" / "services.sh")], check=True)
 
 
 def purge_broker(broker: str) -> None:
@@ -653,6 +684,8 @@ def describe_query(sql: str) -> str:
     verb = words[0].upper() if words else "?"
     if len(words) == 1:
         return verb
+    if verb in ("EXECUTE", "PREPARE"):  # a prepared statement, named after what it does
+        return f"{verb} {words[1].split('(')[0]}"
     table = "?"
     for marker in ("FROM", "INTO", "UPDATE"):
         if marker in words:
@@ -736,6 +769,7 @@ def main(argv: list[str] | None = None) -> int:
     clients = min(args.clients, args.n)
 
     configure_environment(args.database_url, args.broker)
+    ensure_services(args.database_url, args.broker)
     purge_broker(args.broker)
     print(f"bench: recreating database {database_name(args.database_url)!r} and migrating")
     recreate_database(args.database_url)

@@ -20,7 +20,9 @@ Questions are answered per user and trial, with the user's grants cached on the 
 (Django builds it anew for every request; `forget` drops it after a membership change).
 """
 
-from django.contrib.auth.models import Group
+import functools
+
+from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
@@ -40,20 +42,45 @@ _UNBLINDING = (Perm.VIEW_UNBLINDED,)
 
 
 def _grants(user, trial):
-    """{site_id or None: set of permission codenames} for the user's active roles in the trial."""
+    """{site_id or None: set of permission codenames} for the user's active roles in the trial.
+
+    Read in one query per user object and trial (the memberships joined to their roles'
+    permissions), never cached beyond the user object: a role withdrawn, or a permission taken
+    from a role, takes effect on the next request of every process."""
     if not user.is_authenticated or not user.is_active:
         return {}
     cache = user.__dict__.setdefault(_CACHE_ATTR, {})
     if trial.pk not in cache:
-        rows = Membership.objects.filter(user=user, trial=trial, active=True).values_list(
-            "site_id", "role"
-        )
-        perms_of_role = _permissions_of_roles({role for _, role in rows})
         grants = {}
-        for site_id, role in rows:
-            grants.setdefault(site_id, set()).update(perms_of_role.get(role, ()))
+        with connection.cursor() as cursor:
+            cursor.execute(_grants_sql(), [user.pk, trial.pk, True])
+            for site_id, codename in cursor.fetchall():
+                held = grants.setdefault(site_id, set())
+                if codename:
+                    held.add(codename)
         cache[trial.pk] = grants
     return cache[trial.pk]
+
+
+@functools.cache
+def _grants_sql():
+    """(site id, codename) of every active membership of a user in a trial, with each
+    permission of the membership's role (the Group of the same name); a role without any
+    permission gives one row with no codename."""
+    q = connection.ops.quote_name
+    M, G, P = Membership._meta, Group._meta, Permission._meta
+    through = G.get_field("permissions").remote_field.through._meta
+
+    def c(meta, name):
+        return q(meta.get_field(name).column)
+
+    return (
+        f"SELECT m.{c(M, 'site')}, p.{c(P, 'codename')} FROM {q(M.db_table)} m "
+        f"LEFT JOIN {q(G.db_table)} g ON g.{c(G, 'name')} = m.{c(M, 'role')} "
+        f"LEFT JOIN {q(through.db_table)} gp ON gp.{c(through, 'group')} = g.{q(G.pk.column)} "
+        f"LEFT JOIN {q(P.db_table)} p ON p.{q(P.pk.column)} = gp.{c(through, 'permission')} "
+        f"WHERE m.{c(M, 'user')} = %s AND m.{c(M, 'trial')} = %s AND m.{c(M, 'active')} = %s"
+    )
 
 
 def _permissions_of_roles(roles=None):

@@ -5,10 +5,14 @@ Contract:
   and raises Refused with a message a coordinator can read out on the phone; a refusal writes
   nothing.
 - screen() logs every person screened, eligible or not; eligibility is computed from the answers.
-- randomize() is one short transaction: the stratum row is locked (SELECT ... FOR UPDATE), the next
-  slot is taken, the allocation inserted (UNIQUE participant, UNIQUE stratum+slot) with its audit
-  row, and the notification queued for after commit. A repeated call returns the allocation
-  already made. Nothing slow happens while the lock is held.
+- randomize() is one short transaction: the lock check (imrtrial.locking), the participant row
+  locked with its screening read, every precondition asked, the follow-up visits scheduled; then
+  the stratum row is locked (SELECT ... FOR UPDATE), the next slot taken, and one statement
+  writes the allocation (UNIQUE participant, UNIQUE stratum+slot) with its audit row, the
+  stratum's next slot and the participant's status with its audit row
+  (randomization.statements); the notification is queued for after commit. A repeated call
+  returns the allocation already made. Nothing but that one write happens while the stratum is
+  locked (tests/randomization/test_query_count.py pins it, and the number of queries).
 - Allocation rows are read only here and in this app's views and admin, through the gate.
 """
 
@@ -22,7 +26,7 @@ import secrets
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -44,6 +48,7 @@ from imrtrial.models import (
 
 from . import minimization, sequence
 from .models import Allocation, IdentifyingDetails, ListEntry, Screening, Stratum
+from .statements import statements
 
 logger = logging.getLogger(__name__)
 # Queued by name: randomization.tasks imports this module to run the notice, so this module does
@@ -283,8 +288,10 @@ def all_stratum_keys(trial):
     return keys
 
 
-def check_can_randomize(participant, *, by):
-    """Refuse, with the reason, unless this user may randomize this participant now."""
+def check_can_randomize(participant, *, by, screening=None):
+    """Refuse, with the reason, unless this user may randomize this participant now.
+    `screening`: the participant's screening as {"eligible", "consent_date"} when the caller has
+    read it already (randomize() reads it with the participant's row lock); else it is read."""
     trial = participant.trial
     if not access.has(by, Perm.RANDOMIZE, trial, participant.site):
         raise Refused("You are not a coordinator for this participant's site.")
@@ -292,9 +299,12 @@ def check_can_randomize(participant, *, by):
         raise Refused(f"The trial is not open for randomization ({trial.get_status_display()}).")
     if participant.status == Participant.Status.WITHDRAWN:
         raise Refused("This participant has withdrawn.")
-    screening = (
-        Screening.objects.filter(participant=participant).values("eligible", "consent_date").first()
-    )
+    if screening is None:
+        screening = (
+            Screening.objects.filter(participant=participant)
+            .values("eligible", "consent_date")
+            .first()
+        )
     if screening is None or not screening["eligible"]:
         raise Refused("This participant has no eligible screening on record.")
     if screening["consent_date"] is None:
@@ -377,51 +387,124 @@ def _arm_for(participant, stratum, setup):
 
 
 @writes_clinical_data("randomization.randomize", lambda a: Scope.of(a["participant"]))
-@transaction.atomic
 def _randomize_once(participant, *, by, baseline_completed_on=None):
-    # Lock the participant first: a double click waits here and then finds the allocation, and
-    # a withdrawal recorded meanwhile (withdraw() locks the same row) is seen, not overwritten.
-    locked = Participant.objects.select_for_update(no_key=True).get(pk=participant.pk)
-    if locked.status == Participant.Status.RANDOMIZED:
-        return allocation_of(participant)
-    if locked.status != Participant.Status.CONSENTED:
-        raise Refused(f"This participant cannot be randomized ({locked.get_status_display()}).")
-    trial = participant.trial
-    setup = setup_of(trial)
-    key = stratum_key(participant, setup.factors)
-    stratum = Stratum.objects.select_for_update().filter(trial=trial, key=key).first()
-    if stratum is None:
-        Stratum.objects.bulk_create([Stratum(trial=trial, key=key)], ignore_conflicts=True)
-        stratum = Stratum.objects.select_for_update().get(trial=trial, key=key)
-    allocation = Allocation(
-        trial=trial,
-        participant=locked,
-        stratum=stratum,
-        slot=stratum.next_slot,
-        arm_id=_arm_for(participant, stratum, setup),
-        randomization_number=f"{trial.id_prefix}-R{_code(8)}",
-        confirmation_code=_code(6),
-        allocated_by=by,
-    )
-    attribute(allocation, by=by).save()
-    stratum.next_slot += 1
-    stratum.save(update_fields=["next_slot"])
-    locked.status = Participant.Status.RANDOMIZED
-    locked.randomized_on = timezone.localdate()
-    reason, fields = "randomized", ["status", "randomized_on"]
-    if baseline_completed_on is not None:
-        locked.baseline_completed_on = baseline_completed_on
-        reason, fields = (
-            "randomized; baseline date reported at the phone desk",
-            [
-                *fields,
-                "baseline_completed_on",
-            ],
+    """One attempt, in the transaction the decorator opens once it has checked the locks (a
+    locked trial or casebook refuses here, with nothing written). Round trips: the participant
+    row with its screening, the follow-up visits, the stratum row, then one statement that
+    writes everything (randomization.statements)."""
+    sql = statements()
+    with connection.cursor() as cursor:
+        # Lock the participant first: a double click waits here and then finds the allocation,
+        # and a withdrawal recorded meanwhile (withdraw() locks the same row) is seen, not
+        # overwritten. The screening comes in the same round trip.
+        sql.execute(cursor, "lock_participant", [participant.pk])
+        row = cursor.fetchone()
+        if row is None:
+            raise Participant.DoesNotExist(f"No participant {participant.pk}.")
+        status, eligible, consent_date = row
+        screening = (
+            None if eligible is None else {"eligible": eligible, "consent_date": consent_date}
         )
-    attribute(locked, by=by, reason=reason).save(update_fields=fields)
-    participant.status, participant.randomized_on = locked.status, locked.randomized_on
+        check_can_randomize(participant, by=by, screening=screening)
+        if status == Participant.Status.RANDOMIZED:
+            return allocation_of(participant)
+        if status != Participant.Status.CONSENTED:
+            label = Participant.Status(status).label
+            raise Refused(f"This participant cannot be randomized ({label}).")
+        trial = participant.trial
+        before = participant.status, participant.randomized_on
+        try:
+            participant.status = Participant.Status.RANDOMIZED
+            participant.randomized_on = timezone.localdate()
+            # The follow-up visits, in this transaction (all or nothing with the allocation) but
+            # before the stratum is locked: the next caller of the stratum does not wait on them.
+            # Followers see the participant randomized (status, date), never the arm.
+            lifecycle.schedule_changed(participant)
+            setup = setup_of(trial)
+            key = stratum_key(participant, setup.factors)
+            sql.execute(cursor, "lock_stratum", [trial.pk, key])
+            row = cursor.fetchone()
+            if row is None:
+                cursor.execute(sql.insert_stratum, [trial.pk, key])
+                sql.execute(cursor, "lock_stratum", [trial.pk, key])
+                row = cursor.fetchone()
+            stratum = Stratum(pk=row[0], trial=trial, key=key, next_slot=row[1])
+            stratum._state.adding = False
+            allocation = Allocation(
+                trial=trial,
+                participant=participant,
+                stratum=stratum,
+                slot=stratum.next_slot,
+                arm_id=_arm_for(participant, stratum, setup),
+                randomization_number=f"{trial.id_prefix}-R{_code(8)}",
+                confirmation_code=_code(6),
+                allocated_at=timezone.now(),
+                allocated_by=by,
+            )
+            reason = "randomized"
+            if baseline_completed_on is not None:
+                reason = "randomized; baseline date reported at the phone desk"
+            allocation.pk = _write(
+                cursor, sql, allocation, participant, baseline_completed_on, reason
+            )
+        except BaseException:
+            participant.status, participant.randomized_on = before
+            raise
+    allocation._state.adding, allocation._state.db = False, connection.alias
+    stratum.next_slot += 1
     transaction.on_commit(lambda: _queue_notice(allocation.pk))
     return allocation
+
+
+def _write(cursor, sql, allocation, participant, baseline_completed_on, reason):
+    """Write the allocation, its history row, the stratum's next slot, the participant's
+    status and its history row; return the allocation's key."""
+    ops, by = connection.ops, allocation.allocated_by_id
+    when = ops.adapt_datetimefield_value(allocation.allocated_at)
+    stratum = allocation.stratum
+    columns = {
+        "trial_id": allocation.trial_id,
+        "participant_id": participant.pk,
+        "stratum_id": stratum.pk,
+        "slot": allocation.slot,
+        "arm_id": allocation.arm_id,
+        "randomization_number": allocation.randomization_number,
+        "confirmation_code": allocation.confirmation_code,
+        "allocated_at": when,
+        "allocated_by_id": by,
+        "in_error": False,
+        "in_error_reason": "",
+    }
+    allocation_values = [columns[name] for name in sql.allocation_columns]
+    participant_values = [
+        Participant.Status.RANDOMIZED.value,
+        ops.adapt_datefield_value(participant.randomized_on),
+        ops.adapt_datefield_value(baseline_completed_on),
+        participant.pk,
+    ]
+    allocation_history = [when, "", "+", by]
+    participant_history = [when, reason, "~", by]
+    advance = [stratum.next_slot + 1, stratum.pk]
+    if sql.one_statement:
+        sql.execute(
+            cursor,
+            "write",
+            [
+                *allocation_values,
+                *allocation_history,
+                *advance,
+                *participant_values,
+                *participant_history,
+            ],
+        )
+        return cursor.fetchone()[0]
+    cursor.execute(sql.insert_allocation, allocation_values)
+    pk = cursor.fetchone()[0]
+    cursor.execute(sql.allocation_history, [*allocation_history, pk])
+    cursor.execute(sql.advance, advance)
+    cursor.execute(sql.update_participant, participant_values)
+    cursor.execute(sql.participant_history, [*participant_history, participant.pk])
+    return pk
 
 
 def _queue_notice(allocation_pk):
@@ -437,23 +520,17 @@ def randomize(participant, *, by, baseline_completed_on=None):
     """Allocate the participant; a repeated call returns the allocation already made (to a user
     who may randomize at the participant's site, and nobody else). `baseline_completed_on`: the
     baseline date the centre reports on the same call, written in the allocation's transaction
-    (both or neither)."""
+    (both or neither). Every precondition (check_can_randomize) is asked in the transaction,
+    under the participant's row lock."""
     if not access.has(by, Perm.RANDOMIZE, participant.trial, participant.site):
         raise Refused("You are not a coordinator for this participant's site.")
     if participant.status == Participant.Status.RANDOMIZED:
         return allocation_of(participant)
     if baseline_completed_on is not None:
         participant.baseline_completed_on = baseline_completed_on
-    check_can_randomize(participant, by=by)
     for attempt in range(3):
         try:
-            allocation = _randomize_once(
-                participant, by=by, baseline_completed_on=baseline_completed_on
-            )
-            # The follow-up visits, after the stratum lock is released: the next caller of the
-            # stratum does not wait on them. Idempotent; the daily job is the backstop.
-            lifecycle.schedule_changed(participant)
-            return allocation
+            return _randomize_once(participant, by=by, baseline_completed_on=baseline_completed_on)
         except IntegrityError:
             # Two requests for one participant raced past the first check, or a random
             # randomization number collided: the retry returns or makes exactly one allocation.
