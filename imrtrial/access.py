@@ -491,6 +491,37 @@ def may_manage_staff_at(user, trial, site):
     return has(user, Perm.MANAGE_TRIAL, trial, site)
 
 
+# Permissions that let a role's holder learn arms: the allocation now, once the trial is
+# unblinded, or the key to the export codes.
+_ALLOCATION_REVEALING = {
+    Perm.VIEW_UNBLINDED,
+    Perm.VIEW_UNBLINDED_AFTER_UNBLINDING,
+    Perm.RELEASE_ALLOCATION_KEY,
+}
+
+
+def role_reveals_allocation(role):
+    """Does `role` let its holder learn arms (now, after unblinding, or by the key)?"""
+    return bool(_permissions_of_roles({str(role)}).get(str(role), set()) & _ALLOCATION_REVEALING)
+
+
+def may_grant_role(user, trial, role, site):
+    """May the user give `role` at `site` (None: every site), by a grant or an invitation?
+
+    A trial administrator is blinded. Were they free to grant a role that sees the allocation,
+    they could invite an address they own (or grant an account of theirs) and read the arms
+    with a second login. So such a role is granted only by a staff manager who is themselves
+    unblinded wherever the role will hold (e.g. an administrator who is also the site's key
+    holder); a blinded administrator grants only roles that see no arm."""
+    if not may_manage_staff_at(user, trial, site):
+        return False
+    if not role_reveals_allocation(role):
+        return True
+    if site is None:
+        return unblinded_everywhere(user, trial)
+    return may_see_allocation(user, trial, site)
+
+
 def may_configure_trial(user, trial):
     """The whole trial's settings: sites, schedule windows, reminders, opening and closing."""
     return has_everywhere(user, Perm.MANAGE_TRIAL, trial)
