@@ -426,11 +426,15 @@ def unblinded_staff(trial):
 
 
 def author_unblinded(author, trial, site):
-    """Is (or was) `author` unblinded at `site` of the trial?"""
+    """Is (or was) `author` unblinded at `site` of the trial? For a record of no site (the
+    trial's: an account deactivated, a role at every site), unblinded at any site: its text
+    may be about any site's participants."""
     author_id = getattr(author, "pk", author)
     if author_id is None:
         return False
     staff = unblinded_staff(trial)
+    if site is None:
+        return any(author_id in users for users in staff.values())
     return author_id in staff.get(None, ()) or author_id in staff.get(_site_id(site), ())
 
 
@@ -442,12 +446,20 @@ def unblinded_author_q(trial, author_path, site_path):
     for site_id, users in staff.items():
         if site_id is not None:
             q |= Q(**{site_path: site_id, f"{author_path}__in": sorted(users)})
+    # Rows of no site (the trial's): an author unblinded at any site (author_unblinded).
+    anywhere = set().union(*staff.values())
+    q |= Q(**{f"{site_path}__isnull": True, f"{author_path}__in": sorted(anywhere)})
     return q
 
 
 def may_read_text(reader, author, trial, site):
-    """May `reader` read free text that `author` wrote about a participant of `site`?"""
-    return may_see_allocation(reader, trial, site) or not author_unblinded(author, trial, site)
+    """May `reader` read free text that `author` wrote about a participant of `site` (None: a
+    record of the whole trial, which only a reader unblinded at every site reads unmasked)?"""
+    if site is None:
+        allowed = unblinded_everywhere(reader, trial)
+    else:
+        allowed = may_see_allocation(reader, trial, site)
+    return allowed or not author_unblinded(author, trial, site)
 
 
 def text_for(reader, text, author, trial, site):
