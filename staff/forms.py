@@ -28,10 +28,7 @@ class ReasonField(forms.CharField):
 
 
 # The gate's rule (access.may_grant_role), said where the role is chosen.
-ROLE_HELP = (
-    "A role that sees the allocation (or its key) is granted only by an administrator who is "
-    "unblinded at that site."
-)
+ROLE_HELP = "An unblinded role is granted only by an administrator who is unblinded at that site."
 
 
 class SiteChoiceForm(forms.Form):

@@ -83,9 +83,9 @@ def _require_setup(trial):
 def _require_may_grant(by, trial, role, site):
     if not access.may_grant_role(by, trial, role, site):
         raise Refused(
-            f"The role {role.label} sees the allocation: only an administrator who is unblinded "
-            f"at {_site_label(site)} grants it (a blinded administrator cannot give an account "
-            "access to the arms)."
+            f"The role {role.label} is unblinded: only an administrator who is unblinded at "
+            f"{_site_label(site)} grants it (a blinded administrator cannot give an account "
+            "unblinded access)."
         )
 
 
