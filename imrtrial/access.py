@@ -476,11 +476,15 @@ def unblinded_staff(trial):
 
 
 def author_unblinded(author, trial, site):
-    """Is (or was) `author` unblinded at `site` of the trial?"""
+    """Is (or was) `author` unblinded at `site` of the trial? For a record of no site (the
+    trial's: an account deactivated, a role at every site), unblinded at any site: its text
+    may be about any site's participants."""
     author_id = getattr(author, "pk", author)
     if author_id is None:
         return False
     staff = unblinded_staff(trial)
+    if site is None:
+        return any(author_id in users for users in staff.values())
     return author_id in staff.get(None, ()) or author_id in staff.get(_site_id(site), ())
 
 
@@ -492,12 +496,20 @@ def unblinded_author_q(trial, author_path, site_path):
     for site_id, users in staff.items():
         if site_id is not None:
             q |= Q(**{site_path: site_id, f"{author_path}__in": sorted(users)})
+    # Rows of no site (the trial's): an author unblinded at any site (author_unblinded).
+    anywhere = set().union(*staff.values())
+    q |= Q(**{f"{site_path}__isnull": True, f"{author_path}__in": sorted(anywhere)})
     return q
 
 
 def may_read_text(reader, author, trial, site):
-    """May `reader` read free text that `author` wrote about a participant of `site`?"""
-    return may_see_allocation(reader, trial, site) or not author_unblinded(author, trial, site)
+    """May `reader` read free text that `author` wrote about a participant of `site` (None: a
+    record of the whole trial, which only a reader unblinded at every site reads unmasked)?"""
+    if site is None:
+        allowed = unblinded_everywhere(reader, trial)
+    else:
+        allowed = may_see_allocation(reader, trial, site)
+    return allowed or not author_unblinded(author, trial, site)
 
 
 def text_for(reader, text, author, trial, site):
@@ -539,6 +551,37 @@ def may_manage_staff_at(user, trial, site):
     if site is None:
         return has_everywhere(user, Perm.MANAGE_TRIAL, trial)
     return has(user, Perm.MANAGE_TRIAL, trial, site)
+
+
+# Permissions that let a role's holder learn arms: the allocation now, once the trial is
+# unblinded, or the key to the export codes.
+_ALLOCATION_REVEALING = {
+    Perm.VIEW_UNBLINDED,
+    Perm.VIEW_UNBLINDED_AFTER_UNBLINDING,
+    Perm.RELEASE_ALLOCATION_KEY,
+}
+
+
+def role_reveals_allocation(role):
+    """Does `role` let its holder learn arms (now, after unblinding, or by the key)?"""
+    return bool(_permissions_of_roles({str(role)}).get(str(role), set()) & _ALLOCATION_REVEALING)
+
+
+def may_grant_role(user, trial, role, site):
+    """May the user give `role` at `site` (None: every site), by a grant or an invitation?
+
+    A trial administrator is blinded. Were they free to grant a role that sees the allocation,
+    they could invite an address they own (or grant an account of theirs) and read the arms
+    with a second login. So such a role is granted only by a staff manager who is themselves
+    unblinded wherever the role will hold (e.g. an administrator who is also the site's key
+    holder); a blinded administrator grants only roles that see no arm."""
+    if not may_manage_staff_at(user, trial, site):
+        return False
+    if not role_reveals_allocation(role):
+        return True
+    if site is None:
+        return unblinded_everywhere(user, trial)
+    return may_see_allocation(user, trial, site)
 
 
 def may_configure_trial(user, trial):

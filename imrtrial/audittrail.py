@@ -46,6 +46,7 @@ class Viewer:
             access.sites_where(user, Perm.VIEW_IDENTIFYING, trial).values_list("pk", flat=True)
         )
         self.audits_every_site = self.audit_sites == all_sites
+        self.unblinded_everywhere = self.unblinded_sites == all_sites
 
     def sources(self):
         """The kinds of record this viewer may see at all, for the filter and the query."""
@@ -85,9 +86,12 @@ def _by_unblinded(source, viewer):
     there, sees only by a role-neutral label and whose words they do not read (None: none)."""
     if not source.site:
         return None  # trial configuration: written by whoever configures it, arm-free
-    return access.unblinded_author_q(viewer.trial, source.by, source.site) & ~_at_site(
+    q = access.unblinded_author_q(viewer.trial, source.by, source.site) & ~_at_site(
         source, viewer.unblinded_sites
     )
+    if viewer.unblinded_everywhere:  # reads the rows of no site too (access.may_read_text)
+        q &= Q(**{f"{source.site}__isnull": False})
+    return q
 
 
 def _day_start(day):

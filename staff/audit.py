@@ -20,5 +20,6 @@ register(
         at="at",
         by="by",
         text_fields=("reason",),
+        author_fields=("by",),  # shown as the author already; masked with it
     )
 )

@@ -27,6 +27,10 @@ class ReasonField(forms.CharField):
         return value.strip()
 
 
+# The gate's rule (access.may_grant_role), said where the role is chosen.
+ROLE_HELP = "An unblinded role is granted only by an administrator who is unblinded at that site."
+
+
 class SiteChoiceForm(forms.Form):
     """A role's place: one site the administrator manages, or every site (when they manage
     every site)."""
@@ -47,7 +51,7 @@ class SiteChoiceForm(forms.Form):
 
 
 class GrantForm(SiteChoiceForm):
-    role = forms.ChoiceField(label="Role", choices=Role.choices)
+    role = forms.ChoiceField(label="Role", choices=Role.choices, help_text=ROLE_HELP)
     reason = ReasonField(label="Reason for the grant")
 
 
@@ -55,7 +59,7 @@ class InviteForm(SiteChoiceForm):
     email = forms.EmailField(label="E-mail address", max_length=254)
     first_name = forms.CharField(label="First name", max_length=150)
     last_name = forms.CharField(label="Last name", max_length=150)
-    role = forms.ChoiceField(label="Role", choices=Role.choices)
+    role = forms.ChoiceField(label="Role", choices=Role.choices, help_text=ROLE_HELP)
     reason = ReasonField(help_text="For example: new assessor at this site from 1 March.")
 
 

@@ -80,6 +80,15 @@ def _require_setup(trial):
         )
 
 
+def _require_may_grant(by, trial, role, site):
+    if not access.may_grant_role(by, trial, role, site):
+        raise Refused(
+            f"The role {role.label} is unblinded: only an administrator who is unblinded at "
+            f"{_site_label(site)} grants it (a blinded administrator cannot give an account "
+            "unblinded access)."
+        )
+
+
 def _site_label(site):
     return site.name if site else "all sites"
 
@@ -100,6 +109,7 @@ def grant_role(target, trial, role, site, *, by, reason):
         raise Refused("You may not change this person's roles.")
     if not access.may_manage_staff_at(by, trial, site):
         raise Refused(f"You do not manage the staff of {_site_label(site)}.")
+    _require_may_grant(by, trial, role, site)
     if not target.is_active:
         raise Refused("This account is deactivated.")
     membership = (
@@ -216,6 +226,7 @@ def invite(trial, *, email, first_name, last_name, role, site, by, reason, link_
         raise Refused("That site is not one of this trial's.")
     if not access.may_manage_staff_at(by, trial, site):
         raise Refused(f"You do not manage the staff of {_site_label(site)}.")
+    _require_may_grant(by, trial, role, site)
     user = get_user_model().objects.create_user(
         username=_username_for(email),
         email=email,

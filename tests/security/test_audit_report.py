@@ -235,3 +235,30 @@ def test_pages_of_a_long_trail_cost_the_same_few_queries(
         beyond = audit(client, world, page=pages + 5)  # past the end: the last page
     assert 0 < len(rows(last)) <= 50 and rows(last)[0] != rows(first)[0]
     assert rows(beyond) == rows(last)
+
+
+def test_trial_level_text_by_staff_unblinded_at_one_site_is_withheld_from_blinded_auditors(
+    client, world
+):
+    """An administrator who is also the key holder at North (unblinded there, and the one who
+    grants North its unblinded roles: access.may_grant_role) deactivates an account and grants
+    an all-sites role. Those rows belong to no site; their reasons could name a North
+    participant's arm, so a reader not unblinded everywhere sees only that text exists."""
+    from staff import services as staff
+
+    trial, north = world.trial, world.north
+    admin = make_user("admin-keyholder-north")
+    grant(admin, trial, Role.TRIAL_ADMIN)
+    grant(admin, trial, Role.KEY_HOLDER, north)
+    secret = "Quince: P in the IMR group asked to stop"
+    target = world.users["assessor-north"]
+    staff.grant_role(target, trial, Role.MONITOR, None, by=admin, reason=secret)
+    staff.deactivate_account(world.users[Role.CASE_MANAGER], trial, by=admin, reason=secret)
+    for role in (Role.DATA_MANAGER, Role.TRIAL_ADMIN):
+        client.force_login(world.users[role])
+        response = audit(client, world)
+        assert "Quince" not in text(response), role
+        theirs = [r for r in rows(response) if "not shown" in r and "case_manager" in r]
+        assert theirs and all("admin-keyholder-north" not in r for r in theirs), role
+    client.force_login(world.users[Role.KEY_HOLDER])  # unblinded at every site: reads it
+    assert "Quince" in text(audit(client, world))

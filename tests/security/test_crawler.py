@@ -438,6 +438,44 @@ def test_blinded_roles_reach_no_allocation_revealing_fact(role, client, world):
     assert asymmetric == [], (role, asymmetric)
 
 
+def test_a_facilitator_whose_role_was_just_withdrawn_reaches_no_allocation_fact(client, world):
+    """The seat of someone unblinded a minute ago: the IMR group's facilitator, signed in,
+    takes a data manager's role at North (blinded) and has the facilitator's role withdrawn
+    through the trial administration. From their very next request on, with the same session,
+    nothing they wrote or saw as a facilitator reaches them, and both arms answer alike."""
+    from staff import services as staff
+
+    admin = world.users[Role.TRIAL_ADMIN]
+    user = world.users[Role.FACILITATOR]
+    client.force_login(user)
+    assert client.get(f"/trials/{world.trial.key}/imr-groups/").status_code == 200
+    staff.grant_role(user, world.trial, Role.DATA_MANAGER, world.north, by=admin, reason="moves")
+    staff.withdraw_role(
+        user.memberships.get(role=Role.FACILITATOR, active=True), by=admin, reason="moves"
+    )
+    worst_case_staff(user)  # the same session goes on, now with the admin's view permissions
+    arms = world.trial.arms.all()
+    crawler = Crawler(
+        client, world.revealing_texts(), [a.code for a in arms], [a.label for a in arms]
+    )
+    pages = crawler.crawl(["/", "/admin/"])
+    for fragment in ("/participants/", "/visits/", "/queries/"):
+        assert any(fragment in url for url in pages), fragment
+    asymmetric = []
+    for route, _, namespace, (imr_url, tau_url) in concrete_urls(world):
+        responses = [crawler.fetch(imr_url), crawler.fetch(tau_url)]
+        codes = [r.status_code for r in responses]
+        if unblinded(route, namespace):
+            final = [
+                r.status_code if r.status_code != 302 else _final(client, r) for r in responses
+            ]
+            assert final == [404, 404], (route, imr_url, codes)
+        if codes[0] != codes[1]:
+            asymmetric.append((route, imr_url, tau_url, codes))
+    assert crawler.failures == [], crawler.failures[:10]
+    assert asymmetric == []
+
+
 def _final(client, response):
     return client.get(response["Location"], follow=True).status_code
 

@@ -393,3 +393,83 @@ def test_administration_pages_name_no_arm(client, trial, trial_admin, facilitato
         assert not re.search(r"(?i)\ballocat|\barm\b|IMR group", page), url
     assert access.has(trial_admin, Perm.MANAGE_TRIAL, trial)
     assert not access.may_see_allocation(trial_admin, trial)
+
+
+# --- Sock puppets: a blinded administrator cannot make an unblinded account ----------------------
+# The trial administrator is blinded. Were they free to invite an address they own, or to grant
+# an account of theirs, a role that sees the allocation (or its key), they would unblind
+# themselves by a second login. The gate's may_grant_role: roles that see the allocation are
+# granted only by an administrator who is unblinded where the role holds.
+
+UNBLINDED_ROLES = [
+    Role.COORDINATOR,
+    Role.FACILITATOR,
+    Role.FIDELITY_RATER,
+    Role.KEY_HOLDER,
+    Role.CASE_MANAGER,
+    Role.STATISTICIAN,  # unblinded once the trial is
+]
+
+
+@pytest.mark.parametrize("role", UNBLINDED_ROLES)
+def test_a_blinded_administrator_cannot_invite_an_unblinded_role(
+    client, trial, north, trial_admin, role
+):
+    users = get_user_model().objects.count()
+    for site in (north, None):
+        with pytest.raises(Refused, match="unblinded"):
+            _invite(trial, trial_admin, email="me.again@example.org", role=role, site=site)
+    client.force_login(trial_admin)
+    data = {
+        "email": "me.again@example.org",
+        "first_name": "Me",
+        "last_name": "Again",
+        "role": role,
+        "site": str(north.pk),
+        "reason": "extra pair of hands",
+    }
+    response = client.post(f"/trials/{trial.key}/administration/staff/invite/", data)
+    assert response.status_code == 400
+    assert get_user_model().objects.count() == users
+    assert not Invitation.objects.exists() and not mail.outbox
+
+
+@pytest.mark.parametrize("role", UNBLINDED_ROLES)
+def test_a_blinded_administrator_cannot_grant_an_unblinded_role_to_an_account_of_theirs(
+    client, trial, north, trial_admin, role
+):
+    puppet, _ = _invite(trial, trial_admin, email="admin.private@example.org")  # an assessor
+    puppet = puppet.user
+    with pytest.raises(Refused, match="unblinded"):
+        services.grant_role(puppet, trial, role, north, by=trial_admin, reason="cover")
+    client.force_login(trial_admin)
+    url = f"/trials/{trial.key}/administration/staff/{puppet.pk}/grant/"
+    data = {"grant-role": role, "grant-site": str(north.pk), "grant-reason": "cover"}
+    assert client.post(url, data).status_code == 400
+    assert access.roles_of(puppet, trial) == {Role.ASSESSOR}
+    assert not access.may_see_allocation(puppet, trial, north)
+    assert not AdminEvent.objects.filter(action=AdminEvent.Action.GRANTED).exists()
+
+
+def test_blinded_roles_are_still_granted_and_unblinded_ones_by_an_unblinded_administrator(
+    trial, north, south, trial_admin, person
+):
+    assessor = person(Role.ASSESSOR, site=north, username="plain-assessor")
+    services.grant_role(assessor, trial, Role.MONITOR, north, by=trial_admin, reason="cover")
+    assert Role.MONITOR in access.roles_of(assessor, trial)
+    # An administrator who is also the key holder at north (unblinded there) may grant a
+    # facilitator at north, but not at south, nor at every site.
+    unblinded_admin = person(Role.TRIAL_ADMIN, username="admin-unblinded")
+    Membership.objects.create(user=unblinded_admin, trial=trial, site=north, role=Role.KEY_HOLDER)
+    access.forget(unblinded_admin)
+    assert access.may_grant_role(unblinded_admin, trial, Role.FACILITATOR, north)
+    assert not access.may_grant_role(unblinded_admin, trial, Role.FACILITATOR, south)
+    assert not access.may_grant_role(unblinded_admin, trial, Role.FACILITATOR, None)
+    assert not access.may_grant_role(trial_admin, trial, Role.FACILITATOR, north)
+    assert access.may_grant_role(trial_admin, trial, Role.ASSESSOR, None)
+    by = unblinded_admin
+    services.grant_role(assessor, trial, Role.FACILITATOR, north, by=by, reason="x")
+    with pytest.raises(Refused, match="unblinded"):
+        services.grant_role(assessor, trial, Role.FACILITATOR, south, by=by, reason="x")
+    assert access.may_see_allocation(assessor, trial, north)
+    assert not access.may_see_allocation(assessor, trial, south)
