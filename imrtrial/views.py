@@ -24,6 +24,10 @@ _WORK = {
     Role.KEY_HOLDER: ["Hold the allocation key; release it after database lock."],
     Role.MONITOR: ["Verify forms against the source documents at your sites; raise queries."],
     Role.INVESTIGATOR: ["Sign your participants' casebooks."],
+    Role.CASE_MANAGER: [
+        "Enter the staff ratings of your site's participants: the clinician IMR scale,"
+        " substance use and adverse events."
+    ],
 }
 
 

@@ -30,6 +30,18 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(autouse=True)
+def unhashed_static_names(settings):
+    """The pages' stylesheets and scripts reach the browser. The live server serves /static/
+    through Django's finders, which know the source names only, while with DEBUG off the
+    manifest storage writes hashed names into the pages: every stylesheet answered 404 and
+    each page was measured and checked without Bootstrap or the site's CSS."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 def sign_in(browser, live_server, username):
     """Sign in through the real forms: the password, then, for a user who must use two-factor
     sign-in (unblinded roles, trial administrators), the code of their authenticator app."""

@@ -56,6 +56,8 @@ def _route(path):
 
 def _walk(page, base):
     """The role's pages: [(url, route)] from the home page by links, one per route."""
+    from playwright.sync_api import Error as PlaywrightError
+
     seen_routes, queue, seen_urls, pages = set(), [f"{base}/"], set(), []
     while queue and len(pages) < PAGES_PER_ROLE:
         url = queue.pop(0)
@@ -66,7 +68,13 @@ def _walk(page, base):
         route = _route(path)
         if route is None or route in seen_routes or path.startswith(SKIP_PREFIXES):
             continue
-        response = page.goto(url)
+        try:
+            response = page.goto(url)
+        except PlaywrightError as error:
+            # A file download (a chart's SVG, an export) is no page to check.
+            if "Download is starting" in str(error):
+                continue
+            raise
         if response is None or "text/html" not in (response.headers.get("content-type") or ""):
             continue
         seen_routes.add(route)

@@ -21,6 +21,20 @@ pytestmark = [
 
 VIEWPORTS = {"phone": (390, 844), "tablet": (820, 1180)}
 OVERFLOW = "() => [document.documentElement.scrollWidth, window.innerWidth]"
+# Every stylesheet the page links to arrived and was parsed (a 404 leaves no rules, and an
+# unstyled page is no measure of the layout).
+STYLED = """() => [...document.querySelectorAll('link[rel=stylesheet]')]
+  .every(link => link.sheet && link.sheet.cssRules.length > 0)"""
+# The innermost elements that reach past the right edge of the screen (not those inside a
+# scrolling region, which may be wider than the screen), to name in a failure.
+WIDE_ELEMENTS = """() => {
+  const past = el => el.getBoundingClientRect().right > window.innerWidth + 0.5;
+  return [...document.querySelectorAll('body *')]
+    .filter(el => past(el) && !el.closest('.table-responsive'))
+    .filter(el => ![...el.children].some(past))
+    .slice(0, 5)
+    .map(el => `${el.outerHTML.slice(0, 100)} (to ${el.getBoundingClientRect().right}px)`);
+}"""
 
 
 @pytest.fixture
@@ -59,10 +73,13 @@ def test_no_page_is_wider_than_a_phone_or_a_tablet(browser, live_server, world, 
         for name, path in pages.items():
             response = page.goto(f"{live_server.url}{path}")
             assert response.status == 200, (name, path, response.status)
+            assert page.evaluate(STYLED), f"{name}: a stylesheet did not load"
             page.screenshot(path=str(artifacts / f"{name}-{width}x{height}.png"), full_page=True)
             scroll_width, inner_width = page.evaluate(OVERFLOW)
             if scroll_width > inner_width:
-                too_wide.append(f"{name} at {width}px: {scroll_width}px wide")
+                too_wide.append(
+                    f"{name} at {width}px: {scroll_width}px wide: {page.evaluate(WIDE_ELEMENTS)}"
+                )
             if name == "visit":
                 # The first form's status and its Enter button are on screen, left to right.
                 row = page.locator("#f-gaf_f")
