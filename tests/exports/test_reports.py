@@ -57,7 +57,13 @@ EARLY = 250  # days before today: the post window (180 +/- 30 days) has closed
 RECENT = 180  # the post window is open today
 # The blinded roles that may see reports; the others (assessor, monitor, investigator) may not.
 REPORT_ROLES_BLINDED = [Role.TRIAL_ADMIN, Role.DATA_MANAGER, Role.STATISTICIAN]
-REPORT_ROLES_UNBLINDED = [Role.COORDINATOR, Role.FACILITATOR, Role.FIDELITY_RATER, Role.KEY_HOLDER]
+REPORT_ROLES_UNBLINDED = [
+    Role.COORDINATOR,
+    Role.FACILITATOR,
+    Role.FIDELITY_RATER,
+    Role.KEY_HOLDER,
+    Role.CASE_MANAGER,
+]
 
 
 def test_every_blinded_role_is_tested_here():
