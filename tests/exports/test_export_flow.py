@@ -91,9 +91,11 @@ def test_key_and_process_data_are_refused_before_lock_and_to_everyone_but_the_ke
     grant(monitor, trial, Role.MONITOR)
     investigator = make_user("x-investigator")
     grant(investigator, trial, Role.INVESTIGATOR)
+    case_manager = make_user("x-case-manager")
+    grant(case_manager, trial, Role.CASE_MANAGER)
     # Every role but the key holder, the unblinded ones included.
     others = (data_manager, statistician, coordinator, assessor, facilitator, rater, admin)
-    others += (monitor, investigator)
+    others += (monitor, investigator, case_manager)
     assert {r for u in others for r in u.memberships.values_list("role", flat=True)} == set(
         Role.values
     ) - {Role.KEY_HOLDER}

@@ -39,6 +39,7 @@ from imrtrial import charts
 from imrtrial.models import AccessLog, Role, Site, Timepoint, Trial
 from randomization import services as desk
 from tests.factories import (
+    give_imr_rules,
     grant,
     make_allocation,
     make_participant,
@@ -547,6 +548,7 @@ def test_a_user_blinded_at_one_of_their_sites_gets_the_blinded_diagram(world, cl
 def test_reports_of_a_trial_with_no_data_yet_render(client):
     trial = make_trial()
     bare = Trial.objects.create(key="bare", name="No arms yet", status=Trial.Status.SETUP)
+    give_imr_rules(bare, "danish")  # every trial has its rules (a trial file must state them)
     Site.objects.create(trial=bare, code="one", name="One")
     user = make_user("keys-of-empty")
     grant(user, trial, Role.KEY_HOLDER)
