@@ -40,7 +40,14 @@ ENROL = reverse("two_factor:enrol")
 
 # Written out independently of migration 0002: the roles that see allocation-revealing data,
 # release the key or manage the trial must use a second factor; the others may.
-MUST = {Role.TRIAL_ADMIN, Role.COORDINATOR, Role.FACILITATOR, Role.FIDELITY_RATER, Role.KEY_HOLDER}
+MUST = {
+    Role.TRIAL_ADMIN,
+    Role.COORDINATOR,
+    Role.FACILITATOR,
+    Role.FIDELITY_RATER,
+    Role.KEY_HOLDER,
+    Role.CASE_MANAGER,
+}
 
 
 def password_login(client, user, next_url=""):
