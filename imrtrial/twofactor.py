@@ -119,6 +119,10 @@ class SessionUserBackend(ModelBackend):
         return user if self.user_can_authenticate(user) else None
 
 
+# Its dotted path, for a view that signs a user in without authenticate() (the invitation link).
+SESSION_BACKEND = f"{SessionUserBackend.__module__}.{SessionUserBackend.__qualname__}"
+
+
 def _status(user):
     """(required, enrolled) of a signed-in user: from the user's own row when the session's
     backend read them with it, else asked now."""

@@ -20,6 +20,7 @@ from assessments.home import may_lock_database
 from imrtrial import access
 from imrtrial.errors import Refused
 from imrtrial.models import Membership, Timepoint, Trial
+from imrtrial.twofactor import SESSION_BACKEND
 
 from . import services
 from .forms import (
@@ -307,7 +308,9 @@ def accept(request, token):
             user = services.accept_invitation(token, form.cleaned_data["new_password1"])
         except Refused:
             return render(request, "staff/invitation_invalid.html", status=404)
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        # The session's backend must be one of AUTHENTICATION_BACKENDS, or the next request
+        # finds no user: the one that loads the user with the two-factor facts.
+        login(request, user, backend=SESSION_BACKEND)
         messages.success(request, "Your password is set. Now set up two-factor sign-in.")
         return redirect(f"{reverse('two_factor:enrol')}?{urlencode({'next': reverse('home')})}")
     return render(
