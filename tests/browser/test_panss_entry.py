@@ -28,7 +28,8 @@ def test_assessor_enters_a_full_panss_without_the_mouse(browser, live_server, ba
     page = sign_in(browser, live_server, "rater")
     page.get_by_role("link", name="Worklist").click()
     page.get_by_role("link", name=baseline_visit.participant.participant_id).click()
-    page.get_by_role("link", name="Enter").nth(4).click()  # forms in schedule order; PANSS 5th
+    panss = page.get_by_role("row").filter(has_text="Positive and Negative Syndrome Scale")
+    panss.get_by_role("link", name="Enter").click()
     assert page.get_by_role("heading", name="Positive and Negative Syndrome Scale").is_visible()
     # The first item has the focus; type a rating and Tab to the next, 30 times.
     for n in range(30):
