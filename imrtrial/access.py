@@ -99,6 +99,10 @@ def forget(user):
     unblinding incident named them."""
     user.__dict__.pop(_CACHE_ATTR, None)
     user.__dict__.pop(_DISCLOSED_ATTR, None)
+    # And the disclosures the session loaded with the user's row (with_disclosures); through a
+    # lazy request.user, they are on the wrapped user.
+    for holder in (user, getattr(user, "_wrapped", None)):
+        getattr(holder, "__dict__", {}).pop("disclosed_ids", None)
 
 
 def narrow(user, trial, perms):
@@ -421,8 +425,12 @@ def may_open_exports(user, trial):
 
 def has_everywhere(user, perm, trial):
     """`perm` at every site of the trial: what an act on the whole trial needs (a whole-trial
-    export, locking the database)."""
-    return sites_where(user, perm, trial).count() == trial.sites.count()
+    export, locking the database). A role held at every site counts; otherwise each site's,
+    and a trial with no site yet has no "every site" to hold it at."""
+    if perm in _grants(user, trial).get(None, ()):
+        return True
+    sites = trial.sites.count()
+    return sites > 0 and sites_where(user, perm, trial).count() == sites
 
 
 def may_export_every_site(user, trial):
@@ -562,9 +570,16 @@ _ALLOCATION_REVEALING = {
 }
 
 
+def _role_permissions(role):
+    """The role's permission codenames; None for a role with no group (unknown)."""
+    return _permissions_of_roles({str(role)}).get(str(role))
+
+
 def role_reveals_allocation(role):
-    """Does `role` let its holder learn arms (now, after unblinding, or by the key)?"""
-    return bool(_permissions_of_roles({str(role)}).get(str(role), set()) & _ALLOCATION_REVEALING)
+    """Does `role` let its holder learn arms (now, after unblinding, or by the key)? A role of
+    unknown permissions is taken to."""
+    perms = _role_permissions(role)
+    return perms is None or bool(perms & _ALLOCATION_REVEALING)
 
 
 def may_grant_role(user, trial, role, site):
@@ -579,8 +594,10 @@ def may_grant_role(user, trial, role, site):
         return False
     if not role_reveals_allocation(role):
         return True
-    if site is None:
-        return unblinded_everywhere(user, trial)
+    # A role at every site also holds at sites added later, and the key decodes every site's
+    # codes: only someone unblinded by a role of their own at every site grants those.
+    if site is None or Perm.RELEASE_ALLOCATION_KEY in (_role_permissions(role) or ()):
+        return Perm.VIEW_UNBLINDED in _grants(user, trial).get(None, ())
     return may_see_allocation(user, trial, site)
 
 

@@ -269,7 +269,11 @@ def test_set_up_settings_change_in_set_up_and_are_refused_once_open(setup_trial,
     trial.refresh_from_db()
     assert timepoint.window_after_days == 28 and trial.reminder_lead_days == 7
     assert AdminEvent.objects.count() == events_before
-    assert trial.history.first().history_change_reason == "open: ethics approval received"
+    # The reason is kept once, in the event the audit trail masks by author; the trial's own
+    # history, shown unmasked, says only what happened.
+    assert trial.history.first().history_change_reason == "open"
+    opened = AdminEvent.objects.order_by("-pk").first()
+    assert opened.reason == "ethics approval received"
 
 
 def test_set_up_pages_refuse_edits_after_opening_with_a_clear_message(client, trial, trial_admin):
@@ -473,3 +477,38 @@ def test_blinded_roles_are_still_granted_and_unblinded_ones_by_an_unblinded_admi
         services.grant_role(assessor, trial, Role.FACILITATOR, south, by=by, reason="x")
     assert access.may_see_allocation(assessor, trial, north)
     assert not access.may_see_allocation(assessor, trial, south)
+
+
+def test_roles_at_every_site_and_the_key_need_a_granter_unblinded_by_an_all_sites_role(
+    trial, north, south, person
+):
+    """Unblinded at north and at south by two site roles is not unblinded at a site added
+    later, which a role at every site would cover; and the key decodes every site's codes."""
+    admin = person(Role.TRIAL_ADMIN, username="admin-two-sites")
+    for site in (north, south):
+        Membership.objects.create(user=admin, trial=trial, site=site, role=Role.KEY_HOLDER)
+    access.forget(admin)
+    assert access.unblinded_everywhere(admin, trial)  # every site there is today
+    assert not access.may_grant_role(admin, trial, Role.COORDINATOR, None)
+    assert not access.may_grant_role(admin, trial, Role.KEY_HOLDER, north)
+    assert access.may_grant_role(admin, trial, Role.COORDINATOR, north)
+    everywhere = person(Role.TRIAL_ADMIN, username="admin-all-sites")
+    Membership.objects.create(user=everywhere, trial=trial, site=None, role=Role.KEY_HOLDER)
+    access.forget(everywhere)
+    assert access.may_grant_role(everywhere, trial, Role.COORDINATOR, None)
+    assert access.may_grant_role(everywhere, trial, Role.KEY_HOLDER, north)
+
+
+def test_a_trial_with_no_site_yet_has_no_every_site_to_act_on(trial_admin, person):
+    """With no site, "at every site" held vacuously for anyone: now only a role held at every
+    site (a membership without a site) counts."""
+    from tests.factories import make_user
+
+    empty = Trial.objects.create(key="empty", name="No sites yet", status=Trial.Status.SETUP)
+    nobody = make_user("nobody")
+    assert not access.has_everywhere(nobody, Perm.MANAGE_TRIAL, empty)
+    assert not access.may_grant_role(nobody, empty, Role.ASSESSOR, None)
+    Membership.objects.create(user=nobody, trial=empty, site=None, role=Role.TRIAL_ADMIN)
+    access.forget(nobody)
+    assert access.has_everywhere(nobody, Perm.MANAGE_TRIAL, empty)
+    assert not access.may_grant_role(nobody, empty, Role.COORDINATOR, None)
