@@ -132,8 +132,7 @@ def _read_key_share(table, columns, pk):
 
 def _read_trial_and_casebooks(scope):
     """(trial status, [(casebook_locked_at, participant_id)]) of the scope, read FOR KEY SHARE
-    in one statement: the trial row and each participant row (a cross join of one trial row
-    with the scope's participants, all of that trial)."""
+    in one statement: the trial row joined to each of the scope's participant rows."""
     from .models import Participant, Trial
 
     ids = list(scope.participant_ids)
@@ -150,12 +149,8 @@ def _read_trial_and_casebooks(scope):
             [scope.trial_id, *ids],
         )
         rows = cursor.fetchall()
-    if len(rows) != len(ids):  # a participant of another trial, or gone: ask row by row
-        (status,) = _read_key_share(Trial._meta.db_table, "status", scope.trial_id)
-        return status, [
-            _read_key_share(Participant._meta.db_table, "casebook_locked_at, participant_id", pk)
-            for pk in ids
-        ]
+    if len(rows) != len(ids):  # participants are never deleted: a caller's error
+        raise LookupError(f"Not every participant of {scope} exists.")
     return rows[0][0], [row[1:] for row in rows]
 
 

@@ -106,3 +106,22 @@ def test_an_assessor_a_participant_disclosed_the_arm_to_is_refused_through_the_p
     response = client.post(url, {**data, "complete": "1"})
     assert response.status_code in (403, 404)
     assert not FormEntry.objects.filter(visit=post_visit, instrument="hamd6").exists()
+
+
+def test_an_incident_recorded_in_the_request_is_seen_by_the_same_user_object(
+    danish, post_visit, assessor, coordinator
+):
+    """The disclosures loaded with the user's row are dropped by access.forget, which
+    record_unblinding calls: may_enter asks anew."""
+    from django.contrib.auth import get_user_model
+
+    from assessments import services
+    from imrtrial import access
+
+    user = access.with_disclosures(get_user_model().objects.filter(pk=assessor.pk)).get()
+    participant = post_visit.participant
+    assert access.may_enter(user, participant, "assessor_interview")
+    services.record_unblinding(
+        participant, user, by=coordinator, occurred_on=post_visit.target_date, description="said"
+    )
+    assert not access.may_enter(user, participant, "assessor_interview")
