@@ -405,9 +405,11 @@ def _randomize_once(participant, *, by, baseline_completed_on=None):
         screening = (
             None if eligible is None else {"eligible": eligible, "consent_date": consent_date}
         )
-        check_can_randomize(participant, by=by, screening=screening)
+        # A repeat (a double click that waited on the lock) gets the allocation made, even if a
+        # precondition changed meanwhile.
         if status == Participant.Status.RANDOMIZED:
             return allocation_of(participant)
+        check_can_randomize(participant, by=by, screening=screening)
         if status != Participant.Status.CONSENTED:
             label = Participant.Status(status).label
             raise Refused(f"This participant cannot be randomized ({label}).")

@@ -88,7 +88,13 @@ class Statements:
         if one_statement is None:
             one_statement = connection.vendor == "postgresql"
         self.one_statement = one_statement
-        self.prepare = connection.vendor == "postgresql"
+        # Prepared only on connections that outlive a request (CONN_MAX_AGE): on a connection
+        # per request, PREPARE is one more round trip each time, never repaid. A pooler in
+        # transaction mode (pgbouncer) does not keep a session's prepared statements: run it
+        # with DATABASE_CONN_MAX_AGE=0, which turns them off here.
+        self.prepare = connection.vendor == "postgresql" and connection.settings_dict.get(
+            "CONN_MAX_AGE"
+        ) not in (0, None)
         if self.prepare:
             from psycopg import ClientCursor
 

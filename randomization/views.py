@@ -57,24 +57,25 @@ def desk(request, trial_key):
     identifying_sites = access.sites_where(request.user, Perm.VIEW_IDENTIFYING, trial)
     may_search_identifying = identifying_sites.exists()
     if query:
-        match = Q(screening_number__iexact=query) | Q(participant__participant_id__iexact=query)
-        by_who = _identifying_match(query) if may_search_identifying else None
+        by_id = Q(screening_number__iexact=query) | Q(participant__participant_id__iexact=query)
+        found = list(screenings.filter(by_id)[:50])
+        by_who = _identifying_match(query) if may_search_identifying and not found else None
         if by_who is not None:
-            screenings = screenings.annotate(
-                desk_phone_digits=_phone_digits(F("identifying__phone"))
+            # A name or phone, looked up only where the gate lets this user see them, and only
+            # when the query is no screening number or participant id; the rows shown are the
+            # same columns as any other search, never the name or phone.
+            found = list(
+                screenings.annotate(
+                    desk_phone_digits=_phone_digits(F("identifying__phone"))
+                ).filter(Q(site__in=identifying_sites) & by_who)[:50]
             )
-            # Names and phones only where the gate lets this user see them; the rows shown
-            # are the same columns as any other search, never the name or phone.
-            match |= Q(site__in=identifying_sites) & by_who
-        screenings = screenings.filter(match)
-        found = list(screenings[:50])
-        if by_who is not None and found:
-            log_access(
-                request,
-                trial,
-                AccessLog.Action.VIEW_IDENTIFYING,
-                "phone desk search by name or phone",
-            )
+            if found:
+                log_access(
+                    request,
+                    trial,
+                    AccessLog.Action.VIEW_IDENTIFYING,
+                    "desk search by name or phone: " + ", ".join(s.screening_number for s in found),
+                )
     else:
         found = list(screenings[:50])
     return render(

@@ -81,3 +81,12 @@ def test_blinded_roles_cannot_search_the_desk_at_all(client, danish, person, scr
     client.force_login(person(role))
     response = client.get(reverse("randomization:desk", args=[danish.key]), {"q": "Quennell"})
     assert response.status_code == 404
+
+
+def test_a_search_by_screening_number_is_not_logged_as_a_look_at_identifying_details(
+    client, danish, coordinator, screening
+):
+    client.force_login(coordinator)
+    page = _search(client, danish, screening.screening_number.lower())
+    assert _link(danish, screening) in page
+    assert not AccessLog.objects.filter(action=AccessLog.Action.VIEW_IDENTIFYING).exists()

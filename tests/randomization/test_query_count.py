@@ -55,11 +55,19 @@ def test_only_the_write_runs_under_the_stratum_lock(ready, coordinator):
     with CaptureQueriesContext(connection) as captured:
         services.randomize(ready, by=coordinator)
     sql = [q["sql"] for q in captured.captured_queries]
-    # As prepared statements, the SQL shows the names (randomization.statements).
-    (locked_at,) = [i for i, q in enumerate(sql) if "randomization_stratum_for_update" in q]
+    # As prepared statements (on persistent connections) the SQL shows their names, else the
+    # statements themselves (randomization.statements).
+    (locked_at,) = [
+        i
+        for i, q in enumerate(sql)
+        if "randomization_stratum_for_update" in q
+        or ('FROM "randomization_stratum" WHERE' in q and q.endswith(" FOR UPDATE"))
+    ]
     after = sql[locked_at + 1 :]
     assert len(after) == 2, after  # the write, then the end of the transaction
-    assert "randomization_allocation_write" in after[0]
+    assert "randomization_allocation_write" in after[0] or after[0].startswith(
+        'WITH a AS (INSERT INTO "randomization_allocation"'
+    ), after[0]
     assert after[1].startswith("RELEASE SAVEPOINT")
 
 
