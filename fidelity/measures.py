@@ -64,7 +64,8 @@ def exposures(participants, *, today=None):
     today = today or timezone.localdate()
     participants = list(participants)
     pks = [p.pk for p in participants]
-    trials = Trial.objects.in_bulk({p.trial_id for p in participants})
+    trials = Trial.objects.select_related("imr_rules").in_bulk({p.trial_id for p in participants})
+    rules_of = {pk: rules.for_trial(trial) for pk, trial in trials.items()}
     memberships = list(
         GroupMembership.objects.filter(participant_id__in=pks)
         .select_related("group")
@@ -83,7 +84,7 @@ def exposures(participants, *, today=None):
 
     result = {}
     for p in participants:
-        trial_rules = rules.for_trial(trials[p.trial_id])
+        trial_rules = rules_of[p.trial_id]
         mine = [m for m in memberships if m.participant_id == p.pk]
         held = sum(
             1

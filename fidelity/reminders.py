@@ -38,6 +38,8 @@ def queue_attendance_reminders(today):
     lines = []
     groups = (
         ImrGroup.objects.filter(trial__status=Trial.Status.OPEN, start_date__lte=today)
+        # A group that ended before the look-back has no week left to remind of.
+        .exclude(ended_on__lt=today - datetime.timedelta(weeks=LOOK_BACK_WEEKS))
         .select_related("trial")
         .prefetch_related("facilitators", "sessions")
     )

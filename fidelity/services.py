@@ -19,16 +19,17 @@ Contract:
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from imrtrial import access
+from imrtrial import access, outbox
 from imrtrial.audit import attribute
 from imrtrial.errors import Refused
 from imrtrial.locking import Scope, writes_clinical_data
-from imrtrial.models import Membership, Perm, Role
+from imrtrial.models import Membership, Participant, Perm, Role
 from randomization.services import allocation_of
 
 from . import rules
 from .models import (
     Attendance,
+    AttendanceReminder,
     FidelityAssessment,
     FidelityRating,
     FollowUpCall,
@@ -107,7 +108,8 @@ def create_group(
 
 
 def _members_now(group):
-    return [m.participant for m in GroupMembership.objects.filter(group=group).current()]
+    memberships = GroupMembership.objects.filter(group=group).current()
+    return list(Participant.objects.filter(imr_memberships__in=memberships))
 
 
 # Ending the group ends its members' memberships: their casebooks change too.
@@ -133,7 +135,9 @@ def end_group(group, *, by, on, reason):
         raise Refused(f"{group.name} starts on {_day(group.start_date)}; it cannot end before.")
     if last := Session.objects.filter(group=group, date__gt=on).order_by("-date").first():
         raise Refused(f"A session of {group.name} is logged on {_day(last.date)}, after that date.")
-    current = list(GroupMembership.objects.filter(group=group).current())
+    current = list(
+        GroupMembership.objects.filter(group=group).current().select_related("participant")
+    )
     if late := sorted(m.participant.participant_id for m in current if m.joined_on > on):
         raise Refused(f"Joined after that date: {', '.join(late)}.")
     for membership in current:
@@ -141,6 +145,11 @@ def end_group(group, *, by, on, reason):
         attribute(membership, by=by, reason=f"The group ended: {reason}").save()
     group.ended_on, group.ended_reason = on, reason
     attribute(group, by=by, reason=reason).save()
+    # Reminders already queued for weeks after the end are dropped, as the outbox drops lines
+    # it may no longer send (kept, with the reason).
+    outbox.pending(AttendanceReminder).filter(group=group, expected_on__gt=on).update(
+        dropped_at=timezone.now(), last_error="the group ended early"
+    )
     return group
 
 

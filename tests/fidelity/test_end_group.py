@@ -136,3 +136,20 @@ def test_the_group_page_ends_it_and_says_so_and_a_blinded_user_gets_404(
     html = response.content.decode()
     assert "no more reminders" in html
     assert "Only one member left" in html and "End the group early" not in html
+
+
+def test_reminders_queued_before_the_end_for_weeks_after_it_are_dropped(
+    group, imr_member, facilitators, twelve_sessions
+):
+    for n, user in enumerate(facilitators):
+        user.email = f"fac{n}@example.org"
+        user.save(update_fields=["email"])
+    last = twelve_sessions[-1]
+    after = group.trial.attendance_reminder_after_days
+    today = last + 2 * WEEK + datetime.timedelta(days=after)
+    assert reminders.queue_attendance_reminders(today) == 4  # weeks 13 and 14, two facilitators
+    services.end_group(group, by=facilitators[0], on=last, reason="stopped after 12")
+    lines = AttendanceReminder.objects.all()
+    assert lines.count() == 4 and all(line.dropped_at for line in lines)
+    assert {line.last_error for line in lines} == {"the group ended early"}
+    assert reminders.send_pending() == (0, 0)
