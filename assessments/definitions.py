@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
 import yaml
@@ -532,8 +532,10 @@ def shown_scores(instrument, values, scores):
             out.append((score, "missing", False))
             continue
         answered = sum(1 for c in score.items if _number((values or {}).get(c)))
-        decimals = score_decimals(instrument, score)
-        out.append((score, f"{value:.{decimals}f}", answered < len(score.items)))
+        shown = Decimal(str(value)).quantize(
+            Decimal(1).scaleb(-score_decimals(instrument, score)), ROUND_HALF_UP
+        )  # half up, as a scale's manual rounds (f"{22.5:.0f}" would give 22)
+        out.append((score, str(shown), answered < len(score.items)))
     return out
 
 

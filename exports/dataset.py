@@ -574,8 +574,9 @@ class _CellFetcher:
     one batch while Python turns the one before into rows.
 
     The thread uses the export's own database connection (psycopg lets threads share one and
-    runs their commands one at a time), so it reads in the same transaction as the rest of the
-    export. One batch is fetched ahead at most, so memory stays bounded."""
+    runs their commands one at a time), so it sees what the export's own queries see: the same
+    transaction where the caller holds one, else each query its own snapshot, as before the
+    thread. One batch is fetched ahead at most, so memory stays bounded."""
 
     def __init__(self, layout):
         self.layout = layout

@@ -449,6 +449,8 @@ def _method_oid(form, score):
 def _method_text(score):
     how = "Sum" if score.method == "sum" else "Mean"
     text = f"{how} of items {', '.join(score.items)}."
+    if score.reverse:
+        text += f" Items {', '.join(score.reverse)} reversed first (lowest + highest - answer)."
     n, least = len(score.items), score.prorate_min_items
     if least and score.method == "sum":
         text += f" Prorated (answered sum x {n} / answered) when at least {least} of {n} items"

@@ -69,6 +69,9 @@ def test_shown_scores_rounds_by_the_scores_decimals():
     assert shown["negative"] == ("21", False)
     assert shown["total"] == ("81", True)
     assert shown["general"] == ("missing", False)
+    # Halves round up, as a scale's manual rounds (Python's format would give 22).
+    rows = shown_scores(panss, values, {"positive": 22.5})
+    assert {score.code: text for score, text, _ in rows}["positive"] == "23"
 
 
 def test_csq8_items_have_short_names_not_numbers():

@@ -525,3 +525,12 @@ def test_numbers_are_written_as_odm_decimals_never_with_an_exponent():
     assert odm._value_text(decimal, 1e-7, {}) == "0.0000001"
     assert odm._value_text(decimal, "ND", {"ND": "Not done"}) is None
     assert odm._value_text(decimal, True, {}) is None  # not a number of this item
+
+
+def test_a_score_with_reversed_items_says_so_in_its_method():
+    from assessments import registry
+    from exports.odm import _method_text
+
+    ismi = registry.get("ismi")
+    total = next(s for s in ismi.scores if s.reverse)
+    assert f"Items {', '.join(total.reverse)} reversed first" in _method_text(total)
