@@ -30,16 +30,15 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def unhashed_static_names(settings):
     """The pages' stylesheets and scripts reach the browser. The live server serves /static/
     through Django's finders, which know the source names only, while with DEBUG off the
     manifest storage writes hashed names into the pages: every stylesheet answered 404 and
     each page was measured and checked without Bootstrap or the site's CSS.
 
-    Used by the layout and axe checks, which mean nothing unstyled. The other browser tests
-    still run unstyled: with the styles loaded four of them fail (they look for links and
-    headings that the styled pages name or show differently), to be looked into."""
+    Every browser test runs on the styled pages a user sees: links hidden or named by
+    visually-hidden text are found as a user of the page finds them."""
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

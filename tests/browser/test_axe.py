@@ -22,7 +22,6 @@ from .conftest import run_axe, sign_in
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
-    pytest.mark.usefixtures("unhashed_static_names"),  # styled pages (browser/conftest.py)
 ]
 
 PAGES_PER_ROLE = 14

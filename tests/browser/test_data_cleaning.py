@@ -40,7 +40,7 @@ def test_a_query_goes_round_and_the_casebook_is_locked(browser, live_server, ent
     pid = entered.participant_id
     dm = sign_in(browser, live_server, "dm")
     dm.get_by_role("link", name="Record status").click()
-    dm.get_by_role("link", name=f"visit: {pid}, Baseline").click()
+    dm.get_by_role("link", name=f"visit of {pid}, Baseline").click()
     dm.get_by_role("link", name="Query Global Assessment of Functioning").click()
     dm.get_by_role("link", name="Ask about GAF_F").click()
     dm.get_by_label("Kind of query").select_option("range")

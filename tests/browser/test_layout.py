@@ -17,7 +17,6 @@ from .conftest import sign_in
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
-    pytest.mark.usefixtures("unhashed_static_names"),  # styled pages (browser/conftest.py)
 ]
 
 VIEWPORTS = {"phone": (390, 844), "tablet": (820, 1180)}

@@ -42,7 +42,7 @@ def test_an_investigator_signs_a_casebook_after_re_entering_the_password(
     pid = entered.participant_id
     page = sign_in(browser, live_server, "pi")
     page.get_by_role("link", name="Casebooks to sign").click()
-    page.get_by_role("link", name=f"Not signed: casebook of {pid}").click()
+    page.get_by_role("link", name=f"Not signed (casebook of {pid})").click()
     assert Signature.MEANING_CASEBOOK in page.content()
     assert "Global Assessment of Functioning" in page.content()
     page.get_by_role("button", name="Sign the casebook").click()  # without the password: not signed
