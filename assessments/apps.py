@@ -15,5 +15,6 @@ class AssessmentsConfig(AppConfig):
         # or randomizes, never by a page on GET.
         lifecycle.follow(services.schedule_participant_visits)
         # Data queries' writers join the lock registry and open queries block locking, from
-        # start-up on, whether or not a page has imported them yet.
-        from . import queries  # noqa: F401
+        # start-up on, whether or not a page has imported them yet; the trial file's
+        # `outcomes:` section joins the trial loader's checks.
+        from . import outcomes, queries  # noqa: F401

@@ -251,7 +251,7 @@ def needs_action(reader, timepoints):
                 to_enter |= _short_of(_due_visits(reader).filter(timepoint=tp), counted, codes)
         q |= Q(site__in=reader.entry_sites) & (
             _having(queries.filter(_queries_for(reader.user), status="open"))
-            | (to_enter & ~Q(status=Participant.Status.WITHDRAWN))
+            | (to_enter & ~Q(status__in=Participant.FOLLOW_UP_ENDED))
         )
     return q
 
@@ -383,7 +383,7 @@ def grid(reader, participants, timepoints, *, visit_url, entry_url, reconcile_ur
     for p in participants:
         p.marks = marks.get((p.pk, None), [])
         dm = p.site_id in reader.dm_sites
-        enters = p.site_id in reader.entry_sites and p.status != Participant.Status.WITHDRAWN
+        enters = p.site_id in reader.entry_sites and p.status not in Participant.FOLLOW_UP_ENDED
         cells = []
         for tp in timepoints:
             visit = visits.get((p.pk, tp.pk))
@@ -507,7 +507,7 @@ def casebooks_to_lock(trial, sites):
             randomized_on__isnull=False,
         )
         .annotate(n_visits=Count("visits"))
-        .filter(Q(n_visits=n_timepoints) | Q(status=Participant.Status.WITHDRAWN))
+        .filter(Q(n_visits=n_timepoints) | Q(status__in=Participant.FOLLOW_UP_ENDED))
         .exclude(
             Exists(
                 Visit.objects.filter(

@@ -31,6 +31,17 @@ class Visit(Undeletable):
         OUT_OF_WINDOW = "out_of_window", "Done out of window"
         MISSED = "missed", "Missed"
 
+    class MissedBecause(models.TextChoices):
+        """Why a visit was missed: the reasons for loss to follow-up the CONSORT flow gives.
+        Neutral words, alike for both arms; the typed reason stays in the visit's history."""
+
+        DIED = "died", "Died"
+        MOVED = "moved", "Moved away"
+        DECLINED = "declined", "Declined the assessment"
+        UNREACHABLE = "unreachable", "Could not be reached"
+        TOO_ILL = "too_ill", "Too ill"
+        OTHER = "other", "Other reason"
+
     class Guess(models.TextChoices):
         A = "A", "A"
         B = "B", "B"
@@ -50,6 +61,7 @@ class Visit(Undeletable):
     )
     completed_on = models.DateField(null=True, blank=True)
     missed = models.BooleanField(default=False)
+    missed_because = models.CharField(max_length=12, choices=MissedBecause.choices, blank=True)
     # Completed outside its window: allowed, and a protocol deviation (DOMAIN.md 10.2).
     deviation = models.BooleanField(default=False)
     needs_reassignment = models.BooleanField(default=False)
@@ -333,3 +345,83 @@ class QueryMessage(Undeletable):
 
     def __str__(self):
         return f"{self.get_action_display()} by {self.author}"
+
+
+class ExclusionAfterRandomization(Undeletable):
+    """A participant excluded after randomization, with the category the CONSORT flow reports
+    and who decided. An allocation made in error is flagged on the allocation itself
+    (randomization.services.mark_in_error) and reported beside these as a fourth category.
+
+    The category and the date are alike for both arms; the typed reason may name the arm and is
+    shown by author (imrtrial.access.text_for), as withdrawal reasons are."""
+
+    class Category(models.TextChoices):
+        WITHDREW_CONSENT = "withdrew_consent", "Withdrew consent"
+        INELIGIBLE = "ineligible", "Found ineligible after randomization"
+        RESEARCH_GROUP = "research_group", "Decision of the research group"
+
+    participant = models.OneToOneField(
+        Participant, on_delete=models.PROTECT, related_name="exclusion"
+    )
+    category = models.CharField(max_length=20, choices=Category.choices)
+    excluded_on = models.DateField()
+    decided_by = models.CharField(max_length=120)  # a person or a body: "the steering committee"
+    reason = models.TextField()
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    def __str__(self):
+        return f"{self.participant}: excluded ({self.get_category_display()})"
+
+
+class Death(Undeletable):
+    """A participant's death: ends the schedule. The cause is kept coarse and alike for both
+    arms; whether it was related to the trial is judged in the safety log."""
+
+    class Cause(models.TextChoices):
+        NATURAL = "natural", "Natural causes"
+        SUICIDE = "suicide", "Suicide"
+        ACCIDENT = "accident", "Accident"
+        UNKNOWN = "unknown", "Unknown"
+
+    participant = models.OneToOneField(Participant, on_delete=models.PROTECT, related_name="death")
+    died_on = models.DateField()
+    cause = models.CharField(max_length=10, choices=Cause.choices, default=Cause.UNKNOWN)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    def __str__(self):
+        return f"{self.participant}: died"
+
+
+class Outcome(models.Model):
+    """A primary, secondary or exploratory outcome of the trial, from its file's `outcomes:`
+    section: a score of an instrument at a timepoint. The codebook, the ODM metadata and the
+    reports name them; the CONSORT flow counts the participants analysed for the primary one."""
+
+    class Rank(models.TextChoices):
+        PRIMARY = "primary", "Primary"
+        SECONDARY = "secondary", "Secondary"
+        EXPLORATORY = "exploratory", "Exploratory"
+
+    trial = models.ForeignKey("imrtrial.Trial", on_delete=models.PROTECT, related_name="outcomes")
+    rank = models.CharField(max_length=12, choices=Rank.choices)
+    order = models.PositiveSmallIntegerField(default=0)
+    instrument = models.CharField(max_length=40)
+    score = models.CharField(max_length=40)
+    timepoint = models.CharField(max_length=30)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trial", "instrument", "score", "timepoint"], name="outcome_unique"
+            )
+        ]
+        ordering = ["trial", "order"]
+
+    def __str__(self):
+        return f"{self.get_rank_display()}: {self.instrument}.{self.score} at {self.timepoint}"

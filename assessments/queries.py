@@ -33,7 +33,7 @@ from imrtrial.audit import attribute
 from imrtrial.blinding_words import names_arm
 from imrtrial.errors import Refused
 from imrtrial.locking import Scope, writes_clinical_data
-from imrtrial.models import Perm
+from imrtrial.models import Participant, Perm
 
 from . import registry, services
 from .models import DataQuery, FormEntry, QueryMessage
@@ -312,7 +312,7 @@ def waiting_on(user, trial, sites, limit=100):
         DataQuery.objects.filter(status=Status.OPEN, participant__trial=trial)
         .filter(participant__site__in=sites)
         .filter(Q(addressed_to=user) | Q(addressed_to__isnull=True))
-        .exclude(participant__status="withdrawn")
+        .exclude(participant__status__in=Participant.FOLLOW_UP_ENDED)
         .select_related("participant", "participant__site", "participant__trial", "visit")
         .select_related("visit__timepoint", "entry")
         .order_by("opened_at", "pk")

@@ -29,6 +29,11 @@ from imrtrial.models import Membership, Participant, Perm, Role, Trial, Unblindi
 from .models import DataQuery, Reminder, Visit
 from .queries import may_answer
 
+# A participant still followed up: not withdrawn, excluded or dead (constants, not user input).
+_FOLLOWED = "p.status NOT IN ({})".format(
+    ", ".join(f"'{status}'" for status in Participant.FOLLOW_UP_ENDED)
+)
+
 # Who each kind of line is for, as the permission that marks the role (queue_reminders picks
 # the recipients by that role); asked again at send time.
 RULES = {
@@ -71,7 +76,7 @@ def queue_reminders(today):
         f"JOIN {U} u ON u.id = m.user_id AND u.is_active"
     )
     # A visit still to be seen: of a participant not withdrawn, neither completed nor missed.
-    TO_SEE = "p.status <> 'withdrawn' AND v.completed_on IS NULL AND NOT v.missed"  # noqa: N806
+    TO_SEE = f"{_FOLLOWED} AND v.completed_on IS NULL AND NOT v.missed"  # noqa: N806
     now = timezone.now()
     written = 0
     with connection.cursor() as cursor:
@@ -133,9 +138,7 @@ def _queue_queries(cursor, trial_id, base, staff):
     I = UnblindingIncident._meta.db_table  # noqa: N806, E741
     days = Trial.objects.filter(pk=trial_id).values_list("query_reminder_days", flat=True)[0]
     opened_by = base["now"] - datetime.timedelta(days=days)
-    waiting = (
-        "p.trial_id = %s AND p.status <> 'withdrawn' AND q.status = 'open' AND q.opened_at <= %s"
-    )
+    waiting = f"p.trial_id = %s AND {_FOLLOWED} AND q.status = 'open' AND q.opened_at <= %s"
     written = _insert(
         cursor,
         f"SELECT q.addressed_to_id AS recipient_id, 'query' AS kind, q.visit_id AS visit_id "

@@ -24,11 +24,12 @@ from imrtrial.models import (
     Trial,
     UnblindingIncident,
 )
+from randomization import export as allocations
 from randomization.models import IdentifyingDetails, Withdrawal
 
 from . import registry
 from .definitions import clean, compute_scores
-from .models import DataQuery, FormEntry, Visit
+from .models import DataQuery, Death, ExclusionAfterRandomization, FormEntry, Visit
 
 DOUBLE_ENTRY_RATERS = ("self_report", "records")  # paper forms, entered twice
 # A locked form refuses a save with the words imrtrial.locking uses for every writer.
@@ -77,6 +78,8 @@ def visit_dates(timepoint, participant):
     """(target, window start, window end), or None while the anchor date is unknown."""
     if timepoint.anchor == Timepoint.Anchor.ENROLMENT:
         anchor = timezone.localdate(participant.created_at)
+    elif timepoint.anchor == Timepoint.Anchor.BASELINE:
+        anchor = participant.baseline_completed_on
     else:
         anchor = participant.randomized_on
     if anchor is None:
@@ -92,7 +95,7 @@ def visit_dates(timepoint, participant):
 def schedule_participant_visits(participant):
     """The visits of one participant that are due to exist (idempotent): called by the phone
     desk's services (imrtrial.lifecycle) when the participant is enrolled or randomized."""
-    if participant.status == Participant.Status.WITHDRAWN:
+    if participant.status in Participant.FOLLOW_UP_ENDED:
         return 0
     have = {(participant.pk, t) for t in participant.visits.values_list("timepoint_id", flat=True)}
     return _create_missing_visits([participant], list(participant.trial.timepoints.all()), have)
@@ -107,7 +110,7 @@ def schedule_visits(trial):
     at_enrolment = sum(t.anchor == Timepoint.Anchor.ENROLMENT for t in timepoints)
     short = (
         Participant.objects.filter(trial=trial)
-        .exclude(status=Participant.Status.WITHDRAWN)
+        .exclude(status__in=Participant.FOLLOW_UP_ENDED)
         .annotate(n_visits=Count("visits"))
         .filter(
             Q(randomized_on__isnull=True, n_visits__lt=at_enrolment)
@@ -285,7 +288,12 @@ def _update_visit(visit, *, by):
             update_fields=["completed_on", "deviation"]
         )
         if visit.timepoint.anchor == Timepoint.Anchor.ENROLMENT:
-            Participant.objects.filter(pk=visit.participant_id).update(baseline_completed_on=today)
+            participant = visit.participant
+            participant.baseline_completed_on = today
+            Participant.objects.filter(pk=participant.pk).update(baseline_completed_on=today)
+            if participant.randomized_on is not None:
+                # Visits anchored on the baseline date can be dated now.
+                schedule_participant_visits(participant)
 
 
 @writes_clinical_data("assessments.set_status", lambda a: Scope.of(a["entry"]))
@@ -578,19 +586,109 @@ def _as_text(value):
 
 @writes_clinical_data("assessments.mark_missed", lambda a: Scope.of(a["visit"]))
 @transaction.atomic
-def mark_missed(visit, *, by, reason):
-    """The visit will not happen (the data manager decides); kept, flagged, with the reason."""
+def mark_missed(visit, *, by, reason, because=Visit.MissedBecause.OTHER):
+    """The visit will not happen (the data manager decides); kept, flagged, with the category
+    the CONSORT flow counts as the reason for loss to follow-up (`because`, a
+    Visit.MissedBecause) and the typed reason in its history. A death is recorded with
+    record_death, which marks the visits it ends."""
     participant = visit.participant
     if not access.has(by, Perm.VERIFY_FORMS, participant.trial, participant.site):
         raise Refused("Only a data manager marks a visit missed.")
+    if because not in Visit.MissedBecause.values:
+        raise Refused("Choose why the visit was missed.")
+    if because == Visit.MissedBecause.DIED:
+        raise Refused("Record the death on the participant's page: it ends every visit after it.")
     if not reason.strip():
         raise Refused("Give the reason the visit was missed.")
     reason = _storable(reason)
     if visit.completed_on:
         raise Refused("This visit is already done.")
-    visit.missed = True
-    attribute(visit, by=by, reason=reason).save(update_fields=["missed"])
+    visit.missed, visit.missed_because = True, because
+    attribute(visit, by=by, reason=reason).save(update_fields=["missed", "missed_because"])
     return visit
+
+
+def _end_follow_up(participant, status, *, by, reason):
+    """The participant's schedule ends: no more visits, reminders or forms to enter."""
+    if participant.status in Participant.FOLLOW_UP_ENDED:
+        raise Refused(f"Follow-up has already ended ({participant.get_status_display()}).")
+    if participant.randomized_on is None:
+        raise Refused("Only a randomized participant is excluded or followed to the end.")
+    participant.status = status
+    attribute(participant, by=by, reason=reason).save(update_fields=["status"])
+
+
+@writes_clinical_data("assessments.exclude", lambda a: Scope.of(a["participant"]))
+@transaction.atomic
+def exclude_after_randomization(participant, category, *, by, decided_by, excluded_on, reason):
+    """Exclude a randomized participant (CONSORT: excluded after randomization), with the
+    category, who decided, and why. The allocation and the data stay; the participant leaves
+    the intention-to-treat population and the schedule ends."""
+    if not access.may_withdraw(by, participant):
+        raise Refused("You may not record exclusions for this participant.")
+    if category not in ExclusionAfterRandomization.Category.values:
+        raise Refused("Choose the category of the exclusion.")
+    if not decided_by.strip() or not reason.strip():
+        raise Refused("Say who decided and why.")
+    participant = Participant.objects.select_for_update(no_key=True).get(pk=participant.pk)
+    if allocations.flagged_in_error(participant):
+        raise Refused("This allocation is flagged as made in error: it is excluded already.")
+    if participant.randomized_on and excluded_on < participant.randomized_on:
+        raise Refused("The exclusion cannot come before the randomization.")
+    if excluded_on > timezone.localdate():
+        raise Refused("The date of the exclusion cannot be in the future.")
+    _end_follow_up(participant, Participant.Status.EXCLUDED, by=by, reason="excluded")
+    return ExclusionAfterRandomization.objects.create(
+        participant=participant,
+        category=category,
+        excluded_on=excluded_on,
+        decided_by=_storable(decided_by.strip()),
+        reason=_storable(reason.strip()),
+        recorded_by=by,
+    )
+
+
+@writes_clinical_data("assessments.record_death", lambda a: Scope.of(a["participant"]))
+@transaction.atomic
+def record_death(participant, *, by, died_on, cause=Death.Cause.UNKNOWN):
+    """A participant died: the schedule ends, and every visit not done whose window had not
+    closed by the date of death is marked missed because the participant died."""
+    if not access.may_withdraw(by, participant):
+        raise Refused("You may not record a death for this participant.")
+    if cause not in Death.Cause.values:
+        raise Refused("Choose the cause of death (or unknown).")
+    if died_on > timezone.localdate():
+        raise Refused("The date of death cannot be in the future.")
+    participant = Participant.objects.select_for_update(no_key=True).get(pk=participant.pk)
+    if participant.randomized_on and died_on < participant.randomized_on:
+        raise Refused("The date of death cannot come before the randomization.")
+    _end_follow_up(participant, Participant.Status.DIED, by=by, reason="died")
+    ended = participant.visits.filter(
+        completed_on__isnull=True, missed=False, window_end__gte=died_on
+    ).select_for_update(no_key=True)
+    for visit in ended:
+        visit.missed, visit.missed_because = True, Visit.MissedBecause.DIED
+        attribute(visit, by=by, reason="the participant died").save(
+            update_fields=["missed", "missed_because"]
+        )
+    # Visits not made yet (their anchor date was unknown): made and marked, so the flow shows
+    # the death at every timepoint after it.
+    for timepoint in participant.trial.timepoints.exclude(visits__participant=participant):
+        dates = visit_dates(timepoint, participant)
+        if dates is not None and dates[2] >= died_on:
+            visit = Visit(
+                participant=participant,
+                timepoint=timepoint,
+                target_date=dates[0],
+                window_start=dates[1],
+                window_end=dates[2],
+                missed=True,
+                missed_because=Visit.MissedBecause.DIED,
+            )
+            attribute(visit, by=by, reason="the participant died").save()
+    return Death.objects.create(
+        participant=participant, died_on=died_on, cause=cause, recorded_by=by
+    )
 
 
 @writes_clinical_data("assessments.assign_assessor", lambda a: Scope.of(a["visit"]))

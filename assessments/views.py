@@ -16,7 +16,7 @@ from django.utils import timezone
 from imrtrial import access
 from imrtrial.audit import ReasonRequired, log_access
 from imrtrial.errors import Refused
-from imrtrial.models import AccessLog, Perm, Role
+from imrtrial.models import AccessLog, Participant, Perm, Role
 from randomization.models import Withdrawal
 from randomization.services import allocation_of
 
@@ -135,7 +135,7 @@ def worklist(request, trial_key):
     visits = (
         Visit.objects.due(today)
         .filter(participant__trial=trial, participant__site__in=sites)
-        .exclude(participant__status="withdrawn")
+        .exclude(participant__status__in=Participant.FOLLOW_UP_ENDED)
         .filter(Q(assessor=request.user) | Q(assessor__isnull=True))
         .select_related("participant", "participant__site", "participant__trial", "timepoint")
         .prefetch_related(

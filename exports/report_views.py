@@ -89,6 +89,7 @@ def consort(request, trial_key):
         ],
         definition=reports.ANALYSED_DEFINITION,
         outcome_rule=reports.OUTCOME_RULE,
+        itt_definition=reports.ITT_DEFINITION,
     )
     return render(request, "exports/report_consort.html", context)
 

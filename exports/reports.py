@@ -33,8 +33,8 @@ from fractions import Fraction
 
 from django.db.models import Count
 
-from assessments import registry
-from assessments.models import FormEntry, Visit
+from assessments import outcomes, registry
+from assessments.models import Death, ExclusionAfterRandomization, FormEntry, Visit
 from assessments.services import visit_dates
 from fidelity import measures, rules
 from fidelity.models import ImrGroup
@@ -60,19 +60,33 @@ FOLLOW_UP_CATEGORIES = [
 DUE_OUTCOMES = (DONE, OUT_OF_WINDOW, MISSED, OVERDUE)
 
 # CONSORT outcomes per timepoint (MISSED, OVERDUE and NOT_YET_DUE as above).
-ANALYSED, NO_DATA = "analysed", "no_data"
+ANALYSED, NO_DATA, NO_PRIMARY = "analysed", "no_data", "no_primary"
 WITHDREW_FOLLOW_UP, WITHDREW_CONSENT = "withdrew_follow_up", "withdrew_consent"
-CONSORT_OUTCOMES = (ANALYSED, MISSED, WITHDREW_FOLLOW_UP, WITHDREW_CONSENT, NO_DATA)
-CONSORT_OUTCOMES += (OVERDUE, NOT_YET_DUE)
+DIED = "died"
+CONSORT_OUTCOMES = (ANALYSED, NO_PRIMARY, DIED, MISSED, WITHDREW_FOLLOW_UP, WITHDREW_CONSENT)
+CONSORT_OUTCOMES += (NO_DATA, OVERDUE, NOT_YET_DUE)
+# Excluded after randomization, by category: the recorded exclusions' and allocations flagged
+# as made in error. Categories alike for both arms; typed reasons for unblinded views only.
+EXCLUSION_CATEGORIES = [
+    *ExclusionAfterRandomization.Category.choices,
+    ("in_error", "Allocated in error"),
+]
 
+ITT_DEFINITION = (
+    "Intention to treat: everyone randomized, less those excluded after randomization (by the "
+    "categories shown, including allocations made in error)."
+)
 ANALYSED_DEFINITION = (
-    "Analysed at a timepoint: the allocation stands (not made in error), at least one complete, "
-    "verified or locked form (single entry, or the reconciled entry of a double entry) is on "
-    "record at that timepoint, and consent for data use has not been withdrawn."
+    "Analysed at a timepoint (complete cases): in the intention-to-treat population, with the "
+    "primary outcome's score on a complete, verified or locked form (single entry, or the "
+    "reconciled entry of a double entry) at that timepoint, and consent for data use not "
+    "withdrawn. Where the primary outcome's form is not due at a timepoint, or the trial states "
+    "no primary outcome, any such form at the timepoint counts."
 )
 OUTCOME_RULE = (
-    "Each participant counts once per timepoint: data on record first; then a visit missed "
-    "before any withdrawal; then a withdrawal from follow-up; then overdue or not yet due."
+    "Each participant counts once per timepoint: data on record first; then death; then a "
+    "visit missed before any withdrawal, by its reason; then a withdrawal from follow-up; then "
+    "overdue or not yet due."
 )
 
 
@@ -119,6 +133,7 @@ def _visits(trial, pks, timepoints):
             "window_end",
             "completed_on",
             "missed",
+            "missed_because",
             "deviation",
         )
     }
@@ -206,11 +221,44 @@ def _enrolment(trial, sites, allocations):
     return enrolment
 
 
-def _consort_outcome(pk, timepoint, visit, withdrawal, entries, today):
+def _excluded_after(pks):
+    """{participant pk: category} of the recorded exclusions after randomization."""
+    return dict(
+        ExclusionAfterRandomization.objects.filter(participant_id__in=pks).values_list(
+            "participant_id", "category"
+        )
+    )
+
+
+def _deaths(pks):
+    """{participant pk: cause} of the participants who died."""
+    return dict(Death.objects.filter(participant_id__in=pks).values_list("participant_id", "cause"))
+
+
+def _primary_on_record(measure, pks):
+    """{(participant pk, timepoint code)} with the primary outcome's score on a counting form."""
+    if measure is None:
+        return set()
+    return {
+        (pk, timepoint)
+        for pk, timepoint, scores in FormEntry.objects.counting()
+        .filter(participant_id__in=pks, instrument=measure.instrument)
+        .values_list("participant_id", "timepoint", "scores")
+        if (scores or {}).get(measure.score) is not None
+    }
+
+
+def _consort_outcome(pk, timepoint, visit, withdrawal, entries, primary, today):
+    """`primary`: (measure, {(pk, timepoint code)} with its score), measure None for none."""
     level = withdrawal[0] if withdrawal else None
     erased = level == Withdrawal.Level.CONSENT
     if (pk, timepoint.code) in entries and not erased:
-        return ANALYSED
+        measure, on_record = primary
+        if measure is None or measure.instrument not in timepoint.instruments:
+            return ANALYSED
+        return ANALYSED if (pk, timepoint.code) in on_record else NO_PRIMARY
+    if visit is not None and visit.missed_because == Visit.MissedBecause.DIED:
+        return DIED
     outcome = visit_outcome(visit, withdrawal, today)
     if outcome == WITHDRAWN or (erased and outcome in (DONE, OUT_OF_WINDOW)):
         return WITHDREW_CONSENT if erased else WITHDREW_FOLLOW_UP
@@ -249,53 +297,77 @@ def consort(trial, *, sites, view, today):
         ]
         column_of = {pk: arm_of[pk] for pk in allocations}
 
+    excluded = _excluded_after(standing)
+    excluded.update({pk: "in_error" for pk in allocations if pk not in standing})
+    standing -= set(excluded)
     timepoints = list(trial.timepoints.all())
     withdrawals = _follow_up_withdrawals(trial, standing)
     visits = _visits(trial, standing, timepoints)
     entries = {(pk, tp) for pk, tp, _ in _counting_entries(standing)}
+    measure = outcomes.primary_measure(trial)
+    primary = (measure, _primary_on_record(measure, standing))
+    deaths = _deaths(standing)
 
     by_key = {}
     for column in columns:
         column.update(
             allocated=0,
-            in_error=0,
-            followed=0,
+            excluded=0,
+            excluded_by=dict.fromkeys((key for key, _ in EXCLUSION_CATEGORIES), 0),
+            itt=0,
+            died=0,
+            died_by=dict.fromkeys(Death.Cause.values, 0),
             timepoints=[
                 {
                     "code": tp.code,
                     "label": tp.label,
                     "counts": dict.fromkeys(CONSORT_OUTCOMES, 0),
+                    "lost_by": dict.fromkeys(Visit.MissedBecause.values, 0),
                 }
                 for tp in timepoints
             ],
         )
         by_key[column["key"]] = column
-    for pk, (_, in_error) in allocations.items():
+    for pk in allocations:
         column = by_key[column_of[pk]]
         column["allocated"] += 1
-        column["in_error" if in_error else "followed"] += 1
-        if in_error:
+        if pk in excluded:
+            column["excluded"] += 1
+            column["excluded_by"][excluded[pk]] += 1
             continue
+        column["itt"] += 1
+        if pk in deaths:
+            column["died"] += 1
+            column["died_by"][deaths[pk]] += 1
         for i, tp in enumerate(timepoints):
-            outcome = _consort_outcome(
-                pk, tp, visits.get((pk, tp.pk)), withdrawals.get(pk), entries, today
-            )
-            column["timepoints"][i]["counts"][outcome] += 1
+            visit = visits.get((pk, tp.pk))
+            outcome = _consort_outcome(pk, tp, visit, withdrawals.get(pk), entries, primary, today)
+            at = column["timepoints"][i]
+            at["counts"][outcome] += 1
+            if outcome == MISSED:
+                at["lost_by"][visit.missed_because or Visit.MissedBecause.OTHER] += 1
 
     if view == ARMS:
-        _add_unblinded_facts(trial, columns, column_of, allocations, standing)
+        _add_unblinded_facts(trial, columns, column_of, allocations, standing, excluded)
     return {
         "view": view,
         "enrolment": _enrolment(trial, sites, allocations),
         "timepoints": [{"code": tp.code, "label": tp.label} for tp in timepoints],
+        "primary": measure.label if measure else None,
         "columns": columns,
     }
 
 
-def _add_unblinded_facts(trial, columns, column_of, allocations, standing):
-    """Arm-only facts: reasons typed for allocations in error, and in the intervention arm,
-    receipt of the intervention and discontinuation (withdrawal level 1), with reasons."""
+def _add_unblinded_facts(trial, columns, column_of, allocations, standing, excluded):
+    """Arm-only facts: the reasons typed for exclusions after randomization (and allocations in
+    error), and in the intervention arm, receipt of the intervention and discontinuation
+    (withdrawal level 1), with reasons."""
     reasons = export.in_error_reasons(trial)
+    reasons.update(
+        ExclusionAfterRandomization.objects.filter(participant_id__in=excluded).values_list(
+            "participant_id", "reason"
+        )
+    )
     level_1 = dict(  # the latest reason, if one was recorded twice
         Withdrawal.objects.stopped_intervention()
         .filter(participant__trial=trial)
@@ -307,8 +379,8 @@ def _add_unblinded_facts(trial, columns, column_of, allocations, standing):
     exposures = measures.exposures(Participant.objects.filter(pk__in=in_intervention))
     for column in columns:
         mine = [pk for pk in allocations if column_of[pk] == column["key"]]
-        column["in_error_reasons"] = _reason_counts(
-            reasons.get(pk, "") or "no reason recorded" for pk in mine if allocations[pk][1]
+        column["excluded_reasons"] = _reason_counts(
+            reasons.get(pk, "") or "no reason recorded" for pk in mine if pk in excluded
         )
         if not column["is_intervention"]:
             column["intervention"] = None
@@ -324,18 +396,32 @@ def _add_unblinded_facts(trial, columns, column_of, allocations, standing):
         }
 
 
-IN_ERROR = "Excluded after randomization (allocation made in error)"
+EXCLUDED_AFTER = "Excluded after randomization"
 RECEIVED = "Received the intervention (attended 1 or more sessions)"
 LEVEL_2 = "Withdrew from follow-up (level 2; data kept)"
 LEVEL_3 = "Withdrew consent for data use (level 3; data erased)"
+LOST_REASONS = [(key, label) for key, label in Visit.MissedBecause.choices if key != "died"]
+CAUSES = dict(Death.Cause.choices)
 
 
 def _n(label, n):
     return f"{label} (n={n})"
 
 
+def _analysed_label(flow):
+    if flow["primary"]:
+        return f"Analysed for the primary outcome, {flow['primary']} (complete cases)"
+    return "Analysed (any complete form; the trial states no primary outcome)"
+
+
+def _lost(n):
+    return n[MISSED] + n[DIED]
+
+
 def consort_diagram(flow, trial):
-    """The boxes of the flow diagram (imrtrial.charts.consort_svg's input) from consort()."""
+    """The boxes of the flow diagram (imrtrial.charts.consort_svg's input) from consort(), in
+    the stages of the CONSORT 2025 diagram: enrolment, allocation, follow-up (per timepoint),
+    analysis."""
     e = flow["enrolment"]
     excluded = [(0, _n("Excluded before randomization", e["excluded"]))]
     excluded.append((1, _n("Not eligible", e["ineligible"])))
@@ -346,18 +432,20 @@ def consort_diagram(flow, trial):
         (1, _n("Enrolled, not (yet) randomized", e["not_randomized"])),
     ]
     columns = flow["columns"]
+    categories = dict(EXCLUSION_CATEGORIES)
 
     allocation = []
     for c in columns:
         where = "All randomized" if flow["view"] == POOLED else f"Allocated to {c['label']}"
         lines = [(0, _n(where, c["allocated"]))]
-        lines.append((1, _n(IN_ERROR, c["in_error"])))
-        lines += [(2, _n(reason, n)) for reason, n in c.get("in_error_reasons", ())]
-        lines.append((1, _n("Followed up", c["followed"])))
         if c.get("intervention"):
             i = c["intervention"]
             lines.append((1, _n(RECEIVED, i["received"])))
             lines.append((1, _n("Did not receive the intervention", i["not_received"])))
+        lines.append((1, _n(EXCLUDED_AFTER, c["excluded"])))
+        lines += [(2, _n(categories[key], n)) for key, n in c["excluded_by"].items() if n]
+        lines += [(3, _n(reason, n)) for reason, n in c.get("excluded_reasons", ())]
+        lines.append((1, _n("Intention-to-treat population", c["itt"])))
         allocation.append(lines)
     stages = [{"label": "Allocation", "boxes": allocation}]
 
@@ -377,8 +465,10 @@ def consort_diagram(flow, trial):
     for t, tp in enumerate(flow["timepoints"]):
         boxes = []
         for c in columns:
-            n = c["timepoints"][t]["counts"]
-            lines = [(0, _n("Lost to follow-up", n[MISSED])), (1, _n("Visit missed", n[MISSED]))]
+            at = c["timepoints"][t]
+            n = at["counts"]
+            lines = [(0, _n("Lost to follow-up", _lost(n))), (1, _n("Died", n[DIED]))]
+            lines += [(1, _n(label, at["lost_by"][key])) for key, label in LOST_REASONS]
             lines.append(
                 (0, _n("Discontinued follow-up", n[WITHDREW_FOLLOW_UP] + n[WITHDREW_CONSENT]))
             )
@@ -393,17 +483,26 @@ def consort_diagram(flow, trial):
             boxes.append(lines)
         stages.append({"label": f"Follow-up: {tp['label']}", "boxes": boxes})
 
+    deaths = []
+    for c in columns:
+        lines = [(0, _n("Died during follow-up", c["died"]))]
+        lines += [(1, _n(CAUSES[key], n)) for key, n in c["died_by"].items() if n]
+        deaths.append(lines)
+    stages.append({"label": "Deaths", "boxes": deaths})
+
     analysis = []
     for c in columns:
-        lines = [(0, "Analysed")]
-        lines += [
-            (1, _n(tp["label"], c["timepoints"][t]["counts"][ANALYSED]))
-            for t, tp in enumerate(flow["timepoints"])
-        ]
+        lines = [(0, _n("Intention-to-treat population", c["itt"]))]
+        lines.append((0, _analysed_label(flow)))
+        for t, tp in enumerate(flow["timepoints"]):
+            n = c["timepoints"][t]["counts"]
+            lines.append((1, _n(tp["label"], n[ANALYSED])))
+            if n[NO_PRIMARY]:
+                lines.append((2, _n("Assessed, primary outcome missing", n[NO_PRIMARY])))
         analysis.append(lines)
     stages.append({"label": "Analysis", "boxes": analysis})
 
-    notes = [ANALYSED_DEFINITION, OUTCOME_RULE]
+    notes = [ITT_DEFINITION, ANALYSED_DEFINITION, OUTCOME_RULE]
     notes.append(
         "One person may be ineligible on several criteria, so the reasons may add up to more "
         "than the number not eligible."
@@ -423,8 +522,9 @@ def consort_diagram(flow, trial):
             for t, tp in enumerate(flow["timepoints"])
         )
         summary.append(
-            f"{c['label']}: {c['allocated']} allocated, {c['in_error']} excluded after "
-            f"randomization, analysed: {analysed or 'no timepoints'}."
+            f"{c['label']}: {c['allocated']} allocated, {c['excluded']} excluded after "
+            f"randomization, {c['itt']} intention to treat, {c['died']} died, analysed: "
+            f"{analysed or 'no timepoints'}."
         )
     view_name = {POOLED: "pooled", CODES: "by neutral code", ARMS: "by arm"}[flow["view"]]
     return {
@@ -459,12 +559,7 @@ def consort_table(flow):
             for reason in found
         ]
 
-    allocation = [
-        row("Allocated", (c["allocated"] for c in columns), 0),
-        row(IN_ERROR, (c["in_error"] for c in columns)),
-        *reasons(lambda c: c.get("in_error_reasons", ())),
-        row("Followed up", (c["followed"] for c in columns)),
-    ]
+    allocation = [row("Allocated", (c["allocated"] for c in columns), 0)]
     if any(c.get("intervention") for c in columns):
 
         def fact(key):
@@ -480,19 +575,30 @@ def consort_table(flow):
                 )
             ),
         ]
+    allocation.append(row(EXCLUDED_AFTER, (c["excluded"] for c in columns)))
+    allocation += [
+        row(label, (c["excluded_by"][key] for c in columns), 2)
+        for key, label in EXCLUSION_CATEGORIES
+    ]
+    allocation += reasons(lambda c: c.get("excluded_reasons", ()))
+    allocation.append(row("Intention-to-treat population", (c["itt"] for c in columns), 0))
+    allocation.append(row("Died during follow-up", (c["died"] for c in columns)))
     sections = [{"label": "Allocation", "rows": allocation}]
     labels = [
-        (MISSED, "Lost to follow-up: visit missed"),
         (WITHDREW_FOLLOW_UP, LEVEL_2),
         (WITHDREW_CONSENT, LEVEL_3),
         (OVERDUE, "Overdue"),
         (NOT_YET_DUE, "Not yet due"),
         (NO_DATA, "Visit done, no complete form"),
+        (NO_PRIMARY, "Assessed, primary outcome missing"),
     ]
     for t, tp in enumerate(flow["timepoints"]):
-        counts = [c["timepoints"][t]["counts"] for c in columns]
-        rows = [row(label, (n[key] for n in counts)) for key, label in labels]
-        rows.append(row("Analysed", (n[ANALYSED] for n in counts), 0))
+        at = [c["timepoints"][t] for c in columns]
+        rows = [row("Lost to follow-up", (_lost(a["counts"]) for a in at))]
+        rows.append(row("Died", (a["counts"][DIED] for a in at), 2))
+        rows += [row(label, (a["lost_by"][key] for a in at), 2) for key, label in LOST_REASONS]
+        rows += [row(label, (a["counts"][key] for a in at)) for key, label in labels]
+        rows.append(row(_analysed_label(flow), (a["counts"][ANALYSED] for a in at), 0))
         sections.append({"label": f"Follow-up: {tp['label']}", "rows": rows})
     return sections
 

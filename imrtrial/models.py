@@ -182,6 +182,7 @@ class Timepoint(models.Model):
     class Anchor(models.TextChoices):
         ENROLMENT = "enrolment", "Enrolment"
         RANDOMIZATION = "randomization", "Randomization"
+        BASELINE = "baseline", "Baseline visit done"
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="timepoints")
     code = models.SlugField(max_length=30)
@@ -311,6 +312,11 @@ class Participant(Undeletable):
         RANDOMIZED = "randomized", "Randomized"
         COMPLETED = "completed", "Completed follow-up"
         WITHDRAWN = "withdrawn", "Withdrawn"
+        EXCLUDED = "excluded", "Excluded after randomization"
+        DIED = "died", "Died"
+
+    # No more visits, reminders or forms to enter: the schedule has ended for both arms alike.
+    FOLLOW_UP_ENDED = (Status.WITHDRAWN, Status.EXCLUDED, Status.DIED)
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="participants")
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="participants")

@@ -20,6 +20,20 @@ PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _METHODS = {choice.value for choice in Trial.Method}
 _SITE_KINDS = {choice.value for choice in Site.Kind}
+# Dates a protocol might name as a visit anchor that differ by arm (only the IMR arm has a group
+# or sessions): refused with that reason rather than "unknown".
+_ARM_DEPENDENT_ANCHORS = {
+    "imr_group_start",
+    "imr_group_end",
+    "group_start",
+    "group_end",
+    "first_session",
+    "last_session",
+    "intervention_start",
+    "intervention_end",
+    "treatment_start",
+    "treatment_end",
+}
 
 
 # Sections a later app adds to the trial's file (quality: `quality_rules`; signoff: `signoff`),
@@ -312,7 +326,15 @@ def parse(text, source="<config>"):
             },
             where,
         )
-        if item.get("anchor", "randomization") not in anchors:
+        anchor = item.get("anchor", "randomization")
+        if anchor in _ARM_DEPENDENT_ANCHORS:
+            c.fail(
+                f"{where}.anchor",
+                f"{anchor!r} happens in one arm only or on an arm's own timetable; blinded "
+                "assessors see visit dates, so a visit anchored on it would tell them the arm. "
+                f"Use one of {', '.join(sorted(anchors))}",
+            )
+        elif anchor not in anchors:
             c.fail(f"{where}.anchor", f"must be one of {', '.join(sorted(anchors))}")
         numbers = {}
         for key, default in (

@@ -68,3 +68,9 @@ def in_error_reasons(trial):
             "participant_id", "in_error_reason"
         )
     )
+
+
+def flagged_in_error(participant):
+    """Is the participant's allocation flagged as made in error? Alike for both arms: the
+    exclusion service asks it so a participant is not excluded twice."""
+    return Allocation.objects.filter(participant=participant, in_error=True).exists()

@@ -269,20 +269,20 @@ def test_consort_by_arm_counts_every_exclusion_and_loss_as_counted_by_hand(world
     assert flow["enrolment"] == ENROLMENT
     assert [t["code"] for t in flow["timepoints"]] == ["baseline", "post", "followup"]
     imr_arm, tau = flow["columns"]  # the intervention arm first
-    assert (imr_arm["label"], imr_arm["allocated"], imr_arm["in_error"], imr_arm["followed"]) == (
+    assert (imr_arm["label"], imr_arm["allocated"], imr_arm["excluded"], imr_arm["itt"]) == (
         "IMR + TAU",
         5,
         1,
         4,
     )
-    assert (tau["label"], tau["allocated"], tau["in_error"], tau["followed"]) == (
+    assert (tau["label"], tau["allocated"], tau["excluded"], tau["itt"]) == (
         "Treatment as usual",
         6,
         1,
         5,
     )
-    assert imr_arm["in_error_reasons"] == [("Randomized before eligibility was confirmed", 1)]
-    assert tau["in_error_reasons"] == [("Randomized twice by mistake", 1)]
+    assert imr_arm["excluded_reasons"] == [("Randomized before eligibility was confirmed", 1)]
+    assert tau["excluded_reasons"] == [("Randomized twice by mistake", 1)]
     assert imr_arm["intervention"] == {
         "received": 2,  # I1 and I4 attended; I2 was absent, I5 never joined a group
         "not_received": 2,
@@ -298,13 +298,13 @@ def test_consort_by_code_and_pooled_count_the_same_people_without_one_arm_facts(
     by_code = consort(world, reports.CODES)
     assert by_code["enrolment"] == ENROLMENT
     a, b = by_code["columns"]
-    assert (a["label"], a["allocated"], a["in_error"], counts_of(a)) == (
+    assert (a["label"], a["allocated"], a["excluded"], counts_of(a)) == (
         "Group A",
         6,
         1,
         TAU_TIMEPOINTS,
     )
-    assert (b["label"], b["allocated"], b["in_error"], counts_of(b)) == (
+    assert (b["label"], b["allocated"], b["excluded"], counts_of(b)) == (
         "Group B",
         5,
         1,
@@ -312,14 +312,14 @@ def test_consort_by_code_and_pooled_count_the_same_people_without_one_arm_facts(
     )
     pooled = consort(world, reports.POOLED)
     (everyone,) = pooled["columns"]
-    assert (everyone["allocated"], everyone["in_error"], everyone["followed"]) == (11, 2, 9)
+    assert (everyone["allocated"], everyone["excluded"], everyone["itt"]) == (11, 2, 9)
     assert counts_of(everyone) == [
         outcomes(analysed=6, withdrew_consent=1, not_yet_due=2),
         outcomes(analysed=3, missed=3, withdrew_follow_up=1, withdrew_consent=1, overdue=1),
         outcomes(not_yet_due=6, withdrew_follow_up=2, withdrew_consent=1),
     ]
     for column in [a, b, everyone]:
-        assert "intervention" not in column and "in_error_reasons" not in column
+        assert "intervention" not in column and "excluded_reasons" not in column
 
 
 def test_the_diagram_covers_only_the_sites_in_scope(world):

@@ -62,6 +62,18 @@ class Calls:
         self.joiner = make_ready_participant(w.trial, self.desk, site=w.north)
         make_allocation(self.joiner, "imr", by=self.desk)
         self.joiner = Participant.objects.get(pk=self.joiner.pk)
+        # Two randomized participants whose follow-up the exclusion and the death end.
+        self.excluded, self.deceased = (
+            make_ready_participant(w.trial, self.desk, site=w.north) for _ in range(2)
+        )
+        for participant in (self.excluded, self.deceased):
+            make_allocation(participant, "tau", by=self.desk)
+        Participant.objects.filter(pk__in=[self.excluded.pk, self.deceased.pk]).update(
+            randomized_on=self.today
+        )
+        self.excluded, self.deceased = (
+            Participant.objects.get(pk=p.pk) for p in (self.excluded, self.deceased)
+        )
         self.open_group = imr.create_group(
             w.trial,
             w.north,
@@ -97,7 +109,7 @@ class Calls:
 
     def participants(self):
         w = self.world
-        return [w.imr, w.tau, w.extra["ready"], self.joiner]
+        return [w.imr, w.tau, w.extra["ready"], self.joiner, self.excluded, self.deceased]
 
     def table(self):
         w, today = self.world, self.today
@@ -139,6 +151,17 @@ class Calls:
             "assessments.record_guess": lambda: crf.record_guess(tau_post, "A", by=self.assessor),
             "assessments.withdraw": lambda: crf.withdraw(
                 w.tau, 2, by=self.desk, reason="moved away", withdrawn_on=today
+            ),
+            "assessments.exclude": lambda: crf.exclude_after_randomization(
+                self.excluded,
+                "withdrew_consent",
+                by=self.desk,
+                decided_by="the research group",
+                excluded_on=today,
+                reason="withdrew consent the day after",
+            ),
+            "assessments.record_death": lambda: crf.record_death(
+                self.deceased, by=self.desk, died_on=today
             ),
             "fidelity.create_group": lambda: imr.create_group(
                 w.trial,
