@@ -3,7 +3,31 @@ from django import forms
 from imrtrial.forms import PastDateField
 from randomization.models import Withdrawal
 
-from .models import DataQuery
+from .models import DataQuery, Death, ExclusionAfterRandomization
+
+
+class ExclusionForm(forms.Form):
+    category = forms.ChoiceField(
+        choices=ExclusionAfterRandomization.Category.choices,
+        widget=forms.RadioSelect,
+        label="Why the participant is excluded",
+    )
+    excluded_on = PastDateField(label="Date of the decision")
+    decided_by = forms.CharField(
+        max_length=120,
+        label="Who decided",
+        help_text="A person or a body, e.g. the steering committee.",
+    )
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+        help_text="Shown to those who may see allocations, and to you.",
+    )
+
+
+class DeathForm(forms.Form):
+    died_on = PastDateField(label="Date of death")
+    cause = forms.ChoiceField(choices=Death.Cause.choices, initial=Death.Cause.UNKNOWN)
 
 
 class WithdrawalForm(forms.Form):

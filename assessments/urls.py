@@ -16,6 +16,16 @@ urlpatterns = [
         name="withdraw",
     ),
     path(
+        "<slug:trial_key>/participants/<str:participant_id>/exclude/",
+        views.exclusion_new,
+        name="exclude",
+    ),
+    path(
+        "<slug:trial_key>/participants/<str:participant_id>/death/",
+        views.death_new,
+        name="death",
+    ),
+    path(
         "<slug:trial_key>/participants/<str:participant_id>/unblinding/",
         views.incident_new,
         name="incident",

@@ -21,8 +21,24 @@ from randomization.models import Withdrawal
 from randomization.services import allocation_of
 
 from . import queries, registry, services
-from .forms import AnswerForm, IncidentForm, QueryActionForm, QueryForm, WithdrawalForm
-from .models import DataQuery, FormEntry, QueryMessage, Reminder, Visit
+from .forms import (
+    AnswerForm,
+    DeathForm,
+    ExclusionForm,
+    IncidentForm,
+    QueryActionForm,
+    QueryForm,
+    WithdrawalForm,
+)
+from .models import (
+    DataQuery,
+    Death,
+    ExclusionAfterRandomization,
+    FormEntry,
+    QueryMessage,
+    Reminder,
+    Visit,
+)
 
 WORKLIST_ROWS = 100  # the soonest deadlines; the count of the rest is shown
 
@@ -41,6 +57,24 @@ def participant_list(request, trial_key):
         request,
         "assessments/participant_list.html",
         {"trial": trial, "participants": participants, "by_site": by_site},
+    )
+
+
+def _exclusion_shown(user, participant):
+    """(exclusion, who decided, reason), the texts as the reader may see them, or None: typed
+    text may name the arm and is shown by author, as withdrawal reasons are."""
+    exclusion = (
+        ExclusionAfterRandomization.objects.filter(participant=participant)
+        .select_related("recorded_by")
+        .first()
+    )
+    if exclusion is None:
+        return None
+    trial, site, author = participant.trial, participant.site, exclusion.recorded_by
+    return (
+        exclusion,
+        access.text_for(user, exclusion.decided_by, author, trial, site),
+        access.text_for(user, exclusion.reason, author, trial, site),
     )
 
 
@@ -66,6 +100,9 @@ def participant_detail(request, trial_key, participant_id):
             for w in withdrawals
         ],
         "may_withdraw": access.may_withdraw(request.user, participant),
+        "exclusion": _exclusion_shown(request.user, participant),
+        "death": Death.objects.filter(participant=participant).first(),
+        "follow_up_ended": participant.status in Participant.FOLLOW_UP_ENDED,
         "may_lock": access.has(request.user, Perm.VERIFY_FORMS, trial, participant.site),
     }
     if context["may_lock"] and participant.casebook_locked_at is None:
@@ -112,6 +149,54 @@ def withdrawal_new(request, trial_key, participant_id):
             "participant": participant,
             "form": form,
         },
+    )
+
+
+def _follow_up_end_page(request, trial_key, participant_id, form_class, record, template):
+    """A page that ends a participant's follow-up (exclusion, death): offered, like the
+    withdrawal, to those who may record withdrawals, alike for every participant."""
+    trial = access.trial_or_404(request.user, trial_key)
+    participant = access.participant_or_404(request.user, trial, participant_id)
+    if not access.may_withdraw(request.user, participant):
+        raise Http404("Not found.")
+    form = form_class(_post(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            message = record(participant, form.cleaned_data)
+        except Refused as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, message)
+            return redirect("assessments:participant_detail", trial.key, participant.participant_id)
+    return render(request, template, {"trial": trial, "participant": participant, "form": form})
+
+
+@login_required
+def exclusion_new(request, trial_key, participant_id):
+    def record(participant, d):
+        services.exclude_after_randomization(
+            participant,
+            d["category"],
+            by=request.user,
+            decided_by=d["decided_by"],
+            excluded_on=d["excluded_on"],
+            reason=d["reason"],
+        )
+        return "Exclusion recorded: the participant's follow-up has ended."
+
+    return _follow_up_end_page(
+        request, trial_key, participant_id, ExclusionForm, record, "assessments/exclusion_form.html"
+    )
+
+
+@login_required
+def death_new(request, trial_key, participant_id):
+    def record(participant, d):
+        services.record_death(participant, by=request.user, died_on=d["died_on"], cause=d["cause"])
+        return "Death recorded: the visits after it are marked missed."
+
+    return _follow_up_end_page(
+        request, trial_key, participant_id, DeathForm, record, "assessments/death_form.html"
     )
 
 
@@ -267,6 +352,9 @@ def visit_detail(request, trial_key, visit_pk):
             "may_source_verify": access.may_source_verify(request.user, participant),
             "visit_queries": visit_queries,
             "assessors": assessors,
+            "missed_because": [
+                c for c in Visit.MissedBecause.choices if c[0] != Visit.MissedBecause.DIED
+            ],
             "may_guess": visit.timepoint.ask_blinding_guess
             and access.may_enter(request.user, participant, "assessor_interview"),
             "guesses": Visit.Guess.choices,
@@ -479,7 +567,12 @@ def visit_manage(request, trial_key, visit_pk):
         return HttpResponseNotAllowed(["POST"])
     try:
         if request.POST.get("action") == "missed":
-            services.mark_missed(visit, by=request.user, reason=request.POST.get("reason", ""))
+            services.mark_missed(
+                visit,
+                by=request.user,
+                reason=request.POST.get("reason", ""),
+                because=request.POST.get("because", ""),
+            )
             messages.success(request, "The visit is marked missed.")
         else:
             try:

@@ -20,6 +20,8 @@ class Column:
     # May hold a missing-value code (e.g. "ND") instead of a number.
     coded_missing: bool = False
     source: str = ""
+    # The trial's outcomes this score is (assessments.outcomes), e.g. "Primary at post".
+    outcome: str = ""
     # Bytes a string column holds in SPSS and Stata (0: its longest value-label code). Declared
     # here, never measured on the rows, so an interim file and the final one have one layout.
     width: int = 0
@@ -59,3 +61,8 @@ class Names:
             name = base[: STATA_NAME_MAX - len(suffix)] + suffix
         self.taken.add(name)
         return name
+
+
+def outcome_text(ranks):
+    """ "Primary at post; Secondary at followup" from [(rank label, timepoint code)], or ""."""
+    return "; ".join(f"{rank} at {timepoint}" for rank, timepoint in ranks or ())

@@ -34,14 +34,14 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import connection
 from django.utils import timezone
 
-from assessments import registry
+from assessments import outcomes, registry
 from assessments.models import FormEntry, Visit
 from imrtrial.models import Arm, Participant, Site
 from randomization import export as allocation_facts
 from randomization.models import Withdrawal
 from signoff import services as signoff
 
-from .columns import YES_NO, Column, Names, field_width
+from .columns import YES_NO, Column, Names, field_width, outcome_text
 
 # How each exported item type is held (assessments.definitions.EXPORTED_TYPES, the allow-list).
 COLUMN_KINDS = {
@@ -105,6 +105,7 @@ class Dataset:
         self.sites = sites
         self.today = today or timezone.localdate()
         self.timepoints = list(trial.timepoints.order_by("order"))
+        self.outcomes = outcomes.ranks_of(trial)
         self.instruments = scheduled_instruments(trial)
         self.factors = [f for f in trial.factors.order_by("order") if not f.from_site]
         self.missing_codes = []
@@ -302,6 +303,7 @@ class Dataset:
                     {},
                     instrument.code,
                     source=f"{instrument.code} score {score.code}",
+                    outcome=outcome_text(self.outcomes.get((instrument.code, score.code))),
                 )
             )
         # Not an item of the form (so no `instrument`): ODM writes it as the form's status flag.

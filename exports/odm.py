@@ -37,11 +37,13 @@ from django.db import transaction
 from django.utils import timezone
 from lxml import etree
 
+from assessments import outcomes
 from randomization import export as allocation_facts
 from signoff import services as signoff
 from signoff.models import Signature
 
 from . import dataset as blinded
+from .columns import outcome_text
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 SCHEMA_DIR = Path(__file__).resolve().parent / "odm_schema"
@@ -317,10 +319,10 @@ def _write_study(w, trial, mdv_oid, timepoints, forms, sites, arm_codes):
     # No BasicDefinitions: no item carries a measurement unit.
     mdv = {"OID": mdv_oid, "Name": "Blinded dataset", "Description": MISSING_NOTE}
     with w.el("MetaDataVersion", mdv):
-        _write_metadata(w, timepoints, forms, sites, arm_codes)
+        _write_metadata(w, timepoints, forms, sites, arm_codes, outcomes.ranks_of(trial))
 
 
-def _write_metadata(w, timepoints, forms, sites, arm_codes):
+def _write_metadata(w, timepoints, forms, sites, arm_codes, ranks):
     with w.el("Protocol"):
         w.translated("Description", MISSING_NOTE)
         for n, (timepoint, _) in enumerate(timepoints, 1):
@@ -390,7 +392,7 @@ def _write_metadata(w, timepoints, forms, sites, arm_codes):
         for group in form.groups:
             for oid, thing in group.items:
                 if group.oid == form.scores_oid:
-                    _write_score_def(w, form, oid, thing)
+                    _write_score_def(w, form, oid, thing, ranks)
                 else:
                     _write_item_def(w, form, oid, thing)
     _write_randomization_defs(w)
@@ -476,7 +478,7 @@ def _write_item_def(w, form, oid, item):
             w.leaf("CodeListRef", {"CodeListOID": f"CL{oid[1:]}"})
 
 
-def _write_score_def(w, form, oid, score):
+def _write_score_def(w, form, oid, score, ranks):
     with w.el(
         "ItemDef",
         {
@@ -486,7 +488,10 @@ def _write_score_def(w, form, oid, score):
             "Origin": "Derived",
         },
     ):
-        w.translated("Description", score.label)
+        described = outcome_text(ranks.get((form.instrument.code, score.code)))
+        w.translated(
+            "Description", f"{score.label}. Outcome: {described}." if described else score.label
+        )
 
 
 def _write_randomization_defs(w):

@@ -16,6 +16,8 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_safe
 
+from assessments import outcomes
+from assessments.outcomes import Measure
 from imrtrial import access, charts
 from imrtrial.audit import log_access
 from imrtrial.models import AccessLog
@@ -90,6 +92,10 @@ def consort(request, trial_key):
         definition=reports.ANALYSED_DEFINITION,
         outcome_rule=reports.OUTCOME_RULE,
         itt_definition=reports.ITT_DEFINITION,
+        outcomes=[
+            (o.get_rank_display(), Measure(o.instrument, o.score).label, o.timepoint)
+            for o in outcomes.of(trial)
+        ],
     )
     return render(request, "exports/report_consort.html", context)
 

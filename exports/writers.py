@@ -63,7 +63,16 @@ def csv_rows(dataset):
 
 def codebook_rows(dataset):
     missing = ", ".join(f"{c} = {dataset.missing_labels[c]}" for c in dataset.missing_codes)
-    yield ["variable", "label", "type", "values", "missing_codes", "instrument", "source"]
+    yield [
+        "variable",
+        "label",
+        "type",
+        "values",
+        "missing_codes",
+        "instrument",
+        "source",
+        "outcome",
+    ]
     for c in dataset.columns:
         values = "; ".join(f"{k} = {v}" for k, v in c.value_labels.items())
         yield [
@@ -74,6 +83,7 @@ def codebook_rows(dataset):
             missing if c.coded_missing else "",
             c.instrument,
             c.source,
+            c.outcome,
         ]
 
 

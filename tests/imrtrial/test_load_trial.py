@@ -111,3 +111,60 @@ def test_a_failure_while_writing_leaves_nothing_half_loaded(monkeypatch):
 def test_missing_file_is_a_clear_error():
     with pytest.raises(CommandError, match="cannot read the file"):
         call_command("load_trial", "/nonexistent/trial.yaml")
+
+
+def _danish_with(tmp_path, replace, by):
+    text = trialconfig.resolve("danish").read_text(encoding="utf-8")
+    assert replace in text
+    path = tmp_path / "changed.yaml"
+    path.write_text(text.replace(replace, by, 1).replace("key: danish-imr", "key: changed"))
+    return path
+
+
+def test_the_presets_state_their_primary_outcomes():
+    from assessments import outcomes
+
+    danish = trialconfig.load_trial("danish")
+    assert outcomes.primary_measure(danish) == outcomes.Measure("gaf_f", "gaf_f")
+    assert [o.timepoint for o in danish.outcomes.filter(rank="primary")] == ["post"]
+    dutch = trialconfig.load_trial("dutch")
+    assert outcomes.primary_measure(dutch).label == "IMRS mean item score (primary)"
+    assert dutch.outcomes.filter(rank="secondary").count() == 11
+
+
+def test_an_outcome_that_is_not_collected_is_refused_with_its_place(tmp_path):
+    path = _danish_with(
+        tmp_path,
+        "    - {instrument: gaf_f, score: gaf_f, timepoint: post}",
+        "    - {instrument: gaf_f, score: mean, timepoint: post}\n"
+        "    - {instrument: ismi, score: total, timepoint: post}\n"
+        "    - {instrument: gaf_f, score: gaf_f, timepoint: month3}",
+    )
+    with pytest.raises(trialconfig.TrialConfigError) as error:
+        trialconfig.load_trial(path)
+    problems = "\n".join(error.value.problems)
+    assert "outcomes.primary[0].score: must be one of gaf_f" in problems
+    assert "outcomes.primary[1].instrument: 'ismi' is not due at 'post'" in problems
+    assert "outcomes.primary[2].timepoint: must be one of baseline, post, followup" in problems
+    assert not Trial.objects.filter(key="changed").exists()
+
+
+def test_outcomes_without_a_primary_one_are_refused(tmp_path):
+    path = _danish_with(
+        tmp_path, "  primary:\n    - {instrument: gaf_f, score: gaf_f, timepoint: post}\n", ""
+    )
+    with pytest.raises(trialconfig.TrialConfigError, match="outcomes.primary: a trial that states"):
+        trialconfig.load_trial(path)
+
+
+def test_a_visit_anchored_on_an_arm_only_date_is_refused_with_the_reason(tmp_path):
+    path = _danish_with(
+        tmp_path,
+        "    label: Post-treatment (9 months)\n",
+        "    label: Post-treatment (9 months)\n    anchor: imr_group_end\n",
+    )
+    with pytest.raises(trialconfig.TrialConfigError) as error:
+        trialconfig.load_trial(path)
+    (problem,) = [p for p in error.value.problems if "anchor" in p]
+    assert problem.startswith("timepoints[1].anchor: 'imr_group_end' happens in one arm only")
+    assert "blinded assessors see visit dates" in problem
