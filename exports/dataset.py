@@ -35,7 +35,7 @@ from django.db import connection
 from django.utils import timezone
 
 from assessments import outcomes, registry
-from assessments.models import FormEntry, Visit
+from assessments.models import Death, ExclusionAfterRandomization, FormEntry, Visit
 from imrtrial.models import Arm, Participant, Site
 from randomization import export as allocation_facts
 from randomization.models import Withdrawal
@@ -219,6 +219,16 @@ class Dataset:
             ),
             Column(name("withdrawn_on"), "Date of withdrawal (level 2 or 3)", "date"),
             Column(
+                name("excluded_after_randomization"),
+                "Excluded after randomization: category (allocations in error: see "
+                "allocation_in_error)",
+                "string",
+                dict(ExclusionAfterRandomization.Category.choices),
+            ),
+            Column(name("excluded_on"), "Date of the exclusion after randomization", "date"),
+            Column(name("died_on"), "Date of death", "date"),
+            Column(name("death_cause"), "Cause of death", "string", dict(Death.Cause.choices)),
+            Column(
                 name("casebook_signed"),
                 "Casebook signed by the site investigator (a valid signature)",
                 "number",
@@ -245,6 +255,12 @@ class Dataset:
                 f"{label}Visit status on the export date",
                 "string",
                 {s.value: s.label for s in Visit.Status},
+            ),
+            Column(
+                name(f"{prefix}visit_missed_because"),
+                f"{label}Why the visit was missed (loss to follow-up)",
+                "string",
+                dict(Visit.MissedBecause.choices),
             ),
             Column(
                 name(f"{prefix}visit_deviation"),
@@ -379,6 +395,17 @@ class Dataset:
             .values_list("participant_id", "level", "withdrawn_on")
         ):
             withdrawals[pk] = max(withdrawals.get(pk, (level, on)), (level, on))
+        # Exclusions after randomization and deaths: categories and dates, alike for both arms
+        # (the typed reasons are free text and never exported).
+        self._ends = {}
+        for pk, category, on in ExclusionAfterRandomization.objects.filter(
+            participant__trial=self.trial
+        ).values_list("participant_id", "category", "excluded_on"):
+            self._ends[pk] = [category, on, None, None]
+        for pk, died_on, cause in Death.objects.filter(participant__trial=self.trial).values_list(
+            "participant_id", "died_on", "cause"
+        ):
+            self._ends.setdefault(pk, [None, None, None, None])[2:] = [died_on, cause]
         batches = self._batches()
         fetcher = _CellFetcher(self._layout) if self.cells_in_sql else None
         try:
@@ -414,6 +441,7 @@ class Dataset:
             "missed",
             "deviation",
             "guess",
+            "missed_because",
         ):
             visits[visit[0], visit[1]] = visit
         signed = {key: timezone.localdate(at) for key, at in signoff.signed_at(pks).items()}
@@ -464,18 +492,19 @@ class Dataset:
             cells += [1, level, on]
         else:
             cells += [0, None, None]
+        cells += self._ends.get(pk, [None] * 4)
         return cells
 
     def _timepoint_cells(self, row, pk, tp, visits, entries, signed, *, long):
         visit = visits.get((pk, tp.code))
         guess = None
         if visit:
-            _, _, target, start, end, completed, missed, deviation, guess = visit
+            _, _, target, start, end, completed, missed, deviation, guess, because = visit
             status = Visit.status_of(self.today, completed, missed, deviation, start, end)
-            row += [target, start, end, completed, status.value, int(deviation)]
+            row += [target, start, end, completed, status.value, because or None, int(deviation)]
             row += [int((pk, tp.code) in signed), signed.get((pk, tp.code))]
         else:
-            row += [None] * 8
+            row += [None] * 9
         if long or tp.ask_blinding_guess:
             row.append(guess or None)
         if self.cells_in_sql:

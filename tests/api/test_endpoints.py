@@ -56,7 +56,7 @@ def test_the_json_records_hold_the_same_cells_with_the_arm_as_the_neutral_code(
     arm = data["columns"].index("arm")
     assert {row[arm] for row in data["rows"]} == set(by_code)
     assert {row[arm] for row in data["rows"]} <= {"A", "B"}
-    assert len(data["rows"]) == 8
+    assert len(data["rows"]) == 12
 
 
 def test_the_records_filter_by_site_form_and_timepoint(filled_trial, data_manager, token):

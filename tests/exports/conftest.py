@@ -119,7 +119,37 @@ def filled_trial(danish, coordinator, assessor, facilitator, data_manager, perso
         reason="Group clashed with work",
         withdrawn_on=DAY,
     )
+    # In each arm one participant excluded after randomization (baseline entered) and one who
+    # died before the baseline visit was done (arms written directly: the randomized eight may
+    # split unevenly).
+    for arm in ("imr", "tau"):
+        first, second = danish.sites.order_by("code")[:2]
+        excluded = _randomized(danish, coordinator, arm, fill, first)
+        died = _randomized(danish, coordinator, arm, None, second)
+        crf.exclude_after_randomization(
+            excluded,
+            "withdrew_consent",
+            by=coordinator,
+            decided_by="the research group",
+            excluded_on=DAY,
+            reason="Withdrew consent the next day",
+        )
+        crf.record_death(died, by=coordinator, died_on=DAY, cause="natural")
     return danish, by_code
+
+
+def _randomized(trial, coordinator, arm, fill, site):
+    from tests.factories import make_allocation
+
+    participant = make_ready_participant(trial, coordinator, site=site)
+    make_allocation(participant, arm, by=coordinator)
+    Participant.objects.filter(pk=participant.pk).update(randomized_on=DAY)
+    participant = Participant.objects.get(pk=participant.pk)
+    crf.schedule_participant_visits(participant)
+    visit = participant.visits.get(timepoint__code="baseline")
+    for code in visit.timepoint.instruments if fill else ():
+        fill(visit, code, raw_values(registry.get(code), seed=participant.pk))
+    return Participant.objects.get(pk=participant.pk)
 
 
 def _randomize_eight(trial, coordinator):

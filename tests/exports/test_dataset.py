@@ -32,7 +32,7 @@ def test_long_dataset_has_a_row_per_participant_per_timepoint_and_every_item_and
     trial, by_code = filled_trial
     data = Dataset(trial, "long")
     rows = table(data)
-    assert len(rows) == len(data) == 8 * 3
+    assert len(rows) == len(data) == 12 * 3  # the eight randomized and four who left
     names = set(data.names)
     assert {"participant_id", "site", "diagnosis", "arm", "randomized_on", "timepoint"} <= names
     assert {"age_at_randomization", "sex", "withdrawn", "withdrawal_level", "withdrawn_on"} <= names
@@ -162,7 +162,7 @@ def test_process_and_key_datasets_reveal_the_arm_on_purpose(filled_trial):
     assert {r["arm"] for r in key} == {"A", "B"}
     intervention = next(r for r in key if r["intervention_arm"] == 1)
     rows = table(ProcessDataset(trial))
-    assert len(rows) == 8
+    assert len(rows) == 12
     stopped = by_code[intervention["arm"]][0]
     mine = next(r for r in rows if r["participant_id"] == stopped.participant_id)
     assert mine["arm_label"] == intervention["arm_label"]

@@ -22,7 +22,7 @@ def test_csv_bundle_holds_data_codebook_and_notes(filled_trial):
     bundle = zipfile.ZipFile(out)
     assert sorted(bundle.namelist()) == ["README.txt", "dk-long-codebook.csv", "dk-long.csv"]
     rows = list(csv.reader(io.StringIO(bundle.read("dk-long.csv").decode("utf-8"))))
-    assert rows[0] == data.names and len(rows) - 1 == n == 24
+    assert rows[0] == data.names and len(rows) - 1 == n == 36
     followup = [r for r in rows[1:] if r[data.names.index("timepoint")] == "followup"]
     assert "ND" in {r[data.names.index("panss_p1")] for r in followup}
     codebook = list(csv.DictReader(io.StringIO(bundle.read("dk-long-codebook.csv").decode())))
@@ -38,7 +38,7 @@ def test_spss_file_reads_back_with_variable_value_and_missing_labels(filled_tria
     data = Dataset(trial, "long")
     writers.write_sav(data, tmp_path / "d.sav", file_label="Danish")
     df, meta = pyreadstat.read_sav(tmp_path / "d.sav", user_missing=True)
-    assert list(df.columns) == data.names and len(df) == 24
+    assert list(df.columns) == data.names and len(df) == 36
     labels = dict(zip(meta.column_names, meta.column_labels, strict=True))
     assert labels["panss_p1"] == "Positive and Negative Syndrome Scale (PANSS): P1 Delusions"
     assert meta.variable_value_labels["sex"] == {1.0: "Female", 2.0: "Male"}
@@ -55,7 +55,7 @@ def test_stata_file_reads_back_with_labels_and_extended_missing(filled_trial, tm
     data = Dataset(trial, "wide")
     writers.write_dta(data, tmp_path / "d.dta", file_label="Danish")
     df, meta = pyreadstat.read_dta(tmp_path / "d.dta", user_missing=True)
-    assert list(df.columns) == data.names and len(df) == 8
+    assert list(df.columns) == data.names and len(df) == 12
     labels = dict(zip(meta.column_names, meta.column_labels, strict=True))
     assert labels["sex"] == "Sex (baseline)"
     assert meta.variable_value_labels["sex"] == {1: "Female", 2: "Male"}
