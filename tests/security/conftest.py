@@ -158,6 +158,9 @@ def build_world():
         crf.assign_assessor(
             p.visits.get(timepoint__code="post"), assessor, by=users[Role.DATA_MANAGER]
         )
+        # The assessor guesses B for both, right for one arm and wrong for the other: the
+        # blinding report's index by arm tells them apart, its pooled rates do not.
+        crf.record_guess(p.visits.get(timepoint__code="post"), "B", by=assessor)
     world.staff_entry = crf.save_entry(
         imr_p.visits.get(timepoint__code="baseline"),
         "imrs_s",

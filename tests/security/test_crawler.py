@@ -386,9 +386,10 @@ REACHES = {
         "/queue/",
         "/lock/",
         "/sdv/",
+        "/reports/blinding/",  # the assessors' guesses, pooled
         *_ADMIN,
     ],
-    Role.STATISTICIAN: ["/admin/auth/user/"],
+    Role.STATISTICIAN: ["/admin/auth/user/", "/reports/blinding/"],
     Role.MONITOR: [
         "/participants/",
         "/visits/",
@@ -503,6 +504,21 @@ def test_a_planted_fact_is_caught(client, world):
     found = problems_in(page, world.revealing_texts())
     assert ("fact", world.group.name) in found and ("link", "/imr-groups/") in found
     assert problems_in("<p>Absent at 3 sessions</p>", set())
+
+
+def test_the_blinding_index_by_arm_would_be_caught(client, world):
+    """The check can fail on the blinding report: the index the key holder sees after lock
+    names the arms, the pooled page a blinded reader sees does not."""
+    url = f"/trials/{world.trial.key}/reports/blinding/"
+    client.force_login(world.users[Role.DATA_MANAGER])
+    pooled = client.get(url).content.decode()
+    assert "Visits with a guess" in pooled
+    assert problems_in(pooled, world.revealing_texts()) == []
+    Trial.objects.filter(pk=world.trial.pk).update(status=Trial.Status.LOCKED)
+    client.force_login(world.users[Role.KEY_HOLDER])
+    by_arm = client.get(url).content.decode()
+    labels = {arm.label for arm in world.trial.arms.all()}
+    assert labels <= {fact for _, fact in problems_in(by_arm, world.revealing_texts())}
 
 
 def test_a_user_of_one_site_never_reaches_another_sites_participant(client, world):

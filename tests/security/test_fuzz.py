@@ -49,6 +49,7 @@ GET_ONLY = {
     "exports:report_follow_up",
     "exports:report_completeness",
     "exports:report_fidelity",
+    "exports:report_blinding",
     "exports:detail",
     "exports:download",
     "quality:rules",  # the rules; its Run now form posts to quality:run_now
