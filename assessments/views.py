@@ -67,6 +67,8 @@ def participant_detail(request, trial_key, participant_id):
         ],
         "may_withdraw": access.may_withdraw(request.user, participant),
         "may_lock": access.has(request.user, Perm.VERIFY_FORMS, trial, participant.site),
+        # The safety event log (safety.views) opens to whoever may see allocation data here.
+        "may_see_safety_events": unblinded,
     }
     if context["may_lock"] and participant.casebook_locked_at is None:
         context["casebook_blockers"] = services.lock_blockers(trial, participant)
