@@ -94,9 +94,7 @@ def _checked(participant, fields):
     if kind == E.Kind.BENEFICIAL and fields["outcome"] == E.Outcome.FATAL:
         raise Refused("A beneficial event is not fatal.")
     fatal = category in E.FATAL_CATEGORIES or fields["outcome"] == E.Outcome.FATAL
-    if fatal and not (
-        fields["outcome"] == E.Outcome.FATAL and E.Seriousness.DEATH in seriousness
-    ):
+    if fatal and not (fields["outcome"] == E.Outcome.FATAL and E.Seriousness.DEATH in seriousness):
         raise Refused(
             "A death is serious (resulted in death) and its outcome is fatal; record it so."
         )
@@ -145,8 +143,8 @@ def record_event(
 
 def _locked(event):
     # One writer per event at a time: a correction and a judgement made together both count.
-    return SafetyEvent.objects.select_for_update().select_related("participant__site").get(
-        pk=event.pk
+    return (
+        SafetyEvent.objects.select_for_update().select_related("participant__site").get(pk=event.pk)
     )
 
 

@@ -7,67 +7,269 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('imrtrial', '0014_case_manager'),
+        ("imrtrial", "0014_case_manager"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='HistoricalSafetyEvent',
+            name="HistoricalSafetyEvent",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('adverse', 'Adverse event'), ('beneficial', 'Beneficial event')], max_length=10)),
-                ('category', models.CharField(choices=[('suicide_attempt', 'Suicide attempt'), ('suicide', 'Suicide'), ('death', 'Death (other cause)'), ('life_threatening', 'Life-threatening condition (not suicide)'), ('symptoms_worse', 'More symptoms'), ('functioning_worse', 'Worse functioning'), ('substance_use_change', 'Change in alcohol or drug use'), ('functioning_better', 'Better functioning'), ('more_hope', 'More hope'), ('recovery_progress', 'Progress in recovery'), ('other', 'Other (see description)')], max_length=20)),
-                ('onset_on', models.DateField(verbose_name='onset date')),
-                ('description', models.TextField(max_length=2000)),
-                ('serious', models.BooleanField(default=False)),
-                ('seriousness', models.JSONField(blank=True, default=list)),
-                ('outcome', models.CharField(choices=[('resolved', 'Resolved'), ('ongoing', 'Ongoing'), ('resolved_with_sequelae', 'Resolved with sequelae'), ('fatal', 'Fatal'), ('unknown', 'Unknown')], max_length=22)),
-                ('relatedness', models.CharField(choices=[('not_judged', 'Not yet judged'), ('not_related', 'Not related'), ('unlikely', 'Unlikely'), ('possible', 'Possible'), ('probable', 'Probable'), ('definite', 'Definite')], default='not_judged', max_length=11)),
-                ('judged_on', models.DateField(blank=True, null=True)),
-                ('entered_at', models.DateTimeField(blank=True, editable=False)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.TextField(null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('entered_by', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('judged_by', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('participant', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='imrtrial.participant')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("adverse", "Adverse event"), ("beneficial", "Beneficial event")],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "category",
+                    models.CharField(
+                        choices=[
+                            ("suicide_attempt", "Suicide attempt"),
+                            ("suicide", "Suicide"),
+                            ("death", "Death (other cause)"),
+                            ("life_threatening", "Life-threatening condition (not suicide)"),
+                            ("symptoms_worse", "More symptoms"),
+                            ("functioning_worse", "Worse functioning"),
+                            ("substance_use_change", "Change in alcohol or drug use"),
+                            ("functioning_better", "Better functioning"),
+                            ("more_hope", "More hope"),
+                            ("recovery_progress", "Progress in recovery"),
+                            ("other", "Other (see description)"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("onset_on", models.DateField(verbose_name="onset date")),
+                ("description", models.TextField(max_length=2000)),
+                ("serious", models.BooleanField(default=False)),
+                ("seriousness", models.JSONField(blank=True, default=list)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("resolved", "Resolved"),
+                            ("ongoing", "Ongoing"),
+                            ("resolved_with_sequelae", "Resolved with sequelae"),
+                            ("fatal", "Fatal"),
+                            ("unknown", "Unknown"),
+                        ],
+                        max_length=22,
+                    ),
+                ),
+                (
+                    "relatedness",
+                    models.CharField(
+                        choices=[
+                            ("not_judged", "Not yet judged"),
+                            ("not_related", "Not related"),
+                            ("unlikely", "Unlikely"),
+                            ("possible", "Possible"),
+                            ("probable", "Probable"),
+                            ("definite", "Definite"),
+                        ],
+                        default="not_judged",
+                        max_length=11,
+                    ),
+                ),
+                ("judged_on", models.DateField(blank=True, null=True)),
+                ("entered_at", models.DateTimeField(blank=True, editable=False)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.TextField(null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "entered_by",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "judged_by",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "participant",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="imrtrial.participant",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical safety event',
-                'verbose_name_plural': 'historical safety events',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical safety event",
+                "verbose_name_plural": "historical safety events",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='SafetyEvent',
+            name="SafetyEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('adverse', 'Adverse event'), ('beneficial', 'Beneficial event')], max_length=10)),
-                ('category', models.CharField(choices=[('suicide_attempt', 'Suicide attempt'), ('suicide', 'Suicide'), ('death', 'Death (other cause)'), ('life_threatening', 'Life-threatening condition (not suicide)'), ('symptoms_worse', 'More symptoms'), ('functioning_worse', 'Worse functioning'), ('substance_use_change', 'Change in alcohol or drug use'), ('functioning_better', 'Better functioning'), ('more_hope', 'More hope'), ('recovery_progress', 'Progress in recovery'), ('other', 'Other (see description)')], max_length=20)),
-                ('onset_on', models.DateField(verbose_name='onset date')),
-                ('description', models.TextField(max_length=2000)),
-                ('serious', models.BooleanField(default=False)),
-                ('seriousness', models.JSONField(blank=True, default=list)),
-                ('outcome', models.CharField(choices=[('resolved', 'Resolved'), ('ongoing', 'Ongoing'), ('resolved_with_sequelae', 'Resolved with sequelae'), ('fatal', 'Fatal'), ('unknown', 'Unknown')], max_length=22)),
-                ('relatedness', models.CharField(choices=[('not_judged', 'Not yet judged'), ('not_related', 'Not related'), ('unlikely', 'Unlikely'), ('possible', 'Possible'), ('probable', 'Probable'), ('definite', 'Definite')], default='not_judged', max_length=11)),
-                ('judged_on', models.DateField(blank=True, null=True)),
-                ('entered_at', models.DateTimeField(auto_now_add=True)),
-                ('entered_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('judged_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('participant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='safety_events', to='imrtrial.participant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("adverse", "Adverse event"), ("beneficial", "Beneficial event")],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "category",
+                    models.CharField(
+                        choices=[
+                            ("suicide_attempt", "Suicide attempt"),
+                            ("suicide", "Suicide"),
+                            ("death", "Death (other cause)"),
+                            ("life_threatening", "Life-threatening condition (not suicide)"),
+                            ("symptoms_worse", "More symptoms"),
+                            ("functioning_worse", "Worse functioning"),
+                            ("substance_use_change", "Change in alcohol or drug use"),
+                            ("functioning_better", "Better functioning"),
+                            ("more_hope", "More hope"),
+                            ("recovery_progress", "Progress in recovery"),
+                            ("other", "Other (see description)"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("onset_on", models.DateField(verbose_name="onset date")),
+                ("description", models.TextField(max_length=2000)),
+                ("serious", models.BooleanField(default=False)),
+                ("seriousness", models.JSONField(blank=True, default=list)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("resolved", "Resolved"),
+                            ("ongoing", "Ongoing"),
+                            ("resolved_with_sequelae", "Resolved with sequelae"),
+                            ("fatal", "Fatal"),
+                            ("unknown", "Unknown"),
+                        ],
+                        max_length=22,
+                    ),
+                ),
+                (
+                    "relatedness",
+                    models.CharField(
+                        choices=[
+                            ("not_judged", "Not yet judged"),
+                            ("not_related", "Not related"),
+                            ("unlikely", "Unlikely"),
+                            ("possible", "Possible"),
+                            ("probable", "Probable"),
+                            ("definite", "Definite"),
+                        ],
+                        default="not_judged",
+                        max_length=11,
+                    ),
+                ),
+                ("judged_on", models.DateField(blank=True, null=True)),
+                ("entered_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "entered_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "judged_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "participant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="safety_events",
+                        to="imrtrial.participant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['participant', '-onset_on', '-entered_at', '-pk'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('kind', 'adverse'), models.Q(('serious', False), models.Q(('outcome', 'fatal'), _negated=True)), _connector='OR'), name='safety_beneficial_not_serious_nor_fatal'), models.CheckConstraint(condition=models.Q(models.Q(('judged_by__isnull', True), ('judged_on__isnull', True), ('relatedness', 'not_judged')), models.Q(models.Q(('relatedness', 'not_judged'), _negated=True), ('judged_by__isnull', False), ('judged_on__isnull', False)), _connector='OR'), name='safety_judgement_named_and_dated')],
+                "ordering": ["participant", "-onset_on", "-entered_at", "-pk"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("kind", "adverse"),
+                            models.Q(
+                                ("serious", False), models.Q(("outcome", "fatal"), _negated=True)
+                            ),
+                            _connector="OR",
+                        ),
+                        name="safety_beneficial_not_serious_nor_fatal",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(
+                                ("judged_by__isnull", True),
+                                ("judged_on__isnull", True),
+                                ("relatedness", "not_judged"),
+                            ),
+                            models.Q(
+                                models.Q(("relatedness", "not_judged"), _negated=True),
+                                ("judged_by__isnull", False),
+                                ("judged_on__isnull", False),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="safety_judgement_named_and_dated",
+                    ),
+                ],
             },
         ),
     ]

@@ -191,9 +191,7 @@ def test_a_participant_not_yet_randomized_has_no_events(trial, coordinator, nort
         Role.FIDELITY_RATER,
     ],
 )
-def test_only_unblinded_staff_raters_record_or_judge(
-    imr_participant, case_manager, person, role
-):
+def test_only_unblinded_staff_raters_record_or_judge(imr_participant, case_manager, person, role):
     event = services.record_event(imr_participant, by=case_manager, **an_event())
     other = person(role, None, f"other-{role.value}")
     with pytest.raises(Refused, match="may not record"):
@@ -205,9 +203,7 @@ def test_only_unblinded_staff_raters_record_or_judge(
     assert SafetyEvent.objects.count() == 1 and event.history.count() == 1
 
 
-def test_a_facilitator_may_record_events_as_unblinded_clinical_staff(
-    imr_participant, facilitator
-):
+def test_a_facilitator_may_record_events_as_unblinded_clinical_staff(imr_participant, facilitator):
     """A decision (safety.services): facilitators hold enter_staff_rating and see the arm, as
     case managers do, and were often the case managers of control participants; a harm they
     learn of is theirs to record."""
