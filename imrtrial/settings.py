@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "randomization",
     "assessments",
     "fidelity",
+    "safety",
     "signoff",
     "monitoring",
     "exports",

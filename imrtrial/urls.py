@@ -23,6 +23,7 @@ urlpatterns = [
     path("trials/", include("assessments.urls")),
     path("trials/", include("randomization.urls")),
     path("trials/", include("fidelity.urls")),
+    path("trials/", include("safety.urls")),
     path("trials/", include("signoff.urls")),
     path("trials/", include("monitoring.urls")),
     path("trials/", include("exports.urls")),

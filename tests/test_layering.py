@@ -10,6 +10,7 @@ APPS = [
     "randomization",
     "assessments",
     "fidelity",
+    "safety",
     "signoff",
     "monitoring",
     "exports",

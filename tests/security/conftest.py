@@ -19,6 +19,7 @@ from fidelity import services as imr
 from imrtrial.blinding_words import revealing_words
 from imrtrial.models import AccessLog, Participant, Perm, Role, Timepoint
 from randomization import services as randomization
+from safety import services as safety
 from tests.factories import (
     make_allocation,
     make_person,
@@ -47,7 +48,18 @@ INCIDENT_TEXT = "Juniper: said at the interview that the IMR sessions helped"
 ADVERSE_EVENT_TEXT = "Wisteria: told the IMR group of a hospital stay"
 CHANGE_REASON = "Lilac: corrected after the IMR session"
 VISIT_QUERY_TEXT = "Please confirm the date of this visit."
-UNBLINDED_TEXTS = (WITHDRAWAL_REASON, INCIDENT_TEXT, ADVERSE_EVENT_TEXT, CHANGE_REASON)
+# The case manager's safety event log (safety): the IMR participant's event names the programme,
+# and so does the reason its relatedness was judged again.
+SAFETY_EVENT_TEXT = "Hyacinth: more hope since joining the IMR group"
+SAFETY_REASON = "Hollyhock: the IMR facilitator told more"
+UNBLINDED_TEXTS = (
+    WITHDRAWAL_REASON,
+    INCIDENT_TEXT,
+    ADVERSE_EVENT_TEXT,
+    CHANGE_REASON,
+    SAFETY_EVENT_TEXT,
+    SAFETY_REASON,
+)
 
 
 @dataclass
@@ -236,6 +248,7 @@ def build_world():
             reason=CHANGE_REASON,
         )
         world.extra.setdefault("adverse_event", entry)
+    _safety_events(world, today)
     crf.record_unblinding(
         imr_p,
         users["assessor-north"],
@@ -312,6 +325,32 @@ def build_world():
     ]:
         AccessLog.objects.create(user=user, trial=trial, action=action, target=target)
     return world
+
+
+def _safety_events(world, today):
+    """An event of each arm's North participant, recorded, judged, corrected and judged again
+    by the case manager (world.extra["safety_events"]: IMR side, control side). Only the IMR
+    participant's words name the programme."""
+    case_manager = world.users[Role.CASE_MANAGER]
+    events = []
+    for p, text in ((world.imr, SAFETY_EVENT_TEXT), (world.tau, "More hope at home")):
+        event = safety.record_event(
+            p,
+            by=case_manager,
+            kind="beneficial",
+            category="more_hope",
+            onset_on=today - datetime.timedelta(days=10),
+            description=text,
+            outcome="ongoing",
+        )
+        safety.judge_relatedness(event, by=case_manager, relatedness="possible", judged_on=today)
+        safety.correct_event(event, by=case_manager, reason="typo", outcome="resolved")
+        reason = SAFETY_REASON if p == world.imr else "Looked again"
+        safety.judge_relatedness(
+            event, by=case_manager, relatedness="probable", judged_on=today, reason=reason
+        )
+        events.append(event)
+    world.extra["safety_events"] = tuple(events)
 
 
 @pytest.fixture

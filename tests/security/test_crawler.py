@@ -53,7 +53,13 @@ WORDS = PAGE_WORDS
 # diagram and its table), the same words for both arms; the word elsewhere still counts.
 CONSORT_STAGE = re.compile(r"^\s*Allocation(?:, follow-up and analysis)?\s*$", re.M)
 # Links to pages only the unblinded may open.
-UNBLINDED_LINKS = ["/imr-groups/", "/allocations/", "/desk/result/", "/randomization/allocation/"]
+UNBLINDED_LINKS = [
+    "/imr-groups/",
+    "/allocations/",
+    "/desk/result/",
+    "/randomization/allocation/",
+    "/safety-events/",
+]
 
 
 def problems_in(html, facts, arm_codes=()):
@@ -234,6 +240,7 @@ def values_for(world):
         "membership_pk": [(world.membership.pk,) * 2],
         "session_pk": [(world.session.pk,) * 2],
         "assessment_pk": [(world.assessment.pk,) * 2],
+        "event_pk": [tuple(e.pk for e in world.extra["safety_events"])],
         "query_pk": [
             tuple(q.pk for q in world.extra["visit_queries"]),
             tuple(q.pk for q in world.extra["item_queries"]),
@@ -319,7 +326,7 @@ def _combinations(pools):
     return combos
 
 
-UNBLINDED_NAMESPACES = {"randomization", "fidelity"}
+UNBLINDED_NAMESPACES = {"randomization", "fidelity", "safety"}
 UNBLINDED_ADMIN = {
     "randomization/allocation",
     "fidelity/imrgroup",

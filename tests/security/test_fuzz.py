@@ -41,6 +41,7 @@ GET_ONLY = {
     "fidelity:groups",
     "fidelity:group",
     "fidelity:report",
+    "safety:events",  # the event log; its forms post to event_new, event_correct, event_judge
     # Reports and an export's progress page and download: GET only (require_safe / no form).
     "exports:reports",
     "exports:report_consort",
@@ -93,6 +94,7 @@ POSTERS = [
     Role.KEY_HOLDER,
     Role.INVESTIGATOR,  # the signing forms
     Role.MONITOR,
+    Role.CASE_MANAGER,  # the safety event log's forms
     None,  # signed out: the login form
 ]
 # Rows these tables gain on any request, saved or not: sessions, login attempts, the access log
