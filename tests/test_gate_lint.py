@@ -23,6 +23,7 @@ APPS = [
     "fidelity",
     "signoff",
     "monitoring",
+    "registers",
     "exports",
     "quality",
     "api",

@@ -12,6 +12,7 @@ APPS = [
     "fidelity",
     "signoff",
     "monitoring",
+    "registers",
     "exports",
     "quality",
     "api",

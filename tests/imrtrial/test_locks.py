@@ -24,9 +24,11 @@ from randomization import services as randomization
 from randomization.models import Screening
 from tests.factories import (
     default_levels,
+    import_register_rows,
     make_allocation,
     make_ready_participant,
     make_signature,
+    year_before_baseline,
     yes_to_all,
 )
 from tests.security.conftest import build_world
@@ -97,7 +99,7 @@ class Calls:
 
     def participants(self):
         w = self.world
-        return [w.imr, w.tau, w.extra["ready"], self.joiner]
+        return [w.imr, w.tau, w.extra["ready"], self.joiner, w.south_tau]
 
     def table(self):
         w, today = self.world, self.today
@@ -234,12 +236,26 @@ class Calls:
             "monitoring.mark_source_verified": lambda: mark_source_verified(
                 gaf, by=self.users[Role.MONITOR], checked_on=today
             ),
+            # South's participant has no register data yet (the world's are North's).
+            "registers.import_rows": lambda: import_register_rows(
+                w.extra["register_dataset"],
+                [(w.south_tau.participant_id, *year_before_baseline(w.south_tau), 1, 3)],
+                by=self.dm,
+            ),
         }
 
 
 def snapshot():
     """Row counts of every clinical table (and its history): what a refused write must leave."""
-    labels = {"imrtrial", "randomization", "assessments", "fidelity", "signoff", "monitoring"}
+    labels = {
+        "imrtrial",
+        "randomization",
+        "assessments",
+        "fidelity",
+        "signoff",
+        "monitoring",
+        "registers",
+    }
     return {
         m._meta.label: m._default_manager.count()
         for m in apps.get_models()
