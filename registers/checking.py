@@ -219,11 +219,12 @@ def _value(variable, text, reasons):
 
 def _match(dataset, parsed, report):
     found = _participants(dataset, {key for _, key, *_ in parsed})
-    anchors = _anchors(dataset, [p[0] for p in found.values() if p])
+    pks = [p[0] for p in found.values() if isinstance(p, tuple)]
+    anchors = _anchors(dataset, pks)
     imported = {
         (pk, start, end): (batch, at)
         for pk, start, end, batch, at in RegisterRecord.objects.filter(
-            dataset=dataset, participant__in=[p[0] for p in found.values() if p]
+            dataset=dataset, participant__in=pks
         ).values_list("participant", "period_start", "period_end", "batch", "batch__at")
     }
     seen = {}
