@@ -13,7 +13,10 @@ class RegisterFileForm(forms.Form):
         help_text="Checked whole before anything is stored. At most 2 MB.",
     )
     action = forms.ChoiceField(
-        choices=[(CHECK, "Check"), (IMPORT, "Import")], initial=CHECK, widget=forms.HiddenInput
+        choices=[(CHECK, "Check"), (IMPORT, "Import")],
+        initial=CHECK,
+        required=False,  # none given: a check
+        widget=forms.HiddenInput,
     )
     # The checksum of the file the dry run reported on: an import takes that file only.
     checked = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
