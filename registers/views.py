@@ -42,7 +42,17 @@ def dataset_list(request, trial_key):
 def batch_list(request, trial_key, dataset):
     trial = _trial(request, trial_key)
     found = _dataset(trial, dataset)
-    batches = found.batches.select_related("by")
+    # A batch is the whole trial's: its author and reason are shown as any trial-level free text
+    # is (imrtrial.access.text_for), in case the importer is unblinded somewhere.
+    batches = [
+        (
+            batch,
+            access.author_label(request.user, batch.by, trial, None),
+            access.text_for(request.user, batch.reason, batch.by, trial, None),
+            access.text_for(request.user, batch.file_name, batch.by, trial, None),
+        )
+        for batch in found.batches.select_related("by")
+    ]
     return render(
         request,
         "registers/batch_list.html",

@@ -132,3 +132,25 @@ def test_the_register_pages_are_the_same_whatever_the_arms(
     Allocation.objects.bulk_update([a, b], ["arm"])
     assert seen() == before
     assert "already imported" in before[2]
+
+
+def test_an_unblinded_importers_name_and_reason_are_withheld_from_a_blinded_reader(
+    client, hospital, randomized, trial, data_manager
+):
+    from imrtrial.access import NEUTRAL_AUTHOR, TEXT_WITHHELD
+    from tests.factories import grant
+
+    importer = make_person(trial, Role.DATA_MANAGER, username="dm-and-key-holder")
+    grant(importer, trial, Role.KEY_HOLDER)
+    a = randomized()
+    import_register_rows(
+        hospital,
+        [(a.participant_id, *year_before_baseline(a), 1, 1)],
+        by=importer,
+        reason="Quince: the IMR arm's extract",
+    )
+    client.force_login(data_manager)
+    page = client.get(reverse("registers:batches", args=[trial.key, hospital.code]))
+    text = page.content.decode()
+    assert "Quince" not in text and "dm-and-key-holder" not in text
+    assert TEXT_WITHHELD in text and NEUTRAL_AUTHOR in text
