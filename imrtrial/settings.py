@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "imrtrial",
     "randomization",
     "assessments",
+    "registers",
     "fidelity",
     "safety",
     "signoff",

@@ -28,6 +28,7 @@ urlpatterns = [
     path("trials/", include("monitoring.urls")),
     path("trials/", include("exports.urls")),
     path("trials/", include("quality.urls")),
+    path("trials/", include("registers.urls")),
     path("", include("staff.urls")),
     path("admin/", admin.site.urls),
 ]

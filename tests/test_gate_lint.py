@@ -24,6 +24,7 @@ APPS = [
     "safety",
     "signoff",
     "monitoring",
+    "registers",
     "exports",
     "quality",
     "api",
@@ -59,6 +60,8 @@ REVEALING_ALLOWED = {
     "tests/factories.py",  # builds allocations for tests of who may see them
     "tests/assessments/test_dashboard.py",  # swaps two arms: the dashboard does not change
     "tests/quality/test_pages.py",  # swaps two arms: the rules page does not change
+    "tests/registers/test_pages.py",  # swaps two arms: the register pages do not change
+    "tests/registers/test_export_and_config.py",  # swaps two arms: nor do their export files
     "tests/imrtrial/test_audit.py",  # proves allocation rows cannot be deleted
     "tests/faults/scenario_redis_outage.py",  # attendance reminders survive a Redis outage
     "tests/browser/test_attendance.py",  # a facilitator logs attendance in a browser

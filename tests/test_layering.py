@@ -13,6 +13,7 @@ APPS = [
     "safety",
     "signoff",
     "monitoring",
+    "registers",
     "exports",
     "quality",
     "api",

@@ -25,9 +25,11 @@ from randomization.models import Screening
 from safety import services as safety
 from tests.factories import (
     default_levels,
+    import_register_rows,
     make_allocation,
     make_ready_participant,
     make_signature,
+    year_before_baseline,
     yes_to_all,
 )
 from tests.security.conftest import build_world
@@ -110,7 +112,15 @@ class Calls:
 
     def participants(self):
         w = self.world
-        return [w.imr, w.tau, w.extra["ready"], self.joiner, self.excluded, self.deceased]
+        return [
+            w.imr,
+            w.tau,
+            w.extra["ready"],
+            self.joiner,
+            self.excluded,
+            self.deceased,
+            w.south_tau,
+        ]
 
     def table(self):
         w, today = self.world, self.today
@@ -280,6 +290,12 @@ class Calls:
                 judged_on=today,
                 reason="looked again",
             ),
+            # South's participant has no register data yet (the world's are North's).
+            "registers.import_rows": lambda: import_register_rows(
+                w.extra["register_dataset"],
+                [(w.south_tau.participant_id, *year_before_baseline(w.south_tau), 1, 3)],
+                by=self.dm,
+            ),
         }
 
 
@@ -293,6 +309,7 @@ def snapshot():
         "safety",
         "signoff",
         "monitoring",
+        "registers",
     }
     return {
         m._meta.label: m._default_manager.count()

@@ -19,12 +19,15 @@ from fidelity import services as imr
 from imrtrial.blinding_words import revealing_words
 from imrtrial.models import AccessLog, Participant, Perm, Role, Timepoint
 from randomization import services as randomization
+from registers.config import add_dataset as add_register_dataset
 from safety import services as safety
 from tests.factories import (
+    import_register_rows,
     make_allocation,
     make_person,
     make_ready_participant,
     make_trial,
+    year_before_baseline,
     yes_to_all,
 )
 
@@ -311,6 +314,15 @@ def build_world():
             **consent,
         )
     world.extra["ready"] = make_ready_participant(trial, desk, site=north)
+    # Register data (registers): the Dutch hospitalisation dataset, the same values for a
+    # participant of each arm in the year before baseline; none yet for South's.
+    dataset = add_register_dataset(trial, "nl_hospitalisation")
+    import_register_rows(
+        dataset,
+        [(p.participant_id, *year_before_baseline(p), 2, 10) for p in (imr_p, tau_p)],
+        by=users[Role.DATA_MANAGER],
+    )
+    world.extra["register_dataset"] = dataset
     # A data manager's API token: its revoke form is on the pages (account, trial administrator).
     world.extra["api_token"] = api_tokens.create_token(
         users[Role.DATA_MANAGER], trial, name="R script", permissions=[Perm.EXPORT_BLINDED], days=30

@@ -253,6 +253,7 @@ def values_for(world):
         "site_pk": [(world.trial.sites.order_by("pk").first().pk,) * 2],
         "timepoint_pk": [(world.trial.timepoints.order_by("pk").first().pk,) * 2],
         "token": [("not-a-token",) * 2],
+        "dataset": [(world.extra["register_dataset"].code,) * 2],
     }
 
 
@@ -394,6 +395,9 @@ REACHES = {
         "/lock/",
         "/sdv/",
         "/reports/blinding/",  # the assessors' guesses, pooled
+        "/registers/",  # register data (home page): the datasets, a dataset's batches, import
+        "/registers/nl_hospitalisation/",
+        "/registers/nl_hospitalisation/import/",
         *_ADMIN,
     ],
     Role.STATISTICIAN: ["/admin/auth/user/", "/reports/blinding/"],

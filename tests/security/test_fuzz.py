@@ -53,6 +53,8 @@ GET_ONLY = {
     "exports:report_blinding",
     "exports:detail",
     "exports:download",
+    "registers:datasets",  # a list; its links lead to the batches and the import form
+    "registers:batches",  # a list; the import form is fuzzed as registers:import
     "quality:rules",  # the rules; its Run now form posts to quality:run_now
     "signoff:signatures",  # a list; its pages' forms post to sign_casebook and sign_visit
     "two_factor:staff",  # a list; its reset form is fuzzed as two_factor:reset
