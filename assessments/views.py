@@ -104,6 +104,8 @@ def participant_detail(request, trial_key, participant_id):
         "death": Death.objects.filter(participant=participant).first(),
         "follow_up_ended": participant.status in Participant.FOLLOW_UP_ENDED,
         "may_lock": access.has(request.user, Perm.VERIFY_FORMS, trial, participant.site),
+        # The safety event log (safety.views) opens to whoever may see allocation data here.
+        "may_see_safety_events": unblinded,
     }
     if context["may_lock"] and participant.casebook_locked_at is None:
         context["casebook_blockers"] = services.lock_blockers(trial, participant)

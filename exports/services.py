@@ -15,7 +15,7 @@ from imrtrial.errors import Refused
 from imrtrial.models import AccessLog, Perm
 
 from . import dataset as blinded
-from . import released, writers
+from . import register_data, released, writers
 from .models import ExportRun
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,19 @@ Visit status is as of the export date.
 """
 
 
+REGISTER_NOTES = """
+Register data (periods of a participant's life, not visits) are in their own files, one per
+dataset: <name>-register-<dataset>.csv with its codebook; a row per participant and period,
+joined to the main file by participant_id. They are in the CSV export only.
+"""
+
+
+def register_tables(run):
+    """The register data tables of a blinded export, of the sites its requester exports."""
+    sites = access.sites_where(run.requested_by, Perm.EXPORT_BLINDED, run.trial)
+    return register_data.register_tables(run.trial, sites)
+
+
 def build(run_pk):
     """Write the export's file, record its rows and checksum. Safe to run twice: a run already
     done is left alone."""
@@ -138,9 +151,12 @@ def build(run_pk):
                 when=timezone.localtime().strftime("%Y-%m-%d %H:%M"),
                 user=run.requested_by.get_username(),
             )
+            tables = register_tables(run) if not run.unblinded else []
+            if tables:
+                notes += REGISTER_NOTES
             with open(partial, "wb") as out:
                 rows = writers.write_csv_bundle(
-                    data, out, stem=path.stem, notes=notes, progress=progress
+                    data, out, stem=path.stem, notes=notes, progress=progress, tables=tables
                 )
         elif run.format == ExportRun.Format.SAV:
             rows = writers.write_sav(data, partial, file_label=label, progress=progress)

@@ -1,7 +1,8 @@
-from . import report_views, views
+from . import blinding_views, report_views, views
 
 app_name = "exports"
 urlpatterns = [
     *views.urlpatterns,
     *report_views.urlpatterns,
+    *blinding_views.urlpatterns,
 ]

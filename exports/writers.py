@@ -87,21 +87,35 @@ def codebook_rows(dataset):
         ]
 
 
-def write_csv_bundle(dataset, out, *, stem, notes="", progress=None):
-    """A zip holding <stem>.csv, <stem>-codebook.csv and README.txt, written to binary `out`."""
+def write_csv_bundle(dataset, out, *, stem, notes="", progress=None, tables=()):
+    """A zip holding <stem>.csv, <stem>-codebook.csv and README.txt, written to binary `out`;
+    and for each (suffix, table) of `tables` (register data: exports.register_data),
+    <stem>-<suffix>.csv with its own codebook. Returns the main dataset's rows."""
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-        with bundle.open(f"{stem}.csv", "w", force_zip64=True) as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-            n = write_csv(dataset, text, progress=progress)
-            text.flush()
-            text.detach()
-        codebook = io.StringIO()
-        csv.writer(codebook, lineterminator="\n").writerows(
-            [[safe_text(str(cell)) for cell in row] for row in codebook_rows(dataset)]
-        )
-        bundle.writestr(f"{stem}-codebook.csv", codebook.getvalue())
+        n = _write_csv_member(bundle, f"{stem}.csv", dataset, progress)
+        _write_codebook(bundle, f"{stem}-codebook.csv", dataset)
+        for suffix, table in tables:
+            _write_csv_member(bundle, f"{stem}-{suffix}.csv", table, None)
+            _write_codebook(bundle, f"{stem}-{suffix}-codebook.csv", table)
         bundle.writestr("README.txt", notes)
     return n
+
+
+def _write_csv_member(bundle, name, dataset, progress):
+    with bundle.open(name, "w", force_zip64=True) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        n = write_csv(dataset, text, progress=progress)
+        text.flush()
+        text.detach()
+    return n
+
+
+def _write_codebook(bundle, name, dataset):
+    codebook = io.StringIO()
+    csv.writer(codebook, lineterminator="\n").writerows(
+        [[safe_text(str(cell)) for cell in row] for row in codebook_rows(dataset)]
+    )
+    bundle.writestr(name, codebook.getvalue())
 
 
 # --- SPSS and Stata --------------------------------------------------------------------------

@@ -417,6 +417,19 @@ def may_see_reports_by_code(user, trial, sites):
     return all(has(user, Perm.EXPORT_BLINDED, trial, site) for site in sites)
 
 
+def may_see_blinding_index(user, trial, sites):
+    """Bang's blinding index per arm (exports.blinding): arm-level, so only for a user who may
+    see reports by arm at every site in scope, and only once the trial's results are out: after
+    the database lock for the key holder (who releases the key then), after unblinding for
+    everyone else unblinded there (the statistician; the unblinded site staff too). Before, an
+    index that moves with each guess recorded is an interim look at the blind that nobody
+    needs, and that an unblinded reader could pass on to the assessors. Everyone who sees
+    reports sees the pooled guess rates, which say nothing of who guessed right."""
+    if not may_see_reports_by_arm(user, trial, sites):
+        return False
+    return trial.is_unblinded or may_see_allocation_key(user, trial)
+
+
 def may_open_exports(user, trial):
     """The exports page, and the link to it: the blinded dataset, or the key holder's release
     after lock."""

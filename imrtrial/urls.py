@@ -23,10 +23,12 @@ urlpatterns = [
     path("trials/", include("assessments.urls")),
     path("trials/", include("randomization.urls")),
     path("trials/", include("fidelity.urls")),
+    path("trials/", include("safety.urls")),
     path("trials/", include("signoff.urls")),
     path("trials/", include("monitoring.urls")),
     path("trials/", include("exports.urls")),
     path("trials/", include("quality.urls")),
+    path("trials/", include("registers.urls")),
     path("", include("staff.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -26,7 +26,9 @@ _WORK = {
     Role.INVESTIGATOR: ["Sign your participants' casebooks."],
     Role.CASE_MANAGER: [
         "Enter the staff ratings of your site's participants: the clinician IMR scale,"
-        " substance use and adverse events."
+        " substance use and adverse events.",
+        "Keep each participant's safety event log (from their page): adverse and beneficial"
+        " events, and how they relate to the trial intervention.",
     ],
 }
 

@@ -228,3 +228,28 @@ def make_signature(participant, visit=None, *, by, password="correct-horse-batte
     proof = services.reauthenticate(RequestFactory().post("/"), by, password, token)
     seen = services.current_digest(participant, visit)
     return services.sign(participant, visit, by=by, proof=proof, seen=seen)
+
+
+def year_before_baseline(participant):
+    """(first, last) day of the year before the participant's baseline: the period of the
+    Dutch hospitalisation dataset's first row (registers.presets)."""
+    import datetime
+
+    day = participant.baseline_completed_on
+    return day - datetime.timedelta(days=365), day - datetime.timedelta(days=1)
+
+
+def register_file(dataset, rows, *, header=None):
+    """A register CSV of `dataset` (bytes): a row per tuple (key, start, end, *values)."""
+    lines = [",".join(header or dataset.columns)]
+    lines += [",".join(str(cell) for cell in row) for row in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def import_register_rows(dataset, rows, *, by, reason="hospital records"):
+    """Check and import a register file through the real services; the batch."""
+    from registers import checking, services
+
+    report = checking.check_file(dataset, register_file(dataset, rows), "records.csv")
+    assert report.ok, (report.file_problems, report.malformed, report.unmatched, report.duplicates)
+    return services.import_rows(report, by=by, reason=reason)

@@ -22,11 +22,14 @@ from monitoring.services import mark_source_verified
 from quality.services import system_account
 from randomization import services as randomization
 from randomization.models import Screening
+from safety import services as safety
 from tests.factories import (
     default_levels,
+    import_register_rows,
     make_allocation,
     make_ready_participant,
     make_signature,
+    year_before_baseline,
     yes_to_all,
 )
 from tests.security.conftest import build_world
@@ -109,7 +112,15 @@ class Calls:
 
     def participants(self):
         w = self.world
-        return [w.imr, w.tau, w.extra["ready"], self.joiner, self.excluded, self.deceased]
+        return [
+            w.imr,
+            w.tau,
+            w.extra["ready"],
+            self.joiner,
+            self.excluded,
+            self.deceased,
+            w.south_tau,
+        ]
 
     def table(self):
         w, today = self.world, self.today
@@ -121,6 +132,7 @@ class Calls:
             trial=w.trial, consent_date__isnull=False, participant__isnull=True
         ).first()
         scores = dict.fromkeys(range(1, 11), 4)
+        tau_event = w.extra["safety_events"][1]
         return {
             "assessments.save_entry": lambda: crf.save_entry(
                 tau_post, "gaf_f", {"gaf_f": "60"}, by=self.assessor, kind="single"
@@ -257,12 +269,48 @@ class Calls:
             "monitoring.mark_source_verified": lambda: mark_source_verified(
                 gaf, by=self.users[Role.MONITOR], checked_on=today
             ),
+            "safety.record_event": lambda: safety.record_event(
+                w.tau,
+                by=self.users[Role.CASE_MANAGER],
+                kind="adverse",
+                category="suicide_attempt",
+                onset_on=today,
+                description="Overdose, seen in the emergency room",
+                serious=True,
+                seriousness=["hospitalisation"],
+                outcome="resolved",
+            ),
+            "safety.correct_event": lambda: safety.correct_event(
+                tau_event, by=self.users[Role.CASE_MANAGER], reason="misread", outcome="ongoing"
+            ),
+            "safety.judge_relatedness": lambda: safety.judge_relatedness(
+                tau_event,
+                by=self.users[Role.CASE_MANAGER],
+                relatedness="unlikely",
+                judged_on=today,
+                reason="looked again",
+            ),
+            # South's participant has no register data yet (the world's are North's).
+            "registers.import_rows": lambda: import_register_rows(
+                w.extra["register_dataset"],
+                [(w.south_tau.participant_id, *year_before_baseline(w.south_tau), 1, 3)],
+                by=self.dm,
+            ),
         }
 
 
 def snapshot():
     """Row counts of every clinical table (and its history): what a refused write must leave."""
-    labels = {"imrtrial", "randomization", "assessments", "fidelity", "signoff", "monitoring"}
+    labels = {
+        "imrtrial",
+        "randomization",
+        "assessments",
+        "fidelity",
+        "safety",
+        "signoff",
+        "monitoring",
+        "registers",
+    }
     return {
         m._meta.label: m._default_manager.count()
         for m in apps.get_models()

@@ -19,11 +19,15 @@ from fidelity import services as imr
 from imrtrial.blinding_words import revealing_words
 from imrtrial.models import AccessLog, Participant, Perm, Role, Timepoint
 from randomization import services as randomization
+from registers.config import add_dataset as add_register_dataset
+from safety import services as safety
 from tests.factories import (
+    import_register_rows,
     make_allocation,
     make_person,
     make_ready_participant,
     make_trial,
+    year_before_baseline,
     yes_to_all,
 )
 
@@ -47,7 +51,18 @@ INCIDENT_TEXT = "Juniper: said at the interview that the IMR sessions helped"
 ADVERSE_EVENT_TEXT = "Wisteria: told the IMR group of a hospital stay"
 CHANGE_REASON = "Lilac: corrected after the IMR session"
 VISIT_QUERY_TEXT = "Please confirm the date of this visit."
-UNBLINDED_TEXTS = (WITHDRAWAL_REASON, INCIDENT_TEXT, ADVERSE_EVENT_TEXT, CHANGE_REASON)
+# The case manager's safety event log (safety): the IMR participant's event names the programme,
+# and so does the reason its relatedness was judged again.
+SAFETY_EVENT_TEXT = "Hyacinth: more hope since joining the IMR group"
+SAFETY_REASON = "Hollyhock: the IMR facilitator told more"
+UNBLINDED_TEXTS = (
+    WITHDRAWAL_REASON,
+    INCIDENT_TEXT,
+    ADVERSE_EVENT_TEXT,
+    CHANGE_REASON,
+    SAFETY_EVENT_TEXT,
+    SAFETY_REASON,
+)
 
 
 @dataclass
@@ -158,6 +173,9 @@ def build_world():
         crf.assign_assessor(
             p.visits.get(timepoint__code="post"), assessor, by=users[Role.DATA_MANAGER]
         )
+        # The assessor guesses B for both, right for one arm and wrong for the other: the
+        # blinding report's index by arm tells them apart, its pooled rates do not.
+        crf.record_guess(p.visits.get(timepoint__code="post"), "B", by=assessor)
     world.staff_entry = crf.save_entry(
         imr_p.visits.get(timepoint__code="baseline"),
         "imrs_s",
@@ -233,6 +251,7 @@ def build_world():
             reason=CHANGE_REASON,
         )
         world.extra.setdefault("adverse_event", entry)
+    _safety_events(world, today)
     crf.record_unblinding(
         imr_p,
         users["assessor-north"],
@@ -295,6 +314,15 @@ def build_world():
             **consent,
         )
     world.extra["ready"] = make_ready_participant(trial, desk, site=north)
+    # Register data (registers): the Dutch hospitalisation dataset, the same values for a
+    # participant of each arm in the year before baseline; none yet for South's.
+    dataset = add_register_dataset(trial, "nl_hospitalisation")
+    import_register_rows(
+        dataset,
+        [(p.participant_id, *year_before_baseline(p), 2, 10) for p in (imr_p, tau_p)],
+        by=users[Role.DATA_MANAGER],
+    )
+    world.extra["register_dataset"] = dataset
     # A data manager's API token: its revoke form is on the pages (account, trial administrator).
     world.extra["api_token"] = api_tokens.create_token(
         users[Role.DATA_MANAGER], trial, name="R script", permissions=[Perm.EXPORT_BLINDED], days=30
@@ -309,6 +337,32 @@ def build_world():
     ]:
         AccessLog.objects.create(user=user, trial=trial, action=action, target=target)
     return world
+
+
+def _safety_events(world, today):
+    """An event of each arm's North participant, recorded, judged, corrected and judged again
+    by the case manager (world.extra["safety_events"]: IMR side, control side). Only the IMR
+    participant's words name the programme."""
+    case_manager = world.users[Role.CASE_MANAGER]
+    events = []
+    for p, text in ((world.imr, SAFETY_EVENT_TEXT), (world.tau, "More hope at home")):
+        event = safety.record_event(
+            p,
+            by=case_manager,
+            kind="beneficial",
+            category="more_hope",
+            onset_on=today - datetime.timedelta(days=10),
+            description=text,
+            outcome="ongoing",
+        )
+        safety.judge_relatedness(event, by=case_manager, relatedness="possible", judged_on=today)
+        safety.correct_event(event, by=case_manager, reason="typo", outcome="resolved")
+        reason = SAFETY_REASON if p == world.imr else "Looked again"
+        safety.judge_relatedness(
+            event, by=case_manager, relatedness="probable", judged_on=today, reason=reason
+        )
+        events.append(event)
+    world.extra["safety_events"] = tuple(events)
 
 
 @pytest.fixture

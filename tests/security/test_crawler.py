@@ -53,7 +53,13 @@ WORDS = PAGE_WORDS
 # diagram and its table), the same words for both arms; the word elsewhere still counts.
 CONSORT_STAGE = re.compile(r"^\s*Allocation(?:, follow-up and analysis)?\s*$", re.M)
 # Links to pages only the unblinded may open.
-UNBLINDED_LINKS = ["/imr-groups/", "/allocations/", "/desk/result/", "/randomization/allocation/"]
+UNBLINDED_LINKS = [
+    "/imr-groups/",
+    "/allocations/",
+    "/desk/result/",
+    "/randomization/allocation/",
+    "/safety-events/",
+]
 
 
 def problems_in(html, facts, arm_codes=()):
@@ -234,6 +240,7 @@ def values_for(world):
         "membership_pk": [(world.membership.pk,) * 2],
         "session_pk": [(world.session.pk,) * 2],
         "assessment_pk": [(world.assessment.pk,) * 2],
+        "event_pk": [tuple(e.pk for e in world.extra["safety_events"])],
         "query_pk": [
             tuple(q.pk for q in world.extra["visit_queries"]),
             tuple(q.pk for q in world.extra["item_queries"]),
@@ -246,6 +253,7 @@ def values_for(world):
         "site_pk": [(world.trial.sites.order_by("pk").first().pk,) * 2],
         "timepoint_pk": [(world.trial.timepoints.order_by("pk").first().pk,) * 2],
         "token": [("not-a-token",) * 2],
+        "dataset": [(world.extra["register_dataset"].code,) * 2],
     }
 
 
@@ -319,7 +327,7 @@ def _combinations(pools):
     return combos
 
 
-UNBLINDED_NAMESPACES = {"randomization", "fidelity"}
+UNBLINDED_NAMESPACES = {"randomization", "fidelity", "safety"}
 UNBLINDED_ADMIN = {
     "randomization/allocation",
     "fidelity/imrgroup",
@@ -386,9 +394,13 @@ REACHES = {
         "/queue/",
         "/lock/",
         "/sdv/",
+        "/reports/blinding/",  # the assessors' guesses, pooled
+        "/registers/",  # register data (home page): the datasets, a dataset's batches, import
+        "/registers/nl_hospitalisation/",
+        "/registers/nl_hospitalisation/import/",
         *_ADMIN,
     ],
-    Role.STATISTICIAN: ["/admin/auth/user/"],
+    Role.STATISTICIAN: ["/admin/auth/user/", "/reports/blinding/"],
     Role.MONITOR: [
         "/participants/",
         "/visits/",
@@ -503,6 +515,21 @@ def test_a_planted_fact_is_caught(client, world):
     found = problems_in(page, world.revealing_texts())
     assert ("fact", world.group.name) in found and ("link", "/imr-groups/") in found
     assert problems_in("<p>Absent at 3 sessions</p>", set())
+
+
+def test_the_blinding_index_by_arm_would_be_caught(client, world):
+    """The check can fail on the blinding report: the index the key holder sees after lock
+    names the arms, the pooled page a blinded reader sees does not."""
+    url = f"/trials/{world.trial.key}/reports/blinding/"
+    client.force_login(world.users[Role.DATA_MANAGER])
+    pooled = client.get(url).content.decode()
+    assert "Visits with a guess" in pooled
+    assert problems_in(pooled, world.revealing_texts()) == []
+    Trial.objects.filter(pk=world.trial.pk).update(status=Trial.Status.LOCKED)
+    client.force_login(world.users[Role.KEY_HOLDER])
+    by_arm = client.get(url).content.decode()
+    labels = {arm.label for arm in world.trial.arms.all()}
+    assert labels <= {fact for _, fact in problems_in(by_arm, world.revealing_texts())}
 
 
 def test_a_user_of_one_site_never_reaches_another_sites_participant(client, world):

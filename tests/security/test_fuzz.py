@@ -41,6 +41,7 @@ GET_ONLY = {
     "fidelity:groups",
     "fidelity:group",
     "fidelity:report",
+    "safety:events",  # the event log; its forms post to event_new, event_correct, event_judge
     # Reports and an export's progress page and download: GET only (require_safe / no form).
     "exports:reports",
     "exports:report_consort",
@@ -49,8 +50,11 @@ GET_ONLY = {
     "exports:report_follow_up",
     "exports:report_completeness",
     "exports:report_fidelity",
+    "exports:report_blinding",
     "exports:detail",
     "exports:download",
+    "registers:datasets",  # a list; its links lead to the batches and the import form
+    "registers:batches",  # a list; the import form is fuzzed as registers:import
     "quality:rules",  # the rules; its Run now form posts to quality:run_now
     "signoff:signatures",  # a list; its pages' forms post to sign_casebook and sign_visit
     "two_factor:staff",  # a list; its reset form is fuzzed as two_factor:reset
@@ -92,6 +96,7 @@ POSTERS = [
     Role.KEY_HOLDER,
     Role.INVESTIGATOR,  # the signing forms
     Role.MONITOR,
+    Role.CASE_MANAGER,  # the safety event log's forms
     None,  # signed out: the login form
 ]
 # Rows these tables gain on any request, saved or not: sessions, login attempts, the access log

@@ -1,0 +1,7 @@
+"""The register pages' link on the home page (imrtrial.home), with the pages' own rule."""
+
+from imrtrial.home import Link, register
+
+from .services import may_open
+
+register(Link("Register data", "registers:datasets", may_open, order=46))

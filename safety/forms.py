@@ -1,0 +1,61 @@
+"""The event log's forms. They check what a form can (choices, dates, lengths); the services
+check the event whole (safety.services._checked), and their refusal is shown on the form."""
+
+from django import forms
+
+from imrtrial.forms import PastDateField
+
+from .models import SafetyEvent as E
+
+
+def _category_choices():
+    """Grouped by kind, "Other" once at the end (it belongs to both kinds)."""
+    groups = [
+        (E.Kind(kind).label, [(c.value, c.label) for c in cats if c != E.Category.OTHER])
+        for kind, cats in E.CATEGORIES.items()
+    ]
+    return [("", "Choose a category"), *groups, (E.Category.OTHER.value, E.Category.OTHER.label)]
+
+
+class EventForm(forms.Form):
+    kind = forms.ChoiceField(choices=E.Kind.choices, widget=forms.RadioSelect)
+    category = forms.ChoiceField(choices=_category_choices)
+    onset_on = PastDateField(label="Onset date")
+    description = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=E._meta.get_field("description").max_length,
+        help_text="What happened, and what was done.",
+    )
+    serious = forms.BooleanField(required=False, label="Serious adverse event")
+    seriousness = forms.MultipleChoiceField(
+        choices=E.Seriousness.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Seriousness criteria (serious adverse events only)",
+    )
+    outcome = forms.ChoiceField(choices=[("", "Choose an outcome"), *E.Outcome.choices])
+
+    def clean(self):
+        data = super().clean()
+        kind, category = data.get("kind"), data.get("category")
+        if kind and category and category not in E.CATEGORIES[E.Kind(kind)]:
+            self.add_error("category", f"Choose a category of {E.Kind(kind).label.lower()}s.")
+        return data
+
+
+class CorrectionForm(EventForm):
+    reason = forms.CharField(max_length=500, label="Reason for the correction")
+
+
+class JudgementForm(forms.Form):
+    relatedness = forms.ChoiceField(
+        choices=[c for c in E.Relatedness.choices if c[0] != E.Relatedness.NOT_JUDGED],
+        widget=forms.RadioSelect,
+        label="Relatedness to the trial intervention",
+    )
+    judged_on = PastDateField(label="Judged on")
+    reason = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Reason (needed when changing an earlier judgement)",
+    )
