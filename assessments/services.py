@@ -794,7 +794,11 @@ def withdraw(participant, level, *, by, reason, withdrawn_on):
         recorded_by=by,
         erased=erased,
     )
-    if level >= Withdrawal.Level.FOLLOW_UP:
+    # A participant already excluded or dead keeps that status: their follow-up ended first.
+    if level >= Withdrawal.Level.FOLLOW_UP and participant.status not in (
+        Participant.Status.EXCLUDED,
+        Participant.Status.DIED,
+    ):
         participant.status = Participant.Status.WITHDRAWN
         attribute(participant, by=by, reason=f"withdrawal level {level}: {reason}").save(
             update_fields=["status"]

@@ -138,7 +138,7 @@ def _visits(trial, pks, timepoints):
         )
     }
     for participant in Participant.objects.filter(pk__in=pks).only(
-        "pk", "created_at", "randomized_on"
+        "pk", "created_at", "randomized_on", "baseline_completed_on"
     ):
         for timepoint in timepoints:
             if (participant.pk, timepoint.pk) in found:

@@ -212,3 +212,18 @@ def test_a_visit_anchored_on_the_baseline_date_is_dated_when_the_baseline_is_don
     )
     post = visit(participant, "post")
     assert post.target_date == today() + 90 * DAY
+
+
+def test_a_consent_withdrawal_after_a_death_keeps_the_participant_dead(world):
+    """Level 3 after a death erases the data as asked, but the status says why follow-up
+    ended first: the death."""
+    _, participant, desk_user, _ = world
+    crf.record_death(participant, by=desk_user, died_on=today() - DAY)
+    crf.withdraw(
+        Participant.objects.get(pk=participant.pk),
+        3,
+        by=desk_user,
+        reason="The family asked for the data to be erased",
+        withdrawn_on=today(),
+    )
+    assert Participant.objects.get(pk=participant.pk).status == Participant.Status.DIED
