@@ -165,11 +165,13 @@ def trial_admin(person):
 def roles_restored(transactional_db):
     """Transactional tests end by emptying every table, groups included, and Django's
     serialized rollback does not bring back group permissions reliably. Tests that need the
-    live server re-create the roles exactly as the migrations that make them do (0002, and 0013
-    for the monitor and the site investigator)."""
+    live server re-create the roles exactly as the migrations that make them do (0002, 0013
+    for the monitor and the site investigator, 0014 for the case manager)."""
     import importlib
 
     from django.apps import apps
 
     for migration in ("0002_roles", "0013_monitor_and_investigator_roles"):
         importlib.import_module(f"imrtrial.migrations.{migration}").create_roles(apps, None)
+    # The case manager (0014), whom the safety event log of the crawler's world needs.
+    importlib.import_module("imrtrial.migrations.0014_case_manager").create_role(apps, None)
