@@ -1,7 +1,8 @@
 """Instruments as data: parse, check and apply the YAML definitions in assessments/instruments/.
 
-No Django import: a definition is parsed and checked, and a form's raw input is cleaned and
-scored, by plain functions that can be tested (Hypothesis) and benchmarked alone.
+No Django import (the file's schema is plain pydantic, with imrtrial.schema's types): a
+definition is parsed and checked, and a form's raw input is cleaned and scored, by plain
+functions that can be tested (Hypothesis) and benchmarked alone.
 
 Values as stored (JSON): integer and choice items as int, decimal as float, boolean as bool,
 date as "YYYY-MM-DD", text as str, a missing-value code as its code ("ND", "RF", "NA"), and an
@@ -17,8 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BeforeValidator, WithJsonSchema, model_validator
+
+from imrtrial import schema
 
 from .expressions import ExpressionError, compile_expression
 
@@ -159,138 +164,172 @@ def _number(value):
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+# --- The definition file's schema (pydantic, stated once; imrtrial.schema) ----------------------
+# The shapes below; the rules across keys (a score's items exist and are numeric, a declared
+# range is the items' range, a rule's expression names only this form) in parse().
+
+# A whole number stays whole (an integer item's range is checked for it).
+_Number = Annotated[
+    Any, BeforeValidator(lambda v: _checked_number(v)), WithJsonSchema({"type": "number"})
+]
+_Code = schema.matching(_CODE.pattern[1:-1], "a lower-case code such as 'panss'")
+_Label = schema._label(300)
+
+
+def _checked_number(value):
+    if not _number(value):
+        raise schema.fail(f"must be a number (got {value!r})")
+    return value
+
+
+class ChoiceSpec(schema.Strict):
+    value: schema._whole(what="a whole number")
+    label: _Label | None = None
+
+
+class ItemSpec(schema.Strict):
+    code: _Code
+    label: _Label | None = None
+    type: Literal[TYPES]
+    required: schema.Boolean = True
+    min: _Number | None = None
+    max: _Number | None = None
+    choices: list[ChoiceSpec] | None = None
+    max_length: schema.PositiveInt = 2000
+
+    @model_validator(mode="after")
+    def _kind(self):
+        if self.type in ("integer", "decimal"):
+            if self.min is None or self.max is None or self.min > self.max:
+                raise schema.fail("needs numeric min <= max")
+            whole = all(isinstance(x, int) for x in (self.min, self.max))
+            if self.type == "integer" and not whole:
+                raise schema.fail("an integer item needs whole-number min and max")
+        if self.type == "choice":
+            if not self.choices:
+                raise schema.fail("choices: needs a list of {value, label}")
+            if len({c.value for c in self.choices}) != len(self.choices):
+                raise schema.fail("choices: values must be unique")
+        return self
+
+
+class SectionSpec(schema.Strict):
+    code: str = ""
+    label: _Label = ""
+    items: list[ItemSpec]
+
+
+class ScoreSpec(schema.Strict):
+    code: _Code
+    label: _Label | None = None
+    method: Literal["sum", "mean"]
+    items: Literal["all"] | schema.nonempty_list(str)
+    min: _Number | None = None
+    max: _Number | None = None
+    prorate_min_items: schema.PositiveInt | None = None
+    reverse: schema.list_of(str, "must be a list of the score's own items") = []
+
+
+class RuleSpec(schema.Strict):
+    code: schema.matching(_RULE_CODE.pattern[1:-1], "a unique lower-case code")
+    name: schema._text(300)
+    message: schema._text(300)
+    severity: Literal[SEVERITIES] = "warning"
+    check: str
+
+
+class InstrumentFile(schema.Strict):
+    code: _Code
+    name: schema._text(200)
+    version: schema.PositiveInt
+    rater: Literal[RATERS]
+    status: Literal["verified", "unverified"] = "verified"
+    source: str = ""
+    notes: str = ""
+    missing_codes: dict[
+        schema.matching(_MISSING_CODE.pattern[1:-1], "1-3 capital letters"), _Label
+    ] = DEFAULT_MISSING
+    sections: schema.nonempty_list(SectionSpec)
+    scores: list[ScoreSpec] | None = None
+    rules: list[RuleSpec] | None = None
+
+
+def json_schema():
+    """The instrument file's JSON Schema, for an editor (`manage.py trial_schema --instrument`)."""
+    return InstrumentFile.model_json_schema()
+
+
+def _where(data, loc):
+    """A problem's place, naming the item or rule (its code) as the file's reader looks for it:
+    ('sections', 0, 'items', 1, 'type') -> 'sections[0].items[1] (p2).type'."""
+    text, node = "", data
+    for n, part in enumerate(loc):
+        if isinstance(part, int):
+            text += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            parent = loc[n - 1] if n else None
+            named = isinstance(node, Mapping) and isinstance(node.get("code"), str)
+            if parent in ("items", "rules") and named:
+                text += f" ({node['code']})"
+        else:
+            text += f".{part}" if text else str(part)
+            node = node.get(part) if isinstance(node, Mapping) else None
+    return text
+
+
 def parse(data, source="<definition>"):
     """Check one definition (a mapping from YAML); return an Instrument or raise
     DefinitionError naming every problem."""
-    problems = []
-    fail = problems.append
     if not isinstance(data, Mapping):
         raise DefinitionError(source, ["the file must be a mapping"])
-    known = {
-        "code",
-        "name",
-        "version",
-        "rater",
-        "status",
-        "source",
-        "notes",
-        "missing_codes",
-        "sections",
-        "scores",
-        "rules",
-    }
-    for key in sorted(set(data) - known, key=str):
-        fail(f"unknown key {key!r}")
-    code = data.get("code")
-    if not isinstance(code, str) or not _CODE.match(code):
-        fail("code: must be a lower-case code such as 'panss'")
-    if not isinstance(data.get("name"), str) or not data.get("name"):
-        fail("name: is required")
-    version = data.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        fail("version: must be a whole number from 1")
-    if data.get("rater") not in RATERS:
-        fail(f"rater: must be one of {', '.join(RATERS)}")
-    if data.get("status", "verified") not in ("verified", "unverified"):
-        fail("status: must be verified or unverified")
-    missing = data.get("missing_codes", DEFAULT_MISSING)
-    if not isinstance(missing, Mapping) or not all(
-        isinstance(k, str) and _MISSING_CODE.match(k) and isinstance(v, str)
-        for k, v in missing.items()
-    ):
-        fail("missing_codes: must map 1-3 capital letters to a label")
-        missing = DEFAULT_MISSING
-
-    sections, by_code = [], {}
-    raw_sections = data.get("sections")
-    if not isinstance(raw_sections, list) or not raw_sections:
-        fail("sections: must be a non-empty list")
-        raw_sections = []
-    for s, section in enumerate(raw_sections):
-        where = f"sections[{s}]"
-        if not isinstance(section, Mapping) or not isinstance(section.get("items"), list):
-            fail(f"{where}: must have a code, a label and a list of items")
-            continue
+    # Each part checked on its own, so that a bad item hides neither the other items' problems
+    # nor the scores' and rules' (an item that did not validate is a schema.Partial).
+    spec, problems = schema.validate_parts(
+        InstrumentFile, dict(data), top="", where=lambda loc: _where(data, loc)
+    )
+    fail = problems.append
+    sections, by_code, named = [], {}, set()
+    for s, section in enumerate(spec.get("sections") or []):
         items = []
-        for i, raw in enumerate(section["items"]):
-            item = _parse_item(raw, f"{where}.items[{i}]", section.get("code", ""), fail)
-            if item is None:
+        for i, raw in enumerate(section.items or []):
+            if raw.code in named:
+                fail(f"sections[{s}].items[{i}]: duplicate item code {raw.code!r}")
                 continue
-            if item.code in by_code:
-                fail(f"{where}.items[{i}]: duplicate item code {item.code!r}")
+            named.add(raw.code)
+            if isinstance(raw, schema.Partial):
                 continue
+            item = Item(
+                code=raw.code,
+                label=raw.label if raw.label is not None else raw.code,
+                type=raw.type,
+                section=section.code or "",
+                required=raw.required,
+                min=raw.min,
+                max=raw.max,
+                choices=tuple(
+                    (c.value, c.label if c.label is not None else str(c.value))
+                    for c in raw.choices or ()
+                )
+                if raw.type == "choice"
+                else (),
+                max_length=raw.max_length,
+            )
             by_code[item.code] = item
             items.append(item)
-        sections.append((str(section.get("code", "")), str(section.get("label", "")), tuple(items)))
-
-    scores = []
-    score_codes = set()
-    for n, raw in enumerate(data.get("scores") or []):
-        where = f"scores[{n}]"
-        if not isinstance(raw, Mapping):
-            fail(f"{where}: must be a mapping")
-            continue
-        scode = raw.get("code")
-        if not isinstance(scode, str) or not _CODE.match(scode) or scode in score_codes:
-            fail(f"{where}.code: must be a unique lower-case code")
-            continue
-        score_codes.add(scode)
-        if raw.get("method") not in ("sum", "mean"):
-            fail(f"{where}.method: must be sum or mean")
-            continue
-        names = raw.get("items")
-        if names == "all":
-            names = [c for c, it in by_code.items() if it.scored]
-        if not isinstance(names, list) or not names:
-            fail(f"{where}.items: must be 'all' or a non-empty list of item codes")
-            continue
-        unknown = [x for x in names if x not in by_code]
-        if unknown:
-            fail(f"{where}.items: unknown item(s) {', '.join(map(str, unknown))}")
-            continue
-        unscored = [x for x in names if not by_code[x].scored]
-        if unscored:
-            fail(f"{where}.items: {', '.join(unscored)} cannot be scored (not numeric)")
-            continue
-        prorate = raw.get("prorate_min_items")
-        if prorate is not None and (
-            isinstance(prorate, bool)
-            or not isinstance(prorate, int)
-            or not 1 <= prorate <= len(names)
-        ):
-            fail(f"{where}.prorate_min_items: must be from 1 to {len(names)}")
-            continue
-        reverse = raw.get("reverse", [])
-        if not isinstance(reverse, list) or not all(x in names for x in reverse):
-            fail(f"{where}.reverse: must be a list of the score's own items")
-            continue
-        if len(set(reverse)) != len(reverse):
-            fail(f"{where}.reverse: lists an item twice")
-            continue
-        score = Score(
-            scode,
-            str(raw.get("label", scode)),
-            raw["method"],
-            tuple(names),
-            raw.get("min"),
-            raw.get("max"),
-            prorate,
-            tuple(reverse),
-        )
-        _check_score_range(score, by_code, where, fail)
-        scores.append(score)
-    rules = _parse_rules(data.get("rules"), by_code, score_codes, fail)
+        sections.append((section.code or "", section.label or "", tuple(items)))
+    scores = _scores(spec.get("scores") or [], by_code, named, fail)
+    rules = _parse_rules(spec.get("rules"), by_code, {s.code for s in scores}, fail)
     if problems:
         raise DefinitionError(source, problems)
     return Instrument(
-        code=code,
-        name=data["name"],
-        version=version,
-        rater=data["rater"],
-        status=data.get("status", "verified"),
-        source=str(data.get("source", "")),
-        notes=str(data.get("notes", "")),
-        missing_codes=dict(missing),
+        code=spec["code"],
+        name=spec["name"],
+        version=spec["version"],
+        rater=spec["rater"],
+        status=spec["status"],
+        source=spec["source"],
+        notes=spec["notes"],
+        missing_codes=dict(spec["missing_codes"]),
         sections=tuple(sections),
         scores=tuple(scores),
         rules=rules,
@@ -298,15 +337,59 @@ def parse(data, source="<definition>"):
     )
 
 
+def _scores(specs, by_code, named, fail):
+    """The scores, each checked against the items it reads (`named`: every item code given,
+    valid or not, so that a bad item is not reported again as unknown here)."""
+    scores, codes = [], set()
+    for n, raw in enumerate(specs):
+        where = f"scores[{n}]"
+        if isinstance(raw, schema.Partial):
+            continue
+        if raw.code in codes:
+            fail(f"{where}.code: must be a unique lower-case code")
+            continue
+        codes.add(raw.code)
+        names = [c for c, it in by_code.items() if it.scored] if raw.items == "all" else raw.items
+        unknown = [x for x in names if x not in named]
+        if unknown:
+            fail(f"{where}.items: unknown item(s) {', '.join(map(str, unknown))}")
+            continue
+        if any(x not in by_code for x in names):
+            continue  # an item it reads has its own problem
+        unscored = [x for x in names if not by_code[x].scored]
+        if unscored:
+            fail(f"{where}.items: {', '.join(unscored)} cannot be scored (not numeric)")
+            continue
+        if raw.prorate_min_items is not None and raw.prorate_min_items > len(names):
+            fail(f"{where}.prorate_min_items: must be from 1 to {len(names)}")
+            continue
+        if not all(x in names for x in raw.reverse):
+            fail(f"{where}.reverse: must be a list of the score's own items")
+            continue
+        if len(set(raw.reverse)) != len(raw.reverse):
+            fail(f"{where}.reverse: lists an item twice")
+            continue
+        score = Score(
+            raw.code,
+            raw.label if raw.label is not None else raw.code,
+            raw.method,
+            tuple(names),
+            raw.min,
+            raw.max,
+            raw.prorate_min_items,
+            tuple(raw.reverse),
+        )
+        _check_score_range(score, by_code, where, fail)
+        scores.append(score)
+    return scores
+
+
 _RULE_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-def _parse_rules(raw_rules, by_code, score_codes, fail):
+def _parse_rules(specs, by_code, score_codes, fail):
     """The form's data quality rules; every problem named with its place (rules[n])."""
-    if raw_rules is None:
-        return ()
-    if not isinstance(raw_rules, list):
-        fail("rules: must be a list")
+    if specs is None:
         return ()
 
     def resolve(parts):
@@ -321,89 +404,21 @@ def _parse_rules(raw_rules, by_code, score_codes, fail):
         )
 
     rules, codes = [], set()
-    for n, raw in enumerate(raw_rules):
-        where = f"rules[{n}]"
-        if not isinstance(raw, Mapping):
-            fail(f"{where}: must be a mapping")
+    for n, raw in enumerate(specs):
+        if isinstance(raw, schema.Partial):
             continue
-        for key in sorted(set(raw) - {"code", "name", "message", "severity", "check"}, key=str):
-            fail(f"{where}: unknown key {key!r}")
-        code = raw.get("code")
-        if not isinstance(code, str) or not _RULE_CODE.match(code) or code in codes:
-            fail(f"{where}.code: must be a unique lower-case code")
+        where = f"rules[{n}] ({raw.code})"
+        if raw.code in codes:
+            fail(f"rules[{n}].code: must be a unique lower-case code")
             continue
-        codes.add(code)
-        texts = {}
-        for key in ("name", "message"):
-            value = raw.get(key)
-            if not isinstance(value, str) or not value.strip() or len(value) > 300:
-                fail(f"{where} ({code}).{key}: must be text of 1 to 300 characters")
-            texts[key] = str(value or "").strip()
-        severity = raw.get("severity", "warning")
-        if severity not in SEVERITIES:
-            fail(f"{where} ({code}).severity: must be warning or error")
+        codes.add(raw.code)
         try:
-            check = compile_expression(raw.get("check"), resolve)
+            check = compile_expression(raw.check, resolve)
         except ExpressionError as exc:
-            fail(f"{where} ({code}).check: {exc}")
+            fail(f"{where}.check: {exc}")
             continue
-        rules.append(FormRule(code, texts["name"], texts["message"], severity, check))
+        rules.append(FormRule(raw.code, raw.name.strip(), raw.message.strip(), raw.severity, check))
     return tuple(rules)
-
-
-def _parse_item(raw, where, section, fail):
-    if not isinstance(raw, Mapping):
-        fail(f"{where}: must be a mapping")
-        return None
-    known = {"code", "label", "type", "min", "max", "choices", "required", "max_length"}
-    for key in sorted(set(raw) - known, key=str):
-        fail(f"{where}: unknown key {key!r}")
-    code, kind = raw.get("code"), raw.get("type")
-    if not isinstance(code, str) or not _CODE.match(code):
-        fail(f"{where}.code: must be a lower-case code")
-        return None
-    if kind not in TYPES:
-        fail(f"{where} ({code}).type: must be one of {', '.join(TYPES)}")
-        return None
-    required = raw.get("required", True)
-    if not isinstance(required, bool):
-        fail(f"{where} ({code}).required: must be true or false")
-    lo, hi, choices = raw.get("min"), raw.get("max"), ()
-    if kind in ("integer", "decimal"):
-        if not (_number(lo) and _number(hi)) or lo > hi:
-            fail(f"{where} ({code}): needs numeric min <= max")
-            return None
-        if kind == "integer" and not (isinstance(lo, int) and isinstance(hi, int)):
-            fail(f"{where} ({code}): an integer item needs whole-number min and max")
-            return None
-    if kind == "choice":
-        raw_choices = raw.get("choices")
-        if not isinstance(raw_choices, list) or not raw_choices:
-            fail(f"{where} ({code}).choices: needs a list of {{value, label}}")
-            return None
-        parsed = []
-        for c in raw_choices:
-            value = c.get("value") if isinstance(c, Mapping) else None
-            if isinstance(value, bool) or not isinstance(value, int):
-                fail(f"{where} ({code}).choices: every value must be a whole number")
-                return None
-            parsed.append((value, str(c.get("label", value))))
-        if len({v for v, _ in parsed}) != len(parsed):
-            fail(f"{where} ({code}).choices: values must be unique")
-            return None
-        choices = tuple(parsed)
-    max_length = raw.get("max_length", 2000)
-    return Item(
-        code=code,
-        label=str(raw.get("label", code)),
-        type=kind,
-        section=str(section),
-        required=required is not False,
-        min=lo,
-        max=hi,
-        choices=choices,
-        max_length=max_length if isinstance(max_length, int) else 2000,
-    )
 
 
 def _check_score_range(score, by_code, where, fail):

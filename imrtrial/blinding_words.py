@@ -122,8 +122,10 @@ def revealing_words(trial):
         autodiscover_modules("blinding")
         _discovered = True
     pairs, words = [], []
-    for code, label in trial.arms.values_list("code", "label"):
+    # An arm's label in every language the trial gives: a Danish page may say "Standardbehandling".
+    for code, label, translations in trial.arms.values_list("code", "label", "translations"):
         pairs += [("arm", label), ("arm code", code)]
+        pairs += [("arm", other) for other in (translations or {}).values()]
     pairs += people("facilitator", _facilitators(trial))
     for source in _sources:
         pairs += list(source(trial))

@@ -12,6 +12,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from simple_history import register
 from simple_history.models import HistoricalRecords
 
+from .i18n_text import localized
+
 
 class HardDeleteForbidden(Exception):
     """Clinical rows are never deleted by the application (ICH E6 / 21 CFR 11 style audit)."""
@@ -130,6 +132,9 @@ class Arm(models.Model):
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="arms")
     code = models.SlugField(max_length=20)
     label = models.CharField(max_length=60)
+    # The label in the site's other languages ({"da": ..., "nl": ...}); the field itself holds
+    # the English, every reader's fallback (imrtrial.i18n_text).
+    translations = models.JSONField(default=dict, blank=True)
     export_code = models.CharField(max_length=4)
     ratio = models.PositiveSmallIntegerField(default=1)
     is_intervention = models.BooleanField(default=False)
@@ -147,6 +152,11 @@ class Arm(models.Model):
     def __str__(self):
         return self.label
 
+    @property
+    def display_label(self):
+        """The label in the reader's language (English where the file gave none)."""
+        return localized(self.label, self.translations)
+
 
 class EligibilityCriterion(models.Model):
     """One inclusion or exclusion criterion, answered yes/no at screening. A person is eligible
@@ -160,6 +170,9 @@ class EligibilityCriterion(models.Model):
     code = models.SlugField(max_length=40)
     kind = models.CharField(max_length=10, choices=Kind.choices)
     text = models.CharField(max_length=300)
+    # The label in the site's other languages ({"da": ..., "nl": ...}); the field itself holds
+    # the English, every reader's fallback (imrtrial.i18n_text).
+    translations = models.JSONField(default=dict, blank=True)
     order = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
@@ -170,6 +183,11 @@ class EligibilityCriterion(models.Model):
 
     def __str__(self):
         return self.text
+
+    @property
+    def display_text(self):
+        """The text in the reader's language (English where the file gave none)."""
+        return localized(self.text, self.translations)
 
     def excludes(self, answer):
         """Does this yes/no answer make the person ineligible?"""
@@ -186,6 +204,9 @@ class Timepoint(models.Model):
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="timepoints")
     code = models.SlugField(max_length=30)
+    # The label in the site's other languages ({"da": ..., "nl": ...}); the field itself holds
+    # the English, every reader's fallback (imrtrial.i18n_text).
+    translations = models.JSONField(default=dict, blank=True)
     label = models.CharField(max_length=80)
     order = models.PositiveSmallIntegerField(default=0)
     anchor = models.CharField(max_length=15, choices=Anchor.choices, default=Anchor.RANDOMIZATION)
@@ -204,6 +225,11 @@ class Timepoint(models.Model):
 
     def __str__(self):
         return self.label
+
+    @property
+    def display_label(self):
+        """The label in the reader's language (English where the file gave none)."""
+        return localized(self.label, self.translations)
 
 
 class UnblindingIncident(models.Model):
@@ -264,6 +290,9 @@ class Site(models.Model):
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="sites")
     code = models.SlugField(max_length=20)
     name = models.CharField(max_length=120)
+    # The label in the site's other languages ({"da": ..., "nl": ...}); the field itself holds
+    # the English, every reader's fallback (imrtrial.i18n_text).
+    translations = models.JSONField(default=dict, blank=True)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CENTRE)
     active = models.BooleanField(default=True)
 
@@ -274,6 +303,11 @@ class Site(models.Model):
     def __str__(self):
         return self.name
 
+    @property
+    def display_name(self):
+        """The name in the reader's language (English where the file gave none)."""
+        return localized(self.name, self.translations)
+
 
 class StratificationFactor(models.Model):
     """A factor of stratification. Either the participant's site, or a participant attribute with
@@ -282,6 +316,9 @@ class StratificationFactor(models.Model):
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="factors")
     code = models.SlugField(max_length=30)
     label = models.CharField(max_length=80)
+    # The label in the site's other languages ({"da": ..., "nl": ...}); the field itself holds
+    # the English, every reader's fallback (imrtrial.i18n_text).
+    translations = models.JSONField(default=dict, blank=True)
     from_site = models.BooleanField(default=False)
     levels = models.JSONField(default=list, blank=True)  # [{"code": ..., "label": ...}]
     order = models.PositiveSmallIntegerField(default=0)
@@ -292,6 +329,11 @@ class StratificationFactor(models.Model):
 
     def __str__(self):
         return self.label
+
+    @property
+    def display_label(self):
+        """The label in the reader's language (English where the file gave none)."""
+        return localized(self.label, self.translations)
 
     def level_codes(self):
         if self.from_site:

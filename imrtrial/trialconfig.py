@@ -5,21 +5,20 @@ every problem it found (with its place in the file); only a valid file is writte
 transaction, so a trial is never half-loaded.
 """
 
-import re
 import secrets
 import string
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from django.conf import settings
 from django.db import transaction
+from pydantic import ValidationError
 
+from . import schema
 from .models import Arm, EligibilityCriterion, Site, StratificationFactor, Timepoint, Trial
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
-_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_METHODS = {choice.value for choice in Trial.Method}
-_SITE_KINDS = {choice.value for choice in Site.Kind}
 # Dates a protocol might name as a visit anchor that differ by arm (only the IMR arm has a group
 # or sessions): refused with that reason rather than "unknown".
 _ARM_DEPENDENT_ANCHORS = {
@@ -37,17 +36,19 @@ _ARM_DEPENDENT_ANCHORS = {
 
 
 # Sections a later app adds to the trial's file (quality: `quality_rules`; signoff: `signoff`),
-# each with its own check and writer, so this module never imports a later app.
-# `check(checker, value, config)` reports problems through checker.fail with their place and
-# returns the section's normalized value; `create(trial, value)` writes it inside
-# create_trial's transaction.
+# each with its own schema, check and writer, so this module never imports a later app.
+# `schema` (a pydantic model, optional) states the section's shape: a value that does not fit is
+# refused with each problem's place, and the check gets the validated model (None when the key is
+# absent). `check(checker, value, config)` states the rules across keys (an outcome's timepoint
+# must be one of the file's), reports through checker.fail with their place, and returns the
+# section's normalized value; `create(trial, value)` writes it inside create_trial's transaction.
 _sections = {}
 
 
-def register_section(key, check, create):
+def register_section(key, check, create, *, schema=None):
     if key in _sections:
         raise ValueError(f"Trial file section {key!r} is registered twice.")
-    _sections[key] = (check, create)
+    _sections[key] = (check, create, schema)
 
 
 class TrialConfigError(ValueError):
@@ -69,6 +70,10 @@ def resolve(name_or_path):
 
 
 class _Checker:
+    """What a registered section's hand-written check reports through: each problem with its
+    place in the file. Sections that declare a schema (register_section(schema=...)) need
+    little of it."""
+
     def __init__(self):
         self.problems = []
 
@@ -81,13 +86,7 @@ class _Checker:
             return {}
         return value
 
-    def items(self, value, where):
-        if not isinstance(value, list) or not value:
-            self.fail(where, "must be a non-empty list")
-            return []
-        return value
-
-    def text(self, data, key, where, *, required=True, pattern=None, max_length=200):
+    def text(self, data, key, where, *, required=True, max_length=200):
         value = data.get(key)
         if value is None:
             if required:
@@ -98,19 +97,6 @@ class _Checker:
             return ""
         if len(value) > max_length:
             self.fail(f"{where}.{key}", f"must be at most {max_length} characters")
-        if pattern and not pattern.match(value):
-            self.fail(f"{where}.{key}", "must be lower-case letters, digits, '-' or '_'")
-        return value
-
-    def positive_int(self, data, key, where, *, required=True, default=None):
-        value = data.get(key, default)
-        if value is None:
-            if required:
-                self.fail(f"{where}.{key}", "is required")
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            self.fail(f"{where}.{key}", f"must be a whole number of at least 1 (got {value!r})")
-            return None
         return value
 
     def unknown_keys(self, data, allowed, where):
@@ -118,267 +104,319 @@ class _Checker:
             self.fail(where, f"unknown key {key!r}")
 
     def unique(self, values, where, what):
-        seen = set()
-        for value in values:
-            if value and value in seen:
-                self.fail(where, f"duplicate {what} {value!r}")
-            seen.add(value)
+        for value in schema.duplicates(v for v in values if v):
+            self.fail(where, f"duplicate {what} {value!r}")
+
+
+# The trial file's own keys, stated once. Cross-key rules (codes unique, block sizes against
+# the ratio, anchors) are in _RULES below; each registered section states its own.
+
+
+class ArmSpec(schema.Strict):
+    code: schema.Code20
+    label: schema.Label60
+    ratio: schema.PositiveInt
+    intervention: schema.Boolean = False
+    # Set only where a trial fixes the neutral codes; otherwise drawn at random at load.
+    export_code: schema.matching(r"[A-Z]{1,4}", "1-4 capital letters") | None = None
+
+
+class Design(schema.Strict):
+    method: Literal[tuple(Trial.Method.values)]
+    block_sizes: list[schema.PositiveInt] = []
+    minimization_p: schema.number(0.5, 1) = 0.8
+    baseline_required_before_randomization: schema.Boolean = True
+
+
+class SiteSpec(schema.Strict):
+    code: schema.Code20
+    name: schema.Label120
+    kind: Literal[tuple(Site.Kind.values)] = Site.Kind.CENTRE.value
+
+
+class LevelSpec(schema.Strict):
+    code: schema.Code30
+    label: schema.Label80
+
+
+class FactorSpec(schema.Strict):
+    code: schema.Code30
+    label: schema.Label80
+    from_site: schema.Boolean = False
+    levels: schema.nonempty_list(LevelSpec) | None = None
+
+
+class CriterionSpec(schema.Strict):
+    code: schema.Code40
+    text: schema.Label300
+
+
+class Criteria(schema.Strict):
+    inclusion: list[CriterionSpec] = []  # one at least: a rule below says so
+    exclusion: schema.nonempty_list(CriterionSpec) | None = None
+
+
+class TimepointSpec(schema.Strict):
+    code: schema.Code30
+    label: schema.Label80
+    anchor: str = Timepoint.Anchor.RANDOMIZATION.value
+    offset_days: schema._whole(what="a whole number of days") = 0
+    window_before_days: schema._whole(0, what="a whole number of days") = 30
+    window_after_days: schema._whole(0, what="a whole number of days") = 30
+    instruments: list[schema.Code40] = []
+    ask_blinding_guess: schema.Boolean = False
+
+
+class TrialFile(schema.Strict):
+    """A trial file's own keys (each registered section adds its key beside these)."""
+
+    key: schema.Code40
+    name: schema.Text200
+    registration_id: schema._text(60) | None = None
+    target_sample_size: schema.PositiveInt | None = None
+    id_prefix: schema.matching(r"[A-Z]{1,6}", "1-6 capital letters") = "P"
+    arms: schema.nonempty_list(ArmSpec)
+    design: Design
+    sites: schema.nonempty_list(SiteSpec)
+    stratification: schema.nonempty_list(FactorSpec)
+    criteria: Criteria = Criteria()
+    timepoints: list[TimepointSpec] | None = None
+
+
+def _rule(fn):
+    _RULES.append(fn)
+    return fn
+
+
+_RULES = []
+
+
+@_rule
+def _arms(c, f):
+    arms = f.get("arms") or []
+    if len(arms) == 1:
+        c.fail("arms", "a randomized trial needs at least two arms")
+    c.unique([a.code for a in arms], "arms", "arm code")
+    given = [a.export_code for a in arms if a.export_code]
+    c.unique(given, "arms", "export code")
+    if given and len(given) != len(arms):
+        c.fail("arms", "give export_code for every arm or for none")
+
+
+@_rule
+def _blocks(c, f):
+    design = f.get("design")
+    if design is None or design.method != Trial.Method.PERMUTED_BLOCKS:
+        return
+    if not design.block_sizes:
+        c.fail("design.block_sizes", "permuted blocks need a non-empty list of block sizes")
+    ratio_sum = sum(a.ratio or 0 for a in f.get("arms") or [])
+    for j, size in enumerate(design.block_sizes or []):
+        if ratio_sum and size % ratio_sum:
+            c.fail(
+                f"design.block_sizes[{j}]",
+                f"{size} is not a multiple of the allocation ratio total {ratio_sum}",
+            )
+
+
+@_rule
+def _sites_and_factors(c, f):
+    c.unique([s.code for s in f.get("sites") or []], "sites", "site code")
+    factors = f.get("stratification") or []
+    for i, factor in enumerate(factors):
+        if factor.from_site and factor.levels is not None:
+            c.fail(
+                f"stratification[{i}].levels",
+                "a factor taken from the site has the sites as levels",
+            )
+        elif not factor.from_site and factor.levels is None:
+            c.fail(f"stratification[{i}].levels", "must be a non-empty list")
+        c.unique(
+            [lv.code for lv in factor.levels or []],
+            f"stratification[{i}].levels",
+            "level code",
+        )
+    c.unique([x.code for x in factors], "stratification", "factor code")
+    if sum(bool(x.from_site) for x in factors) > 1:
+        c.fail("stratification", "at most one factor can be taken from the site")
+
+
+@_rule
+def _criteria(c, f):
+    criteria = f.get("criteria")
+    if criteria is None:
+        return
+    if not criteria.inclusion:
+        c.fail("criteria.inclusion", "a trial needs at least one inclusion criterion")
+    c.unique(
+        [x.code for x in (criteria.inclusion or []) + (criteria.exclusion or [])],
+        "criteria",
+        "criterion code",
+    )
+
+
+@_rule
+def _timepoints(c, f):
+    anchors = set(Timepoint.Anchor.values)
+    timepoints = f.get("timepoints") or []
+    for i, tp in enumerate(timepoints):
+        where = f"timepoints[{i}]"
+        if tp.anchor in _ARM_DEPENDENT_ANCHORS:
+            c.fail(
+                f"{where}.anchor",
+                f"{tp.anchor!r} happens in one arm only or on an arm's own timetable; blinded "
+                "assessors see visit dates, so a visit anchored on it would tell them the arm. "
+                f"Use one of {', '.join(sorted(anchors))}",
+            )
+        elif tp.anchor not in anchors:
+            c.fail(f"{where}.anchor", f"must be one of {', '.join(sorted(anchors))}")
+        for code in tp.instruments or []:
+            if not (Path(settings.INSTRUMENTS_DIR) / f"{code}.yaml").is_file():
+                c.fail(f"{where}.instruments", f"no instrument definition {code!r}")
+    c.unique([t.code for t in timepoints], "timepoints", "timepoint code")
+
+
+@_rule
+def _new_key(c, f):
+    key = f.get("key")
+    if key and Trial.objects.filter(key=key).exists():
+        c.fail("file.key", f"a trial with key {key!r} already exists")
+
+
+def _label(text):
+    """A label's English text and its other languages, as the models keep them."""
+    return str(text), dict(getattr(text, "translations", {}))
+
+
+def _normalize(f):
+    """What validated of the file, as the dict create_trial and the sections read (a part
+    that did not validate is left out, so the sections can still be checked)."""
+    # A timepoint with a sound code is kept, so that the sections' references to it are not
+    # refused as echoes of the timepoint's own problem.
+    f = {
+        key: [
+            x
+            for x in value
+            if not isinstance(x, schema.Partial) or (key == "timepoints" and x.code)
+        ]
+        if isinstance(value, list)
+        else value
+        for key, value in f.items()
+        if not isinstance(value, schema.Partial)
+    }
+    arms = []
+    for a in f.get("arms") or []:
+        label, translations = _label(a.label)
+        arms.append(
+            {
+                "code": a.code,
+                "label": label,
+                "translations": translations,
+                "ratio": a.ratio,
+                "is_intervention": a.intervention,
+                "export_code": a.export_code,
+            }
+        )
+    factors = []
+    for x in f.get("stratification") or []:
+        label, translations = _label(x.label)
+        levels = []
+        for lv in x.levels or []:
+            text, other = _label(lv.label)
+            levels.append(
+                {"code": lv.code, "label": text} | ({"translations": other} if other else {})
+            )
+        factors.append(
+            {
+                "code": x.code,
+                "label": label,
+                "translations": translations,
+                "from_site": x.from_site,
+                "levels": levels,
+            }
+        )
+    criteria = []
+    for kind in EligibilityCriterion.Kind:
+        for cr in getattr(f.get("criteria"), kind.value, None) or []:
+            text, translations = _label(cr.text)
+            criteria.append(
+                {"kind": kind.value, "code": cr.code, "text": text, "translations": translations}
+            )
+    timepoints = []
+    for tp in f.get("timepoints") or []:
+        if isinstance(tp, schema.Partial):
+            timepoints.append({"code": tp.code, "instruments": tp.instruments or []})
+            continue
+        label, translations = _label(tp.label)
+        timepoints.append(
+            {**tp.model_dump(exclude={"label"}), "label": label, "translations": translations}
+        )
+    sites = []
+    for s in f.get("sites") or []:
+        name, translations = _label(s.name)
+        sites.append({"code": s.code, "name": name, "translations": translations, "kind": s.kind})
+    design = f.get("design") or Design(method=Trial.Method.PERMUTED_BLOCKS.value)
+    return {
+        "key": f.get("key", ""),
+        "name": f.get("name", ""),
+        "registration_id": f.get("registration_id") or "",
+        "target_sample_size": f.get("target_sample_size"),
+        "id_prefix": f.get("id_prefix", "P"),
+        "arms": arms,
+        "design": {
+            "method": design.method,
+            "block_sizes": design.block_sizes,
+            "minimization_p": design.minimization_p,
+            "baseline_required_before_randomization": (
+                design.baseline_required_before_randomization
+            ),
+        },
+        "sites": sites,
+        "stratification": factors,
+        "criteria": criteria,
+        "timepoints": timepoints,
+    }
 
 
 def parse(text, source="<config>"):
     """Validate YAML text; return a normalized dict or raise TrialConfigError with every problem."""
-    c = _Checker()
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise TrialConfigError(source, [f"not valid YAML: {exc}"]) from None
-    data = c.mapping(raw, "file")
-    c.unknown_keys(
-        data,
-        {
-            "key",
-            "name",
-            "registration_id",
-            "target_sample_size",
-            "arms",
-            "design",
-            "sites",
-            "stratification",
-            "id_prefix",
-            "criteria",
-            "timepoints",
-            *_sections,
-        },
-        "file",
-    )
-    config = {
-        "key": c.text(data, "key", "file", pattern=_CODE, max_length=40),
-        "name": c.text(data, "name", "file"),
-        "registration_id": c.text(data, "registration_id", "file", required=False, max_length=60),
-        "target_sample_size": c.positive_int(data, "target_sample_size", "file", required=False),
-        "id_prefix": data.get("id_prefix", "P"),
-    }
-    if not isinstance(config["id_prefix"], str) or not re.fullmatch(
-        r"[A-Z]{1,6}", config["id_prefix"]
-    ):
-        c.fail("file.id_prefix", "must be 1-6 capital letters")
-
-    arms = []
-    for i, item in enumerate(c.items(data.get("arms"), "arms")):
-        where = f"arms[{i}]"
-        item = c.mapping(item, where)
-        c.unknown_keys(item, {"code", "label", "ratio", "intervention", "export_code"}, where)
-        intervention = item.get("intervention", False)
-        if not isinstance(intervention, bool):
-            c.fail(f"{where}.intervention", "must be true or false")
-        export_code = item.get("export_code")
-        if export_code is not None and (
-            not isinstance(export_code, str) or not re.fullmatch(r"[A-Z]{1,4}", export_code)
-        ):
-            c.fail(f"{where}.export_code", "must be 1-4 capital letters")
-        arms.append(
-            {
-                "code": c.text(item, "code", where, pattern=_CODE, max_length=20),
-                "label": c.text(item, "label", where, max_length=60),
-                "ratio": c.positive_int(item, "ratio", where),
-                "is_intervention": intervention is True,
-                "export_code": export_code,
-            }
-        )
-    if len(arms) == 1:
-        c.fail("arms", "a randomized trial needs at least two arms")
-    c.unique([a["code"] for a in arms], "arms", "arm code")
-    given_codes = [a["export_code"] for a in arms if a["export_code"]]
-    c.unique(given_codes, "arms", "export code")
-    if given_codes and len(given_codes) != len(arms):
-        c.fail("arms", "give export_code for every arm or for none")
-    config["arms"] = arms
-
-    design = c.mapping(data.get("design"), "design")
-    c.unknown_keys(
-        design,
-        {"method", "block_sizes", "minimization_p", "baseline_required_before_randomization"},
-        "design",
-    )
-    method = design.get("method")
-    if method not in _METHODS:
-        c.fail("design.method", f"must be one of {', '.join(sorted(_METHODS))} (got {method!r})")
-    block_sizes = design.get("block_sizes", [])
-    ratio_sum = sum(a["ratio"] for a in arms if a["ratio"])
-    if method == Trial.Method.PERMUTED_BLOCKS:
-        if not isinstance(block_sizes, list) or not block_sizes:
-            c.fail("design.block_sizes", "permuted blocks need a non-empty list of block sizes")
-            block_sizes = []
-        for j, size in enumerate(block_sizes):
-            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                c.fail(f"design.block_sizes[{j}]", f"must be a whole number (got {size!r})")
-            elif ratio_sum and size % ratio_sum:
-                c.fail(
-                    f"design.block_sizes[{j}]",
-                    f"{size} is not a multiple of the allocation ratio total {ratio_sum}",
-                )
-    p = design.get("minimization_p", 0.8)
-    if isinstance(p, bool) or not isinstance(p, int | float) or not 0.5 <= p <= 1:
-        c.fail("design.minimization_p", f"must be a number from 0.5 to 1 (got {p!r})")
-    baseline_first = design.get("baseline_required_before_randomization", True)
-    if not isinstance(baseline_first, bool):
-        c.fail("design.baseline_required_before_randomization", "must be true or false")
-    config["design"] = {
-        "method": method,
-        "block_sizes": block_sizes if isinstance(block_sizes, list) else [],
-        "minimization_p": p,
-        "baseline_required_before_randomization": baseline_first is not False,
-    }
-
-    sites = []
-    for i, item in enumerate(c.items(data.get("sites"), "sites")):
-        where = f"sites[{i}]"
-        item = c.mapping(item, where)
-        c.unknown_keys(item, {"code", "name", "kind"}, where)
-        kind = item.get("kind", Site.Kind.CENTRE)
-        if kind not in _SITE_KINDS:
-            c.fail(f"{where}.kind", f"must be one of {', '.join(sorted(_SITE_KINDS))}")
-        sites.append(
-            {
-                "code": c.text(item, "code", where, pattern=_CODE, max_length=20),
-                "name": c.text(item, "name", where, max_length=120),
-                "kind": kind,
-            }
-        )
-    c.unique([s["code"] for s in sites], "sites", "site code")
-    config["sites"] = sites
-
-    factors = []
-    for i, item in enumerate(c.items(data.get("stratification"), "stratification")):
-        where = f"stratification[{i}]"
-        item = c.mapping(item, where)
-        c.unknown_keys(item, {"code", "label", "from_site", "levels"}, where)
-        from_site = item.get("from_site", False)
-        if not isinstance(from_site, bool):
-            c.fail(f"{where}.from_site", "must be true or false")
-        levels = []
-        if from_site is True:
-            if "levels" in item:
-                c.fail(f"{where}.levels", "a factor taken from the site has the sites as levels")
-        else:
-            for j, level in enumerate(c.items(item.get("levels"), f"{where}.levels")):
-                lwhere = f"{where}.levels[{j}]"
-                level = c.mapping(level, lwhere)
-                c.unknown_keys(level, {"code", "label"}, lwhere)
-                levels.append(
-                    {
-                        "code": c.text(level, "code", lwhere, pattern=_CODE, max_length=30),
-                        "label": c.text(level, "label", lwhere, max_length=80),
-                    }
-                )
-            c.unique([lv["code"] for lv in levels], f"{where}.levels", "level code")
-        factors.append(
-            {
-                "code": c.text(item, "code", where, pattern=_CODE, max_length=30),
-                "label": c.text(item, "label", where, max_length=80),
-                "from_site": from_site is True,
-                "levels": levels,
-            }
-        )
-    c.unique([f["code"] for f in factors], "stratification", "factor code")
-    if sum(f["from_site"] for f in factors) > 1:
-        c.fail("stratification", "at most one factor can be taken from the site")
-
-    criteria = []
-    for kind in (EligibilityCriterion.Kind.INCLUSION, EligibilityCriterion.Kind.EXCLUSION):
-        section = c.mapping(data.get("criteria", {}), "criteria").get(kind.value)
-        if section is None:
-            continue
-        for i, item in enumerate(c.items(section, f"criteria.{kind.value}")):
-            where = f"criteria.{kind.value}[{i}]"
-            item = c.mapping(item, where)
-            c.unknown_keys(item, {"code", "text"}, where)
-            criteria.append(
-                {
-                    "kind": kind.value,
-                    "code": c.text(item, "code", where, pattern=_CODE, max_length=40),
-                    "text": c.text(item, "text", where, max_length=300),
-                }
-            )
-    if not any(cr["kind"] == EligibilityCriterion.Kind.INCLUSION for cr in criteria):
-        c.fail("criteria.inclusion", "a trial needs at least one inclusion criterion")
-    c.unique([cr["code"] for cr in criteria], "criteria", "criterion code")
-    config["criteria"] = criteria
-
-    timepoints = []
-    anchors = {a.value for a in Timepoint.Anchor}
-    for i, item in enumerate(c.items(data.get("timepoints", []) or [None], "timepoints")):
-        if item is None:
-            break  # no schedule yet: allowed while a trial is in set-up
-        where = f"timepoints[{i}]"
-        item = c.mapping(item, where)
-        c.unknown_keys(
-            item,
-            {
-                "code",
-                "label",
-                "anchor",
-                "offset_days",
-                "window_before_days",
-                "window_after_days",
-                "instruments",
-                "ask_blinding_guess",
-            },
-            where,
-        )
-        anchor = item.get("anchor", "randomization")
-        if anchor in _ARM_DEPENDENT_ANCHORS:
-            c.fail(
-                f"{where}.anchor",
-                f"{anchor!r} happens in one arm only or on an arm's own timetable; blinded "
-                "assessors see visit dates, so a visit anchored on it would tell them the arm. "
-                f"Use one of {', '.join(sorted(anchors))}",
-            )
-        elif anchor not in anchors:
-            c.fail(f"{where}.anchor", f"must be one of {', '.join(sorted(anchors))}")
-        numbers = {}
-        for key, default in (
-            ("offset_days", 0),
-            ("window_before_days", 30),
-            ("window_after_days", 30),
-        ):
-            value = item.get(key, default)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or (key != "offset_days" and value < 0)
-            ):
-                c.fail(f"{where}.{key}", f"must be a whole number of days (got {value!r})")
-            numbers[key] = value
-        instruments = item.get("instruments", [])
-        if not isinstance(instruments, list) or not all(isinstance(x, str) for x in instruments):
-            c.fail(f"{where}.instruments", "must be a list of instrument codes")
-            instruments = []
-        for code in instruments:
-            if not (Path(settings.INSTRUMENTS_DIR) / f"{code}.yaml").is_file():
-                c.fail(f"{where}.instruments", f"no instrument definition {code!r}")
-        timepoints.append(
-            {
-                "code": c.text(item, "code", where, pattern=_CODE, max_length=30),
-                "label": c.text(item, "label", where, max_length=80),
-                "anchor": item.get("anchor", "randomization"),
-                "instruments": instruments,
-                "ask_blinding_guess": item.get("ask_blinding_guess", False) is True,
-                **numbers,
-            }
-        )
-    c.unique([t["code"] for t in timepoints], "timepoints", "timepoint code")
-    config["timepoints"] = timepoints
-
-    if config["key"] and Trial.objects.filter(key=config["key"]).exists():
-        c.fail("file.key", f"a trial with key {config['key']!r} already exists")
-    config["stratification"] = factors
-    config["sections"] = {
-        key: check(c, data.get(key), config) for key, (check, _) in _sections.items()
-    }
+    if not isinstance(raw, dict):
+        raise TrialConfigError(source, ["file: must be a mapping of keys to values"])
+    c = _Checker()
+    own = {k: v for k, v in raw.items() if k not in _sections}
+    parts, c.problems = schema.validate_parts(TrialFile, own)
+    for rule in _RULES:
+        rule(c, parts)
+    config = _normalize(parts)
+    config["sections"] = {}
+    for key, (check, _, section_schema) in _sections.items():
+        value = raw.get(key)
+        if section_schema is not None and value is not None:
+            try:
+                value = section_schema.model_validate(value)
+            except ValidationError as error:
+                c.problems += schema.problems(error, prefix=(key,), top="")
+                continue
+        config["sections"][key] = check(c, value, config) if check else value
     if c.problems:
         raise TrialConfigError(source, c.problems)
     return config
+
+
+def json_schema():
+    """The trial file's JSON Schema (its own keys; sections that declare a schema included),
+    for an editor's completion and checks. `manage.py trial_schema` prints it."""
+    document = TrialFile.model_json_schema()
+    document["additionalProperties"] = False
+    for key, (_, _, section_schema) in sorted(_sections.items()):
+        document["properties"][key] = (
+            section_schema.model_json_schema() if section_schema is not None else {}
+        )
+    return document
 
 
 def _draw_export_codes(n):
@@ -412,6 +450,7 @@ def create_trial(config):
             ratio=arm["ratio"],
             is_intervention=arm["is_intervention"],
             export_code=arm["export_code"] or drawn_code,
+            translations=arm["translations"],
         )
     Site.objects.bulk_create(Site(trial=trial, **site) for site in config["sites"])
     StratificationFactor.objects.bulk_create(

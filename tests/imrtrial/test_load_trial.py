@@ -160,7 +160,7 @@ def test_outcomes_without_a_primary_one_are_refused(tmp_path):
 def test_a_visit_anchored_on_an_arm_only_date_is_refused_with_the_reason(tmp_path):
     path = _danish_with(
         tmp_path,
-        "    label: Post-treatment (9 months)\n",
+        "    label: {en: Post-treatment (9 months), da: Efter behandling (9 måneder)}\n",
         "    label: Post-treatment (9 months)\n    anchor: imr_group_end\n",
     )
     with pytest.raises(trialconfig.TrialConfigError) as error:
