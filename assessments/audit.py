@@ -5,7 +5,7 @@ from django.db.models import Q
 from imrtrial.audit import Source, register
 
 from . import registry
-from .models import FormEntry, Visit
+from .models import Death, ExclusionAfterRandomization, FormEntry, Visit
 
 
 def _staff_rated():
@@ -51,5 +51,32 @@ register(
         author_hidden=_staff_rated,
         author_fields=("entered_by",),
         text_keys=free_text_items,
+    )
+)
+register(
+    Source(
+        key="exclusion",
+        label="Exclusion after randomization",
+        model=ExclusionAfterRandomization,
+        trial="participant__trial",
+        site="participant__site",
+        participant="participant",
+        select_related=("participant",),
+        describe=lambda row: f"{row.participant.participant_id} {row.get_category_display()}",
+        # Who decided and why may name the programme ("the only member of the group"): read
+        # only by those the gate lets read the author's text (imrtrial.access.may_read_text).
+        text_fields=("reason", "decided_by"),
+    )
+)
+register(
+    Source(
+        key="death",
+        label="Death",
+        model=Death,
+        trial="participant__trial",
+        site="participant__site",
+        participant="participant",
+        select_related=("participant",),
+        describe=lambda row: f"{row.participant.participant_id} died",
     )
 )

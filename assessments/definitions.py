@@ -173,7 +173,7 @@ _Number = Annotated[
     Any, BeforeValidator(lambda v: _checked_number(v)), WithJsonSchema({"type": "number"})
 ]
 _Code = schema.matching(_CODE.pattern[1:-1], "a lower-case code such as 'panss'")
-_Label = schema._label(300)
+_Label = schema.label(300)
 
 
 def _checked_number(value):
@@ -183,7 +183,7 @@ def _checked_number(value):
 
 
 class ChoiceSpec(schema.Strict):
-    value: schema._whole(what="a whole number")
+    value: schema.whole(what="a whole number")
     label: _Label | None = None
 
 
@@ -232,15 +232,15 @@ class ScoreSpec(schema.Strict):
 
 class RuleSpec(schema.Strict):
     code: schema.matching(_RULE_CODE.pattern[1:-1], "a unique lower-case code")
-    name: schema._text(300)
-    message: schema._text(300)
+    name: schema.text(300)
+    message: schema.text(300)
     severity: Literal[SEVERITIES] = "warning"
     check: str
 
 
 class InstrumentFile(schema.Strict):
     code: _Code
-    name: schema._text(200)
+    name: schema.text(200)
     version: schema.PositiveInt
     rater: Literal[RATERS]
     status: Literal["verified", "unverified"] = "verified"

@@ -662,6 +662,9 @@ def record_death(participant, *, by, died_on, cause=Death.Cause.UNKNOWN):
     participant = Participant.objects.select_for_update(no_key=True).get(pk=participant.pk)
     if participant.randomized_on and died_on < participant.randomized_on:
         raise Refused("The date of death cannot come before the randomization.")
+    # Visits due but not made yet are made first (while the schedule still runs), so that the
+    # flow shows the death at every timepoint after it.
+    schedule_participant_visits(participant)
     _end_follow_up(participant, Participant.Status.DIED, by=by, reason="died")
     ended = participant.visits.filter(
         completed_on__isnull=True, missed=False, window_end__gte=died_on
@@ -671,21 +674,6 @@ def record_death(participant, *, by, died_on, cause=Death.Cause.UNKNOWN):
         attribute(visit, by=by, reason="the participant died").save(
             update_fields=["missed", "missed_because"]
         )
-    # Visits not made yet (their anchor date was unknown): made and marked, so the flow shows
-    # the death at every timepoint after it.
-    for timepoint in participant.trial.timepoints.exclude(visits__participant=participant):
-        dates = visit_dates(timepoint, participant)
-        if dates is not None and dates[2] >= died_on:
-            visit = Visit(
-                participant=participant,
-                timepoint=timepoint,
-                target_date=dates[0],
-                window_start=dates[1],
-                window_end=dates[2],
-                missed=True,
-                missed_because=Visit.MissedBecause.DIED,
-            )
-            attribute(visit, by=by, reason="the participant died").save()
     return Death.objects.create(
         participant=participant, died_on=died_on, cause=cause, recorded_by=by
     )
@@ -794,10 +782,11 @@ def withdraw(participant, level, *, by, reason, withdrawn_on):
         recorded_by=by,
         erased=erased,
     )
-    # A participant already excluded or dead keeps that status: their follow-up ended first.
-    if level >= Withdrawal.Level.FOLLOW_UP and participant.status not in (
-        Participant.Status.EXCLUDED,
-        Participant.Status.DIED,
+    # A participant already withdrawn, excluded or dead keeps that status: their follow-up
+    # ended first (the Withdrawal row above records this one).
+    if (
+        level >= Withdrawal.Level.FOLLOW_UP
+        and participant.status not in Participant.FOLLOW_UP_ENDED
     ):
         participant.status = Participant.Status.WITHDRAWN
         attribute(participant, by=by, reason=f"withdrawal level {level}: {reason}").save(

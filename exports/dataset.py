@@ -395,17 +395,7 @@ class Dataset:
             .values_list("participant_id", "level", "withdrawn_on")
         ):
             withdrawals[pk] = max(withdrawals.get(pk, (level, on)), (level, on))
-        # Exclusions after randomization and deaths: categories and dates, alike for both arms
-        # (the typed reasons are free text and never exported).
-        self._ends = {}
-        for pk, category, on in ExclusionAfterRandomization.objects.filter(
-            participant__trial=self.trial
-        ).values_list("participant_id", "category", "excluded_on"):
-            self._ends[pk] = [category, on, None, None]
-        for pk, died_on, cause in Death.objects.filter(participant__trial=self.trial).values_list(
-            "participant_id", "died_on", "cause"
-        ):
-            self._ends.setdefault(pk, [None, None, None, None])[2:] = [died_on, cause]
+        ended = (withdrawals, self._exclusions_and_deaths())
         batches = self._batches()
         fetcher = _CellFetcher(self._layout) if self.cells_in_sql else None
         try:
@@ -423,7 +413,7 @@ class Dataset:
                     # batch's and turns them into rows.
                     pending = fetcher.start(following)
                 entries = {(pk, tp): forms for pk, tp, forms in found}
-                yield from self._batch_rows(batch, entries, visits, signed, codes, withdrawals)
+                yield from self._batch_rows(batch, entries, visits, signed, codes, ended)
                 batch = following
         finally:
             if fetcher:
@@ -447,10 +437,24 @@ class Dataset:
         signed = {key: timezone.localdate(at) for key, at in signoff.signed_at(pks).items()}
         return visits, signed
 
-    def _batch_rows(self, batch, entries, visits, signed, codes, withdrawals):
+    def _exclusions_and_deaths(self):
+        """{participant pk: [exclusion category, excluded on, died on, cause]}: categories and
+        dates, alike for both arms (the typed reasons are free text and never exported)."""
+        ends = {}
+        for pk, category, on in ExclusionAfterRandomization.objects.filter(
+            participant__trial=self.trial
+        ).values_list("participant_id", "category", "excluded_on"):
+            ends[pk] = [category, on, None, None]
+        for pk, died_on, cause in Death.objects.filter(participant__trial=self.trial).values_list(
+            "participant_id", "died_on", "cause"
+        ):
+            ends.setdefault(pk, [None, None, None, None])[2:] = [died_on, cause]
+        return ends
+
+    def _batch_rows(self, batch, entries, visits, signed, codes, ended):
         for pk, pid, site, levels, randomized_on in batch:
             head = self._participant_cells(
-                pk, pid, site, levels, randomized_on, codes, withdrawals, entries
+                pk, pid, site, levels, randomized_on, codes, ended, entries
             )
             head += [int((pk, None) in signed), signed.get((pk, None))]
             if self.shape == "long":
@@ -464,7 +468,8 @@ class Dataset:
                     self._timepoint_cells(row, pk, tp, visits, entries, signed, long=False)
                 yield row
 
-    def _participant_cells(self, pk, pid, site, levels, randomized_on, codes, withdrawals, entries):
+    def _participant_cells(self, pk, pid, site, levels, randomized_on, codes, ended, entries):
+        withdrawals, ends = ended
         code, in_error = codes.get(pk, (None, None))
         cells = [pid, site]
         cells += [levels.get(f.code) for f in self.factors]
@@ -492,7 +497,7 @@ class Dataset:
             cells += [1, level, on]
         else:
             cells += [0, None, None]
-        cells += self._ends.get(pk, [None] * 4)
+        cells += ends.get(pk, [None] * 4)
         return cells
 
     def _timepoint_cells(self, row, pk, tp, visits, entries, signed, *, long):

@@ -48,7 +48,7 @@ def fail(message, **context):
     return PydanticCustomError("imrtrial", message, context)
 
 
-def _code(max_length):
+def code(max_length):
     def check(value):
         if not isinstance(value, str) or not value.strip():
             raise fail("must be non-empty text")
@@ -65,7 +65,7 @@ def _code(max_length):
     ]
 
 
-def _text(max_length):
+def text(max_length):
     def check(value):
         if not isinstance(value, str) or not value.strip():
             raise fail("must be non-empty text")
@@ -91,7 +91,7 @@ class Translated(str):
         return text
 
 
-def _label(max_length):
+def label(max_length):
     """Text, or a mapping of language code to text with English required."""
 
     def one(value, where):
@@ -136,7 +136,7 @@ def _label(max_length):
     ]
 
 
-def _whole(low=None, *, what="a whole number"):
+def whole(low=None, *, what="a whole number"):
     def check(value):
         if (
             isinstance(value, bool)
@@ -188,10 +188,10 @@ def _boolean(value):
 
 
 Boolean = Annotated[bool, BeforeValidator(_boolean), WithJsonSchema({"type": "boolean"})]
-Code20, Code30, Code40 = _code(20), _code(30), _code(40)
-PositiveInt = _whole(1)
-Label60, Label80, Label120, Label300 = _label(60), _label(80), _label(120), _label(300)
-Text60, Text200 = _text(60), _text(200)
+Code20, Code30, Code40 = code(20), code(30), code(40)
+PositiveInt = whole(1)
+Label60, Label80, Label120, Label300 = label(60), label(80), label(120), label(300)
+Text200 = text(200)
 
 
 def nonempty_list(item):
@@ -270,7 +270,7 @@ def problems(error: ValidationError, *, prefix=(), top="file", where=None):
     where = where or (lambda loc: place(loc, top))
     found = []
     for e in error.errors(include_url=False):
-        loc = tuple(prefix) + tuple(p for p in e["loc"] if not _is_wrapper(p))
+        loc = tuple(prefix) + tuple(p for p in e["loc"] if not is_wrapper(p))
         if e["type"] == "extra_forbidden":
             found.append(f"{where(loc[:-1]) or top}: unknown key {loc[-1]!r}")
         else:
@@ -278,7 +278,7 @@ def problems(error: ValidationError, *, prefix=(), top="file", where=None):
     return found
 
 
-def _is_wrapper(part):
+def is_wrapper(part):
     # pydantic names the validator of a union or a function wrapper in some locations.
     return isinstance(part, str) and (
         part.startswith("function-") or part in {"str", "dict[str,str]", "list[...]"}

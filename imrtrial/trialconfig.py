@@ -160,9 +160,9 @@ class TimepointSpec(schema.Strict):
     code: schema.Code30
     label: schema.Label80
     anchor: str = Timepoint.Anchor.RANDOMIZATION.value
-    offset_days: schema._whole(what="a whole number of days") = 0
-    window_before_days: schema._whole(0, what="a whole number of days") = 30
-    window_after_days: schema._whole(0, what="a whole number of days") = 30
+    offset_days: schema.whole(what="a whole number of days") = 0
+    window_before_days: schema.whole(0, what="a whole number of days") = 30
+    window_after_days: schema.whole(0, what="a whole number of days") = 30
     instruments: list[schema.Code40] = []
     ask_blinding_guess: schema.Boolean = False
 
@@ -172,7 +172,7 @@ class TrialFile(schema.Strict):
 
     key: schema.Code40
     name: schema.Text200
-    registration_id: schema._text(60) | None = None
+    registration_id: schema.text(60) | None = None
     target_sample_size: schema.PositiveInt | None = None
     id_prefix: schema.matching(r"[A-Z]{1,6}", "1-6 capital letters") = "P"
     arms: schema.nonempty_list(ArmSpec)
@@ -283,7 +283,7 @@ def _new_key(c, f):
         c.fail("file.key", f"a trial with key {key!r} already exists")
 
 
-def _label(text):
+def _english_and_others(text):
     """A label's English text and its other languages, as the models keep them."""
     return str(text), dict(getattr(text, "translations", {}))
 
@@ -306,7 +306,7 @@ def _normalize(f):
     }
     arms = []
     for a in f.get("arms") or []:
-        label, translations = _label(a.label)
+        label, translations = _english_and_others(a.label)
         arms.append(
             {
                 "code": a.code,
@@ -319,10 +319,10 @@ def _normalize(f):
         )
     factors = []
     for x in f.get("stratification") or []:
-        label, translations = _label(x.label)
+        label, translations = _english_and_others(x.label)
         levels = []
         for lv in x.levels or []:
-            text, other = _label(lv.label)
+            text, other = _english_and_others(lv.label)
             levels.append(
                 {"code": lv.code, "label": text} | ({"translations": other} if other else {})
             )
@@ -338,7 +338,7 @@ def _normalize(f):
     criteria = []
     for kind in EligibilityCriterion.Kind:
         for cr in getattr(f.get("criteria"), kind.value, None) or []:
-            text, translations = _label(cr.text)
+            text, translations = _english_and_others(cr.text)
             criteria.append(
                 {"kind": kind.value, "code": cr.code, "text": text, "translations": translations}
             )
@@ -347,13 +347,13 @@ def _normalize(f):
         if isinstance(tp, schema.Partial):
             timepoints.append({"code": tp.code, "instruments": tp.instruments or []})
             continue
-        label, translations = _label(tp.label)
+        label, translations = _english_and_others(tp.label)
         timepoints.append(
             {**tp.model_dump(exclude={"label"}), "label": label, "translations": translations}
         )
     sites = []
     for s in f.get("sites") or []:
-        name, translations = _label(s.name)
+        name, translations = _english_and_others(s.name)
         sites.append({"code": s.code, "name": name, "translations": translations, "kind": s.kind})
     design = f.get("design") or Design(method=Trial.Method.PERMUTED_BLOCKS.value)
     return {

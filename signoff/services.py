@@ -33,7 +33,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from assessments import services as crf
 from assessments.models import FormEntry
-from imrtrial import access, locking, trialconfig, twofactor
+from imrtrial import access, locking, schema, trialconfig, twofactor
 from imrtrial.audit import attribute
 from imrtrial.errors import Refused
 from imrtrial.locking import Scope, writes_clinical_data
@@ -308,17 +308,16 @@ def unsigned_casebooks(trial, participant):
 # --- The trial's setting ----------------------------------------------------------------------
 
 
-def check_section(c, section, config):
+class SignoffSection(schema.Strict):
     """The optional `signoff:` section of a trial's YAML: `lock_requires_signature` (a casebook
     is locked only once its site investigator has signed it)."""
-    if section is None:
-        return {"lock_requires_signature": False}
-    section = c.mapping(section, "signoff")
-    c.unknown_keys(section, {"lock_requires_signature"}, "signoff")
-    required = section.get("lock_requires_signature", False)
-    if not isinstance(required, bool):
-        c.fail("signoff.lock_requires_signature", f"must be true or false (got {required!r})")
-    return {"lock_requires_signature": required is True}
+
+    lock_requires_signature: schema.Boolean = False
+
+
+def check_section(c, section, config):
+    """The section as load_trial checked it against SignoffSection (None: not given)."""
+    return {"lock_requires_signature": bool(section and section.lock_requires_signature)}
 
 
 def configure(trial, section):
@@ -328,4 +327,4 @@ def configure(trial, section):
     )
 
 
-trialconfig.register_section("signoff", check_section, configure)
+trialconfig.register_section("signoff", check_section, configure, schema=SignoffSection)
