@@ -1,7 +1,9 @@
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.validators import MaxLengthValidator
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 
 class LoginForm(AuthenticationForm):
@@ -73,3 +75,24 @@ class AuditFilterForm(forms.Form):
         if since and until and until < since:
             self.add_error("until", "The end of the period is before its start.")
         return data
+
+
+class PreferencesForm(forms.Form):
+    """The user's own settings (imrtrial.views.preferences)."""
+
+    language = forms.ChoiceField(
+        required=False,
+        label=gettext_lazy("Language"),
+        help_text=gettext_lazy(
+            "The language of your pages and of the e-mails you receive. Without a choice, the"
+            " language of your trial is used, else your browser's."
+        ),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Each language in its own name, as the header's switcher shows them.
+        self.fields["language"].choices = [
+            ("", gettext_lazy("No preference")),
+            *settings.LANGUAGES,
+        ]

@@ -106,6 +106,9 @@ class Trial(models.Model):
     attendance_reminder_after_days = models.PositiveSmallIntegerField(default=3)
     unblinded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The language of the trial's pages and mail for a member who chose none ("": none, then the
+    # browser's); see imrtrial.i18n.
+    language = models.CharField(max_length=8, blank=True, choices=settings.LANGUAGES)
 
     history = HistoricalRecords()
 
@@ -394,6 +397,19 @@ class Membership(models.Model):
     def __str__(self):
         where = self.site.name if self.site else "all sites"
         return f"{self.user} — {self.get_role_display()} ({self.trial.key}, {where})"
+
+
+class UserSettings(models.Model):
+    """A user's own settings: for now the language of their pages and mail ("": no preference,
+    then their trial's language, then the browser's; imrtrial.i18n)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="imrtrial_settings"
+    )
+    language = models.CharField(max_length=8, blank=True, choices=settings.LANGUAGES)
+
+    def __str__(self):
+        return f"{self.user}: {self.language or '-'}"
 
 
 class AccessLog(models.Model):

@@ -1,14 +1,21 @@
 """Pages every role shares. Views parse, ask imrtrial.access, and render."""
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+from django.views.i18n import set_language as django_set_language
 
-from . import access, audittrail
+from . import access, audittrail, i18n
 from .audittrail import Viewer
-from .forms import AuditFilterForm
+from .forms import AuditFilterForm, PreferencesForm
 from .home import links_for, may_audit
 from .models import AccessLog, Participant, Role
 
@@ -134,3 +141,49 @@ def access_log(request, trial_key):
     return render(
         request, "imrtrial/audit_access.html", {"trial": trial, "form": form, "page": page}
     )
+
+
+# --- Language ---------------------------------------------------------------------------------
+
+
+@require_POST
+def set_language(request):
+    """The header's switcher: Django's set_language (the language cookie, then back to the page
+    it was sent from), and for a signed-in user their stored preference too."""
+    response = django_set_language(request)
+    language = i18n.supported(request.POST.get("language"))
+    if language and request.user.is_authenticated:
+        i18n.set_preference(request.user, language)
+    return response
+
+
+@never_cache
+@login_required
+def preferences(request):
+    """The user's own settings: the language of their pages and mail."""
+    form = PreferencesForm(
+        request.POST or None, initial={"language": i18n.preferred_language(request.user)}
+    )
+    if request.method == "POST" and form.is_valid():
+        language = form.cleaned_data["language"]
+        i18n.set_preference(request.user, language)
+        chosen = language or i18n.trial_language(request.user)
+        if chosen:
+            translation.activate(chosen)
+        messages.success(request, _("Your preferences are saved."))
+        response = redirect("preferences")
+        if language:
+            response.set_cookie(
+                settings.LANGUAGE_COOKIE_NAME,
+                language,
+                max_age=settings.LANGUAGE_COOKIE_AGE,
+                path=settings.LANGUAGE_COOKIE_PATH,
+                domain=settings.LANGUAGE_COOKIE_DOMAIN,
+                secure=settings.LANGUAGE_COOKIE_SECURE,
+                httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+            )
+        else:
+            response.delete_cookie(settings.LANGUAGE_COOKIE_NAME)
+        return response
+    return render(request, "imrtrial/preferences.html", {"form": form})
