@@ -18,6 +18,8 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from imrtrial import access, outbox
 from imrtrial.audit import attribute
@@ -258,10 +260,10 @@ def invite(trial, *, email, first_name, last_name, role, site, by, reason, link_
         by=by,
         site=site,
     )
-    return _send_link(user, trial, site, by=by, link_for=link_for, what=f"the role {role.label}")
+    return _send_link(user, trial, site, by=by, link_for=link_for, role=role)
 
 
-def _send_link(user, trial, site, *, by, link_for, what):
+def _send_link(user, trial, site, *, by, link_for, role=None):
     """A new one-time link for `user`, mailed when the transaction commits; every earlier link
     of theirs stops working."""
     now = timezone.now()
@@ -276,17 +278,40 @@ def _send_link(user, trial, site, *, by, link_for, what):
         created_by=by,
         expires_at=now + datetime.timedelta(days=INVITATION_DAYS),
     )
-    subject = f"{trial.name}: set your password"
-    body = (
-        f"You have been given {what} in {trial.name} ({_site_label(site)}).\n\n"
-        f"Your username is {user.get_username()}. Set your password with this link, within "
-        f"{INVITATION_DAYS} days; it works once:\n\n{link_for(token)}\n\n"
-        "If you did not expect this message, ignore it.\n"
-    )
-    transaction.on_commit(
-        lambda: outbox.send_each(
-            [user], subject, body, trial=trial, site=site, rule=INVITATION_RULE
+    link = link_for(token)
+
+    def message():  # in the invitee's language (outbox.send_each)
+        names = {
+            "role": role.label if role else "",
+            "trial": trial.name,
+            "site": site.name if site else _("all sites"),
+            "username": user.get_username(),
+            "days": INVITATION_DAYS,
+            "link": link,
+        }
+        if role:
+            given = _("You have been given the role %(role)s in %(trial)s (%(site)s).") % names
+        else:
+            given = _("You have been given a role in %(trial)s (%(site)s).") % names
+        body = (
+            given
+            + "\n\n"
+            + ngettext(
+                "Your username is %(username)s. Set your password with this link, within"
+                " %(days)d day; it works once:",
+                "Your username is %(username)s. Set your password with this link, within"
+                " %(days)d days; it works once:",
+                INVITATION_DAYS,
+            )
+            % names
+            + f"\n\n{link}\n\n"
+            + _("If you did not expect this message, ignore it.")
+            + "\n"
         )
+        return _("%(trial)s: set your password") % names, body
+
+    transaction.on_commit(
+        lambda: outbox.send_each([user], message, trial=trial, site=site, rule=INVITATION_RULE)
     )
     return invitation
 
@@ -309,7 +334,7 @@ def resend_invitation(target, trial, *, by, reason, link_for):
         raise Refused("You do not manage the staff of this person's sites.")
     _event(trial, AdminEvent.Action.INVITED, f"{target.get_username()}: new link", reason, by=by)
     site = sites[0] if len(sites) == 1 else None
-    return _send_link(target, trial, site, by=by, link_for=link_for, what="a role")
+    return _send_link(target, trial, site, by=by, link_for=link_for)
 
 
 def invitation_for(token):
@@ -398,7 +423,7 @@ def change_site(site, *, by, reason, **values):
     changes = _changes(site, values, SITE_FIELDS)
     if not changes:
         raise Refused("Nothing changed.")
-    for f, (_, new) in changes.items():
+    for f, (_old, new) in changes.items():
         setattr(site, f, new)
     site.save(update_fields=list(changes))
     _event(
@@ -418,7 +443,7 @@ def change_window(timepoint, *, by, reason, **values):
     changes = _changes(timepoint, values, WINDOW_FIELDS)
     if not changes:
         raise Refused("Nothing changed.")
-    for f, (_, new) in changes.items():
+    for f, (_old, new) in changes.items():
         setattr(timepoint, f, new)
     timepoint.save(update_fields=list(changes))
     _event(trial, AdminEvent.Action.WINDOW_CHANGED, timepoint.label, reason, by=by, changes=changes)
@@ -435,7 +460,7 @@ def change_reminders(trial, *, by, reason, **values):
     changes = _changes(trial, values, REMINDER_FIELDS)
     if not changes:
         raise Refused("Nothing changed.")
-    for f, (_, new) in changes.items():
+    for f, (_old, new) in changes.items():
         setattr(trial, f, new)
     # The reason is kept once, in the AdminEvent, which the audit trail masks by its author
     # (access.may_read_text); the trial's own history is shown unmasked.
