@@ -3,6 +3,7 @@ from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.validators import MaxLengthValidator
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 
@@ -36,21 +37,21 @@ class PastDateField(forms.DateField):
     def validate(self, value):
         super().validate(value)
         if value and value > timezone.localdate():
-            raise forms.ValidationError("The date cannot be in the future.", code="future")
+            raise forms.ValidationError(_("The date cannot be in the future."), code="future")
 
 
 class AuditFilterForm(forms.Form):
     """Filters of the audit report and the access log, read from the query string."""
 
     user = forms.ModelChoiceField(
-        queryset=None, required=False, to_field_name="username", empty_label="Anyone"
+        queryset=None, required=False, to_field_name="username", empty_label=gettext_lazy("Anyone")
     )
-    since = forms.DateField(required=False, label="From", widget=DateInput)
-    until = forms.DateField(required=False, label="To", widget=DateInput)
+    since = forms.DateField(required=False, label=gettext_lazy("From"), widget=DateInput)
+    until = forms.DateField(required=False, label=gettext_lazy("To"), widget=DateInput)
     participant = forms.CharField(
-        required=False, max_length=30, label="Participant id", help_text="e.g. P-0007"
+        required=False, max_length=30, label=gettext_lazy("Participant id"), help_text="e.g. P-0007"
     )
-    kind = forms.ChoiceField(required=False, label="Kind of record")
+    kind = forms.ChoiceField(required=False, label=gettext_lazy("Kind of record"))
 
     def __init__(self, *args, users, kinds, participants, kind_label=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -66,7 +67,7 @@ class AuditFilterForm(forms.Form):
             return None
         found = self._participants.filter(participant_id=participant_id).first()
         if found is None:
-            raise forms.ValidationError("No participant with that id at the sites you audit.")
+            raise forms.ValidationError(_("No participant with that id at the sites you audit."))
         return found
 
     def clean(self):

@@ -78,6 +78,13 @@ def language_for(user, trial=None):
     return trial_language(user, trial) or settings.LANGUAGE_CODE
 
 
+def stored(text):
+    """`text` (a lazy label) in the source language: for what is kept in the database (audit
+    targets, events), which reads the same whoever's request wrote it."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return str(text)
+
+
 def set_preference(user, language):
     """Store the user's choice ("" clears it)."""
     language = supported(language)

@@ -28,6 +28,7 @@ from django.db.models.expressions import RawSQL
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -285,7 +286,7 @@ def reset_devices(target, *, by, reason):
     keeps who removed which device, when and why. Returns how many devices were removed."""
     reason = reason.strip()
     if not reason:
-        raise ValidationError("Give the reason for the reset.")
+        raise ValidationError(_("Give the reason for the reset."))
     if not may_reset(by, target):
         raise PermissionError(f"{by} may not reset the devices of {target}.")
     devices = list(TOTPDevice.objects.select_for_update().filter(user=target).order_by("pk"))

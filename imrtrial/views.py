@@ -67,7 +67,7 @@ def _auditor(request, trial_key):
     """The trial and what the user may see of its audit trail; 404 without view_audit."""
     trial = access.trial_or_404(request.user, trial_key)
     if not may_audit(request.user, trial):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     return trial, Viewer(request.user, trial)
 
 
