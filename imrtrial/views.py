@@ -9,6 +9,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django.views.i18n import set_language as django_set_language
@@ -21,21 +22,33 @@ from .models import AccessLog, Participant, Role
 
 # What each role is here to do, shown on the home page.
 _WORK = {
-    Role.TRIAL_ADMIN: ["Invite staff, grant roles and set up sites in the Trial administration."],
-    Role.COORDINATOR: ["Screen and randomize callers; follow allocations at your sites."],
-    Role.ASSESSOR: ["Enter interview ratings and questionnaires for your participants."],
-    Role.FACILITATOR: ["Log IMR group sessions and attendance."],
-    Role.FIDELITY_RATER: ["Rate IMR groups on the IMR Fidelity Scale."],
-    Role.DATA_MANAGER: ["Verify and lock forms; export the blinded dataset."],
-    Role.STATISTICIAN: ["Download the blinded dataset (arms coded A/B)."],
-    Role.KEY_HOLDER: ["Hold the allocation key; release it after database lock."],
-    Role.MONITOR: ["Verify forms against the source documents at your sites; raise queries."],
-    Role.INVESTIGATOR: ["Sign your participants' casebooks."],
+    Role.TRIAL_ADMIN: [
+        gettext_lazy("Invite staff, grant roles and set up sites in the Trial administration.")
+    ],
+    Role.COORDINATOR: [
+        gettext_lazy("Screen and randomize callers; follow allocations at your sites.")
+    ],
+    Role.ASSESSOR: [
+        gettext_lazy("Enter interview ratings and questionnaires for your participants.")
+    ],
+    Role.FACILITATOR: [gettext_lazy("Log IMR group sessions and attendance.")],
+    Role.FIDELITY_RATER: [gettext_lazy("Rate IMR groups on the IMR Fidelity Scale.")],
+    Role.DATA_MANAGER: [gettext_lazy("Verify and lock forms; export the blinded dataset.")],
+    Role.STATISTICIAN: [gettext_lazy("Download the blinded dataset (arms coded A/B).")],
+    Role.KEY_HOLDER: [gettext_lazy("Hold the allocation key; release it after database lock.")],
+    Role.MONITOR: [
+        gettext_lazy("Verify forms against the source documents at your sites; raise queries.")
+    ],
+    Role.INVESTIGATOR: [gettext_lazy("Sign your participants' casebooks.")],
     Role.CASE_MANAGER: [
-        "Enter the staff ratings of your site's participants: the clinician IMR scale,"
-        " substance use and adverse events.",
-        "Keep each participant's safety event log (from their page): adverse and beneficial"
-        " events, and how they relate to the trial intervention.",
+        gettext_lazy(
+            "Enter the staff ratings of your site's participants: the clinician IMR scale,"
+            " substance use and adverse events."
+        ),
+        gettext_lazy(
+            "Keep each participant's safety event log (from their page): adverse and beneficial"
+            " events, and how they relate to the trial intervention."
+        ),
     ],
 }
 
