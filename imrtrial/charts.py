@@ -2,9 +2,9 @@
 
 Here, in the lowest app, so that every app may draw one (an app imports only the apps before it).
 
-Pure Python but for Django's translation of the few words it writes itself (titles and
-labels come from the caller, translated there): the CSP allows no script and no inline style, so every chart is
-geometry and presentation attributes, and the same numbers always give the same bytes (the
+Pure Python but for Django's translation of the few words it writes itself (titles and labels
+come from the caller, translated there): the CSP allows no script and no inline style, so every
+chart is geometry and presentation attributes, and the same numbers always give the same bytes (the
 blinding tests compare bytes). Each chart carries a <title> and <desc> as its text alternative;
 the pages put a table of the same numbers beside it.
 
