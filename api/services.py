@@ -47,7 +47,7 @@ def create_token(user, trial, *, name, permissions, days):
     if not chosen:
         raise Refused(_("Choose what the token may do."))
     if extra := chosen - set(held):
-        names = ", ".join(sorted(Perm(p).label for p in extra))
+        names = ", ".join(sorted(str(Perm(p).label) for p in extra))
         raise Refused(
             _("You do not hold these permissions in %(trial)s: %(names)s.")
             % {"trial": trial, "names": names}
@@ -95,7 +95,7 @@ def randomize_with_key(participant, *, by, key, baseline_completed_on=None):
     transaction: the key is claimed first (a concurrent request with the same key waits on its
     unique row), so a key of another participant is refused before anyone is randomized, and a
     refused randomization leaves no key behind. The caller has asked the gate."""
-    stored, _ = RandomizationKey.objects.get_or_create(
+    stored, _created = RandomizationKey.objects.get_or_create(
         user=by, trial=participant.trial, key=key, defaults={"participant": participant}
     )
     if stored.participant_id != participant.pk:

@@ -482,7 +482,7 @@ def import_forms(request):
     parameters=[
         OpenApiParameter("site", str, description="A site code."),
         OpenApiParameter("timepoint", str, description="A timepoint code."),
-        OpenApiParameter("state", str, enum=[code for code, _, _ in dashboard.State.ALL]),
+        OpenApiParameter("state", str, enum=[code for code, _label, _order in dashboard.State.ALL]),
         OpenApiParameter("page", int),
     ],
     responses={**ALWAYS, 200: s.StatusOut, 400: INVALID, 404: NOT_FOUND},

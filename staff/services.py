@@ -497,7 +497,9 @@ _STATUS_MOVES = {
 
 def status_moves(trial):
     """The moves the trial's status allows now: ["open"] in set-up, ["close"] when open."""
-    return [move for move, (before, _, _) in _STATUS_MOVES.items() if trial.status == before]
+    return [
+        move for move, (before, _after, _action) in _STATUS_MOVES.items() if trial.status == before
+    ]
 
 
 @transaction.atomic
