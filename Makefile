@@ -10,7 +10,8 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 DEPLOY_ENV := DEBUG=false SECRET_KEY=$$(printf 'x%.0s' $$(seq 60))-deploy-check \
 	ALLOWED_HOSTS=trial.example.org RANDOMIZATION_SECRET=$$(printf 'r%.0s' $$(seq 40))
 
-.PHONY: run test lint services browser pspp install install-dev migrate clean backup restore faults
+.PHONY: run test lint services browser pspp install install-dev migrate clean backup restore faults \
+	messages compilemessages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +28,22 @@ $(VENV)/.installed-dev: requirements-dev.txt requirements.txt | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The translation catalogues (locale/<language>/LC_MESSAGES/django.po; English is the source):
+# `make messages` collects every marked string into them, for the translators to fill in; the
+# compiled .mo files are built (here, by `make run` and `make test`, and in the Docker image),
+# never committed. Only our own locale/ is compiled, not the catalogues of installed packages.
+MAKEMESSAGES := makemessages -l da -l nl --no-location --no-obsolete -i .venv -i tests -i bench \
+	-i node_modules -i staticfiles -i locale
+
+messages: install
+	DEBUG=true $(BIN)/python manage.py $(MAKEMESSAGES)
+
+compilemessages: install
+	DEBUG=true $(BIN)/python manage.py compilemessages -i $(VENV) -i node_modules -i staticfiles -i .git
+
 # Two-factor sign-in as in production (DEBUG alone would turn it off): the TOTP secrets of the
 # demo users who need it are in the logins file seed_demo writes (demo-logins.txt, mode 600).
-run: install
+run: install compilemessages
 	DEBUG=true $(BIN)/python manage.py migrate --noinput
 	DEBUG=true $(BIN)/python manage.py seed_demo
 	@echo "Serving the demo on http://127.0.0.1:8000 (Ctrl-C to stop); logins in demo-logins.txt."
@@ -58,14 +72,14 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) D
 	SECRET_KEY=test-only-secret-key-not-for-production RANDOMIZATION_SECRET=test-secret \
 	SECURE_SSL_REDIRECT=false
 
-test: install-dev services browser pspp
+test: install-dev services browser pspp compilemessages
 	$(TEST_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(TEST_ENV) $(BIN)/pytest -m "not worker and not faults" $(PYTEST_ARGS)
 	$(TEST_ENV) $(BIN)/pytest -m worker $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: none selected
 
 # Slow fault tests: they start private PostgreSQL and Redis instances and restart or stop them
 # (never the shared ones); see tests/faults/test_faults.py.
-faults: install-dev services
+faults: install-dev services compilemessages
 	$(TEST_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(TEST_ENV) $(BIN)/pytest -m faults tests/faults $(PYTEST_ARGS)
 

@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -62,11 +63,11 @@ def token_list(request):
 def token_revoke(request, pk):
     token = get_object_or_404(ApiToken.objects.select_related("trial"), pk=pk)
     if not services.may_revoke(request.user, token):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     form = RevokeForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     services.revoke_token(token, by=request.user, reason=reason)
-    messages.success(request, f"Token imrt_{token.key_id}… is revoked.")
+    messages.success(request, _("Token %(token)s is revoked.") % {"token": f"imrt_{token.key_id}…"})
     if token.user_id == request.user.pk:
         return redirect("api_tokens")
     return redirect("api_trial_tokens", token.trial.key)

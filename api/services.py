@@ -12,6 +12,7 @@ import datetime
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from imrtrial import access, twofactor
 from imrtrial.audit import attribute
@@ -34,23 +35,28 @@ def create_token(user, trial, *, name, permissions, days):
     """(token row, the token's text to show once)."""
     if twofactor.requires_two_factor(user) and not twofactor.is_enrolled(user):
         raise Refused(
-            "Your role needs two-factor sign-in: set it up (Two-factor sign-in) before making "
-            "an API token."
+            _(
+                "Your role needs two-factor sign-in: set it up (Two-factor sign-in) before making "
+                "an API token."
+            )
         )
     held = permissions_held(user, trial)
     if not held:
-        raise Refused("You hold no role in this trial.")
+        raise Refused(_("You hold no role in this trial."))
     chosen = {Perm(p) for p in permissions}
     if not chosen:
-        raise Refused("Choose what the token may do.")
+        raise Refused(_("Choose what the token may do."))
     if extra := chosen - set(held):
-        names = ", ".join(sorted(Perm(p).label for p in extra))
-        raise Refused(f"You do not hold these permissions in {trial}: {names}.")
+        names = ", ".join(sorted(str(Perm(p).label) for p in extra))
+        raise Refused(
+            _("You do not hold these permissions in %(trial)s: %(names)s.")
+            % {"trial": trial, "names": names}
+        )
     if not 1 <= days <= MAX_DAYS:
-        raise Refused(f"A token lasts from 1 to {MAX_DAYS} days.")
+        raise Refused(_("A token lasts from 1 to %(max)d days.") % {"max": MAX_DAYS})
     name = name.strip()
     if not name or "\x00" in name:
-        raise Refused("Name the token (what it is for).")
+        raise Refused(_("Name the token (what it is for)."))
     key_id, secret, text = ApiToken.new_secret()
     token = ApiToken(
         user=user,
@@ -73,7 +79,7 @@ def may_revoke(by, token):
 def revoke_token(token, *, by, reason=""):
     token = ApiToken.objects.select_for_update().get(pk=token.pk)
     if not may_revoke(by, token):
-        raise Refused("Only the token's owner or the trial administrator revokes it.")
+        raise Refused(_("Only the token's owner or the trial administrator revokes it."))
     if token.revoked_at is not None:
         return token
     token.revoked_at = timezone.now()
@@ -89,9 +95,9 @@ def randomize_with_key(participant, *, by, key, baseline_completed_on=None):
     transaction: the key is claimed first (a concurrent request with the same key waits on its
     unique row), so a key of another participant is refused before anyone is randomized, and a
     refused randomization leaves no key behind. The caller has asked the gate."""
-    stored, _ = RandomizationKey.objects.get_or_create(
+    stored, _created = RandomizationKey.objects.get_or_create(
         user=by, trial=participant.trial, key=key, defaults={"participant": participant}
     )
     if stored.participant_id != participant.pk:
-        raise Refused("This key was used to randomize another participant: use a new key.")
+        raise Refused(_("This key was used to randomize another participant: use a new key."))
     return desk.randomize(participant, by=by, baseline_completed_on=baseline_completed_on)

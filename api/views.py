@@ -29,6 +29,7 @@ from django.db import transaction
 from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views import defaults
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -108,7 +109,7 @@ def _trial(request):
 
 def _require(allowed):
     if not allowed:
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
 
 
 def _valid(serializer_class, data):
@@ -481,7 +482,7 @@ def import_forms(request):
     parameters=[
         OpenApiParameter("site", str, description="A site code."),
         OpenApiParameter("timepoint", str, description="A timepoint code."),
-        OpenApiParameter("state", str, enum=[code for code, _, _ in dashboard.State.ALL]),
+        OpenApiParameter("state", str, enum=[code for code, _label, _order in dashboard.State.ALL]),
         OpenApiParameter("page", int),
     ],
     responses={**ALWAYS, 200: s.StatusOut, 400: INVALID, 404: NOT_FOUND},

@@ -27,6 +27,7 @@ from django.db import connection
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.http import Http404
+from django.utils.translation import gettext as _
 
 from .models import Membership, Participant, Perm, Site, Trial, UnblindingIncident
 
@@ -236,7 +237,7 @@ def may_see_allocation_key(user, trial):
 
 def require_allocation_access(user, trial, site=None):
     if not may_see_allocation(user, trial, site):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
 
 
 # --- Participants ----------------------------------------------------------------------------
@@ -258,21 +259,21 @@ def participant_or_404(user, trial, participant_id):
             .get(participant_id=participant_id)
         )
     except Participant.DoesNotExist:
-        raise Http404("No such participant.") from None
+        raise Http404(_("No such participant.")) from None
 
 
 def trial_or_404(user, trial_key):
     try:
         return trials_of(user).get(key=trial_key)
     except Trial.DoesNotExist:
-        raise Http404("No such trial.") from None
+        raise Http404(_("No such trial.")) from None
 
 
 def require(user, perm, trial, site=None):
     """404 unless the user may do `perm`. A 404 (not 403) tells a blinded user nothing about
     whether the page or object exists."""
     if not has(user, perm, trial, site):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
 
 
 # --- Entering forms, withdrawals -------------------------------------------------------------

@@ -19,6 +19,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Q
 from django.http import Http404, HttpResponseNotAllowed
 from django.utils.text import capfirst
+from django.utils.translation import gettext as _
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.template_utils import HistoricalRecordContextHelper
 
@@ -53,7 +54,7 @@ class OfferedLookupsChangeList(ChangeList):
         if unoffered:
             # Before any query uses them, and alike for every lookup and value: a 404 says
             # nothing about what the lookup would have found.
-            raise Http404("Not found.")
+            raise Http404(_("Not found."))
         return specs, has_filters, remaining, duplicates, active
 
 
@@ -78,7 +79,7 @@ class OfferedLookupsOnly:
         try:
             return super().changelist_view(request, extra_context)
         except DisallowedModelAdminLookup:  # Django's refusal of longer relations: a 400
-            raise Http404("Not found.") from None
+            raise Http404(_("Not found.")) from None
 
     def get_search_fields(self, request):
         match = request.resolver_match
@@ -178,7 +179,7 @@ class GateScopedAdmin(OfferedLookupsOnly):
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)
         if obj is None:  # Django would redirect with "doesn't exist"; say nothing instead
-            raise Http404("Not found.")
+            raise Http404(_("Not found."))
         return obj
 
     # --- what they may do ---
@@ -245,12 +246,12 @@ class GateScopedAdmin(OfferedLookupsOnly):
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_module_permission(request):
-            raise Http404("Not found.")
+            raise Http404(_("Not found."))
         return super().changelist_view(request, extra_context)
 
     def add_view(self, request, form_url="", extra_context=None):
         if not self.has_module_permission(request):
-            raise Http404("Not found.")
+            raise Http404(_("Not found."))
         return super().add_view(request, form_url, extra_context)
 
     def history_view(self, request, object_id, extra_context=None):
@@ -422,7 +423,7 @@ class MembershipForm(forms.ModelForm):
         user, trial, site = data.get("user"), data.get("trial"), data.get("site")
         if user is not None and user == self.author:
             raise forms.ValidationError(
-                "You cannot change your own roles; ask another administrator."
+                _("You cannot change your own roles; ask another administrator.")
             )
         if trial is not None and site is not None and site.trial_id != trial.pk:
             self.add_error("site", "That site belongs to another trial.")

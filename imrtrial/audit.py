@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.module_loading import autodiscover_modules
+from django.utils.translation import gettext_lazy
 
 from .models import (
     AccessLog,
@@ -123,7 +124,7 @@ def sources():
 register(
     Source(
         key="trial",
-        label="Trial configuration",
+        label=gettext_lazy("Trial configuration"),
         model=Trial,
         trial="id",
         describe=lambda row: row.name,
@@ -133,7 +134,7 @@ register(
 register(
     Source(
         key="membership",
-        label="Role membership",
+        label=gettext_lazy("Role membership"),
         model=Membership,
         trial="trial",
         site="site",
@@ -148,7 +149,7 @@ register(
 register(
     Source(
         key="participant",
-        label="Participant",
+        label=gettext_lazy("Participant"),
         model=Participant,
         trial="trial",
         site="site",
@@ -159,7 +160,7 @@ register(
 register(
     Source(
         key="unblindingincident",
-        label="Unblinding incident",
+        label=gettext_lazy("Unblinding incident"),
         model=UnblindingIncident,
         trial="participant__trial",
         site="participant__site",
@@ -175,7 +176,7 @@ register(
 register(
     Source(
         key="databaselock",
-        label="Database lock",
+        label=gettext_lazy("Database lock"),
         model=DatabaseLock,
         trial="trial",
         describe=lambda row: row.get_action_display(),

@@ -2,8 +2,9 @@
 
 Here, in the lowest app, so that every app may draw one (an app imports only the apps before it).
 
-Pure Python, no Django import: the CSP allows no script and no inline style, so every chart is
-geometry and presentation attributes, and the same numbers always give the same bytes (the
+Pure Python but for Django's translation of the few words it writes itself (titles and labels
+come from the caller, translated there): the CSP allows no script and no inline style, so every
+chart is geometry and presentation attributes, and the same numbers always give the same bytes (the
 blinding tests compare bytes). Each chart carries a <title> and <desc> as its text alternative;
 the pages put a table of the same numbers beside it.
 
@@ -14,6 +15,10 @@ differ by dash pattern, and bars carry their numbers, so nothing is told by colo
 import math
 from html import escape
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+NO_DATA = gettext_lazy("no data")
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
 DASHES = ("", "6 3", "2 3", "8 3 2 3", "4 4", "1 2", "10 4")
@@ -189,7 +194,7 @@ def consort_svg(diagram, *, svg_id="consort"):
         y += STAGE_H + 14
 
     # Enrolment: assessed, then the exclusions to the side, then randomized.
-    stage_bar("Enrolment")
+    stage_bar(_("Enrolment"))
     main_w = 340
     assessed = _box_lines(diagram["assessed"], main_w)
     h = _box_height(assessed)
@@ -306,7 +311,7 @@ def line_chart(
         )
         parts.append(_text(xpos(i), bottom + 18, x_labels[i], size=11, anchor="middle", fill=MUTED))
     if not n:
-        parts.append(_text(left + 12, bottom - 12, "Nobody randomized yet.", fill=MUTED))
+        parts.append(_text(left + 12, bottom - 12, _("Nobody randomized yet."), fill=MUTED))
 
     if target:
         ty = ypos(target)
@@ -355,7 +360,9 @@ def line_chart(
             f'<line x1="{right + 16}" y1="{legend_y}" x2="{right + 44}" y2="{legend_y}" '
             f'stroke="{PALETTE[5]}" stroke-width="2" stroke-dasharray="10 5"/>'
         )
-        parts.append(_text(right + 50, legend_y + 4, f"Target ({target})", size=12))
+        parts.append(
+            _text(right + 50, legend_y + 4, _("Target (%(target)s)") % {"target": target}, size=12)
+        )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
@@ -376,7 +383,7 @@ def stacked_bars(rows, categories, *, title, description, svg_id="stacked", colo
     parts.append(_text(16, 24, title, size=15, weight="600"))
     # Legend: one line of swatches under the title.
     x = 16
-    for i, (_, label) in enumerate(categories):
+    for i, (_code, label) in enumerate(categories):
         colour = colours[i % len(colours)]
         parts.append(
             f'<rect x="{_n(x)}" y="38" width="14" height="14" fill="{colour}" '
@@ -409,7 +416,7 @@ def stacked_bars(rows, categories, *, title, description, svg_id="stacked", colo
         parts.append(_text(x + 6, y + 18, total, size=12, fill=MUTED))
         y += bar_h + row_gap
     if not rows:
-        parts.append(_text(label_w, top + 18, "Nothing to show yet.", fill=MUTED))
+        parts.append(_text(label_w, top + 18, _("Nothing to show yet."), fill=MUTED))
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
@@ -426,7 +433,7 @@ def value_bars(
     tick_fmt=None,
     rules=(),
     svg_id="bars",
-    empty="no data",
+    empty=NO_DATA,
 ):
     """One horizontal bar per row from `low` to its value (None: `empty` is written instead).
 

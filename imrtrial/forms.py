@@ -1,7 +1,10 @@
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.validators import MaxLengthValidator
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 
 class LoginForm(AuthenticationForm):
@@ -34,21 +37,21 @@ class PastDateField(forms.DateField):
     def validate(self, value):
         super().validate(value)
         if value and value > timezone.localdate():
-            raise forms.ValidationError("The date cannot be in the future.", code="future")
+            raise forms.ValidationError(_("The date cannot be in the future."), code="future")
 
 
 class AuditFilterForm(forms.Form):
     """Filters of the audit report and the access log, read from the query string."""
 
     user = forms.ModelChoiceField(
-        queryset=None, required=False, to_field_name="username", empty_label="Anyone"
+        queryset=None, required=False, to_field_name="username", empty_label=gettext_lazy("Anyone")
     )
-    since = forms.DateField(required=False, label="From", widget=DateInput)
-    until = forms.DateField(required=False, label="To", widget=DateInput)
+    since = forms.DateField(required=False, label=gettext_lazy("From"), widget=DateInput)
+    until = forms.DateField(required=False, label=gettext_lazy("To"), widget=DateInput)
     participant = forms.CharField(
-        required=False, max_length=30, label="Participant id", help_text="e.g. P-0007"
+        required=False, max_length=30, label=gettext_lazy("Participant id"), help_text="e.g. P-0007"
     )
-    kind = forms.ChoiceField(required=False, label="Kind of record")
+    kind = forms.ChoiceField(required=False, label=gettext_lazy("Kind of record"))
 
     def __init__(self, *args, users, kinds, participants, kind_label=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -64,7 +67,7 @@ class AuditFilterForm(forms.Form):
             return None
         found = self._participants.filter(participant_id=participant_id).first()
         if found is None:
-            raise forms.ValidationError("No participant with that id at the sites you audit.")
+            raise forms.ValidationError(_("No participant with that id at the sites you audit."))
         return found
 
     def clean(self):
@@ -73,3 +76,24 @@ class AuditFilterForm(forms.Form):
         if since and until and until < since:
             self.add_error("until", "The end of the period is before its start.")
         return data
+
+
+class PreferencesForm(forms.Form):
+    """The user's own settings (imrtrial.views.preferences)."""
+
+    language = forms.ChoiceField(
+        required=False,
+        label=gettext_lazy("Language"),
+        help_text=gettext_lazy(
+            "The language of your pages and of the e-mails you receive. Without a choice, the"
+            " language of your trial is used, else your browser's."
+        ),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Each language in its own name, as the header's switcher shows them.
+        self.fields["language"].choices = [
+            ("", gettext_lazy("No preference")),
+            *settings.LANGUAGES,
+        ]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.urls import reverse
 from django.utils.module_loading import autodiscover_modules
+from django.utils.translation import gettext_lazy
 
 from . import access
 from .models import Perm
@@ -53,4 +54,12 @@ def may_audit(user, trial):
     return access.has(user, Perm.VIEW_AUDIT, trial)
 
 
-register(Link("Audit trail", "audit_trail", may_audit, order=90, style="btn-outline-secondary"))
+register(
+    Link(
+        gettext_lazy("Audit trail"),
+        "audit_trail",
+        may_audit,
+        order=90,
+        style="btn-outline-secondary",
+    )
+)

@@ -30,6 +30,7 @@ import inspect
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
+from django.utils.translation import gettext as _
 
 from .errors import Locked
 
@@ -161,20 +162,27 @@ def check_unlocked(scope):
     status, casebooks = _read_trial_and_casebooks(scope)
     if status == Trial.Status.LOCKED:
         raise Locked(
-            "The database is locked: nothing in it can change. Only the data manager can "
-            "unlock it, with a reason."
+            _(
+                "The database is locked: nothing in it can change. Only the data manager can"
+                " unlock it, with a reason."
+            )
         )
     for locked_at, participant_id in casebooks:
         if locked_at is not None:
             raise Locked(
-                f"The casebook of {participant_id} is locked: nothing in it can change. The "
-                "data manager can unlock it, with a reason."
+                _(
+                    "The casebook of %(pid)s is locked: nothing in it can change. The data"
+                    " manager can unlock it, with a reason."
+                )
+                % {"pid": participant_id}
             )
     if scope.form is not None:
         model, pk = scope.form
         (form_status,) = _read_key_share(model._meta.db_table, "status", pk)
         if form_status == model.Status.LOCKED:
             raise Locked(
-                "This form is locked and can no longer change. The data manager can unlock "
-                "it, with a reason."
+                _(
+                    "This form is locked and can no longer change. The data manager can unlock"
+                    " it, with a reason."
+                )
             )

@@ -8,6 +8,7 @@ behind the gate in imrtrial/access.py.
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from simple_history import register
 from simple_history.models import HistoricalRecords
@@ -40,50 +41,62 @@ class Perm(models.TextChoices):
     """Permission codenames (on Trial). Code names them only through this enum, so a typo fails
     at import instead of silently denying (tests/test_layering.py lints for string literals)."""
 
-    MANAGE_TRIAL = "manage_trial", "Configure the trial, its sites and staff"
-    VIEW_PARTICIPANTS = "view_participants", "See pseudonymous participants and their visits"
-    VIEW_IDENTIFYING = "view_identifying", "See identifying details (name, national id, phone)"
-    RANDOMIZE = "randomize", "Screen and randomize at the phone desk"
+    MANAGE_TRIAL = "manage_trial", gettext_lazy("Configure the trial, its sites and staff")
+    VIEW_PARTICIPANTS = (
+        "view_participants",
+        gettext_lazy("See pseudonymous participants and their visits"),
+    )
+    VIEW_IDENTIFYING = (
+        "view_identifying",
+        gettext_lazy("See identifying details (name, national id, phone)"),
+    )
+    RANDOMIZE = "randomize", gettext_lazy("Screen and randomize at the phone desk")
     VIEW_UNBLINDED = (
         "view_unblinded",
-        "See allocation-revealing data (arm, IMR groups, attendance)",
+        gettext_lazy("See allocation-revealing data (arm, IMR groups, attendance)"),
     )
     VIEW_UNBLINDED_AFTER_UNBLINDING = (
         "view_unblinded_after_unblinding",
-        "See allocation data once the trial is unblinded",
+        gettext_lazy("See allocation data once the trial is unblinded"),
     )
-    ENTER_INTERVIEW = "enter_interview", "Enter blinded interview ratings and questionnaires"
+    ENTER_INTERVIEW = (
+        "enter_interview",
+        gettext_lazy("Enter blinded interview ratings and questionnaires"),
+    )
     ENTER_STAFF_RATING = (
         "enter_staff_rating",
-        "Enter unblinded staff ratings (e.g. IMRS clinician version)",
+        gettext_lazy("Enter unblinded staff ratings (e.g. IMRS clinician version)"),
     )
-    VERIFY_FORMS = "verify_forms", "Verify, reconcile and lock case record forms"
-    LOG_ATTENDANCE = "log_attendance", "Log IMR sessions and attendance"
-    RATE_FIDELITY = "rate_fidelity", "Rate IMR groups on the fidelity scale"
-    EXPORT_BLINDED = "export_blinded", "Export the blinded dataset (arms coded A/B)"
+    VERIFY_FORMS = "verify_forms", gettext_lazy("Verify, reconcile and lock case record forms")
+    LOG_ATTENDANCE = "log_attendance", gettext_lazy("Log IMR sessions and attendance")
+    RATE_FIDELITY = "rate_fidelity", gettext_lazy("Rate IMR groups on the fidelity scale")
+    EXPORT_BLINDED = "export_blinded", gettext_lazy("Export the blinded dataset (arms coded A/B)")
     RELEASE_ALLOCATION_KEY = (
         "release_allocation_key",
-        "Release the arm code key and process data after lock",
+        gettext_lazy("Release the arm code key and process data after lock"),
     )
-    VIEW_AUDIT = "view_audit", "Read the audit trail and access log"
+    VIEW_AUDIT = "view_audit", gettext_lazy("Read the audit trail and access log")
     SOURCE_VERIFY = (
         "source_verify",
-        "Verify forms against source documents (SDV) and open data queries",
+        gettext_lazy("Verify forms against source documents (SDV) and open data queries"),
     )
-    SIGN_CASEBOOK = "sign_casebook", "Sign participants' casebooks as site investigator"
+    SIGN_CASEBOOK = (
+        "sign_casebook",
+        gettext_lazy("Sign participants' casebooks as site investigator"),
+    )
 
 
 class Trial(models.Model):
     class Status(models.TextChoices):
-        SETUP = "setup", "In set-up"
-        OPEN = "open", "Open for recruitment"
-        CLOSED = "closed", "Closed to recruitment"
-        LOCKED = "locked", "Database locked"
+        SETUP = "setup", gettext_lazy("In set-up")
+        OPEN = "open", gettext_lazy("Open for recruitment")
+        CLOSED = "closed", gettext_lazy("Closed to recruitment")
+        LOCKED = "locked", gettext_lazy("Database locked")
 
     class Method(models.TextChoices):
-        PERMUTED_BLOCKS = "permuted_blocks", "Permuted blocks"
-        MINIMIZATION = "minimization", "Pocock-Simon minimization"
-        UPLOADED_LIST = "uploaded_list", "Uploaded allocation list"
+        PERMUTED_BLOCKS = "permuted_blocks", gettext_lazy("Permuted blocks")
+        MINIMIZATION = "minimization", gettext_lazy("Pocock-Simon minimization")
+        UPLOADED_LIST = "uploaded_list", gettext_lazy("Uploaded allocation list")
 
     key = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=200)
@@ -108,6 +121,9 @@ class Trial(models.Model):
     attendance_reminder_after_days = models.PositiveSmallIntegerField(default=3)
     unblinded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The language of the trial's pages and mail for a member who chose none ("": none, then the
+    # browser's); see imrtrial.i18n.
+    language = models.CharField(max_length=8, blank=True, choices=settings.LANGUAGES)
 
     history = HistoricalRecords()
 
@@ -163,8 +179,8 @@ class EligibilityCriterion(models.Model):
     when every inclusion criterion is answered yes and every exclusion criterion no."""
 
     class Kind(models.TextChoices):
-        INCLUSION = "inclusion", "Inclusion"
-        EXCLUSION = "exclusion", "Exclusion"
+        INCLUSION = "inclusion", gettext_lazy("Inclusion")
+        EXCLUSION = "exclusion", gettext_lazy("Exclusion")
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="criteria")
     code = models.SlugField(max_length=40)
@@ -198,9 +214,9 @@ class Timepoint(models.Model):
     """A visit of the schedule: when it falls, its window, and the instruments due at it."""
 
     class Anchor(models.TextChoices):
-        ENROLMENT = "enrolment", "Enrolment"
-        RANDOMIZATION = "randomization", "Randomization"
-        BASELINE = "baseline", "Baseline visit done"
+        ENROLMENT = "enrolment", gettext_lazy("Enrolment")
+        RANDOMIZATION = "randomization", gettext_lazy("Randomization")
+        BASELINE = "baseline", gettext_lazy("Baseline visit done")
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="timepoints")
     code = models.SlugField(max_length=30)
@@ -266,8 +282,8 @@ class DatabaseLock(Undeletable):
     exceptional event: the audit trail lists it, and every export made before it says so."""
 
     class Action(models.TextChoices):
-        LOCKED = "locked", "Database locked"
-        UNLOCKED = "unlocked", "Database UNLOCKED"
+        LOCKED = "locked", gettext_lazy("Database locked")
+        UNLOCKED = "unlocked", gettext_lazy("Database UNLOCKED")
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="database_locks")
     action = models.CharField(max_length=8, choices=Action.choices)
@@ -284,8 +300,8 @@ class DatabaseLock(Undeletable):
 
 class Site(models.Model):
     class Kind(models.TextChoices):
-        CENTRE = "centre", "Community mental health centre"
-        TEAM = "team", "Community mental health team"
+        CENTRE = "centre", gettext_lazy("Community mental health centre")
+        TEAM = "team", gettext_lazy("Community mental health team")
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="sites")
     code = models.SlugField(max_length=20)
@@ -350,12 +366,12 @@ class Participant(Undeletable):
     """A randomizable person, known here only by a pseudonymous id."""
 
     class Status(models.TextChoices):
-        CONSENTED = "consented", "Consented, not yet randomized"
-        RANDOMIZED = "randomized", "Randomized"
-        COMPLETED = "completed", "Completed follow-up"
-        WITHDRAWN = "withdrawn", "Withdrawn"
-        EXCLUDED = "excluded", "Excluded after randomization"
-        DIED = "died", "Died"
+        CONSENTED = "consented", gettext_lazy("Consented, not yet randomized")
+        RANDOMIZED = "randomized", gettext_lazy("Randomized")
+        COMPLETED = "completed", gettext_lazy("Completed follow-up")
+        WITHDRAWN = "withdrawn", gettext_lazy("Withdrawn")
+        EXCLUDED = "excluded", gettext_lazy("Excluded after randomization")
+        DIED = "died", gettext_lazy("Died")
 
     # No more visits, reminders or forms to enter: the schedule has ended for both arms alike.
     FOLLOW_UP_ENDED = (Status.WITHDRAWN, Status.EXCLUDED, Status.DIED)
@@ -395,17 +411,17 @@ class Participant(Undeletable):
 class Role(models.TextChoices):
     """The roles of a trial. Each is a Django group of the same name (migration 0002)."""
 
-    TRIAL_ADMIN = "trial_admin", "Trial administrator"
-    COORDINATOR = "coordinator", "Coordinator (phone desk)"
-    ASSESSOR = "assessor", "Blinded assessor"
-    FACILITATOR = "facilitator", "IMR facilitator"
-    FIDELITY_RATER = "fidelity_rater", "Fidelity rater"
-    DATA_MANAGER = "data_manager", "Data manager"
-    STATISTICIAN = "statistician", "Statistician"
-    KEY_HOLDER = "key_holder", "Unblinded data administrator"
-    MONITOR = "monitor", "Monitor (clinical research associate)"
-    INVESTIGATOR = "investigator", "Site investigator"
-    CASE_MANAGER = "case_manager", "Case manager"
+    TRIAL_ADMIN = "trial_admin", gettext_lazy("Trial administrator")
+    COORDINATOR = "coordinator", gettext_lazy("Coordinator (phone desk)")
+    ASSESSOR = "assessor", gettext_lazy("Blinded assessor")
+    FACILITATOR = "facilitator", gettext_lazy("IMR facilitator")
+    FIDELITY_RATER = "fidelity_rater", gettext_lazy("Fidelity rater")
+    DATA_MANAGER = "data_manager", gettext_lazy("Data manager")
+    STATISTICIAN = "statistician", gettext_lazy("Statistician")
+    KEY_HOLDER = "key_holder", gettext_lazy("Unblinded data administrator")
+    MONITOR = "monitor", gettext_lazy("Monitor (clinical research associate)")
+    INVESTIGATOR = "investigator", gettext_lazy("Site investigator")
+    CASE_MANAGER = "case_manager", gettext_lazy("Case manager")
 
 
 class Membership(models.Model):
@@ -438,14 +454,27 @@ class Membership(models.Model):
         return f"{self.user} — {self.get_role_display()} ({self.trial.key}, {where})"
 
 
+class UserSettings(models.Model):
+    """A user's own settings: for now the language of their pages and mail ("": no preference,
+    then their trial's language, then the browser's; imrtrial.i18n)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="imrtrial_settings"
+    )
+    language = models.CharField(max_length=8, blank=True, choices=settings.LANGUAGES)
+
+    def __str__(self):
+        return f"{self.user}: {self.language or '-'}"
+
+
 class AccessLog(models.Model):
     """Every view of allocation data and every export: who, when, what."""
 
     class Action(models.TextChoices):
-        VIEW_ALLOCATION = "view_allocation", "Viewed allocation data"
-        EXPORT = "export", "Exported data"
-        RELEASE_KEY = "release_key", "Released the allocation key"
-        VIEW_IDENTIFYING = "view_identifying", "Viewed identifying details"
+        VIEW_ALLOCATION = "view_allocation", gettext_lazy("Viewed allocation data")
+        EXPORT = "export", gettext_lazy("Exported data")
+        RELEASE_KEY = "release_key", gettext_lazy("Released the allocation key")
+        VIEW_IDENTIFYING = "view_identifying", gettext_lazy("Viewed identifying details")
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT)

@@ -16,8 +16,11 @@ Contract:
   the mail server accepted the message; any failure leaves them pending with the error counted.
   A digest may add `check(recipient, lines)` for what a line is about beyond its rule (the
   query digest asks, query by query, whether the recipient may still answer it).
-- Single notices (the allocation notice): `send_each` mails one message to each user who passes
-  the check at that moment; a refusal is logged, as there is no line to mark.
+- Single notices (the allocation notice, an invitation): `send_each` mails one message to each
+  user who passes the check at that moment; a refusal is logged, as there is no line to mark.
+- Every message is written in its recipient's language (imrtrial.i18n.language_for: their
+  preference, else the trial's language): a digest's `render` and a notice's `message` are
+  called under translation.override of it, whatever the language of the request that queued it.
 """
 
 import logging
@@ -29,9 +32,10 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail, send_mass_mail
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from . import access
+from .i18n import language_for
 from .models import Trial
 
 logger = logging.getLogger(__name__)
@@ -71,15 +75,22 @@ def refusal(user, trial, site, rule):
     return ""
 
 
-def send_each(users, subject, body, *, trial, site, rule):
-    """Mail one message to each of `users` who passes the check now; returns how many went."""
-    addresses = set()
+def send_each(users, message, *, trial, site, rule):
+    """Mail one message to each of `users` who passes the check now; returns how many went.
+    `message()` returns (subject, body); it is called in each recipient's language (once per
+    language)."""
+    by_language = defaultdict(set)
     for user in {u.pk: u for u in users}.values():
         if reason := refusal(user, trial, site, rule):
-            logger.info("%r to user %s: %s", subject, user.pk, reason)
+            logger.info("%s to user %s: %s", getattr(message, "__name__", "mail"), user.pk, reason)
         elif user.email:
-            addresses.add(user.email)
-    messages = [(subject, body, settings.DEFAULT_FROM_EMAIL, [a]) for a in sorted(addresses)]
+            by_language[language_for(user, trial)].add(user.email)
+    messages = []
+    for language, addresses in sorted(by_language.items()):
+        with translation.override(language):
+            subject, body = message()
+            subject, body = str(subject), str(body)
+        messages += [(subject, body, settings.DEFAULT_FROM_EMAIL, [a]) for a in sorted(addresses)]
     return send_mass_mail(messages, fail_silently=False) if messages else 0
 
 
@@ -145,7 +156,9 @@ def send_digest(model, claim, render, recipient_id, day, *, check=None):
             attempts=F("attempts") + 1, last_error="The recipient has no e-mail address."
         )
         return 0
-    subject, body = render(recipient, day, kept)
+    with translation.override(language_for(recipient, trials[kept[0].trial_id])):
+        subject, body = render(recipient, day, kept)
+        subject, body = str(subject), str(body)
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [recipient.email])
     model.objects.filter(pk__in=ids).update(sent_at=timezone.now())
     return 1

@@ -64,6 +64,9 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The idle timeout: renews a signed-in session at most once a minute (imrtrial/middleware.py).
     "imrtrial.middleware.IdleTimeoutMiddleware",
+    # The browser's language (the language cookie the switcher sets, else Accept-Language);
+    # imrtrial.i18n.UserLanguageMiddleware, below, puts the user's own choice before it.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -71,6 +74,8 @@ MIDDLEWARE = [
     # keeps anyone who must use one away from every page until it has (imrtrial/twofactor.py).
     "django_otp.middleware.OTPMiddleware",
     "imrtrial.twofactor.TwoFactorMiddleware",
+    # The signed-in user's language preference, else their trial's language (imrtrial/i18n.py).
+    "imrtrial.i18n.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -192,9 +197,13 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_PERMISSIONS = 0o600  # a list streamed to disk is readable by the site alone
 
-LANGUAGE_CODE = "en-gb"
+# English is the source language; its dates keep the British formats (imrtrial/formats/en).
+LANGUAGE_CODE = "en"
 TIME_ZONE = env.str("TIME_ZONE", default="Europe/Copenhagen")
 USE_I18N = True
+LANGUAGES = [("en", "English"), ("da", "Dansk"), ("nl", "Nederlands")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+FORMAT_MODULE_PATH = ["imrtrial.formats"]
 USE_TZ = True
 
 STATIC_URL = "static/"

@@ -28,10 +28,11 @@ from django.db.models.expressions import RawSQL
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from . import access
+from . import access, i18n
 from .audit import attribute
 from .models import Membership, Perm, Trial
 
@@ -109,12 +110,13 @@ def is_enrolled(user):
 
 class SessionUserBackend(ModelBackend):
     """Django's model backend, whose user of a session comes with `required` and `enrolled`
-    (users_with_two_factor_status) and the participants who disclosed their arm to them
-    (access.with_disclosures) read in the same query: the middleware below and the gate's
-    may_enter then ask nothing more, where each took a query of its own on every page."""
+    (users_with_two_factor_status), the participants who disclosed their arm to them
+    (access.with_disclosures) and their language (i18n.with_languages) read in the same query:
+    the middleware below, the gate's may_enter and the language middleware then ask nothing
+    more, where each took a query of its own on every page."""
 
     def get_user(self, user_id):
-        users = access.with_disclosures(users_with_two_factor_status())
+        users = i18n.with_languages(access.with_disclosures(users_with_two_factor_status()))
         user = users.filter(pk=user_id).first()
         return user if self.user_can_authenticate(user) else None
 
@@ -284,7 +286,7 @@ def reset_devices(target, *, by, reason):
     keeps who removed which device, when and why. Returns how many devices were removed."""
     reason = reason.strip()
     if not reason:
-        raise ValidationError("Give the reason for the reset.")
+        raise ValidationError(_("Give the reason for the reset."))
     if not may_reset(by, target):
         raise PermissionError(f"{by} may not reset the devices of {target}.")
     devices = list(TOTPDevice.objects.select_for_update().filter(user=target).order_by("pk"))

@@ -18,7 +18,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
-from django.utils.translation import ngettext
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import twofactor
@@ -28,32 +29,34 @@ app_name = "two_factor"
 
 class TokenForm(forms.Form):
     token = forms.CharField(
-        label="Authentication code",
+        label=gettext_lazy("Authentication code"),
         max_length=20,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
-        help_text="The 6-digit code your authenticator app shows now.",
+        help_text=gettext_lazy("The 6-digit code your authenticator app shows now."),
     )
 
     def clean_token(self):
         # Apps show the code as "123 456", and people type it so.
         token = "".join(self.cleaned_data["token"].split())
         if not re.fullmatch(r"\d{6}", token):
-            raise ValidationError("Enter the 6 digits your authenticator app shows.")
+            raise ValidationError(_("Enter the 6 digits your authenticator app shows."))
         return token
 
 
 class ResetForm(forms.Form):
     # simple-history keeps a change reason of up to 100 characters.
     reason = forms.CharField(
-        label="Reason for the reset",
+        label=gettext_lazy("Reason for the reset"),
         max_length=100,
-        help_text="For example: lost phone; identity checked by a call to the site lead.",
+        help_text=gettext_lazy(
+            "For example: lost phone; identity checked by a call to the site lead."
+        ),
     )
 
     def clean_reason(self):
         reason = self.cleaned_data["reason"].strip()
         if not reason:
-            raise ValidationError("Give the reason for the reset.")
+            raise ValidationError(_("Give the reason for the reset."))
         return reason
 
 
@@ -127,7 +130,7 @@ def enrol(request):
             if confirmed is not None:
                 twofactor.mark_verified(request, confirmed)
                 messages.success(
-                    request, "Two-factor sign-in is on. You will be asked for a code each time."
+                    request, _("Two-factor sign-in is on. You will be asked for a code each time.")
                 )
                 return redirect(_next_url(request))
             form.add_error(
@@ -178,7 +181,7 @@ def verify(request):
 def staff(request):
     """The users whose devices this administrator may reset, and the resets made so far."""
     if not twofactor.may_reset_anyone(request.user):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     users = list(twofactor.resettable_users(request.user))
     resets = (
         TOTPDevice.history.filter(history_type="-", user_id__in=[u.pk for u in users])
@@ -192,7 +195,7 @@ def staff(request):
 def reset(request, user_id):
     target = get_object_or_404(get_user_model(), pk=user_id, is_active=True)
     if not twofactor.may_reset(request.user, target):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     devices = TOTPDevice.objects.filter(user=target).count()
     form = ResetForm(data=request.POST or None)
     if request.method == "POST" and form.is_valid() and devices:
@@ -201,8 +204,14 @@ def reset(request, user_id):
         )
         messages.success(
             request,
-            f"Removed {removed} device(s) of {target.get_username()}. "
-            "They set up a new one at their next sign-in.",
+            ngettext(
+                "Removed %(count)d device of %(user)s. They set up a new one at their next"
+                " sign-in.",
+                "Removed %(count)d devices of %(user)s. They set up a new one at their next"
+                " sign-in.",
+                removed,
+            )
+            % {"count": removed, "user": target.get_username()},
         )
         return redirect("two_factor:staff")
     return render(

@@ -15,6 +15,10 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The header's language switcher (ours first: it stores a signed-in user's choice too).
+    path("i18n/setlang/", views.set_language, name="set_language"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("account/preferences/", views.preferences, name="preferences"),
     path("account/two-factor/", include(twofactor_views)),
     path("", include("api.account")),
     path("api/", include("api.urls")),

@@ -1,34 +1,54 @@
 """Pages every role shares. Views parse, ask imrtrial.access, and render."""
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+from django.views.i18n import set_language as django_set_language
 
-from . import access, audittrail
+from . import access, audittrail, i18n
 from .audittrail import Viewer
-from .forms import AuditFilterForm
+from .forms import AuditFilterForm, PreferencesForm
 from .home import links_for, may_audit
 from .models import AccessLog, Participant, Role
 
 # What each role is here to do, shown on the home page.
 _WORK = {
-    Role.TRIAL_ADMIN: ["Invite staff, grant roles and set up sites in the Trial administration."],
-    Role.COORDINATOR: ["Screen and randomize callers; follow allocations at your sites."],
-    Role.ASSESSOR: ["Enter interview ratings and questionnaires for your participants."],
-    Role.FACILITATOR: ["Log IMR group sessions and attendance."],
-    Role.FIDELITY_RATER: ["Rate IMR groups on the IMR Fidelity Scale."],
-    Role.DATA_MANAGER: ["Verify and lock forms; export the blinded dataset."],
-    Role.STATISTICIAN: ["Download the blinded dataset (arms coded A/B)."],
-    Role.KEY_HOLDER: ["Hold the allocation key; release it after database lock."],
-    Role.MONITOR: ["Verify forms against the source documents at your sites; raise queries."],
-    Role.INVESTIGATOR: ["Sign your participants' casebooks."],
+    Role.TRIAL_ADMIN: [
+        gettext_lazy("Invite staff, grant roles and set up sites in the Trial administration.")
+    ],
+    Role.COORDINATOR: [
+        gettext_lazy("Screen and randomize callers; follow allocations at your sites.")
+    ],
+    Role.ASSESSOR: [
+        gettext_lazy("Enter interview ratings and questionnaires for your participants.")
+    ],
+    Role.FACILITATOR: [gettext_lazy("Log IMR group sessions and attendance.")],
+    Role.FIDELITY_RATER: [gettext_lazy("Rate IMR groups on the IMR Fidelity Scale.")],
+    Role.DATA_MANAGER: [gettext_lazy("Verify and lock forms; export the blinded dataset.")],
+    Role.STATISTICIAN: [gettext_lazy("Download the blinded dataset (arms coded A/B).")],
+    Role.KEY_HOLDER: [gettext_lazy("Hold the allocation key; release it after database lock.")],
+    Role.MONITOR: [
+        gettext_lazy("Verify forms against the source documents at your sites; raise queries.")
+    ],
+    Role.INVESTIGATOR: [gettext_lazy("Sign your participants' casebooks.")],
     Role.CASE_MANAGER: [
-        "Enter the staff ratings of your site's participants: the clinician IMR scale,"
-        " substance use and adverse events.",
-        "Keep each participant's safety event log (from their page): adverse and beneficial"
-        " events, and how they relate to the trial intervention.",
+        gettext_lazy(
+            "Enter the staff ratings of your site's participants: the clinician IMR scale,"
+            " substance use and adverse events."
+        ),
+        gettext_lazy(
+            "Keep each participant's safety event log (from their page): adverse and beneficial"
+            " events, and how they relate to the trial intervention."
+        ),
     ],
 }
 
@@ -60,7 +80,7 @@ def _auditor(request, trial_key):
     """The trial and what the user may see of its audit trail; 404 without view_audit."""
     trial = access.trial_or_404(request.user, trial_key)
     if not may_audit(request.user, trial):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     return trial, Viewer(request.user, trial)
 
 
@@ -134,3 +154,49 @@ def access_log(request, trial_key):
     return render(
         request, "imrtrial/audit_access.html", {"trial": trial, "form": form, "page": page}
     )
+
+
+# --- Language ---------------------------------------------------------------------------------
+
+
+@require_POST
+def set_language(request):
+    """The header's switcher: Django's set_language (the language cookie, then back to the page
+    it was sent from), and for a signed-in user their stored preference too."""
+    response = django_set_language(request)
+    language = i18n.supported(request.POST.get("language"))
+    if language and request.user.is_authenticated:
+        i18n.set_preference(request.user, language)
+    return response
+
+
+@never_cache
+@login_required
+def preferences(request):
+    """The user's own settings: the language of their pages and mail."""
+    form = PreferencesForm(
+        request.POST or None, initial={"language": i18n.preferred_language(request.user)}
+    )
+    if request.method == "POST" and form.is_valid():
+        language = form.cleaned_data["language"]
+        i18n.set_preference(request.user, language)
+        chosen = language or i18n.trial_language(request.user)
+        if chosen:
+            translation.activate(chosen)
+        messages.success(request, _("Your preferences are saved."))
+        response = redirect("preferences")
+        if language:
+            response.set_cookie(
+                settings.LANGUAGE_COOKIE_NAME,
+                language,
+                max_age=settings.LANGUAGE_COOKIE_AGE,
+                path=settings.LANGUAGE_COOKIE_PATH,
+                domain=settings.LANGUAGE_COOKIE_DOMAIN,
+                secure=settings.LANGUAGE_COOKIE_SECURE,
+                httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+            )
+        else:
+            response.delete_cookie(settings.LANGUAGE_COOKIE_NAME)
+        return response
+    return render(request, "imrtrial/preferences.html", {"form": form})

@@ -591,12 +591,15 @@ def send_allocation_notice(allocation_pk):
     allocation = Allocation.objects.select_related(
         "trial", "participant", "participant__site", "arm"
     ).get(pk=allocation_pk)
-    subject = f"[{allocation.trial.name}] Randomization {allocation.randomization_number}"
-    body = render_to_string("randomization/allocation_notice.txt", {"a": allocation})
+
+    def message():  # in each recipient's language (outbox.send_each)
+        subject = f"[{allocation.trial.name}] Randomization {allocation.randomization_number}"
+        body = render_to_string("randomization/allocation_notice.txt", {"a": allocation})
+        return subject, body
+
     return outbox.send_each(
         notice_recipients(allocation),
-        subject,
-        body,
+        message,
         trial=allocation.trial,
         site=allocation.participant.site,
         rule=NOTICE_RULE,

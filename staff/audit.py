@@ -2,6 +2,8 @@
 own fields keep their history there already (sources "membership" and "trial"); these rows add
 the acts on sites, windows, accounts and invitations, each with its reason."""
 
+from django.utils.translation import gettext_lazy
+
 from imrtrial.audit import Source, register
 
 from .models import AdminEvent
@@ -9,7 +11,7 @@ from .models import AdminEvent
 register(
     Source(
         key="adminevent",
-        label="Trial administration",
+        label=gettext_lazy("Trial administration"),
         model=AdminEvent,
         trial="trial",
         site="site",

@@ -3,6 +3,8 @@
 from django import forms
 from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from imrtrial.models import Role, Site
 
@@ -40,7 +42,7 @@ class SiteChoiceForm(forms.Form):
         choices = [(str(s.pk), s.name) for s in sites]
         if every_site:
             choices.insert(0, (ALL_SITES, "All sites"))
-        self.fields["site"] = forms.ChoiceField(label="Site", choices=choices)
+        self.fields["site"] = forms.ChoiceField(label=_("Site"), choices=choices)
         self._sites = {str(s.pk): s for s in sites}
         # The site after the role, the reason last.
         self.order_fields([f for f in self.fields if f != "reason"] + ["reason"])
@@ -51,16 +53,18 @@ class SiteChoiceForm(forms.Form):
 
 
 class GrantForm(SiteChoiceForm):
-    role = forms.ChoiceField(label="Role", choices=Role.choices, help_text=ROLE_HELP)
-    reason = ReasonField(label="Reason for the grant")
+    role = forms.ChoiceField(label=gettext_lazy("Role"), choices=Role.choices, help_text=ROLE_HELP)
+    reason = ReasonField(label=gettext_lazy("Reason for the grant"))
 
 
 class InviteForm(SiteChoiceForm):
-    email = forms.EmailField(label="E-mail address", max_length=254)
-    first_name = forms.CharField(label="First name", max_length=150)
-    last_name = forms.CharField(label="Last name", max_length=150)
-    role = forms.ChoiceField(label="Role", choices=Role.choices, help_text=ROLE_HELP)
-    reason = ReasonField(help_text="For example: new assessor at this site from 1 March.")
+    email = forms.EmailField(label=gettext_lazy("E-mail address"), max_length=254)
+    first_name = forms.CharField(label=gettext_lazy("First name"), max_length=150)
+    last_name = forms.CharField(label=gettext_lazy("Last name"), max_length=150)
+    role = forms.ChoiceField(label=gettext_lazy("Role"), choices=Role.choices, help_text=ROLE_HELP)
+    reason = ReasonField(
+        help_text=gettext_lazy("For example: new assessor at this site from 1 March.")
+    )
 
 
 class WithdrawForm(forms.Form):
@@ -68,10 +72,10 @@ class WithdrawForm(forms.Form):
         super().__init__(*args, **kwargs)
         self._memberships = {str(m.pk): m for m in memberships}
         self.fields["membership"] = forms.ChoiceField(
-            label="Role to withdraw",
+            label=_("Role to withdraw"),
             choices=[(str(m.pk), _describe(m)) for m in memberships],
         )
-        self.fields["reason"] = ReasonField(label="Reason for withdrawing")
+        self.fields["reason"] = ReasonField(label=_("Reason for withdrawing"))
 
     def clean_membership(self):
         return self._memberships[self.cleaned_data["membership"]]
@@ -84,34 +88,40 @@ def _describe(membership):
 
 class DeactivateForm(forms.Form):
     reason = ReasonField(
-        label="Reason for deactivating", help_text="For example: left the trial unit on 31 May."
+        label=gettext_lazy("Reason for deactivating"),
+        help_text=gettext_lazy("For example: left the trial unit on 31 May."),
     )
 
 
 class ResendForm(forms.Form):
     reason = ReasonField(
-        label="Reason for a new link", help_text="For example: the first link expired."
+        label=gettext_lazy("Reason for a new link"),
+        help_text=gettext_lazy("For example: the first link expired."),
     )
 
 
 class SiteForm(forms.Form):
-    name = forms.CharField(label="Name", max_length=120)
-    kind = forms.ChoiceField(label="Kind", choices=Site.Kind.choices)
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=120)
+    kind = forms.ChoiceField(label=gettext_lazy("Kind"), choices=Site.Kind.choices)
     active = forms.BooleanField(
-        label="Active (recruits)", required=False, help_text="An inactive site recruits no one."
+        label=gettext_lazy("Active (recruits)"),
+        required=False,
+        help_text=gettext_lazy("An inactive site recruits no one."),
     )
     reason = ReasonField()
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
         if not name:
-            raise ValidationError("Give the site's name.")
+            raise ValidationError(_("Give the site's name."))
         return name
 
 
 class NewSiteForm(SiteForm):
     code = forms.SlugField(
-        label="Code", max_length=20, help_text="Short, fixed once saved (e.g. aarhus)."
+        label=gettext_lazy("Code"),
+        max_length=20,
+        help_text=gettext_lazy("Short, fixed once saved (e.g. aarhus)."),
     )
     field_order = ["code", "name", "kind", "reason"]
 

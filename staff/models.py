@@ -11,6 +11,7 @@ import hashlib
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from imrtrial.models import Site, Trial, Undeletable
 
@@ -49,16 +50,16 @@ class AdminEvent(Undeletable):
     """One act of the trial administration: who, when, what, to which record, and why."""
 
     class Action(models.TextChoices):
-        INVITED = "invited", "Invited a member of staff"
-        GRANTED = "granted", "Granted a role"
-        WITHDRAWN = "withdrawn", "Withdrew a role"
-        DEACTIVATED = "deactivated", "Deactivated an account"
-        SITE_ADDED = "site_added", "Added a site"
-        SITE_CHANGED = "site_changed", "Changed a site"
-        WINDOW_CHANGED = "window_changed", "Changed a visit window"
-        REMINDERS_CHANGED = "reminders_changed", "Changed the reminder settings"
-        OPENED = "opened", "Opened the trial for recruitment"
-        CLOSED = "closed", "Closed the trial to recruitment"
+        INVITED = "invited", gettext_lazy("Invited a member of staff")
+        GRANTED = "granted", gettext_lazy("Granted a role")
+        WITHDRAWN = "withdrawn", gettext_lazy("Withdrew a role")
+        DEACTIVATED = "deactivated", gettext_lazy("Deactivated an account")
+        SITE_ADDED = "site_added", gettext_lazy("Added a site")
+        SITE_CHANGED = "site_changed", gettext_lazy("Changed a site")
+        WINDOW_CHANGED = "window_changed", gettext_lazy("Changed a visit window")
+        REMINDERS_CHANGED = "reminders_changed", gettext_lazy("Changed the reminder settings")
+        OPENED = "opened", gettext_lazy("Opened the trial for recruitment")
+        CLOSED = "closed", gettext_lazy("Closed the trial to recruitment")
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="admin_events")
     # The site the act concerns; empty for the whole trial (or a role at every site).

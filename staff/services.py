@@ -18,10 +18,13 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from imrtrial import access, outbox
 from imrtrial.audit import attribute
 from imrtrial.errors import Refused
+from imrtrial.i18n import stored
 from imrtrial.models import Membership, Perm, Role, Site, Timepoint, Trial
 
 from .models import AdminEvent, Invitation, token_digest
@@ -47,7 +50,7 @@ SITE_FIELDS = ("name", "kind", "active")
 def _reason(reason):
     reason = (reason or "").strip()
     if not reason:
-        raise Refused("Give the reason: it is kept in the audit trail.")
+        raise Refused(_("Give the reason: it is kept in the audit trail."))
     return reason
 
 
@@ -69,28 +72,39 @@ def _event(trial, action, target, reason, *, by, site=None, changes=None):
 
 def _require_configure(by, trial):
     if not access.may_configure_trial(by, trial):
-        raise Refused("Only a trial administrator of every site changes the trial's settings.")
+        raise Refused(_("Only a trial administrator of every site changes the trial's settings."))
 
 
 def _require_setup(trial):
     if trial.status != Trial.Status.SETUP:
         raise Refused(
-            "The trial is no longer in set-up: the protocol fixes this now. "
-            "A change needs a protocol amendment and a new configuration."
+            _(
+                "The trial is no longer in set-up: the protocol fixes this now. "
+                "A change needs a protocol amendment and a new configuration."
+            )
         )
 
 
 def _require_may_grant(by, trial, role, site):
     if not access.may_grant_role(by, trial, role, site):
         raise Refused(
-            f"The role {role.label} is unblinded: only an administrator who is unblinded at "
-            f"{_site_label(site)} grants it (a blinded administrator cannot give an account "
-            "unblinded access)."
+            _(
+                "The role %(role)s is unblinded: only an administrator who is unblinded at"
+                " %(site)s grants it (a blinded administrator cannot give an account unblinded"
+                " access)."
+            )
+            % {"role": role.label, "site": _site_name(site)}
         )
 
 
 def _site_label(site):
+    """Where a role holds, as the audit keeps it (in English, as all stored text)."""
     return site.name if site else "all sites"
+
+
+def _site_name(site):
+    """Where a role holds, in the reader's language."""
+    return site.name if site else _("all sites")
 
 
 # --- Roles -------------------------------------------------------------------------------------
@@ -102,23 +116,26 @@ def grant_role(target, trial, role, site, *, by, reason):
     reason = _reason(reason)
     role = Role(role)
     if site is not None and site.trial_id != trial.pk:
-        raise Refused("That site is not one of this trial's.")
+        raise Refused(_("That site is not one of this trial's."))
     if target.pk == by.pk:
-        raise Refused("Nobody grants themselves a role: ask another trial administrator.")
+        raise Refused(_("Nobody grants themselves a role: ask another trial administrator."))
     if not access.may_change_roles_of(by, target, trial):
-        raise Refused("You may not change this person's roles.")
+        raise Refused(_("You may not change this person's roles."))
     if not access.may_manage_staff_at(by, trial, site):
-        raise Refused(f"You do not manage the staff of {_site_label(site)}.")
+        raise Refused(_("You do not manage the staff of %(site)s.") % {"site": _site_name(site)})
     _require_may_grant(by, trial, role, site)
     if not target.is_active:
-        raise Refused("This account is deactivated.")
+        raise Refused(_("This account is deactivated."))
     membership = (
         Membership.objects.select_for_update()
         .filter(user=target, trial=trial, site=site, role=role)
         .first()
     )
     if membership is not None and membership.active:
-        raise Refused(f"{target.get_username()} already holds this role at {_site_label(site)}.")
+        raise Refused(
+            _("%(user)s already holds this role at %(site)s.")
+            % {"user": target.get_username(), "site": _site_name(site)}
+        )
     if membership is None:
         membership = Membership(user=target, trial=trial, site=site, role=role)
     membership.active = True
@@ -127,11 +144,11 @@ def grant_role(target, trial, role, site, *, by, reason):
         with transaction.atomic():
             membership.save()
     except IntegrityError:  # granted in another request meanwhile
-        raise Refused("This role was granted meanwhile.") from None
+        raise Refused(_("This role was granted meanwhile.")) from None
     _event(
         trial,
         AdminEvent.Action.GRANTED,
-        f"{target.get_username()}: {role.label} ({_site_label(site)})",
+        f"{target.get_username()}: {stored(role.label)} ({_site_label(site)})",
         reason,
         by=by,
         site=site,
@@ -147,20 +164,20 @@ def withdraw_role(membership, *, by, reason):
     membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
     target, trial, site = membership.user, membership.trial, membership.site
     if target.pk == by.pk:
-        raise Refused("Nobody withdraws their own role: ask another trial administrator.")
+        raise Refused(_("Nobody withdraws their own role: ask another trial administrator."))
     if not access.may_change_roles_of(by, target, trial):
-        raise Refused("You may not change this person's roles.")
+        raise Refused(_("You may not change this person's roles."))
     if not access.may_manage_staff_at(by, trial, site):
-        raise Refused(f"You do not manage the staff of {_site_label(site)}.")
+        raise Refused(_("You do not manage the staff of %(site)s.") % {"site": _site_name(site)})
     if not membership.active:
-        raise Refused("This role was already withdrawn.")
+        raise Refused(_("This role was already withdrawn."))
     membership.active = False
     attribute(membership, by=by, reason=_history_reason(f"withdrawn: {reason}"))
     membership.save(update_fields=["active"])
     _event(
         trial,
         AdminEvent.Action.WITHDRAWN,
-        f"{target.get_username()}: {membership.get_role_display()} ({_site_label(site)})",
+        f"{target.get_username()}: {stored(membership.get_role_display())} ({_site_label(site)})",
         reason,
         by=by,
         site=site,
@@ -176,13 +193,15 @@ def deactivate_account(target, trial, *, by, reason):
     reason = _reason(reason)
     target = get_user_model().objects.select_for_update().get(pk=target.pk)
     if target.pk == by.pk:
-        raise Refused("Nobody deactivates their own account.")
+        raise Refused(_("Nobody deactivates their own account."))
     if not target.is_active:
-        raise Refused("This account is already deactivated.")
+        raise Refused(_("This account is already deactivated."))
     if not access.may_deactivate(by, target):
         raise Refused(
-            "Only a trial administrator of every site of each of this person's trials may "
-            "deactivate their account."
+            _(
+                "Only a trial administrator of every site of each of this person's trials may "
+                "deactivate their account."
+            )
         )
     target.is_active = False
     target.save(update_fields=["is_active"])
@@ -226,16 +245,16 @@ def invite(trial, *, email, first_name, last_name, role, site, by, reason, link_
     role = Role(role)
     email = get_user_model().objects.normalize_email(email.strip())
     if not email:
-        raise Refused("Give the e-mail address.")
+        raise Refused(_("Give the e-mail address."))
     _one_invitation_at_a_time(email)
     if get_user_model().objects.filter(email__iexact=email).exists():
         raise Refused(
-            "Someone with this e-mail address has an account: grant the role on their page."
+            _("Someone with this e-mail address has an account: grant the role on their page.")
         )
     if site is not None and site.trial_id != trial.pk:
-        raise Refused("That site is not one of this trial's.")
+        raise Refused(_("That site is not one of this trial's."))
     if not access.may_manage_staff_at(by, trial, site):
-        raise Refused(f"You do not manage the staff of {_site_label(site)}.")
+        raise Refused(_("You do not manage the staff of %(site)s.") % {"site": _site_name(site)})
     _require_may_grant(by, trial, role, site)
     try:
         with transaction.atomic():
@@ -246,22 +265,22 @@ def invite(trial, *, email, first_name, last_name, role, site, by, reason, link_
                 last_name=last_name.strip()[:150],
             )  # no password: it has none until the invitation is used
     except IntegrityError:  # the username was taken meanwhile by another invitation
-        raise Refused("Another account was made meanwhile: send the invitation again.") from None
+        raise Refused(_("Another account was made meanwhile: send the invitation again.")) from None
     membership = Membership(user=user, trial=trial, site=site, role=role)
     attribute(membership, by=by, reason=_history_reason(f"invited: {reason}"))
     membership.save()
     _event(
         trial,
         AdminEvent.Action.INVITED,
-        f"{user.get_username()} <{email}>: {role.label} ({_site_label(site)})",
+        f"{user.get_username()} <{email}>: {stored(role.label)} ({_site_label(site)})",
         reason,
         by=by,
         site=site,
     )
-    return _send_link(user, trial, site, by=by, link_for=link_for, what=f"the role {role.label}")
+    return _send_link(user, trial, site, by=by, link_for=link_for, role=role)
 
 
-def _send_link(user, trial, site, *, by, link_for, what):
+def _send_link(user, trial, site, *, by, link_for, role=None):
     """A new one-time link for `user`, mailed when the transaction commits; every earlier link
     of theirs stops working."""
     now = timezone.now()
@@ -276,17 +295,40 @@ def _send_link(user, trial, site, *, by, link_for, what):
         created_by=by,
         expires_at=now + datetime.timedelta(days=INVITATION_DAYS),
     )
-    subject = f"{trial.name}: set your password"
-    body = (
-        f"You have been given {what} in {trial.name} ({_site_label(site)}).\n\n"
-        f"Your username is {user.get_username()}. Set your password with this link, within "
-        f"{INVITATION_DAYS} days; it works once:\n\n{link_for(token)}\n\n"
-        "If you did not expect this message, ignore it.\n"
-    )
-    transaction.on_commit(
-        lambda: outbox.send_each(
-            [user], subject, body, trial=trial, site=site, rule=INVITATION_RULE
+    link = link_for(token)
+
+    def message():  # in the invitee's language (outbox.send_each)
+        names = {
+            "role": role.label if role else "",
+            "trial": trial.name,
+            "site": site.name if site else _("all sites"),
+            "username": user.get_username(),
+            "days": INVITATION_DAYS,
+            "link": link,
+        }
+        if role:
+            given = _("You have been given the role %(role)s in %(trial)s (%(site)s).") % names
+        else:
+            given = _("You have been given a role in %(trial)s (%(site)s).") % names
+        body = (
+            given
+            + "\n\n"
+            + ngettext(
+                "Your username is %(username)s. Set your password with this link, within"
+                " %(days)d day; it works once:",
+                "Your username is %(username)s. Set your password with this link, within"
+                " %(days)d days; it works once:",
+                INVITATION_DAYS,
+            )
+            % names
+            + f"\n\n{link}\n\n"
+            + _("If you did not expect this message, ignore it.")
+            + "\n"
         )
+        return _("%(trial)s: set your password") % names, body
+
+    transaction.on_commit(
+        lambda: outbox.send_each([user], message, trial=trial, site=site, rule=INVITATION_RULE)
     )
     return invitation
 
@@ -297,19 +339,19 @@ def resend_invitation(target, trial, *, by, reason, link_for):
     reason = _reason(reason)
     target = get_user_model().objects.select_for_update().get(pk=target.pk)
     if not access.may_change_roles_of(by, target, trial):
-        raise Refused("You may not invite this person.")
+        raise Refused(_("You may not invite this person."))
     if target.has_usable_password():
-        raise Refused("This person has set a password already.")
+        raise Refused(_("This person has set a password already."))
     if not target.is_active:
-        raise Refused("This account is deactivated.")
+        raise Refused(_("This account is deactivated."))
     sites = [m.site for m in Membership.objects.filter(user=target, trial=trial, active=True)]
     if not sites:
-        raise Refused("This person holds no role in this trial: grant one first.")
+        raise Refused(_("This person holds no role in this trial: grant one first."))
     if not any(access.may_manage_staff_at(by, trial, site) for site in sites):
-        raise Refused("You do not manage the staff of this person's sites.")
+        raise Refused(_("You do not manage the staff of this person's sites."))
     _event(trial, AdminEvent.Action.INVITED, f"{target.get_username()}: new link", reason, by=by)
     site = sites[0] if len(sites) == 1 else None
-    return _send_link(target, trial, site, by=by, link_for=link_for, what="a role")
+    return _send_link(target, trial, site, by=by, link_for=link_for)
 
 
 def invitation_for(token):
@@ -338,7 +380,7 @@ def accept_invitation(token, password):
     )
     if invitation is None or not invitation.is_usable():
         raise Refused(
-            "This link is not valid any more. Ask your trial administrator for a new one."
+            _("This link is not valid any more. Ask your trial administrator for a new one.")
         )
     user = invitation.user
     user.set_password(password)
@@ -362,7 +404,7 @@ def _changes(obj, values, fields):
 def _check_days(values, fields):
     for f in fields:
         if f in values and not 0 <= values[f] <= MAX_DAYS:
-            raise Refused(f"Days must be between 0 and {MAX_DAYS}.")
+            raise Refused(_("Days must be between 0 and %(max)d.") % {"max": MAX_DAYS})
 
 
 @transaction.atomic
@@ -372,7 +414,7 @@ def add_site(trial, *, code, name, kind, by, reason):
     _require_configure(by, trial)
     _require_setup(trial)
     if Site.objects.filter(trial=trial, code=code).exists():
-        raise Refused(f"The trial already has a site with the code {code}.")
+        raise Refused(_("The trial already has a site with the code %(code)s.") % {"code": code})
     site = Site.objects.create(trial=trial, code=code, name=name.strip(), kind=kind)
     _event(
         trial,
@@ -397,8 +439,8 @@ def change_site(site, *, by, reason, **values):
     site = Site.objects.select_for_update().get(pk=site.pk)
     changes = _changes(site, values, SITE_FIELDS)
     if not changes:
-        raise Refused("Nothing changed.")
-    for f, (_, new) in changes.items():
+        raise Refused(_("Nothing changed."))
+    for f, (_old, new) in changes.items():
         setattr(site, f, new)
     site.save(update_fields=list(changes))
     _event(
@@ -417,8 +459,8 @@ def change_window(timepoint, *, by, reason, **values):
     timepoint = Timepoint.objects.select_for_update().get(pk=timepoint.pk)
     changes = _changes(timepoint, values, WINDOW_FIELDS)
     if not changes:
-        raise Refused("Nothing changed.")
-    for f, (_, new) in changes.items():
+        raise Refused(_("Nothing changed."))
+    for f, (_old, new) in changes.items():
         setattr(timepoint, f, new)
     timepoint.save(update_fields=list(changes))
     _event(trial, AdminEvent.Action.WINDOW_CHANGED, timepoint.label, reason, by=by, changes=changes)
@@ -434,8 +476,8 @@ def change_reminders(trial, *, by, reason, **values):
     _check_days(values, REMINDER_FIELDS)
     changes = _changes(trial, values, REMINDER_FIELDS)
     if not changes:
-        raise Refused("Nothing changed.")
-    for f, (_, new) in changes.items():
+        raise Refused(_("Nothing changed."))
+    for f, (_old, new) in changes.items():
         setattr(trial, f, new)
     # The reason is kept once, in the AdminEvent, which the audit trail masks by its author
     # (access.may_read_text); the trial's own history is shown unmasked.
@@ -455,7 +497,9 @@ _STATUS_MOVES = {
 
 def status_moves(trial):
     """The moves the trial's status allows now: ["open"] in set-up, ["close"] when open."""
-    return [move for move, (before, _, _) in _STATUS_MOVES.items() if trial.status == before]
+    return [
+        move for move, (before, _after, _action) in _STATUS_MOVES.items() if trial.status == before
+    ]
 
 
 @transaction.atomic
@@ -464,14 +508,15 @@ def change_status(trial, move, *, by, reason):
     trial = Trial.objects.select_for_update().get(pk=trial.pk)
     _require_configure(by, trial)
     if move not in _STATUS_MOVES:
-        raise Refused("Choose to open or to close the trial.")
+        raise Refused(_("Choose to open or to close the trial."))
     before, after, action = _STATUS_MOVES[move]
     if trial.status != before:
         raise Refused(
-            f"The trial is {trial.get_status_display().lower()}: this change is not possible now."
+            _("The trial is %(status)s: this change is not possible now.")
+            % {"status": trial.get_status_display().lower()}
         )
     if move == "open" and not trial.sites.filter(active=True).exists():
-        raise Refused("Add an active site before opening the trial.")
+        raise Refused(_("Add an active site before opening the trial."))
     trial.status = after
     attribute(trial, by=by, reason=move)  # its reason: the AdminEvent (see change_reminders)
     trial.save(update_fields=["status"])

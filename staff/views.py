@@ -13,6 +13,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -41,14 +42,14 @@ from .forms import (
 def _trial(request, trial_key):
     trial = access.trial_or_404(request.user, trial_key)
     if not access.may_administer(request.user, trial):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     return trial
 
 
 def _configurable_trial(request, trial_key):
     trial = _trial(request, trial_key)
     if not access.may_configure_trial(request.user, trial):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     return trial
 
 
@@ -67,7 +68,7 @@ def _person_or_404(request, trial, user_id):
         .first()
     )
     if person is None:
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     return person
 
 
@@ -158,7 +159,7 @@ def _acting_on(request, trial_key, user_id):
     trial = _trial(request, trial_key)
     target = _person_or_404(request, trial, user_id)
     if not access.may_change_roles_of(request.user, target, trial):
-        raise PermissionDenied("You may not change this person's roles.")
+        raise PermissionDenied(_("You may not change this person's roles."))
     return trial, target
 
 
@@ -185,7 +186,9 @@ def grant(request, trial_key, user_id):
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Granted the role to {target.get_username()}.")
+            messages.success(
+                request, _("Granted the role to %(user)s.") % {"user": target.get_username()}
+            )
             return redirect("staff:person", trial.key, target.pk)
     return _refused_person(request, trial, target, grant_form=form)
 
@@ -210,8 +213,8 @@ def withdraw(request, trial_key, user_id):
         else:
             messages.success(
                 request,
-                f"Withdrew the role of {target.get_username()}: it holds no more from their "
-                "next page on.",
+                _("Withdrew the role of %(user)s: it holds no more from their next page on.")
+                % {"user": target.get_username()},
             )
             return redirect("staff:person", trial.key, target.pk)
     return _refused_person(request, trial, target, withdraw_form=form)
@@ -230,7 +233,10 @@ def deactivate(request, trial_key, user_id):
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Deactivated the account of {target.get_username()}.")
+            messages.success(
+                request,
+                _("Deactivated the account of %(user)s.") % {"user": target.get_username()},
+            )
             return redirect("staff:people", trial.key)
     return _refused_person(request, trial, target, deactivate_form=form)
 
@@ -256,7 +262,7 @@ def resend(request, trial_key, user_id):
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Sent a new link to {target.email}.")
+            messages.success(request, _("Sent a new link to %(email)s.") % {"email": target.email})
             return redirect("staff:person", trial.key, target.pk)
     return _refused_person(request, trial, target, resend_form=form)
 
@@ -284,8 +290,8 @@ def invite(request, trial_key):
         else:
             messages.success(
                 request,
-                f"Invited {invitation.user.get_username()}: the link to set a password went to "
-                f"{invitation.user.email}.",
+                _("Invited %(user)s: the link to set a password went to %(email)s.")
+                % {"user": invitation.user.get_username(), "email": invitation.user.email},
             )
             return redirect("staff:person", trial.key, invitation.user.pk)
     return render(
@@ -311,7 +317,7 @@ def accept(request, token):
         # The session's backend must be one of AUTHENTICATION_BACKENDS, or the next request
         # finds no user: the one that loads the user with the two-factor facts.
         login(request, user, backend=SESSION_BACKEND)
-        messages.success(request, "Your password is set. Now set up two-factor sign-in.")
+        messages.success(request, _("Your password is set. Now set up two-factor sign-in."))
         return redirect(f"{reverse('two_factor:enrol')}?{urlencode({'next': reverse('home')})}")
     return render(
         request,
@@ -342,7 +348,7 @@ def sites(request, trial_key):
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Added the site {site.name}.")
+            messages.success(request, _("Added the site %(site)s.") % {"site": site.name})
             return redirect("staff:sites", trial.key)
     return render(
         request,
@@ -370,7 +376,7 @@ def site(request, trial_key, site_pk):
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, "Saved the site.")
+            messages.success(request, _("Saved the site."))
             return redirect("staff:sites", trial.key)
     return render(
         request,
@@ -408,7 +414,9 @@ def window(request, trial_key, timepoint_pk):
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Saved the window of {timepoint.label}.")
+            messages.success(
+                request, _("Saved the window of %(timepoint)s.") % {"timepoint": timepoint.label}
+            )
             return redirect("staff:schedule", trial.key)
     return render(
         request,
@@ -431,7 +439,7 @@ def reminders(request, trial_key):
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, "Saved the reminder settings.")
+            messages.success(request, _("Saved the reminder settings."))
             return redirect("staff:overview", trial.key)
     return render(
         request,

@@ -38,8 +38,8 @@ def crawl(client, start="/"):
 # role exists in both arms' trial) and the trial setting of attendance reminders.
 # The permission descriptions (Trial.Meta.permissions, listed in the admin's group pages) and
 # the trial setting of attendance reminders likewise.
-EXEMPT = [label for _, label in Role.choices] + ["Attendance reminder after days"]
-EXEMPT += [description for _, description in Trial._meta.permissions]
+EXEMPT = [str(label) for _, label in Role.choices] + ["Attendance reminder after days"]
+EXEMPT += [str(description) for _, description in Trial._meta.permissions]
 # Django's own permission names ("Fidelity | attendance | Can view attendance"), listed on the
 # admin's user and group pages: names of tables, not rows.
 PERMISSION_NAME = re.compile(r"[\w ]+ \| [\w ]+ \| Can (?:add|change|delete|view) [\w ]+")
