@@ -195,6 +195,8 @@ FILE_UPLOAD_PERMISSIONS = 0o600  # a list streamed to disk is readable by the si
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env.str("TIME_ZONE", default="Europe/Copenhagen")
 USE_I18N = True
+LANGUAGES = [("en", "English"), ("da", "Dansk"), ("nl", "Nederlands")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"
