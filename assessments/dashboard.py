@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_lazy as _
 
 from imrtrial import access
 from imrtrial.models import Participant, Perm, UnblindingIncident
@@ -43,17 +45,18 @@ class State:
     LOCKED = "locked"
     MISSING = "missing"
 
-    # (state, label, icon), in the order of the life cycle.
+    # (state, label, icon), in the order of the life cycle. The labels are plain text (the API
+    # and tests read them); pages translate them where they show them.
     ALL = [
-        (NOT_STARTED, "Not started", "○"),
-        (DRAFT, "Draft", "◔"),
-        (AWAITING_SECOND, "Awaiting second entry", "◑"),
-        (AWAITING_RECONCILIATION, "Awaiting reconciliation", "⇄"),
-        (COMPLETE, "Complete", "●"),
-        (RECONCILED, "Reconciled", "◉"),
-        (VERIFIED, "Verified", "✓"),
-        (LOCKED, "Locked", "■"),
-        (MISSING, "Missing (visit missed)", "✕"),
+        (NOT_STARTED, gettext_noop("Not started"), "○"),
+        (DRAFT, gettext_noop("Draft"), "◔"),
+        (AWAITING_SECOND, gettext_noop("Awaiting second entry"), "◑"),
+        (AWAITING_RECONCILIATION, gettext_noop("Awaiting reconciliation"), "⇄"),
+        (COMPLETE, gettext_noop("Complete"), "●"),
+        (RECONCILED, gettext_noop("Reconciled"), "◉"),
+        (VERIFIED, gettext_noop("Verified"), "✓"),
+        (LOCKED, gettext_noop("Locked"), "■"),
+        (MISSING, gettext_noop("Missing (visit missed)"), "✕"),
     ]
     LABELS = {code: label for code, label, _ in ALL}
     ICONS = {code: icon for code, _, icon in ALL}
@@ -279,7 +282,7 @@ class Form:
 
     @property
     def label(self):
-        return State.LABELS[self.state]
+        return gettext(State.LABELS[self.state])
 
     @property
     def icon(self):
@@ -326,7 +329,7 @@ def mark_legend():
 
 def _marks(ids, timepoints):
     found = defaultdict(list)
-    for source, _ in _mark_sources:
+    for source, _legend in _mark_sources:
         for key, mark in source(ids, timepoints).items():
             found[key].append(mark)
     return found
@@ -459,10 +462,10 @@ def _counted_entry_ids(ids, timepoints):
 QUEUE_ROWS = 50  # rows listed of each kind; the counts cover all
 # Days a waiting query has been open, in bins for the ageing chart: (label, lowest, highest).
 AGE_BINS = [
-    ("0-7 days", 0, 7),
-    ("8-14 days", 8, 14),
-    ("15-30 days", 15, 30),
-    ("over 30 days", 31, None),
+    (_("0-7 days"), 0, 7),
+    (_("8-14 days"), 8, 14),
+    (_("15-30 days"), 15, 30),
+    (_("over 30 days"), 31, None),
 ]
 
 
@@ -540,7 +543,7 @@ def query_ageing(trial, sites, now):
         .values_list("participant__site_id", "opened_at")
     ):
         days = (now - opened_at).days
-        for i, (_, low, high) in enumerate(AGE_BINS):
+        for i, (_label, low, high) in enumerate(AGE_BINS):
             if days >= low and (high is None or days <= high):
                 ages[site_id][i] += 1
                 break

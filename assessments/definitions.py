@@ -464,6 +464,22 @@ def load_dir(directory=INSTRUMENTS_DIR):
 # --- Entry ------------------------------------------------------------------------------------
 
 
+def gettext_noop(message):
+    """Marks an entry error for the translation catalogue (makemessages reads this name); the
+    page shows it in the reader's language (Problem), and this module stays free of Django."""
+    return message
+
+
+class Problem(str):
+    """An entry error: its English text, keeping the message and its values so that a page can
+    show it translated (assessments.services.FormInvalid)."""
+
+    def __new__(cls, message, **values):
+        text = super().__new__(cls, message % values if values else message)
+        text.message, text.values = message, values
+        return text
+
+
 def clean(instrument, raw, *, complete):
     """Raw text per item code -> (values, errors by item code; "__all__" for the form).
 
@@ -472,13 +488,17 @@ def clean(instrument, raw, *, complete):
     values, errors = {}, {}
     unknown = sorted(set(raw) - {i.code for i in instrument.items})
     if unknown:
-        errors["__all__"] = f"Unexpected field(s): {', '.join(unknown[:5])}"
+        errors["__all__"] = Problem(
+            gettext_noop("Unexpected field(s): %(fields)s"), fields=", ".join(unknown[:5])
+        )
     for item in instrument.items:
         text = raw.get(item.code)
         text = "" if text is None else str(text).strip()
         if not text:
             if complete and item.required:
-                errors[item.code] = "Required: enter a value or a missing-value code."
+                errors[item.code] = Problem(
+                    gettext_noop("Required: enter a value or a missing-value code.")
+                )
             continue
         if text.upper() in instrument.missing_codes:
             values[item.code] = text.upper()
@@ -486,29 +506,42 @@ def clean(instrument, raw, *, complete):
         try:
             values[item.code] = _convert(item, text)
         except ValueError as exc:
-            errors[item.code] = str(exc)
+            errors[item.code] = exc.args[0]  # a Problem: the page shows it translated
     return values, errors
 
 
 def _convert(item, text):
     if item.type == "integer" or item.type == "choice":
         if not re.fullmatch(r"[+-]?[0-9]{1,9}", text):
-            raise ValueError("Enter a whole number.")
+            raise ValueError(Problem(gettext_noop("Enter a whole number.")))
         value = int(text)
         if item.type == "choice":
             allowed = [v for v, _ in item.choices]
             if value not in allowed:
-                raise ValueError(f"Choose one of {', '.join(map(str, allowed))}.")
+                raise ValueError(
+                    Problem(
+                        gettext_noop("Choose one of %(values)s."),
+                        values=", ".join(map(str, allowed)),
+                    )
+                )
         elif not item.min <= value <= item.max:
-            raise ValueError(f"Must be from {item.min} to {item.max}.")
+            raise ValueError(
+                Problem(
+                    gettext_noop("Must be from %(min)s to %(max)s."), min=item.min, max=item.max
+                )
+            )
         return value
     if item.type == "decimal":
         try:
             number = Decimal(text.replace(",", "."))
         except InvalidOperation:
-            raise ValueError("Enter a number.") from None
+            raise ValueError(Problem(gettext_noop("Enter a number."))) from None
         if not number.is_finite() or not item.min <= number <= item.max:
-            raise ValueError(f"Must be from {item.min} to {item.max}.")
+            raise ValueError(
+                Problem(
+                    gettext_noop("Must be from %(min)s to %(max)s."), min=item.min, max=item.max
+                )
+            )
         return float(number)
     if item.type == "boolean":
         lowered = text.lower()
@@ -516,16 +549,18 @@ def _convert(item, text):
             return True
         if lowered in ("0", "n", "no", "false"):
             return False
-        raise ValueError("Enter yes or no.")
+        raise ValueError(Problem(gettext_noop("Enter yes or no.")))
     if item.type == "date":
         try:
             return datetime.date.fromisoformat(text).isoformat()
         except ValueError:
-            raise ValueError("Enter a date as YYYY-MM-DD.") from None
+            raise ValueError(Problem(gettext_noop("Enter a date as YYYY-MM-DD."))) from None
     if len(text) > item.max_length:
-        raise ValueError(f"At most {item.max_length} characters.")
+        raise ValueError(Problem(gettext_noop("At most %(max)s characters."), max=item.max_length))
     if "\x00" in text:  # PostgreSQL's jsonb cannot hold it: an item error, never a 500
-        raise ValueError("The text contains a character that cannot be stored (NUL).")
+        raise ValueError(
+            Problem(gettext_noop("The text contains a character that cannot be stored (NUL)."))
+        )
     return text
 
 

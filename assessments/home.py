@@ -1,5 +1,7 @@
 """The case record forms' links on the home page (imrtrial.home), with the rules of its pages."""
 
+from django.utils.translation import gettext_lazy as _
+
 from imrtrial import access
 from imrtrial.home import Link, register
 from imrtrial.models import Perm
@@ -25,10 +27,12 @@ def may_see_reminders(user, trial):
     return access.has_any(user, REMINDERS, trial)
 
 
-register(Link("Worklist", "assessments:worklist", may_enter_forms, order=20, style="btn-primary"))
+register(
+    Link(_("Worklist"), "assessments:worklist", may_enter_forms, order=20, style="btn-primary")
+)
 register(
     Link(
-        "Participants",
+        _("Participants"),
         "assessments:participant_list",
         may_view_participants,
         order=30,
@@ -37,7 +41,7 @@ register(
 )
 register(
     Link(
-        "Data queries",
+        _("Data queries"),
         "assessments:query_list",
         may_manage_queries,
         order=75,
@@ -46,7 +50,7 @@ register(
 )
 register(
     Link(
-        "Reminders",
+        _("Reminders"),
         "assessments:reminders",
         may_see_reminders,
         order=80,
@@ -71,12 +75,12 @@ def may_lock_database(user, trial):
 
 
 register(
-    Link("Record status", "assessments:status", may_see_dashboard, order=35, style="btn-primary")
+    Link(_("Record status"), "assessments:status", may_see_dashboard, order=35, style="btn-primary")
 )
-register(Link("Data manager's queue", "assessments:queue", may_manage_data, order=36))
+register(Link(_("Data manager's queue"), "assessments:queue", may_manage_data, order=36))
 register(
     Link(
-        "Database lock",
+        _("Database lock"),
         "assessments:database_lock",
         may_lock_database,
         order=85,

@@ -5,6 +5,8 @@ import datetime
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop  # labels exports read as plain text
 from simple_history.models import HistoricalRecords
 
 from imrtrial.models import Participant, Timepoint, Undeletable, UndeletableQuerySet
@@ -24,28 +26,28 @@ class Visit(Undeletable):
     """One timepoint of one participant, with its target date and window."""
 
     class Status(models.TextChoices):
-        UPCOMING = "upcoming", "Upcoming"
-        OPEN = "open", "Open"
-        OVERDUE = "overdue", "Overdue"
-        DONE = "done", "Done"
-        OUT_OF_WINDOW = "out_of_window", "Done out of window"
-        MISSED = "missed", "Missed"
+        UPCOMING = "upcoming", gettext_noop("Upcoming")
+        OPEN = "open", gettext_noop("Open")
+        OVERDUE = "overdue", gettext_noop("Overdue")
+        DONE = "done", gettext_noop("Done")
+        OUT_OF_WINDOW = "out_of_window", gettext_noop("Done out of window")
+        MISSED = "missed", gettext_noop("Missed")
 
     class MissedBecause(models.TextChoices):
         """Why a visit was missed: the reasons for loss to follow-up the CONSORT flow gives.
         Neutral words, alike for both arms; the typed reason stays in the visit's history."""
 
-        DIED = "died", "Died"
-        MOVED = "moved", "Moved away"
-        DECLINED = "declined", "Declined the assessment"
-        UNREACHABLE = "unreachable", "Could not be reached"
-        TOO_ILL = "too_ill", "Too ill"
-        OTHER = "other", "Other reason"
+        DIED = "died", gettext_noop("Died")
+        MOVED = "moved", gettext_noop("Moved away")
+        DECLINED = "declined", gettext_noop("Declined the assessment")
+        UNREACHABLE = "unreachable", gettext_noop("Could not be reached")
+        TOO_ILL = "too_ill", gettext_noop("Too ill")
+        OTHER = "other", gettext_noop("Other reason")
 
     class Guess(models.TextChoices):
         A = "A", "A"
         B = "B", "B"
-        DONT_KNOW = "DK", "Don't know"
+        DONT_KNOW = "DK", gettext_noop("Don't know")
 
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="visits")
     timepoint = models.ForeignKey(Timepoint, on_delete=models.PROTECT, related_name="visits")
@@ -149,18 +151,18 @@ class FormEntry(Undeletable):
     single entry. Which entries count as the data of record: FormEntry.objects.counting()."""
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        COMPLETE = "complete", "Complete"
-        VERIFIED = "verified", "Verified"
-        LOCKED = "locked", "Locked"
+        DRAFT = "draft", gettext_noop("Draft")
+        COMPLETE = "complete", gettext_noop("Complete")
+        VERIFIED = "verified", gettext_noop("Verified")
+        LOCKED = "locked", gettext_noop("Locked")
 
     LOCKABLE_FORM = True  # imrtrial.locking refuses every write to a locked entry
 
     class Kind(models.TextChoices):
-        SINGLE = "single", "Single entry"
-        FIRST = "first", "First entry"
-        SECOND = "second", "Second entry"
-        FINAL = "final", "Reconciled"
+        SINGLE = "single", _("Single entry")
+        FIRST = "first", _("First entry")
+        SECOND = "second", _("Second entry")
+        FINAL = "final", _("Reconciled")
 
     COUNTING_KINDS = (Kind.SINGLE, Kind.FINAL)
     COUNTING_STATUSES = (Status.COMPLETE, Status.VERIFIED, Status.LOCKED)
@@ -215,11 +217,11 @@ class Reminder(models.Model):
     claimed it, only after the mail server accepted the message."""
 
     class Kind(models.TextChoices):
-        DUE = "due", "Visit window open or opening soon"
-        OVERDUE = "overdue", "Visit overdue"
-        ESCALATION = "escalation", "Visit overdue: escalated"
+        DUE = "due", _("Visit window open or opening soon")
+        OVERDUE = "overdue", _("Visit overdue")
+        ESCALATION = "escalation", _("Visit overdue: escalated")
         # One line per visit with open data queries older than the trial's query reminder days.
-        QUERY = "query", "Data queries waiting for your answer"
+        QUERY = "query", _("Data queries waiting for your answer")
 
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reminders"
@@ -267,16 +269,16 @@ class DataQuery(Undeletable):
     (assessments.queries refuses it)."""
 
     class Category(models.TextChoices):
-        MISSING = "missing", "Missing value"
-        RANGE = "range", "Out of expected range"
-        INCONSISTENT = "inconsistent", "Inconsistent"
-        OTHER = "other", "Other"
+        MISSING = "missing", _("Missing value")
+        RANGE = "range", _("Out of expected range")
+        INCONSISTENT = "inconsistent", _("Inconsistent")
+        OTHER = "other", _("Other")
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        ANSWERED = "answered", "Answered"
-        CLOSED = "closed", "Closed"
-        CANCELLED = "cancelled", "Cancelled"
+        OPEN = "open", _("Open")
+        ANSWERED = "answered", _("Answered")
+        CLOSED = "closed", _("Closed")
+        CANCELLED = "cancelled", _("Cancelled")
 
     WAITING = (Status.OPEN, Status.ANSWERED)
 
@@ -326,11 +328,11 @@ class QueryMessage(Undeletable):
     """One message of a query's thread, in order; never edited or deleted."""
 
     class Action(models.TextChoices):
-        OPEN = "open", "Opened"
-        ANSWER = "answer", "Answered"
-        CLOSE = "close", "Closed"
-        REOPEN = "reopen", "Re-opened"
-        CANCEL = "cancel", "Cancelled"
+        OPEN = "open", _("Opened")
+        ANSWER = "answer", _("Answered")
+        CLOSE = "close", _("Closed")
+        REOPEN = "reopen", _("Re-opened")
+        CANCEL = "cancel", _("Cancelled")
 
     query = models.ForeignKey(DataQuery, on_delete=models.PROTECT, related_name="messages")
     action = models.CharField(max_length=8, choices=Action.choices)
@@ -356,9 +358,9 @@ class ExclusionAfterRandomization(Undeletable):
     shown by author (imrtrial.access.text_for), as withdrawal reasons are."""
 
     class Category(models.TextChoices):
-        WITHDREW_CONSENT = "withdrew_consent", "Withdrew consent"
-        INELIGIBLE = "ineligible", "Found ineligible after randomization"
-        RESEARCH_GROUP = "research_group", "Decision of the research group"
+        WITHDREW_CONSENT = "withdrew_consent", gettext_noop("Withdrew consent")
+        INELIGIBLE = "ineligible", gettext_noop("Found ineligible after randomization")
+        RESEARCH_GROUP = "research_group", gettext_noop("Decision of the research group")
 
     participant = models.OneToOneField(
         Participant, on_delete=models.PROTECT, related_name="exclusion"
@@ -381,10 +383,10 @@ class Death(Undeletable):
     arms; whether it was related to the trial is judged in the safety log."""
 
     class Cause(models.TextChoices):
-        NATURAL = "natural", "Natural causes"
-        SUICIDE = "suicide", "Suicide"
-        ACCIDENT = "accident", "Accident"
-        UNKNOWN = "unknown", "Unknown"
+        NATURAL = "natural", gettext_noop("Natural causes")
+        SUICIDE = "suicide", gettext_noop("Suicide")
+        ACCIDENT = "accident", gettext_noop("Accident")
+        UNKNOWN = "unknown", gettext_noop("Unknown")
 
     participant = models.OneToOneField(Participant, on_delete=models.PROTECT, related_name="death")
     died_on = models.DateField()
@@ -404,9 +406,9 @@ class Outcome(models.Model):
     reports name them; the CONSORT flow counts the participants analysed for the primary one."""
 
     class Rank(models.TextChoices):
-        PRIMARY = "primary", "Primary"
-        SECONDARY = "secondary", "Secondary"
-        EXPLORATORY = "exploratory", "Exploratory"
+        PRIMARY = "primary", gettext_noop("Primary")
+        SECONDARY = "secondary", gettext_noop("Secondary")
+        EXPLORATORY = "exploratory", gettext_noop("Exploratory")
 
     trial = models.ForeignKey("imrtrial.Trial", on_delete=models.PROTECT, related_name="outcomes")
     rank = models.CharField(max_length=12, choices=Rank.choices)

@@ -27,6 +27,7 @@ Contract:
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from imrtrial import access
 from imrtrial.audit import attribute
@@ -113,15 +114,18 @@ def check_text(text, trial):
     """The message, stripped; Refused if empty, too long, or naming an arm."""
     text = (text or "").strip()
     if not text:
-        raise Refused("Write a message.")
+        raise Refused(_("Write a message."))
     if len(text) > MAX_TEXT:
-        raise Refused(f"Keep the message under {MAX_TEXT} characters.")
+        raise Refused(_("Keep the message under %(max)s characters.") % {"max": MAX_TEXT})
     if "\x00" in text:
-        raise Refused("The message contains a character that cannot be stored.")
+        raise Refused(_("The message contains a character that cannot be stored."))
     if found := names_arm(text, trial):
         raise Refused(
-            f"Not sent: the message names {found}, which could tell a blinded reader the "
-            "participant's arm. Rephrase it without that word."
+            _(
+                "Not sent: the message names %(found)s, which could tell a blinded reader the "
+                "participant's arm. Rephrase it without that word."
+            )
+            % {"found": found}
         )
     return text
 
@@ -144,7 +148,7 @@ def _query_scope(arguments):
 def open_query(visit, entry=None, item="", *, by, category, text):
     """Ask about a visit, a form of it (`entry`) or one item of that form."""
     if not may_open(by, visit.participant):
-        raise Refused("Only a data manager or a monitor opens queries.")
+        raise Refused(_("Only a data manager or a monitor opens queries."))
     return _open(visit, entry, item, by=by, category=category, text=text)
 
 
@@ -161,19 +165,22 @@ def open_rule_query(visit, entry=None, item="", *, by, category, text):
 def _open(visit, entry, item, *, by, category, text):
     participant = visit.participant
     if category not in DataQuery.Category.values:
-        raise Refused("Choose the kind of query.")
+        raise Refused(_("Choose the kind of query."))
     if entry is not None and entry.visit_id != visit.pk:
-        raise Refused("That form is not of this visit.")
+        raise Refused(_("That form is not of this visit."))
     item = (item or "").strip()
     if item:
         if entry is None:
-            raise Refused("An item is asked about on its form.")
+            raise Refused(_("An item is asked about on its form."))
         try:
             instrument = registry.get(entry.instrument)
         except KeyError:
-            raise Refused("This form's instrument is no longer installed.") from None
+            raise Refused(_("This form's instrument is no longer installed.")) from None
         if item not in {i.code for i in instrument.items}:
-            raise Refused(f"{entry.instrument} has no item {item!r}.")
+            raise Refused(
+                _("%(instrument)s has no item %(item)r.")
+                % {"instrument": entry.instrument, "item": item}
+            )
     text = check_text(text, participant.trial)
     query = DataQuery(
         participant=participant,
@@ -195,8 +202,12 @@ def _locked(query, action):
     query = DataQuery.objects.select_for_update().get(pk=query.pk)
     if query.status not in TRANSITIONS[action][0]:
         raise Refused(
-            f"Query #{query.pk} is {query.get_status_display().lower()}: it cannot be "
-            f"{Action(action).label.lower()} now."
+            _("Query #%(number)s is %(status)s: it cannot be %(action)s now.")
+            % {
+                "number": query.pk,
+                "status": query.get_status_display().lower(),
+                "action": Action(action).label.lower(),
+            }
         )
     return query
 
@@ -219,13 +230,13 @@ def answer_query(query, *, by, text, values=None, version=None):
     """Answer; with `values` ({item code: raw text}) also correct the form through the normal
     save path, the query standing as the reason."""
     if not may_answer(by, query):
-        raise Refused("This query is not addressed to you.")
+        raise Refused(_("This query is not addressed to you."))
     query = _locked(query, Action.ANSWER)
     text = check_text(text, query.participant.trial)
     values = {k: v for k, v in (values or {}).items() if str(v).strip()}
     if values:
         if query.entry_id is None:
-            raise Refused("A query about a visit has no value to correct.")
+            raise Refused(_("A query about a visit has no value to correct."))
         entry = query.entry
         raw = {k: services._as_text(v) for k, v in entry.values.items()}
         raw.update(values)
@@ -249,17 +260,22 @@ def close_rule_query(query, *, by, text):
     the rule: only by the account that opened it (a person's query is never closed so)."""
     query = DataQuery.objects.select_for_update().get(pk=query.pk)
     if query.opened_by_id != by.pk:
-        raise Refused("Only the rule that opened a query closes it by itself.")
+        raise Refused(_("Only the rule that opened a query closes it by itself."))
     if query.status not in DataQuery.WAITING:
-        raise Refused(f"Query #{query.pk} is {query.get_status_display().lower()}.")
+        raise Refused(
+            _("Query #%(number)s is %(status)s.")
+            % {"number": query.pk, "status": query.get_status_display().lower()}
+        )
     return _move(query, Action.CLOSE, by=by, text=check_text(text, query.participant.trial))
 
 
 def _manage(query, action, *, by, text):
     if not may_act(by, query):
         raise Refused(
-            "Only a data manager, or the monitor who opened it, closes, re-opens or cancels "
-            "a query."
+            _(
+                "Only a data manager, or the monitor who opened it, closes, re-opens or cancels "
+                "a query."
+            )
         )
     query = _locked(query, action)
     text = check_text(text, query.participant.trial)

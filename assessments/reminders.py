@@ -22,6 +22,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection, models, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from imrtrial import outbox
 from imrtrial.models import Membership, Participant, Perm, Role, Trial, UnblindingIncident
@@ -208,12 +210,24 @@ def _render(recipient, day, lines):
         kind, pid, site, label, start, end, visit_id = line.shows
         if kind == Reminder.Kind.QUERY:
             n, oldest = waiting.get(visit_id, (0, None))
-            text = f"{pid} ({site}): {label}, {n} open data quer{'y' if n == 1 else 'ies'}"
+            text = ngettext(
+                "%(pid)s (%(site)s): %(label)s, %(n)s open data query",
+                "%(pid)s (%(site)s): %(label)s, %(n)s open data queries",
+                n,
+            ) % {"pid": pid, "site": site, "label": label, "n": n}
             if oldest:
-                text += f", the oldest opened {timezone.localdate(oldest):%Y-%m-%d}"
+                text += _(", the oldest opened %(date)s") % {
+                    "date": f"{timezone.localdate(oldest):%Y-%m-%d}"
+                }
         else:
-            text = f"{pid} ({site}): {label}, window {start:%Y-%m-%d} to {end:%Y-%m-%d}"
-        sections[Reminder.Kind(kind).label].append(text)
+            text = _("%(pid)s (%(site)s): %(label)s, window %(start)s to %(end)s") % {
+                "pid": pid,
+                "site": site,
+                "label": label,
+                "start": f"{start:%Y-%m-%d}",
+                "end": f"{end:%Y-%m-%d}",
+            }
+        sections[str(Reminder.Kind(kind).label)].append(text)
     body = render_to_string(
         "assessments/reminder_digest.txt",
         {
@@ -222,7 +236,7 @@ def _render(recipient, day, lines):
             "sections": sorted(sections.items()),
         },
     )
-    return f"Follow-up visits to see to ({day:%Y-%m-%d})", body
+    return _("Follow-up visits to see to (%(day)s)") % {"day": f"{day:%Y-%m-%d}"}, body
 
 
 def _queries_waiting(recipient, visit_ids):

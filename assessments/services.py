@@ -11,6 +11,7 @@ import datetime
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from imrtrial import access
 from imrtrial.audit import ReasonRequired, attribute
@@ -28,7 +29,7 @@ from randomization import export as allocations
 from randomization.models import IdentifyingDetails, Withdrawal
 
 from . import registry
-from .definitions import clean, compute_scores
+from .definitions import Problem, clean, compute_scores
 from .models import DataQuery, Death, ExclusionAfterRandomization, FormEntry, Visit
 
 DOUBLE_ENTRY_RATERS = ("self_report", "records")  # paper forms, entered twice
@@ -42,8 +43,15 @@ class FormInvalid(Exception):
     """Field-level errors: {item code or "__all__": message}. Nothing was saved."""
 
     def __init__(self, errors):
-        self.errors = errors
+        self.errors = {code: _shown(error) for code, error in errors.items()}
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+def _shown(error):
+    """An entry error in the reader's language (assessments.definitions.Problem)."""
+    if isinstance(error, Problem):
+        return _(error.message) % error.values if error.values else _(error.message)
+    return error
 
 
 class Conflict(Exception):
@@ -158,9 +166,12 @@ def entry_kind_for(instrument):
 
 def check_may_enter(user, visit, instrument):
     if instrument.code not in visit.timepoint.instruments:
-        raise Refused(f"{instrument.name} is not due at {visit.timepoint.label}.")
+        raise Refused(
+            _("%(name)s is not due at %(visit)s.")
+            % {"name": instrument.name, "visit": visit.timepoint.label}
+        )
     if not access.may_enter(user, visit.participant, instrument.rater):
-        raise Refused("You may not enter this form for this participant.")
+        raise Refused(_("You may not enter this form for this participant."))
 
 
 # The scope is the visit's casebook (and the trial): the form's own lock is asked by save_entry
@@ -209,7 +220,7 @@ def save_entry(
                 kind=FormEntry.Kind.FIRST,
             ).first()
             if first is None or first.entered_by_id == by.pk:
-                raise Refused("The second entry must be made by someone other than the first.")
+                raise Refused(_("The second entry must be made by someone other than the first."))
         entry = FormEntry(
             participant=visit.participant,
             visit=visit,
@@ -227,13 +238,15 @@ def save_entry(
             raise Locked(FORM_LOCKED)
         if version is not None and _version(version) != entry.version:
             raise Conflict(
-                "Someone else saved this form after you opened it. Reload it to see their "
-                "changes; your entries were not saved."
+                _(
+                    "Someone else saved this form after you opened it. Reload it to see their "
+                    "changes; your entries were not saved."
+                )
             )
         if entry.status != FormEntry.Status.DRAFT and not reason.strip():
-            raise ReasonRequired("A reason is required to change a completed form.")
+            raise ReasonRequired(_("A reason is required to change a completed form."))
         if kind in (FormEntry.Kind.FIRST, FormEntry.Kind.SECOND) and entry.entered_by_id != by.pk:
-            raise Refused("Each of the two entries is made by one person.")
+            raise Refused(_("Each of the two entries is made by one person."))
         entry.version += 1
     values, errors = clean(instrument, raw, complete=complete or entry.status != "draft")
     if errors:
@@ -267,7 +280,7 @@ def _version(text):
     try:
         return int(text)
     except (TypeError, ValueError):
-        raise Conflict("This form was not opened here: reload it and enter again.") from None
+        raise Conflict(_("This form was not opened here: reload it and enter again.")) from None
 
 
 def _update_visit(visit, *, by):
@@ -301,19 +314,32 @@ def _update_visit(visit, *, by):
 def set_status(entry, status, *, by):
     """Verify or lock a complete form (data manager)."""
     if not access.has(by, Perm.VERIFY_FORMS, entry.participant.trial, entry.participant.site):
-        raise Refused("You may not verify or lock forms.")
+        raise Refused(_("You may not verify or lock forms."))
     entry = FormEntry.objects.select_for_update(no_key=True).get(pk=entry.pk)
     allowed = {
         FormEntry.Status.VERIFIED: {FormEntry.Status.COMPLETE},
         FormEntry.Status.LOCKED: {FormEntry.Status.COMPLETE, FormEntry.Status.VERIFIED},
     }
     if entry.status not in allowed.get(status, ()):
-        raise Refused(f"A {entry.get_status_display().lower()} form cannot become {status}.")
+        raise Refused(
+            _("A %(status)s form cannot become %(new)s.")
+            % {"status": _(entry.get_status_display()).lower(), "new": status}
+        )
     if waiting := list(DataQuery.objects.open().filter(entry=entry).values_list("pk", flat=True)):
         numbers = ", ".join(f"#{pk}" for pk in sorted(waiting))
         raise Refused(
-            f"This form has open data queries ({numbers}): close or cancel them before it is "
-            f"{'verified' if status == FormEntry.Status.VERIFIED else 'locked'}."
+            (
+                _(
+                    "This form has open data queries (%(numbers)s): close or cancel them before "
+                    "it is verified."
+                )
+                if status == FormEntry.Status.VERIFIED
+                else _(
+                    "This form has open data queries (%(numbers)s): close or cancel them before "
+                    "it is locked."
+                )
+            )
+            % {"numbers": numbers}
         )
     entry.status = status
     attribute(entry, by=by, reason=status).save(update_fields=["status", "updated_at"])
@@ -328,7 +354,7 @@ def set_status(entry, status, *, by):
 
 def _require_data_manager(by, trial, site=None):
     if not access.has(by, Perm.VERIFY_FORMS, trial, site):
-        raise Refused("Only a data manager locks and unlocks data.")
+        raise Refused(_("Only a data manager locks and unlocks data."))
 
 
 def _require_trial_data_manager(by, trial):
@@ -336,19 +362,19 @@ def _require_trial_data_manager(by, trial):
     unlocks it."""
     _require_data_manager(by, trial)
     if not access.has_everywhere(by, Perm.VERIFY_FORMS, trial):
-        raise Refused("Only a data manager of every site locks and unlocks the database.")
+        raise Refused(_("Only a data manager of every site locks and unlocks the database."))
 
 
 def _reason(reason):
     if not reason.strip():
-        raise Refused("Give the reason.")
+        raise Refused(_("Give the reason."))
     return _storable(reason.strip())
 
 
 def _storable(text):
     """Text as PostgreSQL can store it: a NUL character is refused, not a server error."""
     if "\x00" in text:
-        raise Refused("The text contains a character that cannot be stored (NUL).")
+        raise Refused(_("The text contains a character that cannot be stored (NUL)."))
     return text
 
 
@@ -404,7 +430,7 @@ def casebooks_blocked(trial, ids):
     """The participants among `ids` whose casebook a registered rule blocks."""
     ids = list(ids)
     blocked = set()
-    for _, among in _lock_blocker_sources:
+    for _count, among in _lock_blocker_sources:
         blocked |= set(among(trial, ids)) if ids else set()
     return blocked
 
@@ -417,11 +443,14 @@ def lock_database(trial, *, by, reason):
     reason = _reason(reason)
     trial = Trial.objects.select_for_update().get(pk=trial.pk)
     if trial.status == Trial.Status.LOCKED:
-        raise Refused("The database is already locked.")
+        raise Refused(_("The database is already locked."))
     if trial.status != Trial.Status.CLOSED:
-        raise Refused("Close recruitment before locking the database.")
+        raise Refused(_("Close recruitment before locking the database."))
     if blockers := lock_blockers(trial):
-        raise Refused("Resolve first: " + "; ".join(f"{n} {what}" for what, n in blockers))
+        raise Refused(
+            _("Resolve first: %(blockers)s")
+            % {"blockers": "; ".join(f"{n} {what}" for what, n in blockers)}
+        )
     trial.status = Trial.Status.LOCKED
     attribute(trial, by=by, reason=f"database locked: {reason}").save(update_fields=["status"])
     DatabaseLock.objects.create(
@@ -438,7 +467,7 @@ def unlock_database(trial, *, by, reason):
     reason = _reason(reason)
     trial = Trial.objects.select_for_update().get(pk=trial.pk)
     if trial.status != Trial.Status.LOCKED:
-        raise Refused("The database is not locked.")
+        raise Refused(_("The database is not locked."))
     trial.status = Trial.Status.CLOSED
     attribute(trial, by=by, reason=f"database UNLOCKED: {reason}").save(update_fields=["status"])
     DatabaseLock.objects.create(
@@ -458,9 +487,12 @@ def lock_casebook(participant, *, by, reason):
     """Lock one participant's casebook (every form, visit and record of theirs)."""
     participant, reason = _casebook(participant, by=by, reason=reason)
     if participant.casebook_locked_at is not None:
-        raise Refused("This casebook is already locked.")
+        raise Refused(_("This casebook is already locked."))
     if blockers := lock_blockers(participant.trial, participant):
-        raise Refused("Resolve first: " + "; ".join(f"{n} {what}" for what, n in blockers))
+        raise Refused(
+            _("Resolve first: %(blockers)s")
+            % {"blockers": "; ".join(f"{n} {what}" for what, n in blockers)}
+        )
     participant.casebook_locked_at = timezone.now()
     attribute(participant, by=by, reason=f"casebook locked: {reason}").save(
         update_fields=["casebook_locked_at"]
@@ -472,7 +504,7 @@ def lock_casebook(participant, *, by, reason):
 def unlock_casebook(participant, *, by, reason):
     participant, reason = _casebook(participant, by=by, reason=reason)
     if participant.casebook_locked_at is None:
-        raise Refused("This casebook is not locked.")
+        raise Refused(_("This casebook is not locked."))
     participant.casebook_locked_at = None
     attribute(participant, by=by, reason=f"casebook unlocked: {reason}").save(
         update_fields=["casebook_locked_at"]
@@ -489,7 +521,7 @@ def unlock_form(entry, *, by, reason):
     reason = _reason(reason)
     entry = FormEntry.objects.select_for_update().get(pk=entry.pk)
     if entry.status != FormEntry.Status.LOCKED:
-        raise Refused("This form is not locked.")
+        raise Refused(_("This form is not locked."))
     entry.status = FormEntry.Status.VERIFIED
     attribute(entry, by=by, reason=f"unlocked: {reason}").save(
         update_fields=["status", "updated_at"]
@@ -529,10 +561,10 @@ def reconcile(visit, instrument_code, chosen, *, by, reasons):
     differ the value the data manager chose (raw text, validated), each with a reason."""
     participant = visit.participant
     if not access.has(by, Perm.VERIFY_FORMS, participant.trial, participant.site):
-        raise Refused("Only a data manager reconciles double entries.")
+        raise Refused(_("Only a data manager reconciles double entries."))
     diffs = discrepancies(participant, instrument_code, visit.timepoint.code)
     if diffs is None:
-        raise Refused("Both entries must be complete before they are reconciled.")
+        raise Refused(_("Both entries must be complete before they are reconciled."))
     first = FormEntry.objects.get(
         participant=participant,
         instrument=instrument_code,
@@ -541,7 +573,7 @@ def reconcile(visit, instrument_code, chosen, *, by, reasons):
     )
     raw = {k: _as_text(v) for k, v in first.values.items()}
     errors = {}
-    for code, _, _ in diffs:
+    for code, _first, _second in diffs:
         if not str(chosen.get(code, "")).strip() and code in first.values:
             errors[code] = "Choose or enter the value."
         if not str(reasons.get(code, "")).strip():
@@ -560,7 +592,7 @@ def reconcile(visit, instrument_code, chosen, *, by, reasons):
         timepoint=visit.timepoint.code,
         kind=FormEntry.Kind.FINAL,
     ).exists():
-        raise Refused("This form is already reconciled.")
+        raise Refused(_("This form is already reconciled."))
     final = FormEntry(
         participant=participant,
         visit=visit,
@@ -593,16 +625,18 @@ def mark_missed(visit, *, by, reason, because=Visit.MissedBecause.OTHER):
     record_death, which marks the visits it ends."""
     participant = visit.participant
     if not access.has(by, Perm.VERIFY_FORMS, participant.trial, participant.site):
-        raise Refused("Only a data manager marks a visit missed.")
+        raise Refused(_("Only a data manager marks a visit missed."))
     if because not in Visit.MissedBecause.values:
-        raise Refused("Choose why the visit was missed.")
+        raise Refused(_("Choose why the visit was missed."))
     if because == Visit.MissedBecause.DIED:
-        raise Refused("Record the death on the participant's page: it ends every visit after it.")
+        raise Refused(
+            _("Record the death on the participant's page: it ends every visit after it.")
+        )
     if not reason.strip():
-        raise Refused("Give the reason the visit was missed.")
+        raise Refused(_("Give the reason the visit was missed."))
     reason = _storable(reason)
     if visit.completed_on:
-        raise Refused("This visit is already done.")
+        raise Refused(_("This visit is already done."))
     visit.missed, visit.missed_because = True, because
     attribute(visit, by=by, reason=reason).save(update_fields=["missed", "missed_because"])
     return visit
@@ -611,9 +645,12 @@ def mark_missed(visit, *, by, reason, because=Visit.MissedBecause.OTHER):
 def _end_follow_up(participant, status, *, by, reason):
     """The participant's schedule ends: no more visits, reminders or forms to enter."""
     if participant.status in Participant.FOLLOW_UP_ENDED:
-        raise Refused(f"Follow-up has already ended ({participant.get_status_display()}).")
+        raise Refused(
+            _("Follow-up has already ended (%(status)s).")
+            % {"status": participant.get_status_display()}
+        )
     if participant.randomized_on is None:
-        raise Refused("Only a randomized participant is excluded or followed to the end.")
+        raise Refused(_("Only a randomized participant is excluded or followed to the end."))
     participant.status = status
     attribute(participant, by=by, reason=reason).save(update_fields=["status"])
 
@@ -625,18 +662,18 @@ def exclude_after_randomization(participant, category, *, by, decided_by, exclud
     category, who decided, and why. The allocation and the data stay; the participant leaves
     the intention-to-treat population and the schedule ends."""
     if not access.may_withdraw(by, participant):
-        raise Refused("You may not record exclusions for this participant.")
+        raise Refused(_("You may not record exclusions for this participant."))
     if category not in ExclusionAfterRandomization.Category.values:
-        raise Refused("Choose the category of the exclusion.")
+        raise Refused(_("Choose the category of the exclusion."))
     if not decided_by.strip() or not reason.strip():
-        raise Refused("Say who decided and why.")
+        raise Refused(_("Say who decided and why."))
     participant = Participant.objects.select_for_update(no_key=True).get(pk=participant.pk)
     if allocations.flagged_in_error(participant):
-        raise Refused("This allocation is flagged as made in error: it is excluded already.")
+        raise Refused(_("This allocation is flagged as made in error: it is excluded already."))
     if participant.randomized_on and excluded_on < participant.randomized_on:
-        raise Refused("The exclusion cannot come before the randomization.")
+        raise Refused(_("The exclusion cannot come before the randomization."))
     if excluded_on > timezone.localdate():
-        raise Refused("The date of the exclusion cannot be in the future.")
+        raise Refused(_("The date of the exclusion cannot be in the future."))
     _end_follow_up(participant, Participant.Status.EXCLUDED, by=by, reason="excluded")
     return ExclusionAfterRandomization.objects.create(
         participant=participant,
@@ -654,14 +691,14 @@ def record_death(participant, *, by, died_on, cause=Death.Cause.UNKNOWN):
     """A participant died: the schedule ends, and every visit not done whose window had not
     closed by the date of death is marked missed because the participant died."""
     if not access.may_withdraw(by, participant):
-        raise Refused("You may not record a death for this participant.")
+        raise Refused(_("You may not record a death for this participant."))
     if cause not in Death.Cause.values:
-        raise Refused("Choose the cause of death (or unknown).")
+        raise Refused(_("Choose the cause of death (or unknown)."))
     if died_on > timezone.localdate():
-        raise Refused("The date of death cannot be in the future.")
+        raise Refused(_("The date of death cannot be in the future."))
     participant = Participant.objects.select_for_update(no_key=True).get(pk=participant.pk)
     if participant.randomized_on and died_on < participant.randomized_on:
-        raise Refused("The date of death cannot come before the randomization.")
+        raise Refused(_("The date of death cannot come before the randomization."))
     # Visits due but not made yet are made first (while the schedule still runs), so that the
     # flow shows the death at every timepoint after it.
     schedule_participant_visits(participant)
@@ -685,9 +722,11 @@ def assign_assessor(visit, assessor, *, by):
     """Give the visit to a blinded assessor the participant has not unblinded."""
     participant = visit.participant
     if not access.has(by, Perm.VERIFY_FORMS, participant.trial, participant.site):
-        raise Refused("Only a data manager assigns assessors.")
+        raise Refused(_("Only a data manager assigns assessors."))
     if not access.may_enter(assessor, participant, "assessor_interview"):
-        raise Refused(f"{assessor} may not rate this participant's interviews.")
+        raise Refused(
+            _("%(assessor)s may not rate this participant's interviews.") % {"assessor": assessor}
+        )
     visit.assessor, visit.needs_reassignment = assessor, False
     attribute(visit, by=by, reason=f"assigned to {assessor}").save(
         update_fields=["assessor", "needs_reassignment"]
@@ -704,9 +743,9 @@ def record_unblinding(participant, assessor, *, by, occurred_on, description):
     """The participant disclosed their allocation to `assessor`: that assessor may no longer
     rate this participant, and their open visits are flagged for another blinded assessor."""
     if not description.strip():
-        raise Refused("Describe what happened.")
+        raise Refused(_("Describe what happened."))
     if not access.has(by, Perm.VIEW_PARTICIPANTS, participant.trial, participant.site):
-        raise Refused("You may not report for this participant.")
+        raise Refused(_("You may not report for this participant."))
     incident = UnblindingIncident.objects.create(
         participant=participant,
         assessor=assessor,
@@ -733,11 +772,11 @@ def record_unblinding(participant, assessor, *, by, occurred_on, description):
 def record_guess(visit, guess, *, by):
     """The assessor's guess of the arm (A, B, don't know), for the blinding index."""
     if guess not in Visit.Guess.values:
-        raise Refused("Guess A, B or don't know.")
+        raise Refused(_("Guess A, B or don't know."))
     if not visit.timepoint.ask_blinding_guess:
-        raise Refused("No guess is asked at this visit.")
+        raise Refused(_("No guess is asked at this visit."))
     if not access.may_enter(by, visit.participant, "assessor_interview"):
-        raise Refused("Only the visit's blinded assessor records a guess.")
+        raise Refused(_("Only the visit's blinded assessor records a guess."))
     visit.guess, visit.guess_by = guess, by
     attribute(visit, by=by).save(update_fields=["guess", "guess_by"])
     return visit
@@ -759,18 +798,20 @@ def withdraw(participant, level, *, by, reason, withdrawn_on):
     so the sequence and the flow diagram remain intact. It lives here, downstream of
     randomization, because the erasure reaches the case record forms."""
     if not access.may_withdraw(by, participant):
-        raise Refused("You may not record withdrawals for this participant.")
+        raise Refused(_("You may not record withdrawals for this participant."))
     if not reason.strip():
-        raise Refused("Give the reason for the withdrawal.")
+        raise Refused(_("Give the reason for the withdrawal."))
     level = Withdrawal.Level(level)
     if not access.may_withdraw(by, participant, level):
         # Level 1 exists in the IMR arm only; refused alike for every participant, so the
         # refusal (or "already withdrawn at level 1") tells a blinded user nothing.
-        raise Refused("Stopping the intervention is recorded by unblinded staff.")
+        raise Refused(_("Stopping the intervention is recorded by unblinded staff."))
     participant = Participant.objects.select_for_update(no_key=True).get(pk=participant.pk)
     highest = participant.withdrawals.order_by("-level").values_list("level", flat=True).first()
     if highest is not None and highest >= level:
-        raise Refused(f"This participant is already withdrawn at level {highest}.")
+        raise Refused(
+            _("This participant is already withdrawn at level %(level)s.") % {"level": highest}
+        )
     erased = {}
     if level == Withdrawal.Level.CONSENT:
         erased = _erase_clinical_data(participant, by=by, reason=reason)
@@ -799,7 +840,7 @@ def _erase_clinical_data(participant, *, by, reason):
     entries = FormEntry.objects.filter(participant=participant)
     entry_ids = list(entries.values_list("pk", flat=True))
     # The history of erased values must go too, or the erasure would erase nothing.
-    history_rows, _ = FormEntry.history.filter(id__in=entry_ids).delete()
+    history_rows, _by_model = FormEntry.history.filter(id__in=entry_ids).delete()
     for entry in entries:
         # Scores are computed from the values: they go with them.
         entry.values, entry.scores = {}, {}

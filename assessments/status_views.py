@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
 from imrtrial import access, charts
@@ -79,7 +80,7 @@ def status_dashboard(request, trial_key):
         reconcile_url=lambda pk, code: f"{base}{pk}/reconcile/{code}/",
     )
     icons = _Icons(show_codes=len(shown) == 1)
-    for _, cells in rows:
+    for _participant, cells in rows:
         for cell in cells:
             cell.icons = icons(cell.forms)
     query = request.GET.copy()
@@ -119,7 +120,9 @@ class _Icons:
         if key not in self.parts:
             code, label = escape(form.code), escape(form.label)
             act = " act" if form.act else ""
-            said = f"{code}: {label}" + (" (needs your action)" if form.act else "")
+            said = f"{code}: {label}" + (
+                " (" + escape(_("needs your action")) + ")" if form.act else ""
+            )
             shown = (
                 f'<span class="st-code" aria-hidden="true">{code}</span>' if self.show_codes else ""
             )
@@ -178,14 +181,14 @@ def queue(request, trial_key):
         for site in sites
     ]
     totals = [sum(row["counts"][i] for row in site_rows) for i in range(len(counts))]
-    bins = [(str(i), label) for i, (label, _, _) in enumerate(dashboard.AGE_BINS)]
+    bins = [(str(i), str(label)) for i, (label, _low, _high) in enumerate(dashboard.AGE_BINS)]
     svg = charts.stacked_bars(
         [
             {"label": row["site"].name, "values": {str(i): v for i, v in enumerate(row["ageing"])}}
             for row in site_rows
         ],
         bins,
-        title="Waiting data queries by days open, per site",
+        title=_("Waiting data queries by days open, per site"),
         description="; ".join(
             f"{row['site'].name}: "
             + ", ".join(f"{label} {v}" for (_, label), v in zip(bins, row["ageing"], strict=True))
@@ -234,12 +237,20 @@ def casebook_lock(request, trial_key, participant_id):
     service = {"lock": services.lock_casebook, "unlock": services.unlock_casebook}.get(action)
     try:
         if service is None:
-            raise Refused("Choose to lock or to unlock.")
+            raise Refused(_("Choose to lock or to unlock."))
         service(participant, by=request.user, reason=request.POST.get("reason", ""))
     except Refused as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"The casebook of {participant.participant_id} is {action}ed.")
+        messages.success(
+            request,
+            (
+                _("The casebook of %(pid)s is locked.")
+                if action == "lock"
+                else _("The casebook of %(pid)s is unlocked.")
+            )
+            % {"pid": participant.participant_id},
+        )
     return redirect("assessments:participant_detail", trial.key, participant.participant_id)
 
 
@@ -255,16 +266,16 @@ def database_lock(request, trial_key):
         service = {"lock": services.lock_database, "unlock": services.unlock_database}.get(action)
         try:
             if service is None:
-                raise Refused("Choose to lock or to unlock.")
+                raise Refused(_("Choose to lock or to unlock."))
             service(trial, by=request.user, reason=request.POST.get("reason", ""))
         except Refused as exc:
             error = str(exc)
         else:
             messages.success(
                 request,
-                "The database is locked."
+                _("The database is locked.")
                 if action == "lock"
-                else "The database is unlocked: an exceptional event, kept in the audit trail.",
+                else _("The database is unlocked: an exceptional event, kept in the audit trail."),
             )
             return redirect("assessments:database_lock", trial.key)
     trial = Trial.objects.get(pk=trial.pk)

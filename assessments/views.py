@@ -12,6 +12,9 @@ from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from imrtrial import access
 from imrtrial.audit import ReasonRequired, log_access
@@ -41,6 +44,14 @@ from .models import (
 )
 
 WORKLIST_ROWS = 100  # the soonest deadlines; the count of the rest is shown
+
+
+def shown_value(value):
+    """A stored value as a form shows it: a decimal with the reader's decimal separator (4,5 in
+    Danish and Dutch; the entry accepts either), anything else as services._as_text."""
+    if isinstance(value, float):
+        return number_format(value)
+    return services._as_text(value)
 
 
 def _post(request):
@@ -141,7 +152,7 @@ def withdrawal_new(request, trial_key, participant_id):
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, "Withdrawal recorded.")
+            messages.success(request, _("Withdrawal recorded."))
             return redirect("assessments:participant_detail", trial.key, participant.participant_id)
     return render(
         request,
@@ -184,7 +195,7 @@ def exclusion_new(request, trial_key, participant_id):
             excluded_on=d["excluded_on"],
             reason=d["reason"],
         )
-        return "Exclusion recorded: the participant's follow-up has ended."
+        return _("Exclusion recorded: the participant's follow-up has ended.")
 
     return _follow_up_end_page(
         request, trial_key, participant_id, ExclusionForm, record, "assessments/exclusion_form.html"
@@ -195,7 +206,7 @@ def exclusion_new(request, trial_key, participant_id):
 def death_new(request, trial_key, participant_id):
     def record(participant, d):
         services.record_death(participant, by=request.user, died_on=d["died_on"], cause=d["cause"])
-        return "Death recorded: the visits after it are marked missed."
+        return _("Death recorded: the visits after it are marked missed.")
 
     return _follow_up_end_page(
         request, trial_key, participant_id, DeathForm, record, "assessments/death_form.html"
@@ -388,7 +399,7 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
     entry = None if request.method == "POST" and kind == "single" else this_form.first()
     if kind in ("first", "second") and entry and entry.entered_by_id != request.user.pk:
         # Double entry is independent: nobody sees the other entry's values.
-        messages.error(request, "This entry was made by someone else.")
+        messages.error(request, _("This entry was made by someone else."))
         return redirect("assessments:visit", trial.key, visit.pk)
     if kind == FormEntry.Kind.SECOND and entry is None:
         # Refused before anything is typed, as the service would refuse it at save.
@@ -401,8 +412,15 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
         if first is None or first.entered_by_id == request.user.pk:
             messages.error(
                 request,
-                "The second entry must be made by someone other than the first"
-                + (", after the first entry." if first is None else ": you made the first."),
+                _(
+                    "The second entry must be made by someone other than the first, "
+                    "after the first entry."
+                )
+                if first is None
+                else _(
+                    "The second entry must be made by someone other than the first: "
+                    "you made the first."
+                ),
             )
             return redirect("assessments:visit", trial.key, visit.pk)
     errors, raw, reason_error, warnings = {}, {}, False, []
@@ -432,14 +450,14 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
             reason_error = isinstance(exc, ReasonRequired)
         else:
             if entry.status == FormEntry.Status.DRAFT:
-                messages.success(request, "Draft saved.")
+                messages.success(request, _("Draft saved."))
                 return redirect(request.path)
-            messages.success(request, f"{definition.name} is complete.")
+            messages.success(request, _("%(name)s is complete.") % {"name": definition.name})
             return redirect("assessments:visit", trial.key, visit.pk)
         if entry is None:
             entry = this_form.first()  # the page comes back: as the form stands now
     elif entry:
-        raw = {k: services._as_text(v) for k, v in entry.values.items()}
+        raw = {k: shown_value(v) for k, v in entry.values.items()}
     form_queries, item_queries = [], {}
     if entry is not None:
         form_queries = list(
@@ -506,7 +524,12 @@ def entry_status(request, trial_key, visit_pk, entry_pk):
         name = installed.name if installed else entry.instrument
         messages.success(
             request,
-            f"{name} at {visit.timepoint.label} is {entry.get_status_display().lower()}.",
+            _("%(name)s at %(visit)s is %(status)s.")
+            % {
+                "name": name,
+                "visit": visit.timepoint.label,
+                "status": _(entry.get_status_display()).lower(),
+            },
         )
     return redirect("assessments:visit", trial.key, visit.pk)
 
@@ -521,7 +544,7 @@ def reconcile(request, trial_key, visit_pk, instrument):
         raise Http404("No such instrument.") from None
     diffs = services.discrepancies(visit.participant, instrument, visit.timepoint.code)
     if diffs is None:
-        messages.error(request, "Both entries must be complete before they are reconciled.")
+        messages.error(request, _("Both entries must be complete before they are reconciled."))
         return redirect("assessments:visit", trial.key, visit.pk)
     errors = {}
     if request.method == "POST":
@@ -534,13 +557,13 @@ def reconcile(request, trial_key, visit_pk, instrument):
         except Refused as exc:
             errors = {"__all__": str(exc)}
         else:
-            messages.success(request, f"{definition.name} reconciled.")
+            messages.success(request, _("%(name)s reconciled.") % {"name": definition.name})
             return redirect("assessments:visit", trial.key, visit.pk)
     rows = [
         {
             "item": definition.item(code),
-            "first": services._as_text(a),
-            "second": services._as_text(b),
+            "first": shown_value(a),
+            "second": shown_value(b),
             "error": errors.get(code),
             "value": request.POST.get(f"value_{code}", ""),
             "reason": request.POST.get(f"reason_{code}", ""),
@@ -575,15 +598,15 @@ def visit_manage(request, trial_key, visit_pk):
                 reason=request.POST.get("reason", ""),
                 because=request.POST.get("because", ""),
             )
-            messages.success(request, "The visit is marked missed.")
+            messages.success(request, _("The visit is marked missed."))
         else:
             try:
                 assessor_pk = int(request.POST.get("assessor", ""))
             except ValueError:
-                raise Refused("Choose the assessor.") from None
+                raise Refused(_("Choose the assessor.")) from None
             assessor = get_object_or_404(get_user_model(), pk=assessor_pk)
             services.assign_assessor(visit, assessor, by=request.user)
-            messages.success(request, f"Assigned to {assessor}.")
+            messages.success(request, _("Assigned to %(assessor)s.") % {"assessor": assessor})
     except Refused as exc:
         messages.error(request, str(exc))
     return redirect("assessments:visit", trial.key, visit.pk)
@@ -598,7 +621,7 @@ def guess(request, trial_key, visit_pk):
         return HttpResponseNotAllowed(["POST"])
     try:
         services.record_guess(visit, request.POST.get("guess", ""), by=request.user)
-        messages.success(request, "Guess recorded.")
+        messages.success(request, _("Guess recorded."))
     except Refused as exc:
         messages.error(request, str(exc))
     return redirect("assessments:visit", trial.key, visit.pk)
@@ -640,8 +663,10 @@ def incident_new(request, trial_key, participant_id):
         else:
             messages.success(
                 request,
-                "Recorded. That assessor can no longer rate this participant; open "
-                "visits are flagged for another blinded assessor.",
+                _(
+                    "Recorded. That assessor can no longer rate this participant; open "
+                    "visits are flagged for another blinded assessor."
+                ),
             )
             return redirect("assessments:participant_detail", trial.key, participant.participant_id)
     return render(
@@ -688,9 +713,9 @@ def reminder_list(request, trial_key):
 # --- Data queries ------------------------------------------------------------------------------
 
 QUERY_ACTIONS = {  # button value: (service, button label)
-    QueryMessage.Action.CLOSE: (queries.close_query, "Close"),
-    QueryMessage.Action.REOPEN: (queries.reopen_query, "Re-open"),
-    QueryMessage.Action.CANCEL: (queries.cancel_query, "Cancel the query"),
+    QueryMessage.Action.CLOSE: (queries.close_query, gettext_lazy("Close")),
+    QueryMessage.Action.REOPEN: (queries.reopen_query, gettext_lazy("Re-open")),
+    QueryMessage.Action.CANCEL: (queries.cancel_query, gettext_lazy("Cancel the query")),
 }
 QUERY_LIST_ROWS = 200
 
@@ -733,7 +758,7 @@ def _entry_values(user, entry):
     free_text = registry.unexported_items(entry.instrument, entry.values)
     rows = []
     for item in instrument.items:
-        value = services._as_text(entry.values.get(item.code))
+        value = shown_value(entry.values.get(item.code))
         if item.code in free_text:
             value = access.text_for(
                 user, value, entry.entered_by, participant.trial, participant.site
@@ -778,7 +803,7 @@ def query_new(request, trial_key, visit_pk):
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Query #{query.pk} opened.")
+            messages.success(request, _("Query #%(number)s opened.") % {"number": query.pk})
             return redirect("assessments:query", trial.key, query.pk)
     item_queries = {}
     if entry is not None:
@@ -804,7 +829,7 @@ def _query_page(request, trial, query, answer_form=None, action_form=None, statu
     item = _item_of(query)
     may_answer = query.status == DataQuery.Status.OPEN and queries.may_answer(user, query)
     if may_answer and answer_form is None:
-        current = services._as_text(query.entry.values.get(item.code)) if item else ""
+        current = shown_value(query.entry.values.get(item.code)) if item else ""
         answer_form = AnswerForm(
             item=item,
             current=current,
@@ -855,7 +880,7 @@ def query_answer(request, trial_key, query_pk):
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     item = _item_of(query)
-    current = services._as_text(query.entry.values.get(item.code)) if item else ""
+    current = shown_value(query.entry.values.get(item.code)) if item else ""
     form = AnswerForm(request.POST, item=item, current=current)
     if form.is_valid():
         d = form.cleaned_data
@@ -869,7 +894,7 @@ def query_answer(request, trial_key, query_pk):
         except (services.Conflict, ReasonRequired, Refused) as exc:
             form.add_error(None, exc.messages[0] if isinstance(exc, ReasonRequired) else str(exc))
         else:
-            messages.success(request, f"Query #{query.pk} answered.")
+            messages.success(request, _("Query #%(number)s answered.") % {"number": query.pk})
             return redirect("assessments:query", trial.key, query.pk)
     return _query_page(request, trial, query, answer_form=form)
 
@@ -884,10 +909,10 @@ def query_act(request, trial_key, query_pk):
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     form = QueryActionForm(request.POST)
-    act, _ = QUERY_ACTIONS.get(request.POST.get("action"), (None, ""))
+    act, _label = QUERY_ACTIONS.get(request.POST.get("action"), (None, ""))
     if form.is_valid():
         if act is None:
-            form.add_error(None, "Choose close, re-open or cancel.")
+            form.add_error(None, _("Choose close, re-open or cancel."))
         else:
             try:
                 act(query, by=request.user, text=form.cleaned_data["text"])
@@ -896,7 +921,9 @@ def query_act(request, trial_key, query_pk):
             else:
                 query.refresh_from_db(fields=["status"])
                 messages.success(
-                    request, f"Query #{query.pk} {query.get_status_display().lower()}."
+                    request,
+                    _("Query #%(number)s %(status)s.")
+                    % {"number": query.pk, "status": query.get_status_display().lower()},
                 )
                 return redirect("assessments:query", trial.key, query.pk)
     return _query_page(request, trial, query, action_form=form)
@@ -935,6 +962,10 @@ def query_list(request, trial_key):
             "sites": sites,
             "site": site,
             "status": status,
-            "statuses": [("waiting", "Open or answered"), *DataQuery.Status.choices, ("", "All")],
+            "statuses": [
+                ("waiting", _("Open or answered")),
+                *DataQuery.Status.choices,
+                ("", _("All")),
+            ],
         },
     )

@@ -1,5 +1,7 @@
 """Monitoring's link on the home page (imrtrial.home), with the rule its page asks."""
 
+from django.utils.translation import gettext_lazy as _
+
 from imrtrial import access
 from imrtrial.home import Link, register
 
@@ -10,7 +12,7 @@ def may_see_sdv_progress(user, trial):
 
 register(
     Link(
-        "Source data verification",
+        _("Source data verification"),
         "monitoring:progress",
         may_see_sdv_progress,
         order=37,

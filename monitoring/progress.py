@@ -13,6 +13,8 @@ from collections import Counter, namedtuple
 from functools import cached_property
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from assessments.models import FormEntry
 
@@ -20,7 +22,11 @@ from . import plan
 from .models import SdvPlan, SourceVerification
 
 NONE, VERIFIED, CLEARED = "none", "verified", "cleared"
-LABELS = {NONE: "Not source-verified", VERIFIED: "Source-verified", CLEARED: "SDV cleared"}
+LABELS = {
+    NONE: gettext_lazy("Not source-verified"),
+    VERIFIED: gettext_lazy("Source-verified"),
+    CLEARED: gettext_lazy("SDV cleared"),
+}
 
 
 class Sdv:
@@ -48,9 +54,13 @@ class Sdv:
     @property
     def label(self):
         if self.state == CLEARED:
-            return f"SDV cleared by a change on {self.cleared_on:%Y-%m-%d}"
+            return _("SDV cleared by a change on %(date)s") % {
+                "date": f"{self.cleared_on:%Y-%m-%d}"
+            }
         if self.state == VERIFIED:
-            return f"Source-verified (source checked on {self.mark.source_checked_on:%Y-%m-%d})"
+            return _("Source-verified (source checked on %(date)s)") % {
+                "date": f"{self.mark.source_checked_on:%Y-%m-%d}"
+            }
         return LABELS[NONE]
 
 
@@ -141,7 +151,7 @@ def counts(trial, sites):
     rows = list(_rows(trial, sites))
     judged = states(trial, sites)
     out = {}
-    for pk, site_id, _, timepoint, _, required in rows:
+    for pk, site_id, _pid, timepoint, _instrument, required in rows:
         counter = out.setdefault((site_id, timepoint), Counter())
         state = judged.get(pk, Sdv(NONE)).state
         if required:
@@ -161,7 +171,7 @@ def forms(trial, sites, *, timepoint="", state="", required_only=True):
         rows = [r for r in rows if r[5]]
     judged = states(trial, sites)
     out = []
-    for pk, _, pid, tp, instrument, required in rows:
+    for pk, _site, pid, tp, instrument, required in rows:
         sdv = judged.get(pk, Sdv(NONE))
         if state and sdv.state != state:
             continue

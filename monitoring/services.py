@@ -14,6 +14,7 @@ import datetime
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from assessments.models import FormEntry
 from imrtrial import access
@@ -29,26 +30,33 @@ from .models import SourceVerification
 def mark_source_verified(entry, *, by, checked_on):
     """Record that `by` checked the form's values against the source on `checked_on`."""
     if not access.may_source_verify(by, entry.participant):
-        raise Refused("Only a monitor at the participant's site verifies forms against the source.")
+        raise Refused(
+            _("Only a monitor at the participant's site verifies forms against the source.")
+        )
     if not isinstance(checked_on, datetime.date) or isinstance(checked_on, datetime.datetime):
-        raise Refused("Give the date the source was checked.")
+        raise Refused(_("Give the date the source was checked."))
     if checked_on > timezone.localdate():
-        raise Refused("The date the source was checked cannot be in the future.")
+        raise Refused(_("The date the source was checked cannot be in the future."))
     # Read under the row lock save_entry takes: the values digested are the values of record
     # until this transaction ends.
     entry = FormEntry.objects.select_for_update(no_key=True).get(pk=entry.pk)
     if not FormEntry.objects.counting().filter(pk=entry.pk).exists():
         raise Refused(
-            "Only a form that is the data of record (complete, verified or locked) is verified "
-            "against the source: this one is "
-            + (entry.get_status_display().lower() if not entry.counts else "replaced")
-            + "."
+            _(
+                "Only a form that is the data of record (complete, verified or locked) is "
+                "verified against the source: this one is %(status)s."
+            )
+            % {
+                "status": _(entry.get_status_display()).lower()
+                if not entry.counts
+                else _("replaced")
+            }
         )
     current = progress.state_of(entry)
     if current.state == progress.VERIFIED:
         raise Refused(
-            f"This form is already source-verified (source checked on "
-            f"{current.mark.source_checked_on:%Y-%m-%d})."
+            _("This form is already source-verified (source checked on %(date)s).")
+            % {"date": f"{current.mark.source_checked_on:%Y-%m-%d}"}
         )
     return SourceVerification.objects.create(
         entry=entry,

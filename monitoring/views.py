@@ -15,9 +15,12 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from assessments import queries, registry, services
+from assessments import queries, registry
 from assessments.models import DataQuery, FormEntry, Visit
+from assessments.views import shown_value
 from imrtrial import access, charts
 from imrtrial.errors import Refused
 
@@ -28,9 +31,9 @@ from .services import mark_source_verified
 
 ROWS_PER_PAGE = 100
 CATEGORIES = [
-    (progress.VERIFIED, "Source-verified"),
-    (progress.CLEARED, "SDV cleared by a change"),
-    ("awaiting", "Not yet verified"),
+    (progress.VERIFIED, gettext_lazy("Source-verified")),
+    (progress.CLEARED, gettext_lazy("SDV cleared by a change")),
+    ("awaiting", gettext_lazy("Not yet verified")),
 ]
 # Done in green, cleared in orange, waiting in sky blue (Okabe-Ito: told apart without colour
 # vision too; every bar also carries its number).
@@ -65,18 +68,23 @@ def _summary(counter):
 
 
 def _chart(rows, *, title, svg_id):
-    bars = [{"label": r["label"], "values": {key: r[key] for key, _ in CATEGORIES}} for r in rows]
+    bars = [
+        {"label": r["label"], "values": {key: r[key] for key, _label in CATEGORIES}} for r in rows
+    ]
     description = "; ".join(
-        f"{r['label']}: {r['required']} required, {r['verified']} source-verified, "
-        f"{r['cleared']} cleared by a change, {r['awaiting']} not yet verified"
+        _(
+            "%(label)s: %(required)s required, %(verified)s source-verified, "
+            "%(cleared)s cleared by a change, %(awaiting)s not yet verified"
+        )
+        % r
         for r in rows
     )
     # Built by imrtrial.charts, every text escaped there.
     return mark_safe(
         charts.stacked_bars(
             bars,
-            CATEGORIES,
-            title=title,
+            [(key, str(label)) for key, label in CATEGORIES],
+            title=str(title),
             description=description,
             svg_id=svg_id,
             colours=COLOURS,
@@ -111,10 +119,10 @@ def progress_page(request, trial_key):
             "by_visit": by_visit,
             "grid": grid,
             "site_chart": _chart(
-                by_site, title="SDV of required forms, per site", svg_id="sdv-site"
+                by_site, title=_("SDV of required forms, per site"), svg_id="sdv-site"
             ),
             "visit_chart": _chart(
-                by_visit, title="SDV of required forms, per visit", svg_id="sdv-visit"
+                by_visit, title=_("SDV of required forms, per visit"), svg_id="sdv-visit"
             ),
         },
     )
@@ -243,7 +251,7 @@ def readable_values(user, entry):
         items = [SimpleNamespace(code=code, label="") for code in sorted(entry.values)]
     rows = []
     for item in items:
-        value = services._as_text(entry.values.get(item.code))
+        value = shown_value(entry.values.get(item.code))
         if item.code in free_text:
             value = access.text_for(
                 user, value, entry.entered_by, participant.trial, participant.site
@@ -281,7 +289,11 @@ def entry_page(request, trial_key, entry_pk):
             except Refused as exc:
                 form.add_error(None, str(exc))
             else:
-                messages.success(request, f"{entry.instrument} marked as source-verified.")
+                messages.success(
+                    request,
+                    _("%(instrument)s marked as source-verified.")
+                    % {"instrument": entry.instrument},
+                )
                 return redirect("monitoring:entry", trial.key, entry.pk)
     plan = SdvPlan.of(trial)
     site = participant.site

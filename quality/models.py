@@ -7,14 +7,15 @@ here holds or counts anything by arm."""
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from assessments.models import DataQuery, FormEntry, Visit
 from imrtrial.models import Participant, Trial
 
 
 class Severity(models.TextChoices):
-    WARNING = "warning", "Warning"
-    ERROR = "error", "Error"
+    WARNING = "warning", _("Warning")
+    ERROR = "error", _("Error")
 
 
 class TrialRule(models.Model):
@@ -44,10 +45,10 @@ class RuleRun(models.Model):
     """One run of every rule over a trial (nightly, or "Run now"), with what it found."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="rule_runs")
     # Empty for the nightly schedule.
@@ -84,9 +85,9 @@ class Finding(models.Model):
     manager closed or cancelled the query while the data still breaks the rule: left alone)."""
 
     class State(models.TextChoices):
-        OPEN = "open", "Query open"
-        FIXED = "fixed", "No longer broken"
-        ACCEPTED = "accepted", "Closed by a data manager"
+        OPEN = "open", _("Query open")
+        FIXED = "fixed", _("No longer broken")
+        ACCEPTED = "accepted", _("Closed by a data manager")
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="+")
     rule = models.CharField(max_length=80)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from assessments import queries, registry
 from assessments import services as crf
@@ -78,7 +79,7 @@ def may_run(user, trial):
 @transaction.atomic
 def request_run(trial, *, by):
     if not may_run(by, trial):
-        raise Refused("Only a data manager runs the data quality rules.")
+        raise Refused(_("Only a data manager runs the data quality rules."))
     Trial.objects.select_for_update().get(pk=trial.pk)  # one request at a time per trial
     # A run asked for in the last hour and not finished is the one to wait for; an older one
     # was lost (a worker killed, the broker emptied) and does not block a new one.
@@ -195,7 +196,7 @@ def evaluate_and_reconcile(trial):
     # {rule: {site id: records}}: the rules page shows each reader their sites' counts.
     site_of = dict(Participant.objects.filter(trial=trial).values_list("pk", "site_id"))
     breaking = {code: {} for code in rules}
-    for (code, _), record in found.items():
+    for (code, _record_key), record in found.items():
         site = str(site_of[record.participant_id])
         breaking[code][site] = breaking[code].get(site, 0) + 1
     locks = _locks(trial)

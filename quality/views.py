@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseBadRequest, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
 from imrtrial import access
@@ -63,5 +64,5 @@ def run_now(request, trial_key):
     except Refused as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, "The rules are running: this page shows when they are done.")
+        messages.success(request, _("The rules are running: this page shows when they are done."))
     return redirect("quality:rules", trial.key)

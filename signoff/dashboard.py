@@ -2,15 +2,17 @@
 casebook signed, or its signature invalidated by a later change; no mark, not signed. Two
 queries per page (signoff.services.states), whatever its size; the same for every arm."""
 
+from django.utils.translation import gettext_lazy as _
+
 from assessments.dashboard import Mark, marks_grid
 
 from . import services
 from .models import Signature
 
-SIGNED = Mark("signed", "✍", "Signed by the investigator")
-INVALIDATED = Mark("invalidated", "⚠", "Signature invalidated: to sign again")
-CASEBOOK_SIGNED = Mark("signed", "✍", "Casebook signed by the investigator")
-CASEBOOK_INVALIDATED = Mark("invalidated", "⚠", "Casebook signature invalidated")
+SIGNED = Mark("signed", "✍", _("Signed by the investigator"))
+INVALIDATED = Mark("invalidated", "⚠", _("Signature invalidated: to sign again"))
+CASEBOOK_SIGNED = Mark("signed", "✍", _("Casebook signed by the investigator"))
+CASEBOOK_INVALIDATED = Mark("invalidated", "⚠", _("Casebook signature invalidated"))
 
 
 def signature_marks(participant_ids, timepoints):

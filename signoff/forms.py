@@ -1,4 +1,5 @@
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 
 class SignForm(forms.Form):
@@ -6,19 +7,19 @@ class SignForm(forms.Form):
     the seal of the digest of the data the page showed them (signoff.services.seal)."""
 
     password = forms.CharField(
-        label="Your password",
+        label=_("Your password"),
         strip=False,
         max_length=200,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
     token = forms.CharField(
-        label="Authentication code",
+        label=_("Authentication code"),
         required=False,
         max_length=20,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
-        help_text="The 6-digit code your authenticator app shows now.",
+        help_text=_("The 6-digit code your authenticator app shows now."),
     )
-    agree = forms.BooleanField(label="I sign with the meaning stated above.")
+    agree = forms.BooleanField(label=_("I sign with the meaning stated above."))
     seen = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
     def __init__(self, *args, needs_code, **kwargs):

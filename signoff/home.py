@@ -1,5 +1,7 @@
 """The investigator's link on the home page (imrtrial.home), with the rule of its page."""
 
+from django.utils.translation import gettext_lazy as _
+
 from imrtrial import access
 from imrtrial.home import Link, register
 
@@ -10,7 +12,7 @@ def may_sign_somewhere(user, trial):
 
 register(
     Link(
-        "Casebooks to sign",
+        _("Casebooks to sign"),
         "signoff:signatures",
         may_sign_somewhere,
         order=38,

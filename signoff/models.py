@@ -11,6 +11,7 @@ for the audit trail; the digest stays the rule.
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from assessments.models import Visit
@@ -47,9 +48,9 @@ class Signature(Undeletable):
     signature is a new row."""
 
     class State(models.TextChoices):
-        SIGNED = "signed", "Signed"
-        INVALIDATED = "invalidated", "Signature invalidated: to sign again"
-        NOT_SIGNED = "not_signed", "Not signed"
+        SIGNED = "signed", _("Signed")
+        INVALIDATED = "invalidated", _("Signature invalidated: to sign again")
+        NOT_SIGNED = "not_signed", _("Not signed")
 
     MEANING_VISIT = (
         "I have reviewed the data of this visit and confirm that they are complete and "

@@ -30,6 +30,7 @@ from django.contrib.auth import authenticate
 from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.translation import gettext as _
 
 from assessments import services as crf
 from assessments.models import FormEntry
@@ -68,8 +69,8 @@ def reauthenticate(request, user, password, token=""):
     again = authenticate(request, username=user.get_username(), password=password or "")
     if again is None or again.pk != user.pk:
         if getattr(request, "axes_locked_out", False):
-            raise Refused("Too many wrong passwords: this account is locked for a while.")
-        raise Refused("The password is not right. Nothing was signed.")
+            raise Refused(_("Too many wrong passwords: this account is locked for a while."))
+        raise Refused(_("The password is not right. Nothing was signed."))
     method = "password"
     if needs_code(user):
         token = "".join((token or "").split())
@@ -77,11 +78,13 @@ def reauthenticate(request, user, password, token=""):
             device = twofactor.check_token(user, token) if token.isdigit() else None
         except twofactor.Throttled:
             raise Refused(
-                "Too many wrong codes: wait a few seconds, then enter the current code. "
-                "Nothing was signed."
+                _(
+                    "Too many wrong codes: wait a few seconds, then enter the current code. "
+                    "Nothing was signed."
+                )
             ) from None
         if device is None:
-            raise Refused("The authentication code is not right. Nothing was signed.")
+            raise Refused(_("The authentication code is not right. Nothing was signed."))
         method = "password and authenticator code"
     return Proof(user.pk, method, timezone.now())
 
@@ -131,15 +134,15 @@ def _sign_scope(arguments):
 def sign(participant, visit=None, *, by, proof, seen):
     """Sign the visit (or, visit None, the whole casebook) of the participant."""
     if not access.may_sign(by, participant):
-        raise Refused("Only a site investigator of the participant's site signs their casebook.")
+        raise Refused(_("Only a site investigator of the participant's site signs their casebook."))
     if (
         not isinstance(proof, Proof)
         or proof.user_id != by.pk
         or timezone.now() - proof.at > datetime.timedelta(seconds=PROOF_SECONDS)
     ):
-        raise Refused("Enter your password again to sign.")
+        raise Refused(_("Enter your password again to sign."))
     if visit is not None and visit.participant_id != participant.pk:
-        raise Refused("This visit is not the participant's.")
+        raise Refused(_("This visit is not the participant's."))
     # FOR UPDATE conflicts with the KEY SHARE every writer of clinical data takes on the
     # participant (imrtrial.locking): a write already under way finishes before the digest is
     # read, and one that starts now waits, then sees this signature and records what it
@@ -147,14 +150,18 @@ def sign(participant, visit=None, *, by, proof, seen):
     participant = Participant.objects.select_for_update().get(pk=participant.pk)
     now = current_digest(participant, visit)
     if now == digest.EMPTY:
-        raise Refused("Nothing to sign yet: no form here is complete.")
+        raise Refused(_("Nothing to sign yet: no form here is complete."))
     if seen != now:
-        raise Refused("The data changed since you opened this page. Review them again, then sign.")
+        raise Refused(
+            _("The data changed since you opened this page. Review them again, then sign.")
+        )
     name = by.get_full_name().strip()
     if not name:
         raise Refused(
-            "Your account has no full name to print with the signature: ask the "
-            "trial administrator to add it."
+            _(
+                "Your account has no full name to print with the signature: ask the "
+                "trial administrator to add it."
+            )
         )
     signature = Signature(
         participant=participant,
@@ -258,7 +265,7 @@ def record_invalidations(writer, scope, *, by=None):
     ).exists():
         return
     why = f"The signed data changed: {_WHAT[writer]}."
-    for (_, _), status in states(scope.participant_ids).items():
+    for (_pid, _visit), status in states(scope.participant_ids).items():
         s = status.signature
         if status.state == Signature.State.INVALIDATED and s.invalidated_at is None:
             s.invalidated_at, s.invalidation = timezone.now(), why

@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
 from assessments import registry
@@ -109,7 +110,7 @@ def _forms(user, participant, visits):
             rows.append(
                 {
                     "name": registry.name_of(code),
-                    "state": State.LABELS[state],
+                    "state": _(State.LABELS[state]),
                     "signed": counted is not None,
                     "author": author,
                 }
@@ -148,8 +149,11 @@ def _sign(request, trial, participant, visit):
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
-            what = visit.timepoint.label if visit else "casebook"
-            messages.success(request, f"Signed: {participant.participant_id}, {what}.")
+            what = visit.timepoint.label if visit else _("casebook")
+            messages.success(
+                request,
+                _("Signed: %(pid)s, %(what)s.") % {"pid": participant.participant_id, "what": what},
+            )
             if visit:
                 return redirect("signoff:sign_visit", trial.key, visit.pk)
             return redirect("signoff:sign_casebook", trial.key, participant.participant_id)

@@ -1,4 +1,9 @@
+from decimal import Decimal
+
 from django import template
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 register = template.Library()
 
@@ -18,9 +23,9 @@ def item_hint(item, instrument):
     elif item.type == "boolean":
         hint = "yes / no"
     elif item.type == "date":
-        hint = "YYYY-MM-DD"
+        hint = _("YYYY-MM-DD")
     else:
-        hint = "text"
+        hint = pgettext("item type", "text")
     return f"{hint} · {' '.join(instrument.missing_codes)}"
 
 
@@ -29,7 +34,11 @@ def shown_scores(instrument, entry):
     """The form's scores as a reader sees them (assessments.definitions.shown_scores)."""
     from assessments.definitions import shown_scores as shown
 
-    return shown(instrument, entry.values, entry.scores)
+    # A score in the reader's number format (22,50 in Danish and Dutch); "missing" in words.
+    return [
+        (score, _("missing") if text == "missing" else number_format(Decimal(text)), prorated)
+        for score, text, prorated in shown(instrument, entry.values, entry.scores)
+    ]
 
 
 @register.filter
