@@ -2,6 +2,7 @@
 CSP allows no script and no inline style, so geometry goes in SVG attributes)."""
 
 from django import template
+from django.utils.translation import pgettext
 
 register = template.Library()
 
@@ -22,7 +23,11 @@ def percent(value):
 
 @register.filter
 def yes_no(value):
-    return "—" if value is None else ("yes" if value else "no")
+    return (
+        "—"
+        if value is None
+        else (pgettext("measure", "yes") if value else pgettext("measure", "no"))
+    )
 
 
 @register.filter
