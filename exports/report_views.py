@@ -13,6 +13,7 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
@@ -194,6 +195,10 @@ def follow_up(request, trial_key):
     return render(request, "exports/report_followup.html", context)
 
 
+def _score(value):
+    return number_format(f"{float(value):.2f}")
+
+
 def _percent(value):
     return f"{float(value) * 100:.0f}%"
 
@@ -275,7 +280,7 @@ def fidelity(request, trial_key):
         description="; ".join(
             f"{row['name']}: "
             + (
-                f"{float(row['score']):.2f} ({row['band']})"
+                f"{_score(row['score'])} ({row['band']})"
                 if row["score"] is not None
                 else _("not rated")
             )
@@ -285,7 +290,7 @@ def fidelity(request, trial_key):
         low=1,
         high=5,
         ticks=[1, 2, 3, 4, 5],
-        fmt=lambda v: f"{float(v):.2f}",
+        fmt=_score,
         tick_fmt=str,
         rules=[(lowest, label) for lowest, label, _ in report["bands"][1:]],
         svg_id="fidelity",

@@ -2,6 +2,7 @@
 CSP allows no script and no inline style, so geometry goes in SVG attributes)."""
 
 from django import template
+from django.utils.formats import number_format
 from django.utils.translation import pgettext
 
 register = template.Library()
@@ -12,8 +13,9 @@ LEFT, BOTTOM, TOP = 32, 24, 10
 
 @register.filter
 def dec2(value):
-    """A Fraction (score, mean, kappa) as 4.23; an em dash for None."""
-    return "—" if value is None else f"{float(value):.2f}"
+    """A Fraction (score, mean, kappa) as 4.23 (4,23 in Danish and Dutch); an em dash for None.
+    Rounded first, then given the language's decimal separator."""
+    return "—" if value is None else number_format(f"{float(value):.2f}")
 
 
 @register.filter
