@@ -2,7 +2,7 @@
 check the event whole (safety.services._checked), and their refusal is shown on the form."""
 
 from django import forms
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from imrtrial.forms import PastDateField
@@ -41,7 +41,8 @@ class EventForm(forms.Form):
         label=_("Seriousness criteria (serious adverse events only)"),
     )
     outcome = forms.ChoiceField(
-        choices=[("", _("Choose an outcome")), *E.Outcome.choices], label=_("Outcome")
+        choices=[("", _("Choose an outcome")), *E.Outcome.choices],
+        label=pgettext_lazy("safety event", "Outcome"),
     )
 
     def clean(self):
