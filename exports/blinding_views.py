@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.urls import path
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
 from imrtrial import access, charts
@@ -32,7 +33,7 @@ def blinding_report(request, trial_key):
         log_access(request, trial, AccessLog.Action.VIEW_ALLOCATION, "Blinding index by arm")
         index = blinding.bang_index(trial, sites=sites)
     context.update(
-        report_name="Blinding of assessors",
+        report_name=_("Blinding of assessors"),
         rates=rates,
         svg=mark_safe(_rates_chart(rates)),  # built by imrtrial.charts, every text escaped there
         index=index,
@@ -44,13 +45,13 @@ def _rates_chart(rates):
     return charts.stacked_bars(
         [{"label": row["label"], "values": row["counts"]} for row in rates["timepoints"]],
         rates["choices"],
-        title="Assessors' guesses by timepoint, all participants",
+        title=_("Assessors' guesses by timepoint, all participants"),
         description="; ".join(
             f"{row['label']}: "
             + ", ".join(f"{label} {row['counts'][key]}" for key, label in rates["choices"])
             for row in rates["timepoints"]
         )
-        or "No timepoint asks for a guess.",
+        or _("No timepoint asks for a guess."),
         svg_id="blinding-guesses",
     )
 

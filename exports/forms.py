@@ -1,10 +1,11 @@
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from .models import ExportRun
 
 BLINDED = [
-    (ExportRun.Dataset.LONG, "Long: one row per participant per timepoint"),
-    (ExportRun.Dataset.WIDE, "Wide: one row per participant"),
+    (ExportRun.Dataset.LONG, _("Long: one row per participant per timepoint")),
+    (ExportRun.Dataset.WIDE, _("Wide: one row per participant")),
 ]
 UNBLINDED = [
     (ExportRun.Dataset.PROCESS, ExportRun.Dataset.PROCESS.label),
@@ -13,24 +14,32 @@ UNBLINDED = [
 
 
 class ExportForm(forms.Form):
-    dataset = forms.ChoiceField(choices=BLINDED, widget=forms.RadioSelect, initial="long")
+    dataset = forms.ChoiceField(
+        choices=BLINDED, widget=forms.RadioSelect, initial="long", label=_("Dataset")
+    )
     format = forms.ChoiceField(
-        choices=ExportRun.Format.choices, widget=forms.RadioSelect, initial="csv"
+        choices=ExportRun.Format.choices, widget=forms.RadioSelect, initial="csv", label=_("Format")
     )
 
 
 class ReleaseForm(forms.Form):
-    dataset = forms.ChoiceField(choices=UNBLINDED, widget=forms.RadioSelect, initial="key")
+    dataset = forms.ChoiceField(
+        choices=UNBLINDED, widget=forms.RadioSelect, initial="key", label=_("Dataset")
+    )
     format = forms.ChoiceField(
         choices=[c for c in ExportRun.Format.choices if c[0] != "odm"],
         widget=forms.RadioSelect,
         initial="csv",
-        help_text="The key is released as CSV whatever is chosen here.",
+        label=_("Format"),
+        help_text=_("The key is released as CSV whatever is chosen here."),
     )
     reason = forms.CharField(
         max_length=300,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Recorded in the audit trail, e.g. 'Steering committee unblinding after lock'.",
+        label=_("Reason"),
+        help_text=_(
+            "Recorded in the audit trail, e.g. 'Steering committee unblinding after lock'."
+        ),
     )
 
     def clean(self):

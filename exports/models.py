@@ -5,28 +5,29 @@ and is read only through exports.views.download, which asks the gate again."""
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from imrtrial.models import DatabaseLock, Trial, Undeletable
 
 
 class ExportRun(Undeletable):
     class Dataset(models.TextChoices):
-        LONG = "long", "Blinded dataset, long (one row per participant per timepoint)"
-        WIDE = "wide", "Blinded dataset, wide (one row per participant)"
-        PROCESS = "process", "Process dataset (arm, attendance, exposure, fidelity)"
-        KEY = "key", "Allocation key (which code is which arm)"
+        LONG = "long", _("Blinded dataset, long (one row per participant per timepoint)")
+        WIDE = "wide", _("Blinded dataset, wide (one row per participant)")
+        PROCESS = "process", _("Process dataset (arm, attendance, exposure, fidelity)")
+        KEY = "key", _("Allocation key (which code is which arm)")
 
     class Format(models.TextChoices):
-        CSV = "csv", "CSV (UTF-8) with codebook, zipped"
-        SAV = "sav", "SPSS (.sav)"
-        DTA = "dta", "Stata (.dta)"
-        ODM = "odm", "CDISC ODM 1.3.2 XML"
+        CSV = "csv", _("CSV (UTF-8) with codebook, zipped")
+        SAV = "sav", _("SPSS (.sav)")
+        DTA = "dta", _("Stata (.dta)")
+        ODM = "odm", _("CDISC ODM 1.3.2 XML")
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Ready"
-        FAILED = "failed", "Failed"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Ready")
+        FAILED = "failed", _("Failed")
 
     # The key and the process dataset reveal the arm: released by the key holder after lock.
     UNBLINDED = (Dataset.PROCESS, Dataset.KEY)

@@ -13,7 +13,9 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
 from assessments import outcomes
@@ -44,8 +46,8 @@ def _scope(request, trial_key):
 @require_safe
 @login_required
 def index(request, trial_key):
-    _, _, context = _scope(request, trial_key)
-    context["report_name"] = "Reports"
+    _trial, _sites, context = _scope(request, trial_key)
+    context["report_name"] = _("Reports")
     return render(request, "exports/report_index.html", context)
 
 
@@ -57,8 +59,10 @@ def _consort(request, trial_key):
             None,
             None,
             HttpResponseBadRequest(
-                "Unknown view: choose view=pooled or view=codes (or view=arms where you may see "
-                "allocation data).",
+                _(
+                    "Unknown view: choose view=pooled or view=codes (or view=arms where you may "
+                    "see allocation data)."
+                ),
                 content_type="text/plain; charset=utf-8",
             ),
         )
@@ -81,13 +85,13 @@ def consort(request, trial_key):
     if context["view"] == reports.ARMS:
         log_access(request, trial, AccessLog.Action.VIEW_ALLOCATION, "CONSORT diagram by arm")
     context.update(
-        report_name="CONSORT flow diagram",
+        report_name=_("CONSORT flow diagram"),
         svg=mark_safe(context["svg"]),  # built by imrtrial.charts, every text escaped there
         table=reports.consort_table(context["flow"]),
         views=[
-            (reports.POOLED, "Pooled"),
-            *([(reports.CODES, "By neutral code (A/B)")] if context["codes"] else []),
-            *([(reports.ARMS, "By arm")] if context["unblinded"] else []),
+            (reports.POOLED, _("Pooled")),
+            *([(reports.CODES, _("By neutral code (A/B)"))] if context["codes"] else []),
+            *([(reports.ARMS, _("By arm"))] if context["unblinded"] else []),
         ],
         definition=reports.ANALYSED_DEFINITION,
         outcome_rule=reports.OUTCOME_RULE,
@@ -126,11 +130,15 @@ def recruitment(request, trial_key):
     svg = charts.line_chart(
         months,
         series,
-        title="Randomized participants, cumulative, by site",
+        title=_("Randomized participants, cumulative, by site"),
         description=(
-            f"{total} randomized"
-            + (f" of a target of {report['target']}" if report["target"] else "")
-            + ". "
+            (
+                _("%(n)s randomized of a target of %(target)s.")
+                % {"n": total, "target": report["target"]}
+                if report["target"]
+                else _("%(n)s randomized.") % {"n": total}
+            )
+            + " "
             + "; ".join(f"{r['name']}: {r['randomized']}" for r in report["sites"])
             + "."
         ),
@@ -138,7 +146,7 @@ def recruitment(request, trial_key):
         svg_id="recruitment",
     )
     context.update(
-        report_name="Recruitment", report=report, svg=mark_safe(svg), rows=_month_rows(report)
+        report_name=_("Recruitment"), report=report, svg=mark_safe(svg), rows=_month_rows(report)
     )
     return render(request, "exports/report_recruitment.html", context)
 
@@ -164,7 +172,7 @@ def follow_up(request, trial_key):
     svg = charts.stacked_bars(
         [{"label": row["label"], "values": row["counts"]} for row in report["timepoints"]],
         report["categories"],
-        title="Follow-up visits by timepoint",
+        title=_("Follow-up visits by timepoint"),
         description="; ".join(
             row["label"]
             + ": "
@@ -181,8 +189,14 @@ def follow_up(request, trial_key):
         }
         for row in report["timepoints"]
     ]
-    context.update(report_name="Follow-up completion", report=report, svg=mark_safe(svg), rows=rows)
+    context.update(
+        report_name=_("Follow-up completion"), report=report, svg=mark_safe(svg), rows=rows
+    )
     return render(request, "exports/report_followup.html", context)
+
+
+def _score(value):
+    return number_format(f"{float(value):.2f}")
 
 
 def _percent(value):
@@ -199,13 +213,15 @@ def completeness(request, trial_key):
             {
                 "label": row["short"],
                 "value": row["share"],
-                "note": f"({row['present']} of {row['due']})",
+                "note": _("(%(present)s of %(due)s)")
+                % {"present": row["present"], "due": row["due"]},
             }
             for row in report["instruments"]
         ],
-        title="Due forms entered, by instrument (all timepoints)",
+        title=_("Due forms entered, by instrument (all timepoints)"),
         description="; ".join(
-            f"{row['name']}: {row['present']} of {row['due']} due forms entered"
+            _("%(name)s: %(present)s of %(due)s due forms entered")
+            % {"name": row["name"], "present": row["present"], "due": row["due"]}
             for row in report["instruments"]
         ),
         low=0,
@@ -213,20 +229,22 @@ def completeness(request, trial_key):
         ticks=[0, 0.25, 0.5, 0.75, 1],
         fmt=_percent,
         svg_id="completeness",
-        empty="nothing due yet",
+        empty=_("nothing due yet"),
     )
     by_timepoint = charts.value_bars(
         [
             {
                 "label": tp["label"],
                 "value": cell["share"],
-                "note": f"({cell['present']} of {cell['due']})",
+                "note": _("(%(present)s of %(due)s)")
+                % {"present": cell["present"], "due": cell["due"]},
             }
             for tp, cell in zip(report["timepoints"], report["per_timepoint"], strict=True)
         ],
-        title="Due forms entered, by timepoint (all instruments)",
+        title=_("Due forms entered, by timepoint (all instruments)"),
         description="; ".join(
-            f"{tp['label']}: {cell['present']} of {cell['due']} due forms entered"
+            _("%(name)s: %(present)s of %(due)s due forms entered")
+            % {"name": tp["label"], "present": cell["present"], "due": cell["due"]}
             for tp, cell in zip(report["timepoints"], report["per_timepoint"], strict=True)
         ),
         low=0,
@@ -234,10 +252,10 @@ def completeness(request, trial_key):
         ticks=[0, 0.25, 0.5, 0.75, 1],
         fmt=_percent,
         svg_id="completeness-timepoints",
-        empty="nothing due yet",
+        empty=_("nothing due yet"),
     )
     context.update(
-        report_name="Data completeness",
+        report_name=_("Data completeness"),
         report=report,
         svg=mark_safe(svg),
         svg_timepoints=mark_safe(by_timepoint),
@@ -258,27 +276,27 @@ def fidelity(request, trial_key):
             {"label": f"{row['name']} ({row['site']})", "value": row["score"], "note": row["band"]}
             for row in report["groups"]
         ],
-        title="IMR Fidelity Scale score of record, by group",
+        title=_("IMR Fidelity Scale score of record, by group"),
         description="; ".join(
             f"{row['name']}: "
             + (
-                f"{float(row['score']):.2f} ({row['band']})"
+                f"{_score(row['score'])} ({row['band']})"
                 if row["score"] is not None
-                else "not rated"
+                else _("not rated")
             )
             for row in report["groups"]
         )
-        or "No IMR groups yet.",
+        or _("No IMR groups yet."),
         low=1,
         high=5,
         ticks=[1, 2, 3, 4, 5],
-        fmt=lambda v: f"{float(v):.2f}",
+        fmt=_score,
         tick_fmt=str,
         rules=[(lowest, label) for lowest, label, _ in report["bands"][1:]],
         svg_id="fidelity",
-        empty="not yet rated (no consensus end rating)",
+        empty=_("not yet rated (no consensus end rating)"),
     )
-    context.update(report_name="Fidelity of IMR groups", report=report, svg=mark_safe(svg))
+    context.update(report_name=_("Fidelity of IMR groups"), report=report, svg=mark_safe(svg))
     return render(request, "exports/report_fidelity.html", context)
 
 

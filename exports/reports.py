@@ -32,6 +32,8 @@ from collections import Counter
 from fractions import Fraction
 
 from django.db.models import Count
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from assessments import outcomes, registry
 from assessments.models import Death, ExclusionAfterRandomization, FormEntry, Visit
@@ -49,12 +51,12 @@ VIEWS = (POOLED, CODES, ARMS)
 DONE, OUT_OF_WINDOW, MISSED = "done", "out_of_window", "missed"
 OVERDUE, NOT_YET_DUE, WITHDRAWN = "overdue", "not_yet_due", "withdrawn"
 FOLLOW_UP_CATEGORIES = [
-    (DONE, "Done"),
-    (OUT_OF_WINDOW, "Done out of window"),
-    (MISSED, "Missed"),
-    (OVERDUE, "Overdue"),
-    (NOT_YET_DUE, "Not yet due"),
-    (WITHDRAWN, "Withdrawn from follow-up"),
+    (DONE, gettext_lazy("Done")),
+    (OUT_OF_WINDOW, gettext_lazy("Done out of window")),
+    (MISSED, gettext_lazy("Missed")),
+    (OVERDUE, gettext_lazy("Overdue")),
+    (NOT_YET_DUE, gettext_lazy("Not yet due")),
+    (WITHDRAWN, gettext_lazy("Withdrawn from follow-up")),
 ]
 # A form is due once its visit is done, missed or past its window.
 DUE_OUTCOMES = (DONE, OUT_OF_WINDOW, MISSED, OVERDUE)
@@ -69,21 +71,21 @@ CONSORT_OUTCOMES += (NO_DATA, OVERDUE, NOT_YET_DUE)
 # as made in error. Categories alike for both arms; typed reasons for unblinded views only.
 EXCLUSION_CATEGORIES = [
     *ExclusionAfterRandomization.Category.choices,
-    ("in_error", "Allocated in error"),
+    ("in_error", gettext_lazy("Allocated in error")),
 ]
 
-ITT_DEFINITION = (
+ITT_DEFINITION = gettext_lazy(
     "Intention to treat: everyone randomized, less those excluded after randomization (by the "
     "categories shown, including allocations made in error)."
 )
-ANALYSED_DEFINITION = (
+ANALYSED_DEFINITION = gettext_lazy(
     "Analysed at a timepoint (complete cases): in the intention-to-treat population, with the "
     "primary outcome's score on a complete, verified or locked form (single entry, or the "
     "reconciled entry of a double entry) at that timepoint, and consent for data use not "
     "withdrawn. Where the primary outcome's form is not due at a timepoint, or the trial states "
     "no primary outcome, any such form at the timepoint counts."
 )
-OUTCOME_RULE = (
+OUTCOME_RULE = gettext_lazy(
     "Each participant counts once per timepoint: data on record first; then death; then a "
     "visit missed before any withdrawal, by its reason; then a withdrawal from follow-up; then "
     "overdue or not yet due."
@@ -279,12 +281,12 @@ def consort(trial, *, sites, view, today):
     standing = _standing(allocations)
 
     if view == POOLED:
-        columns = [{"key": "all", "label": "All randomized"}]
+        columns = [{"key": "all", "label": _("All randomized")}]
         column_of = dict.fromkeys(allocations, "all")
     elif view == CODES:
         # The codes the trial has, from its arms; never the arms themselves.
         codes = list(trial.arms.order_by("export_code").values_list("export_code", flat=True))
-        columns = [{"key": code, "label": f"Group {code}"} for code in codes]
+        columns = [{"key": code, "label": _("Group %(code)s") % {"code": code}} for code in codes]
         column_of = {pk: code for pk, (code, _) in allocations.items()}
     else:
         arm_of = export.arm_codes(trial)
@@ -380,7 +382,7 @@ def _add_unblinded_facts(trial, columns, column_of, allocations, standing, exclu
     for column in columns:
         mine = [pk for pk in allocations if column_of[pk] == column["key"]]
         column["excluded_reasons"] = _reason_counts(
-            reasons.get(pk, "") or "no reason recorded" for pk in mine if pk in excluded
+            reasons.get(pk, "") or _("no reason recorded") for pk in mine if pk in excluded
         )
         if not column["is_intervention"]:
             column["intervention"] = None
@@ -396,10 +398,10 @@ def _add_unblinded_facts(trial, columns, column_of, allocations, standing, exclu
         }
 
 
-EXCLUDED_AFTER = "Excluded after randomization"
-RECEIVED = "Received the intervention (attended 1 or more sessions)"
-LEVEL_2 = "Withdrew from follow-up (level 2; data kept)"
-LEVEL_3 = "Withdrew consent for data use (level 3; data erased)"
+EXCLUDED_AFTER = gettext_lazy("Excluded after randomization")
+RECEIVED = gettext_lazy("Received the intervention (attended 1 or more sessions)")
+LEVEL_2 = gettext_lazy("Withdrew from follow-up (level 2; data kept)")
+LEVEL_3 = gettext_lazy("Withdrew consent for data use (level 3; data erased)")
 LOST_REASONS = [(key, label) for key, label in Visit.MissedBecause.choices if key != "died"]
 CAUSES = dict(Death.Cause.choices)
 
@@ -410,8 +412,10 @@ def _n(label, n):
 
 def _analysed_label(flow):
     if flow["primary"]:
-        return f"Analysed for the primary outcome, {flow['primary']} (complete cases)"
-    return "Analysed (any complete form; the trial states no primary outcome)"
+        return _("Analysed for the primary outcome, %(outcome)s (complete cases)") % {
+            "outcome": flow["primary"]
+        }
+    return _("Analysed (any complete form; the trial states no primary outcome)")
 
 
 def _lost(n):
@@ -423,31 +427,35 @@ def consort_diagram(flow, trial):
     the stages of the CONSORT 2025 diagram: enrolment, allocation, follow-up (per timepoint),
     analysis."""
     e = flow["enrolment"]
-    excluded = [(0, _n("Excluded before randomization", e["excluded"]))]
-    excluded.append((1, _n("Not eligible", e["ineligible"])))
+    excluded = [(0, _n(_("Excluded before randomization"), e["excluded"]))]
+    excluded.append((1, _n(_("Not eligible"), e["ineligible"])))
     excluded += [(2, _n(reason, n)) for reason, n in e["reasons"]]
     excluded += [
-        (1, _n("Eligible, did not consent", e["not_consented"])),
-        (1, _n("Consented, not enrolled", e["not_enrolled"])),
-        (1, _n("Enrolled, not (yet) randomized", e["not_randomized"])),
+        (1, _n(_("Eligible, did not consent"), e["not_consented"])),
+        (1, _n(_("Consented, not enrolled"), e["not_enrolled"])),
+        (1, _n(_("Enrolled, not (yet) randomized"), e["not_randomized"])),
     ]
     columns = flow["columns"]
     categories = dict(EXCLUSION_CATEGORIES)
 
     allocation = []
     for c in columns:
-        where = "All randomized" if flow["view"] == POOLED else f"Allocated to {c['label']}"
+        where = (
+            _("All randomized")
+            if flow["view"] == POOLED
+            else _("Allocated to %(group)s") % {"group": c["label"]}
+        )
         lines = [(0, _n(where, c["allocated"]))]
         if c.get("intervention"):
             i = c["intervention"]
             lines.append((1, _n(RECEIVED, i["received"])))
-            lines.append((1, _n("Did not receive the intervention", i["not_received"])))
+            lines.append((1, _n(_("Did not receive the intervention"), i["not_received"])))
         lines.append((1, _n(EXCLUDED_AFTER, c["excluded"])))
         lines += [(2, _n(categories[key], n)) for key, n in c["excluded_by"].items() if n]
         lines += [(3, _n(reason, n)) for reason, n in c.get("excluded_reasons", ())]
-        lines.append((1, _n("Intention-to-treat population", c["itt"])))
+        lines.append((1, _n(_("Intention-to-treat population"), c["itt"])))
         allocation.append(lines)
-    stages = [{"label": "Allocation", "boxes": allocation}]
+    stages = [{"label": _("Allocation"), "boxes": allocation}]
 
     if any(c.get("intervention") for c in columns):
         boxes = []
@@ -456,65 +464,72 @@ def consort_diagram(flow, trial):
             if not i:
                 boxes.append(None)
                 continue
-            lines = [(0, _n("Discontinued the intervention", i["discontinued"]))]
-            lines.append((1, "Withdrawal level 1: follow-up continues"))
+            lines = [(0, _n(_("Discontinued the intervention"), i["discontinued"]))]
+            lines.append((1, _("Withdrawal level 1: follow-up continues")))
             lines += [(2, _n(reason, n)) for reason, n in i["discontinued_reasons"]]
             boxes.append(lines)
-        stages.append({"label": "Intervention", "boxes": boxes})
+        stages.append({"label": _("Intervention"), "boxes": boxes})
 
     for t, tp in enumerate(flow["timepoints"]):
         boxes = []
         for c in columns:
             at = c["timepoints"][t]
             n = at["counts"]
-            lines = [(0, _n("Lost to follow-up", _lost(n))), (1, _n("Died", n[DIED]))]
+            lines = [(0, _n(_("Lost to follow-up"), _lost(n))), (1, _n(_("Died"), n[DIED]))]
             lines += [(1, _n(label, at["lost_by"][key])) for key, label in LOST_REASONS]
             lines.append(
-                (0, _n("Discontinued follow-up", n[WITHDREW_FOLLOW_UP] + n[WITHDREW_CONSENT]))
+                (0, _n(_("Discontinued follow-up"), n[WITHDREW_FOLLOW_UP] + n[WITHDREW_CONSENT]))
             )
             lines.append((1, _n(LEVEL_2, n[WITHDREW_FOLLOW_UP])))
             lines.append((1, _n(LEVEL_3, n[WITHDREW_CONSENT])))
             waiting = n[OVERDUE] + n[NOT_YET_DUE] + n[NO_DATA]
-            lines.append((0, _n("No data yet", waiting)))
-            lines.append((1, _n("Overdue", n[OVERDUE])))
-            lines.append((1, _n("Not yet due", n[NOT_YET_DUE])))
+            lines.append((0, _n(_("No data yet"), waiting)))
+            lines.append((1, _n(_("Overdue"), n[OVERDUE])))
+            lines.append((1, _n(_("Not yet due"), n[NOT_YET_DUE])))
             if n[NO_DATA]:
-                lines.append((1, _n("Visit done, no complete form", n[NO_DATA])))
+                lines.append((1, _n(_("Visit done, no complete form"), n[NO_DATA])))
             boxes.append(lines)
-        stages.append({"label": f"Follow-up: {tp['label']}", "boxes": boxes})
+        stages.append(
+            {"label": _("Follow-up: %(timepoint)s") % {"timepoint": tp["label"]}, "boxes": boxes}
+        )
 
     deaths = []
     for c in columns:
-        lines = [(0, _n("Died during follow-up", c["died"]))]
+        lines = [(0, _n(_("Died during follow-up"), c["died"]))]
         lines += [(1, _n(CAUSES[key], n)) for key, n in c["died_by"].items() if n]
         deaths.append(lines)
-    stages.append({"label": "Deaths", "boxes": deaths})
+    stages.append({"label": _("Deaths"), "boxes": deaths})
 
     analysis = []
     for c in columns:
-        lines = [(0, _n("Intention-to-treat population", c["itt"]))]
+        lines = [(0, _n(_("Intention-to-treat population"), c["itt"]))]
         lines.append((0, _analysed_label(flow)))
         for t, tp in enumerate(flow["timepoints"]):
             n = c["timepoints"][t]["counts"]
             lines.append((1, _n(tp["label"], n[ANALYSED])))
             if n[NO_PRIMARY]:
-                lines.append((2, _n("Assessed, primary outcome missing", n[NO_PRIMARY])))
+                lines.append((2, _n(_("Assessed, primary outcome missing"), n[NO_PRIMARY])))
         analysis.append(lines)
-    stages.append({"label": "Analysis", "boxes": analysis})
+    stages.append({"label": _("Analysis"), "boxes": analysis})
 
     notes = [ITT_DEFINITION, ANALYSED_DEFINITION, OUTCOME_RULE]
     notes.append(
-        "One person may be ineligible on several criteria, so the reasons may add up to more "
-        "than the number not eligible."
+        _(
+            "One person may be ineligible on several criteria, so the reasons may add up to more "
+            "than the number not eligible."
+        )
     )
     if flow["view"] == CODES:
-        notes.append("Groups are the neutral codes of the blinded export.")
+        notes.append(_("Groups are the neutral codes of the blinded export."))
     if flow["view"] != ARMS:
-        notes.append("Reasons typed as free text are shown in the unblinded diagram only.")
+        notes.append(_("Reasons typed as free text are shown in the unblinded diagram only."))
 
     summary = [
-        f"{e['assessed']} assessed for eligibility, {e['excluded']} excluded before "
-        f"randomization, {e['randomized']} randomized."
+        _(
+            "%(assessed)s assessed for eligibility, %(excluded)s excluded before "
+            "randomization, %(randomized)s randomized."
+        )
+        % {"assessed": e["assessed"], "excluded": e["excluded"], "randomized": e["randomized"]}
     ]
     for c in columns:
         analysed = ", ".join(
@@ -522,17 +537,28 @@ def consort_diagram(flow, trial):
             for t, tp in enumerate(flow["timepoints"])
         )
         summary.append(
-            f"{c['label']}: {c['allocated']} allocated, {c['excluded']} excluded after "
-            f"randomization, {c['itt']} intention to treat, {c['died']} died, analysed: "
-            f"{analysed or 'no timepoints'}."
+            _(
+                "%(group)s: %(allocated)s allocated, %(excluded)s excluded after "
+                "randomization, %(itt)s intention to treat, %(died)s died, analysed: "
+                "%(analysed)s."
+            )
+            % {
+                "group": c["label"],
+                "allocated": c["allocated"],
+                "excluded": c["excluded"],
+                "itt": c["itt"],
+                "died": c["died"],
+                "analysed": analysed or _("no timepoints"),
+            }
         )
-    view_name = {POOLED: "pooled", CODES: "by neutral code", ARMS: "by arm"}[flow["view"]]
+    view_name = {POOLED: _("pooled"), CODES: _("by neutral code"), ARMS: _("by arm")}[flow["view"]]
     return {
-        "title": f"CONSORT flow diagram ({view_name}): {trial.name}",
+        "title": _("CONSORT flow diagram (%(view)s): %(trial)s")
+        % {"view": view_name, "trial": trial.name},
         "description": " ".join(summary),
-        "assessed": [(0, _n("Assessed for eligibility", e["assessed"]))],
+        "assessed": [(0, _n(_("Assessed for eligibility"), e["assessed"]))],
         "excluded": excluded,
-        "randomized": [(0, _n("Randomized", e["randomized"]))],
+        "randomized": [(0, _n(_("Randomized"), e["randomized"]))],
         "stages": stages,
         "notes": notes,
     }
@@ -559,7 +585,7 @@ def consort_table(flow):
             for reason in found
         ]
 
-    allocation = [row("Allocated", (c["allocated"] for c in columns), 0)]
+    allocation = [row(_("Allocated"), (c["allocated"] for c in columns), 0)]
     if any(c.get("intervention") for c in columns):
 
         def fact(key):
@@ -567,8 +593,8 @@ def consort_table(flow):
 
         allocation += [
             row(RECEIVED, fact("received")),
-            row("Did not receive the intervention", fact("not_received")),
-            row("Discontinued the intervention (withdrawal level 1)", fact("discontinued")),
+            row(_("Did not receive the intervention"), fact("not_received")),
+            row(_("Discontinued the intervention (withdrawal level 1)"), fact("discontinued")),
             *reasons(
                 lambda c: (
                     c["intervention"]["discontinued_reasons"] if c.get("intervention") else None
@@ -581,25 +607,27 @@ def consort_table(flow):
         for key, label in EXCLUSION_CATEGORIES
     ]
     allocation += reasons(lambda c: c.get("excluded_reasons", ()))
-    allocation.append(row("Intention-to-treat population", (c["itt"] for c in columns), 0))
-    allocation.append(row("Died during follow-up", (c["died"] for c in columns)))
-    sections = [{"label": "Allocation", "rows": allocation}]
+    allocation.append(row(_("Intention-to-treat population"), (c["itt"] for c in columns), 0))
+    allocation.append(row(_("Died during follow-up"), (c["died"] for c in columns)))
+    sections = [{"label": _("Allocation"), "rows": allocation}]
     labels = [
         (WITHDREW_FOLLOW_UP, LEVEL_2),
         (WITHDREW_CONSENT, LEVEL_3),
-        (OVERDUE, "Overdue"),
-        (NOT_YET_DUE, "Not yet due"),
-        (NO_DATA, "Visit done, no complete form"),
-        (NO_PRIMARY, "Assessed, primary outcome missing"),
+        (OVERDUE, _("Overdue")),
+        (NOT_YET_DUE, _("Not yet due")),
+        (NO_DATA, _("Visit done, no complete form")),
+        (NO_PRIMARY, _("Assessed, primary outcome missing")),
     ]
     for t, tp in enumerate(flow["timepoints"]):
         at = [c["timepoints"][t] for c in columns]
-        rows = [row("Lost to follow-up", (_lost(a["counts"]) for a in at))]
-        rows.append(row("Died", (a["counts"][DIED] for a in at), 2))
+        rows = [row(_("Lost to follow-up"), (_lost(a["counts"]) for a in at))]
+        rows.append(row(_("Died"), (a["counts"][DIED] for a in at), 2))
         rows += [row(label, (a["lost_by"][key] for a in at), 2) for key, label in LOST_REASONS]
         rows += [row(label, (a["counts"][key] for a in at)) for key, label in labels]
         rows.append(row(_analysed_label(flow), (a["counts"][ANALYSED] for a in at), 0))
-        sections.append({"label": f"Follow-up: {tp['label']}", "rows": rows})
+        sections.append(
+            {"label": _("Follow-up: %(timepoint)s") % {"timepoint": tp["label"]}, "rows": rows}
+        )
     return sections
 
 
@@ -674,7 +702,9 @@ def recruitment(trial, *, sites, today):
 def recruitment_chart_input(report):
     series = [{"label": r["name"], "values": r["cumulative"]} for r in report["sites"]]
     if len(report["sites"]) > 1:
-        series.append({"label": "Total", "values": report["total"]["cumulative"], "strong": True})
+        series.append(
+            {"label": _("Total"), "values": report["total"]["cumulative"], "strong": True}
+        )
     return report["months"], series
 
 

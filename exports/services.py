@@ -7,7 +7,8 @@ import logging
 import os
 
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from imrtrial import access
 from imrtrial.celery import task_named
@@ -27,28 +28,30 @@ EXTENSIONS = {"csv": "zip", "sav": "sav", "dta": "dta", "odm": "xml"}
 
 def check_may_export(trial, *, by, dataset, format):
     if dataset not in ExportRun.Dataset.values or format not in ExportRun.Format.values:
-        raise Refused("Choose a dataset and a format from the list.")
+        raise Refused(_("Choose a dataset and a format from the list."))
     if dataset in ExportRun.UNBLINDED:
         if not access.may_see_allocation_key(by, trial):
             raise Refused(
-                "The allocation key and the process dataset are released by the unblinded data "
-                "administrator, after the database is locked."
+                _(
+                    "The allocation key and the process dataset are released by the unblinded data "
+                    "administrator, after the database is locked."
+                )
             )
     elif not access.has(by, Perm.EXPORT_BLINDED, trial):
-        raise Refused("You may not export this trial's data.")
+        raise Refused(_("You may not export this trial's data."))
     if dataset == ExportRun.Dataset.KEY and format != ExportRun.Format.CSV:
-        raise Refused("The allocation key is released as CSV.")
+        raise Refused(_("The allocation key is released as CSV."))
     if format == ExportRun.Format.ODM and dataset != ExportRun.Dataset.LONG:
-        raise Refused("ODM holds the blinded dataset (visits and forms), not this one.")
+        raise Refused(_("ODM holds the blinded dataset (visits and forms), not this one."))
     if format == ExportRun.Format.ODM and not access.may_export_every_site(by, trial):
-        raise Refused("ODM exports cover every site; ask for CSV, SPSS or Stata for your sites.")
+        raise Refused(_("ODM exports cover every site; ask for CSV, SPSS or Stata for your sites."))
 
 
 @transaction.atomic
 def request_export(trial, *, by, dataset, format, reason="", ip_address=None):
     check_may_export(trial, by=by, dataset=dataset, format=format)
     if dataset in ExportRun.UNBLINDED and not reason.strip():
-        raise Refused("Say why the allocation key or process data are being released.")
+        raise Refused(_("Say why the allocation key or process data are being released."))
     run = ExportRun.objects.create(
         trial=trial,
         dataset=dataset,
@@ -120,7 +123,13 @@ def register_tables(run):
 
 def build(run_pk):
     """Write the export's file, record its rows and checksum. Safe to run twice: a run already
-    done is left alone."""
+    done is left alone. In English whatever the requester's language: the files, their notes
+    and codebooks are not translated (a task run eagerly would otherwise inherit a page's)."""
+    with translation.override("en"):
+        return _build(run_pk)
+
+
+def _build(run_pk):
     run = ExportRun.objects.select_related("trial", "requested_by").get(pk=run_pk)
     if run.status == ExportRun.Status.DONE:
         return run

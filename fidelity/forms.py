@@ -3,6 +3,8 @@ fidelity.services, whose refusals the views show as form errors."""
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from imrtrial.forms import DateInput
 
@@ -22,15 +24,19 @@ class UserChoices(forms.ModelMultipleChoiceField):
 
 
 class GroupForm(forms.Form):
-    name = forms.CharField(max_length=120)
-    site = forms.ModelChoiceField(queryset=None, empty_label=None)
-    facilitators = UserChoices(queryset=None, help_text="Two or three.")
-    start_date = forms.DateField(widget=DateInput())
-    planned_sessions = forms.IntegerField(min_value=1, max_value=200)
-    schedule = forms.CharField(max_length=120, required=False, help_text="e.g. Tuesdays 10:00")
-    session_minutes = forms.IntegerField(min_value=1, max_value=600, initial=60)
-    enrolment = forms.ChoiceField(choices=ImrGroup.Enrolment.choices)
-    capacity = forms.IntegerField(min_value=1, max_value=50, initial=10)
+    name = forms.CharField(max_length=120, label=_("Name"))
+    site = forms.ModelChoiceField(queryset=None, empty_label=None, label=_("Site"))
+    facilitators = UserChoices(queryset=None, label=_("Facilitators"), help_text=_("Two or three."))
+    start_date = forms.DateField(widget=DateInput(), label=_("Start date"))
+    planned_sessions = forms.IntegerField(min_value=1, max_value=200, label=_("Planned sessions"))
+    schedule = forms.CharField(
+        max_length=120, required=False, label=_("Schedule"), help_text=_("e.g. Tuesdays 10:00")
+    )
+    session_minutes = forms.IntegerField(
+        min_value=1, max_value=600, initial=60, label=_("Session minutes")
+    )
+    enrolment = forms.ChoiceField(choices=ImrGroup.Enrolment.choices, label=_("Enrolment"))
+    capacity = forms.IntegerField(min_value=1, max_value=50, initial=10, label=_("Capacity"))
 
     def __init__(self, *args, sites, facilitators, **kwargs):
         super().__init__(*args, **kwargs)
@@ -39,8 +45,8 @@ class GroupForm(forms.Form):
 
 
 class MemberForm(forms.Form):
-    participant_id = forms.CharField(max_length=30, label="Participant id")
-    joined_on = forms.DateField(widget=DateInput(), label="Joined on")
+    participant_id = forms.CharField(max_length=30, label=_("Participant id"))
+    joined_on = forms.DateField(widget=DateInput(), label=_("Joined on"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -50,26 +56,28 @@ class MemberForm(forms.Form):
 
 
 class LeaveForm(forms.Form):
-    left_on = forms.DateField(widget=DateInput(), label="Left on")
-    reason = forms.CharField(max_length=300, required=False)
+    left_on = forms.DateField(widget=DateInput(), label=_("Left on"))
+    reason = forms.CharField(max_length=300, required=False, label=_("Reason"))
 
 
 class EndGroupForm(forms.Form):
-    ended_on = forms.DateField(widget=DateInput(), label="Last day of the group")
-    reason = forms.CharField(max_length=300, label="Why it ended early")
+    ended_on = forms.DateField(widget=DateInput(), label=_("Last day of the group"))
+    reason = forms.CharField(max_length=300, label=_("Why it ended early"))
 
 
 class SessionForm(forms.Form):
     """One session and one radio row per member, all defaulting to what a usual week is:
     today, the group's length, every facilitator present, every member attended."""
 
-    date = forms.DateField(widget=DateInput())
+    date = forms.DateField(widget=DateInput(), label=_("Date"))
     modules = forms.MultipleChoiceField(
-        choices=Module.choices, widget=forms.CheckboxSelectMultiple, label="Module(s) covered"
+        choices=Module.choices, widget=forms.CheckboxSelectMultiple, label=_("Module(s) covered")
     )
-    duration_minutes = forms.IntegerField(min_value=1, max_value=600, label="Length (minutes)")
-    facilitators_present = UserChoices(queryset=None, label="Facilitators present")
-    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    duration_minutes = forms.IntegerField(min_value=1, max_value=600, label=_("Length (minutes)"))
+    facilitators_present = UserChoices(queryset=None, label=_("Facilitators present"))
+    notes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, label=_("Notes")
+    )
 
     def __init__(self, *args, group, members, date, **kwargs):
         super().__init__(*args, **kwargs)
@@ -85,7 +93,7 @@ class SessionForm(forms.Form):
                 choices=Attendance.Status.choices,
                 initial=Attendance.Status.ATTENDED,
                 widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
-                error_messages={"required": "Choose this member's attendance."},
+                error_messages={"required": _("Choose this member's attendance.")},
             )
 
     def status_fields(self):
@@ -97,14 +105,14 @@ class SessionForm(forms.Form):
 
 class AttendanceChangeForm(forms.Form):
     participant = forms.IntegerField(widget=forms.HiddenInput)
-    status = forms.ChoiceField(choices=Attendance.Status.choices)
-    reason = forms.CharField(max_length=300, label="Reason for the change")
+    status = forms.ChoiceField(choices=Attendance.Status.choices, label=_("Status"))
+    reason = forms.CharField(max_length=300, label=_("Reason for the change"))
 
 
 class FollowUpCallForm(forms.Form):
-    participant = forms.ChoiceField(choices=(), label="Member called")
-    called_on = forms.DateField(widget=DateInput(), label="Called on")
-    outcome = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    participant = forms.ChoiceField(choices=(), label=_("Member called"))
+    called_on = forms.DateField(widget=DateInput(), label=_("Called on"))
+    outcome = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label=_("Outcome"))
 
     def __init__(self, *args, missed, **kwargs):
         super().__init__(*args, **kwargs)
@@ -113,12 +121,16 @@ class FollowUpCallForm(forms.Form):
 
 
 class AssessmentForm(forms.Form):
-    kind = forms.ChoiceField(choices=FidelityAssessment.Kind.choices)
-    date = forms.DateField(widget=DateInput())
+    kind = forms.ChoiceField(choices=FidelityAssessment.Kind.choices, label=_("Kind"))
+    date = forms.DateField(widget=DateInput(), label=_("Date"))
     data_sources = forms.MultipleChoiceField(
-        choices=FidelityAssessment.DataSource.choices, widget=forms.CheckboxSelectMultiple
+        choices=FidelityAssessment.DataSource.choices,
+        widget=forms.CheckboxSelectMultiple,
+        label=_("Data sources"),
     )
-    report = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    report = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), required=False, label=_("Report")
+    )
 
 
 class RatingForm(forms.Form):
@@ -129,13 +141,13 @@ class RatingForm(forms.Form):
         self.items = assessment.items
         for item in self.items:
             self.fields[f"item_{item}"] = forms.TypedChoiceField(
-                label=f"{item}. {rules.ITEMS[item]}",
+                label=f"{item}. {gettext(rules.ITEMS[item])}",
                 choices=[(n, str(n)) for n in rules.SCORES],
                 coerce=int,
                 widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
                 error_messages={
-                    "required": "Rate this item.",
-                    "invalid_choice": "Rate this item from 1 to 5.",
+                    "required": _("Rate this item."),
+                    "invalid_choice": _("Rate this item from 1 to 5."),
                 },
             )
         if with_report:
@@ -143,7 +155,7 @@ class RatingForm(forms.Form):
                 widget=forms.Textarea(attrs={"rows": 4}),
                 required=False,
                 initial=assessment.report,
-                label="Report",
+                label=_("Report"),
             )
 
     def item_fields(self):

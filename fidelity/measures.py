@@ -9,6 +9,7 @@ from fractions import Fraction
 
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from imrtrial.models import Trial
 
@@ -233,7 +234,7 @@ def item_table(results):
                 consensus_scores.append(value)
             cells.append({"raw": raw, "consensus": value})
         mean = Fraction(sum(consensus_scores), len(consensus_scores)) if consensus_scores else None
-        rows.append({"item": item, "name": name, "cells": cells, "mean": mean})
+        rows.append({"item": item, "name": gettext(name), "cells": cells, "mean": mean})
     return rows
 
 

@@ -9,6 +9,7 @@ through fidelity.services, never hard-deleted, and changes are kept by simple-hi
 from django.conf import settings
 from django.db import models
 from django.db.models import Count, F, Q
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from imrtrial.models import Participant, Site, Trial, Undeletable, UndeletableQuerySet
@@ -20,23 +21,23 @@ class Module(models.TextChoices):
     """The 11 IMR modules, in the Danish thesis order (DOMAIN.md 4.1). The codes are stable;
     a trial's own wording (e.g. Dutch "Basic facts ...") is a label, not another module."""
 
-    RECOVERY_STRATEGIES = "recovery_strategies", "Recovery strategies"
-    PRACTICAL_FACTS = "practical_facts", "Practical facts about mental illness"
-    STRESS_VULNERABILITY = "stress_vulnerability", "The stress-vulnerability model"
-    SOCIAL_SUPPORT = "social_support", "Building social support"
-    MEDICATION = "medication", "Using medication effectively"
-    DRUGS_ALCOHOL = "drugs_alcohol", "Drug and alcohol use"
-    RELAPSES = "relapses", "Reducing relapses"
-    HEALTHY_LIFESTYLE = "healthy_lifestyle", "Healthy lifestyle"
-    COPING_STRESS = "coping_stress", "Coping with stress"
-    COPING_SYMPTOMS = "coping_symptoms", "Coping with problems and symptoms"
-    NEEDS_MET = "needs_met", "Having your needs met in the mental health system"
+    RECOVERY_STRATEGIES = "recovery_strategies", _("Recovery strategies")
+    PRACTICAL_FACTS = "practical_facts", _("Practical facts about mental illness")
+    STRESS_VULNERABILITY = "stress_vulnerability", _("The stress-vulnerability model")
+    SOCIAL_SUPPORT = "social_support", _("Building social support")
+    MEDICATION = "medication", _("Using medication effectively")
+    DRUGS_ALCOHOL = "drugs_alcohol", _("Drug and alcohol use")
+    RELAPSES = "relapses", _("Reducing relapses")
+    HEALTHY_LIFESTYLE = "healthy_lifestyle", _("Healthy lifestyle")
+    COPING_STRESS = "coping_stress", _("Coping with stress")
+    COPING_SYMPTOMS = "coping_symptoms", _("Coping with problems and symptoms")
+    NEEDS_MET = "needs_met", _("Having your needs met in the mental health system")
 
 
 class ImrGroup(Undeletable):
     class Enrolment(models.TextChoices):
-        CLOSED = "closed", "Closed (members join by the start date)"
-        ROLLING = "rolling", "Rolling (members join at any time)"
+        CLOSED = "closed", _("Closed (members join by the start date)")
+        ROLLING = "rolling", _("Rolling (members join at any time)")
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="imr_groups")
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="imr_groups")
@@ -44,7 +45,7 @@ class ImrGroup(Undeletable):
     facilitators = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="imr_groups")
     start_date = models.DateField()
     planned_sessions = models.PositiveSmallIntegerField()
-    schedule = models.CharField(max_length=120, blank=True, help_text="e.g. Tuesdays 10:00")
+    schedule = models.CharField(max_length=120, blank=True, help_text=_("e.g. Tuesdays 10:00"))
     session_minutes = models.PositiveSmallIntegerField(default=60)
     enrolment = models.CharField(max_length=10, choices=Enrolment.choices, default=Enrolment.CLOSED)
     capacity = models.PositiveSmallIntegerField()
@@ -147,11 +148,11 @@ class Session(Undeletable):
 
 class Attendance(Undeletable):
     class Status(models.TextChoices):
-        ATTENDED = "attended", "Attended"
-        ABSENT = "absent", "Absent"
-        EXCUSED = "excused", "Excused"
+        ATTENDED = "attended", _("Attended")
+        ABSENT = "absent", _("Absent")
+        EXCUSED = "excused", _("Excused")
         # The missed content given one-to-one, e.g. on a hospital ward (DOMAIN.md 4.2, 10.5).
-        CATCH_UP = "catch_up", "Individual catch-up"
+        CATCH_UP = "catch_up", _("Individual catch-up")
 
     # Catch-up sessions count as attended in every measure of exposure.
     COUNTS_AS_ATTENDED = (Status.ATTENDED, Status.CATCH_UP)
@@ -203,15 +204,15 @@ class FidelityAssessment(Undeletable):
     """One fidelity visit to a group: mid-way (items 1-10) or end (all 13), DOMAIN.md 5.3."""
 
     class Kind(models.TextChoices):
-        MIDWAY = "midway", "Mid-way (items 1-10)"
-        END = "end", "End (items 1-13)"
+        MIDWAY = "midway", _("Mid-way (items 1-10)")
+        END = "end", _("End (items 1-13)")
 
     class DataSource(models.TextChoices):
-        INTERVIEWS = "interviews", "Interviews"
-        OBSERVATION = "observation", "Observation of a session"
-        CHART_AUDIT = "chart_audit", "Audit of service records"
-        PROGRESS_NOTES = "progress_notes", "Audit of IMR progress notes"
-        GOAL_TRACKING = "goal_tracking", "Goal-tracking sheets"
+        INTERVIEWS = "interviews", _("Interviews")
+        OBSERVATION = "observation", _("Observation of a session")
+        CHART_AUDIT = "chart_audit", _("Audit of service records")
+        PROGRESS_NOTES = "progress_notes", _("Audit of IMR progress notes")
+        GOAL_TRACKING = "goal_tracking", _("Goal-tracking sheets")
 
     group = models.ForeignKey(
         ImrGroup, on_delete=models.PROTECT, related_name="fidelity_assessments"
@@ -332,8 +333,8 @@ class ImrRules(models.Model):
     how exposure, completion and fidelity are computed. Written when the trial is loaded."""
 
     class Denominator(models.TextChoices):
-        HELD = rules.HELD, "Sessions held while a member"
-        PLANNED = rules.PLANNED, "The group's planned sessions"
+        HELD = rules.HELD, _("Sessions held while a member")
+        PLANNED = rules.PLANNED, _("The group's planned sessions")
 
     trial = models.OneToOneField(Trial, on_delete=models.PROTECT, related_name="imr_rules")
     planned_sessions = models.PositiveSmallIntegerField()
@@ -359,8 +360,8 @@ class ImrRules(models.Model):
                 name="imrrules_share",
             ),
         ]
-        verbose_name = "IMR programme rules"
-        verbose_name_plural = "IMR programme rules"
+        verbose_name = _("IMR programme rules")
+        verbose_name_plural = _("IMR programme rules")
 
     def __str__(self):
         return f"IMR programme rules of {self.trial}"

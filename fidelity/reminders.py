@@ -14,6 +14,7 @@ from collections import defaultdict
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from imrtrial import outbox
 from imrtrial.models import Perm, Trial
@@ -101,12 +102,12 @@ def _render(recipient, day, lines):
         name, site, expected = line.shows
         by_group[f"{name} ({site})"].append(f"{expected:%Y-%m-%d}")
     listed = "\n".join(f"  - {g}: {', '.join(dates)}" for g, dates in by_group.items())
-    body = (
-        f"Dear {recipient.get_full_name() or recipient.get_username()},\n\n"
-        f"No session has been logged yet for these weekly session dates:\n{listed}\n\n"
+    body = _(
+        "Dear %(name)s,\n\n"
+        "No session has been logged yet for these weekly session dates:\n%(listed)s\n\n"
         "Log the session and its attendance in imrtrial, or note why it did not take place.\n"
-    )
-    return f"IMR sessions to log ({day:%Y-%m-%d})", body
+    ) % {"name": recipient.get_full_name() or recipient.get_username(), "listed": listed}
+    return _("IMR sessions to log (%(day)s)") % {"day": f"{day:%Y-%m-%d}"}, body
 
 
 def run_daily(today=None):

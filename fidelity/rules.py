@@ -30,21 +30,28 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
+
+def gettext_noop(text):
+    """Marks a string for the catalogues (makemessages) without importing Django here: the
+    pages translate the item names where they show them (fidelity.forms, fidelity.measures)."""
+    return text
+
+
 # DOMAIN.md 5.1, thesis / Paper III Table 4 names.
 ITEMS = {
-    1: "Number of people in a group",
-    2: "Program length",
-    3: "Comprehensiveness of the curriculum",
-    4: "Provision of educational handouts",
-    5: "Involvement of significant others",
-    6: "IMR goal setting",
-    7: "IMR goal follow-up",
-    8: "Motivation-based strategies",
-    9: "Educational techniques",
-    10: "Cognitive-behavioral techniques",
-    11: "Coping-skills training",
-    12: "Relapse prevention",
-    13: "Behavioral tailoring for medication",
+    1: gettext_noop("Number of people in a group"),
+    2: gettext_noop("Program length"),
+    3: gettext_noop("Comprehensiveness of the curriculum"),
+    4: gettext_noop("Provision of educational handouts"),
+    5: gettext_noop("Involvement of significant others"),
+    6: gettext_noop("IMR goal setting"),
+    7: gettext_noop("IMR goal follow-up"),
+    8: gettext_noop("Motivation-based strategies"),
+    9: gettext_noop("Educational techniques"),
+    10: gettext_noop("Cognitive-behavioral techniques"),
+    11: gettext_noop("Coping-skills training"),
+    12: gettext_noop("Relapse prevention"),
+    13: gettext_noop("Behavioral tailoring for medication"),
 }
 # Mid-way ratings cover items 1-10, end ratings all 13 (DOMAIN.md 5.3, 10.4).
 ITEMS_BY_KIND = {"midway": tuple(range(1, 11)), "end": tuple(range(1, 14))}

@@ -18,6 +18,7 @@ Contract:
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from imrtrial import access, outbox
 from imrtrial.audit import attribute
@@ -42,8 +43,11 @@ from .models import (
 
 def _require(by, perm, trial, site):
     if not access.may_do_unblinded(by, perm, trial, site):
-        what = "log IMR attendance" if perm == Perm.LOG_ATTENDANCE else "rate fidelity"
-        raise Refused(f"You may not {what} at {site.name}.")
+        if perm == Perm.LOG_ATTENDANCE:
+            message = _("You may not log IMR attendance at %(site)s.")
+        else:
+            message = _("You may not rate fidelity at %(site)s.")
+        raise Refused(message % {"site": site.name})
 
 
 def _locked(group):
@@ -76,21 +80,24 @@ def create_group(
     enrolment=ImrGroup.Enrolment.CLOSED,
 ):
     if site.trial_id != trial.pk:
-        raise Refused("That site does not belong to this trial.")
+        raise Refused(_("That site does not belong to this trial."))
     _require(by, Perm.LOG_ATTENDANCE, trial, site)
     facilitators = list(dict.fromkeys(facilitators))
     if not 2 <= len(facilitators) <= 3:
-        raise Refused("A group has two or three facilitators.")
+        raise Refused(_("A group has two or three facilitators."))
     for user in facilitators:
         if not access.has(user, Perm.LOG_ATTENDANCE, trial, site):
-            raise Refused(f"{user.get_username()} is not an IMR facilitator at {site.name}.")
+            raise Refused(
+                _("%(user)s is not an IMR facilitator at %(site)s.")
+                % {"user": user.get_username(), "site": site.name}
+            )
     name = name.strip()
     if not name:
-        raise Refused("Give the group a name.")
+        raise Refused(_("Give the group a name."))
     if ImrGroup.objects.filter(trial=trial, name=name).exists():
-        raise Refused(f"A group named “{name}” already exists in this trial.")
+        raise Refused(_("A group named “%(name)s” already exists in this trial.") % {"name": name})
     if planned_sessions < 1 or capacity < 1 or session_minutes < 1:
-        raise Refused("Planned sessions, capacity and session length must be at least 1.")
+        raise Refused(_("Planned sessions, capacity and session length must be at least 1."))
     group = ImrGroup(
         trial=trial,
         site=site,
@@ -124,22 +131,31 @@ def end_group(group, *, by, on, reason):
     group = _locked(group)
     reason = reason.strip()
     if group.ended_on:
-        raise Refused(f"{group.name} already ended on {_day(group.ended_on)}.")
+        raise Refused(
+            _("%(group)s already ended on %(ended_on)s.")
+            % {"group": group.name, "ended_on": _day(group.ended_on)}
+        )
     if not reason:
-        raise Refused("Give the reason the group ended early.")
+        raise Refused(_("Give the reason the group ended early."))
     if len(reason) > ImrGroup._meta.get_field("ended_reason").max_length:
-        raise Refused("Keep the reason to 300 characters.")
+        raise Refused(_("Keep the reason to 300 characters."))
     if on > timezone.localdate():
-        raise Refused("A group cannot be ended on a future date.")
+        raise Refused(_("A group cannot be ended on a future date."))
     if on < group.start_date:
-        raise Refused(f"{group.name} starts on {_day(group.start_date)}; it cannot end before.")
+        raise Refused(
+            _("%(group)s starts on %(start_date)s; it cannot end before.")
+            % {"group": group.name, "start_date": _day(group.start_date)}
+        )
     if last := Session.objects.filter(group=group, date__gt=on).order_by("-date").first():
-        raise Refused(f"A session of {group.name} is logged on {_day(last.date)}, after that date.")
+        raise Refused(
+            _("A session of %(group)s is logged on %(date)s, after that date.")
+            % {"group": group.name, "date": _day(last.date)}
+        )
     current = list(
         GroupMembership.objects.filter(group=group).current().select_related("participant")
     )
     if late := sorted(m.participant.participant_id for m in current if m.joined_on > on):
-        raise Refused(f"Joined after that date: {', '.join(late)}.")
+        raise Refused(_("Joined after that date: %(late)s.") % {"late": ", ".join(late)})
     for membership in current:
         membership.left_on = on
         attribute(membership, by=by, reason=f"The group ended: {reason}").save()
@@ -157,24 +173,28 @@ def check_may_join(group, participant):
     """The contamination guard: why this participant may not join the group, or None."""
     pid = participant.participant_id
     if participant.trial_id != group.trial_id:
-        return f"{pid} is not a participant of this trial."
+        return _("%(pid)s is not a participant of this trial.") % {"pid": pid}
     if participant.site_id != group.site_id:
-        return (
-            f"{pid} belongs to {participant.site.name}; this group meets at {group.site.name}. "
+        return _(
+            "%(pid)s belongs to %(site)s; this group meets at %(group_site)s. "
             "Only participants of the group's site may join."
-        )
+        ) % {"pid": pid, "site": participant.site.name, "group_site": group.site.name}
     allocation = allocation_of(participant)
     if allocation is None:
-        return f"{pid} has not been randomized: only participants randomized to IMR may join."
+        return _(
+            "%(pid)s has not been randomized: only participants randomized to IMR may join."
+        ) % {"pid": pid}
     if allocation.in_error:
-        return f"{pid}'s allocation is flagged as made in error, so {pid} may not join."
+        return _("%(pid)s's allocation is flagged as made in error, so %(pid)s may not join.") % {
+            "pid": pid
+        }
     if not allocation.arm.is_intervention:
-        return (
-            f"{pid} was randomized to {allocation.arm.label}: only participants randomized to "
+        return _(
+            "%(pid)s was randomized to %(arm)s: only participants randomized to "
             "the intervention may join an IMR group."
-        )
+        ) % {"pid": pid, "arm": allocation.arm.label}
     if participant.withdrawals.exists():
-        return f"{pid} has withdrawn from the intervention."
+        return _("%(pid)s has withdrawn from the intervention.") % {"pid": pid}
     return None
 
 
@@ -184,29 +204,41 @@ def add_member(group, participant, *, by, joined_on):
     _require(by, Perm.LOG_ATTENDANCE, group.trial, group.site)
     group = _locked(group)
     if group.ended_on:
-        raise Refused(f"{group.name} ended on {_day(group.ended_on)}; no one joins it now.")
+        raise Refused(
+            _("%(group)s ended on %(ended_on)s; no one joins it now.")
+            % {"group": group.name, "ended_on": _day(group.ended_on)}
+        )
     if problem := check_may_join(group, participant):
         raise Refused(problem)
     pid = participant.participant_id
     if joined_on > timezone.localdate():
-        raise Refused("The joining date cannot be in the future.")
+        raise Refused(_("The joining date cannot be in the future."))
     if participant.randomized_on and joined_on < participant.randomized_on:
         raise Refused(
-            f"{pid} was randomized on {_day(participant.randomized_on)}; "
-            "they cannot join a group before that."
+            _("%(pid)s was randomized on %(randomized_on)s; they cannot join a group before that.")
+            % {"pid": pid, "randomized_on": _day(participant.randomized_on)}
         )
     if group.enrolment == ImrGroup.Enrolment.CLOSED and joined_on > group.start_date:
         raise Refused(
-            f"{group.name} has closed enrolment: members join by its start date, "
-            f"{_day(group.start_date)}."
+            _("%(group)s has closed enrolment: members join by its start date, %(start_date)s.")
+            % {"group": group.name, "start_date": _day(group.start_date)}
         )
     current = GroupMembership.objects.current().filter(participant=participant).first()
     if current:
-        raise Refused(f"{pid} is already a member of {current.group.name}.")
+        raise Refused(
+            _("%(pid)s is already a member of %(group)s.")
+            % {"pid": pid, "group": current.group.name}
+        )
     if GroupMembership.objects.filter(group=group, participant=participant).exists():
-        raise Refused(f"{pid} has left {group.name} before and cannot rejoin it.")
+        raise Refused(
+            _("%(pid)s has left %(group)s before and cannot rejoin it.")
+            % {"pid": pid, "group": group.name}
+        )
     if GroupMembership.objects.current().filter(group=group).count() >= group.capacity:
-        raise Refused(f"{group.name} is full: its capacity is {group.capacity}.")
+        raise Refused(
+            _("%(group)s is full: its capacity is %(capacity)s.")
+            % {"group": group.name, "capacity": group.capacity}
+        )
     membership = GroupMembership(group=group, participant=participant, joined_on=joined_on)
     attribute(membership, by=by).save()
     return membership
@@ -220,15 +252,24 @@ def leave_group(membership, *, by, left_on, reason=""):
     membership = GroupMembership.objects.select_for_update().get(pk=membership.pk)
     pid = membership.participant.participant_id
     if membership.left_on:
-        raise Refused(f"{pid} already left on {_day(membership.left_on)}.")
+        raise Refused(
+            _("%(pid)s already left on %(left_on)s.")
+            % {"pid": pid, "left_on": _day(membership.left_on)}
+        )
     if left_on > timezone.localdate():
-        raise Refused("The leaving date cannot be in the future.")
+        raise Refused(_("The leaving date cannot be in the future."))
     if left_on < membership.joined_on:
-        raise Refused(f"{pid} joined on {_day(membership.joined_on)}; they cannot leave before.")
+        raise Refused(
+            _("%(pid)s joined on %(joined_on)s; they cannot leave before.")
+            % {"pid": pid, "joined_on": _day(membership.joined_on)}
+        )
     if Attendance.objects.filter(
         participant=membership.participant, session__group=group, session__date__gt=left_on
     ).exists():
-        raise Refused(f"{pid} has attendance recorded after {_day(left_on)}.")
+        raise Refused(
+            _("%(pid)s has attendance recorded after %(left_on)s.")
+            % {"pid": pid, "left_on": _day(left_on)}
+        )
     membership.left_on = left_on
     attribute(membership, by=by, reason=reason).save(update_fields=["left_on"])
     return membership
@@ -239,10 +280,12 @@ def leave_group(membership, *, by, left_on, reason=""):
 
 def _check_modules(modules):
     if not modules:
-        raise Refused("Choose the module(s) the session covered.")
+        raise Refused(_("Choose the module(s) the session covered."))
     unknown = [m for m in modules if m not in Module.values]
     if unknown:
-        raise Refused(f"Unknown module(s): {', '.join(map(str, unknown))}.")
+        raise Refused(
+            _("Unknown module(s): %(unknown)s.") % {"unknown": ", ".join(map(str, unknown))}
+        )
 
 
 @writes_clinical_data(
@@ -266,24 +309,36 @@ def log_session(
     _require(by, Perm.LOG_ATTENDANCE, group.trial, group.site)
     group = _locked(group)
     if date > timezone.localdate():
-        raise Refused("A session cannot be logged for a future date.")
+        raise Refused(_("A session cannot be logged for a future date."))
     if date < group.start_date:
-        raise Refused(f"{group.name} starts on {_day(group.start_date)}; no session before that.")
+        raise Refused(
+            _("%(group)s starts on %(start_date)s; no session before that.")
+            % {"group": group.name, "start_date": _day(group.start_date)}
+        )
     if group.ended_on and date > group.ended_on:
-        raise Refused(f"{group.name} ended on {_day(group.ended_on)}; no session after that.")
+        raise Refused(
+            _("%(group)s ended on %(ended_on)s; no session after that.")
+            % {"group": group.name, "ended_on": _day(group.ended_on)}
+        )
     if Session.objects.filter(group=group, date=date).exists():
-        raise Refused(f"A session on {_day(date)} is already logged for {group.name}.")
+        raise Refused(
+            _("A session on %(date)s is already logged for %(group)s.")
+            % {"date": _day(date), "group": group.name}
+        )
     modules = [m for m in Module.values if m in set(modules)]  # curriculum order, no repeats
     _check_modules(modules)
     if not 1 <= duration_minutes <= 600:
-        raise Refused("The session length must be between 1 and 600 minutes.")
+        raise Refused(_("The session length must be between 1 and 600 minutes."))
     facilitators = set(group.facilitators.all())
     present = list(dict.fromkeys(facilitators_present))
     if not present:
-        raise Refused("Tick the facilitator(s) present.")
+        raise Refused(_("Tick the facilitator(s) present."))
     strangers = [u.get_username() for u in present if u not in facilitators]
     if strangers:
-        raise Refused(f"Not a facilitator of {group.name}: {', '.join(strangers)}.")
+        raise Refused(
+            _("Not a facilitator of %(group)s: %(strangers)s.")
+            % {"group": group.name, "strangers": ", ".join(strangers)}
+        )
     members = {
         m.participant
         for m in GroupMembership.objects.on(date).filter(group=group).select_related("participant")
@@ -291,15 +346,23 @@ def log_session(
     outsiders = sorted(p.participant_id for p in attendance if p not in members)
     if outsiders:
         raise Refused(
-            f"Not a member of {group.name} on {_day(date)}: {', '.join(outsiders)}. "
-            "Attendance is recorded for members only."
+            _(
+                "Not a member of %(group)s on %(date)s: %(outsiders)s. Attendance is recorded "
+                "for members only."
+            )
+            % {"group": group.name, "date": _day(date), "outsiders": ", ".join(outsiders)}
         )
     missing = sorted(p.participant_id for p in members if p not in attendance)
     if missing:
-        raise Refused(f"Record attendance for every member; missing: {', '.join(missing)}.")
+        raise Refused(
+            _("Record attendance for every member; missing: %(missing)s.")
+            % {"missing": ", ".join(missing)}
+        )
     bad = sorted(p.participant_id for p, s in attendance.items() if s not in Attendance.Status)
     if bad:
-        raise Refused(f"Choose attended, absent, excused or catch-up for {', '.join(bad)}.")
+        raise Refused(
+            _("Choose attended, absent, excused or catch-up for %(bad)s.") % {"bad": ", ".join(bad)}
+        )
     session = Session(
         group=group,
         date=date,
@@ -312,7 +375,10 @@ def log_session(
         with transaction.atomic():
             attribute(session, by=by).save()
     except IntegrityError:  # the lock makes this unlikely; the constraint makes it safe
-        raise Refused(f"A session on {_day(date)} is already logged for {group.name}.") from None
+        raise Refused(
+            _("A session on %(date)s is already logged for %(group)s.")
+            % {"date": _day(date), "group": group.name}
+        ) from None
     session.facilitators_present.set(present)
     for participant, status in sorted(attendance.items(), key=lambda kv: kv[0].participant_id):
         row = Attendance(session=session, participant=participant, status=status)
@@ -336,13 +402,13 @@ def record_attendance(session, participant, *, by, status, reason):
     )
     if row is None:
         raise Refused(
-            f"{participant.participant_id} was not a member of {group.name} on "
-            f"{_day(session.date)}."
+            _("%(pid)s was not a member of %(group)s on %(date)s.")
+            % {"pid": participant.participant_id, "group": group.name, "date": _day(session.date)}
         )
     if status not in Attendance.Status:
-        raise Refused("Choose attended, absent, excused or catch-up.")
+        raise Refused(_("Choose attended, absent, excused or catch-up."))
     if not reason.strip():
-        raise Refused("Give the reason for the change.")
+        raise Refused(_("Give the reason for the change."))
     if row.status != status:
         row.status = status
         attribute(row, by=by, reason=reason).save(update_fields=["status"])
@@ -362,13 +428,13 @@ def record_follow_up_call(session, participant, *, by, called_on, outcome):
         status__in=[Attendance.Status.ABSENT, Attendance.Status.EXCUSED],
     ).exists()
     if not missed:
-        raise Refused(f"{participant.participant_id} did not miss this session.")
+        raise Refused(_("%(pid)s did not miss this session.") % {"pid": participant.participant_id})
     if called_on > timezone.localdate():
-        raise Refused("The call date cannot be in the future.")
+        raise Refused(_("The call date cannot be in the future."))
     if called_on < session.date:
-        raise Refused("The call comes after the missed session.")
+        raise Refused(_("The call comes after the missed session."))
     if not outcome.strip():
-        raise Refused("Write down what came of the call.")
+        raise Refused(_("Write down what came of the call."))
     call = FollowUpCall(
         session=session,
         participant=participant,
@@ -387,9 +453,9 @@ def rater_problem(group, user):
     """Why the user may not rate this group, or None."""
     trial, site = group.trial, group.site
     if not access.may_do_unblinded(user, Perm.RATE_FIDELITY, trial, site):
-        return f"You are not a fidelity rater for {site.name}."
+        return _("You are not a fidelity rater for %(site)s.") % {"site": site.name}
     if group.facilitators.filter(pk=user.pk).exists():
-        return "You facilitate this group, so you may not rate it."
+        return _("You facilitate this group, so you may not rate it.")
     # A rater's own site is where they work: any role there other than the fidelity-rater role
     # itself, which only says where they may rate.
     own_site = (
@@ -398,7 +464,9 @@ def rater_problem(group, user):
         .exists()
     )
     if own_site and not rules.for_trial(trial).raters_may_rate_own_site:
-        return f"You hold a role at {site.name}; fidelity raters rate groups of other sites."
+        return _("You hold a role at %(site)s; fidelity raters rate groups of other sites.") % {
+            "site": site.name
+        }
     return None
 
 
@@ -413,17 +481,23 @@ def create_assessment(group, *, by, kind, date, data_sources, report=""):
     _require_rater(group, by)
     group = _locked(group)
     if kind not in FidelityAssessment.Kind:
-        raise Refused("Choose a mid-way or an end assessment.")
+        raise Refused(_("Choose a mid-way or an end assessment."))
     if date > timezone.localdate():
-        raise Refused("The assessment date cannot be in the future.")
+        raise Refused(_("The assessment date cannot be in the future."))
     if date < group.start_date:
-        raise Refused(f"{group.name} starts on {_day(group.start_date)}.")
+        raise Refused(
+            _("%(group)s starts on %(start_date)s.")
+            % {"group": group.name, "start_date": _day(group.start_date)}
+        )
     sources = [s for s in FidelityAssessment.DataSource.values if s in set(data_sources)]
     if not sources or len(sources) != len(set(data_sources)):
-        raise Refused("Tick the data sources the assessment used.")
+        raise Refused(_("Tick the data sources the assessment used."))
     if FidelityAssessment.objects.filter(group=group, kind=kind).exists():
-        label = "a mid-way" if kind == FidelityAssessment.Kind.MIDWAY else "an end"
-        raise Refused(f"{group.name} already has {label} assessment.")
+        if kind == FidelityAssessment.Kind.MIDWAY:
+            message = _("%(group)s already has a mid-way assessment.")
+        else:
+            message = _("%(group)s already has an end assessment.")
+        raise Refused(message % {"group": group.name})
     assessment = FidelityAssessment(
         group=group,
         kind=kind,
@@ -441,7 +515,7 @@ def _clean_scores(assessment, scores):
     try:
         cleaned = {int(item): value for item, value in scores.items()}
     except (TypeError, ValueError):
-        raise Refused("Items are numbered 1 to 13.") from None
+        raise Refused(_("Items are numbered 1 to 13.")) from None
     if problems := rules.check_scores(assessment.kind, cleaned):
         raise Refused(" ".join(problems))
     return {str(item): cleaned[item] for item in sorted(cleaned)}
@@ -462,11 +536,11 @@ def submit_rating(assessment, *, by, scores):
     assessment = _lock_assessment(assessment)
     ratings = list(assessment.ratings.all())
     if any(r.is_consensus for r in ratings):
-        raise Refused("The consensus is recorded; no more raw ratings.")
+        raise Refused(_("The consensus is recorded; no more raw ratings."))
     if any(r.rater_id == by.pk for r in ratings):
-        raise Refused("You have already rated this assessment.")
+        raise Refused(_("You have already rated this assessment."))
     if len(ratings) >= FidelityRating.RAW_RATINGS:
-        raise Refused("Both raw ratings are in.")
+        raise Refused(_("Both raw ratings are in."))
     rating = FidelityRating(
         assessment=assessment, rater=by, scores=_clean_scores(assessment, scores)
     )
@@ -483,11 +557,13 @@ def submit_consensus(assessment, *, by, scores, report=None):
     ratings = list(assessment.ratings.all())
     raw = [r for r in ratings if not r.is_consensus]
     if any(r.is_consensus for r in ratings):
-        raise Refused("The consensus is already recorded.")
+        raise Refused(_("The consensus is already recorded."))
     if len(raw) < 2:
-        raise Refused(f"The consensus comes after both raw ratings; {len(raw)} of 2 are in.")
+        raise Refused(
+            _("The consensus comes after both raw ratings; %(n)s of 2 are in.") % {"n": len(raw)}
+        )
     if by.pk not in {r.rater_id for r in raw}:
-        raise Refused("The consensus is entered by one of the two raters.")
+        raise Refused(_("The consensus is entered by one of the two raters."))
     rating = FidelityRating(
         assessment=assessment,
         rater=by,

@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from imrtrial import access
 from imrtrial.audit import log_access
@@ -196,7 +197,7 @@ def group_end(request, trial_key, pk):
         return HttpResponseNotAllowed(["POST"])
     form = EndGroupForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Give the group's last day and why it ended early.")
+        messages.error(request, _("Give the group's last day and why it ended early."))
     else:
         try:
             services.end_group(
@@ -208,7 +209,9 @@ def group_end(request, trial_key, pk):
         except services.Refused as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, f"{group.name} ended; no more reminders for it.")
+            messages.success(
+                request, _("%(group)s ended; no more reminders for it.") % {"group": group.name}
+            )
     return redirect("fidelity:group", trial.key, group.pk)
 
 
@@ -246,14 +249,18 @@ def member_add(request, trial_key, pk):
         exact = [p for p in matches if p.participant_id == typed]
         participant = exact[0] if exact else matches[0] if len(matches) == 1 else None
         if participant is None:
-            form.add_error("participant_id", "No participant with that id at your sites.")
+            form.add_error("participant_id", _("No participant with that id at your sites."))
         else:
             try:
                 services.add_member(group, participant, by=request.user, joined_on=d["joined_on"])
             except services.Refused as exc:
                 form.add_error(None, str(exc))
             else:
-                messages.success(request, f"{participant.participant_id} joined {group.name}.")
+                messages.success(
+                    request,
+                    _("%(pid)s joined %(group)s.")
+                    % {"pid": participant.participant_id, "group": group.name},
+                )
                 return redirect("fidelity:group", trial.key, group.pk)
     return render(
         request,
@@ -282,9 +289,12 @@ def member_leave(request, trial_key, pk, membership_pk):
         except services.Refused as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, f"{membership.participant.participant_id} left the group.")
+            messages.success(
+                request,
+                _("%(pid)s left the group.") % {"pid": membership.participant.participant_id},
+            )
     else:
-        messages.error(request, "Give the date the member left.")
+        messages.error(request, _("Give the date the member left."))
     return redirect("fidelity:group", trial.key, group.pk)
 
 
@@ -326,8 +336,8 @@ def session_new(request, trial_key, pk):
             present = session.attendance.filter(status__in=Attendance.COUNTS_AS_ATTENDED).count()
             messages.success(
                 request,
-                f"Session of {session.date:%Y-%m-%d} logged: {present} of "
-                f"{len(members)} members attended.",
+                _("Session of %(date)s logged: %(present)s of %(n)s members attended.")
+                % {"date": format(session.date, "%Y-%m-%d"), "present": present, "n": len(members)},
             )
             return redirect("fidelity:group", trial.key, group.pk)
     return render(
@@ -350,7 +360,7 @@ def session_detail(request, trial_key, pk, session_pk):
             if "change" in request.POST:
                 change = AttendanceChangeForm(request.POST)
                 if not change.is_valid() or change.cleaned_data["participant"] not in by_pk:
-                    raise services.Refused("Choose the new status and give the reason.")
+                    raise services.Refused(_("Choose the new status and give the reason."))
                 d = change.cleaned_data
                 services.record_attendance(
                     session,
@@ -359,7 +369,7 @@ def session_detail(request, trial_key, pk, session_pk):
                     status=d["status"],
                     reason=d["reason"],
                 )
-                messages.success(request, "Attendance changed.")
+                messages.success(request, _("Attendance changed."))
                 return redirect(request.path)
             call_form = FollowUpCallForm(request.POST, missed=missed)
             if call_form.is_valid():
@@ -371,7 +381,7 @@ def session_detail(request, trial_key, pk, session_pk):
                     called_on=d["called_on"],
                     outcome=d["outcome"],
                 )
-                messages.success(request, "Call recorded.")
+                messages.success(request, _("Call recorded."))
                 return redirect(request.path)
         except services.Refused as exc:
             messages.error(request, str(exc))
@@ -473,10 +483,10 @@ def assessment_detail(request, trial_key, pk, assessment_pk):
                         scores=form.scores(),
                         report=form.cleaned_data["report"],
                     )
-                    messages.success(request, "The consensus rating is recorded.")
+                    messages.success(request, _("The consensus rating is recorded."))
                 else:
                     services.submit_rating(assessment, by=user, scores=form.scores())
-                    messages.success(request, "Your rating is submitted.")
+                    messages.success(request, _("Your rating is submitted."))
             except services.Refused as exc:
                 form.add_error(None, str(exc))
             else:

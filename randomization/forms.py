@@ -1,26 +1,32 @@
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from imrtrial.forms import PastDateField
 
-YES_NO = [("yes", "Yes"), ("no", "No")]
+YES_NO = [("yes", _("Yes")), ("no", _("No"))]
 
 
 class ScreeningForm(forms.Form):
     """A screening: site, referral, one yes/no per criterion, identifying details, consent."""
 
-    site = forms.ModelChoiceField(queryset=None, empty_label=None)
-    screened_on = PastDateField()
-    referral_source = forms.CharField(max_length=120, required=False)
-    full_name = forms.CharField(max_length=200, required=False, label="Full name")
-    national_id = forms.CharField(max_length=40, required=False, label="National id")
-    phone = forms.CharField(max_length=40, required=False)
+    site = forms.ModelChoiceField(queryset=None, empty_label=None, label=_("Site"))
+    screened_on = PastDateField(label=_("Screened on"))
+    referral_source = forms.CharField(max_length=120, required=False, label=_("Referral source"))
+    full_name = forms.CharField(max_length=200, required=False, label=_("Full name"))
+    national_id = forms.CharField(max_length=40, required=False, label=_("National id"))
+    phone = forms.CharField(max_length=40, required=False, label=_("Phone"))
     consent_date = PastDateField(
         required=False,
-        help_text="Leave empty if consent is not yet given.",
+        label=_("Consent date"),
+        help_text=_("Leave empty if consent is not yet given."),
     )
-    consent_form_version = forms.CharField(max_length=30, required=False)
-    consent_obtained_by = forms.CharField(max_length=120, required=False)
+    consent_form_version = forms.CharField(
+        max_length=30, required=False, label=_("Consent form version")
+    )
+    consent_obtained_by = forms.CharField(
+        max_length=120, required=False, label=_("Consent obtained by")
+    )
 
     def __init__(self, *args, criteria, sites, **kwargs):
         super().__init__(*args, **kwargs)
@@ -46,7 +52,7 @@ class ScreeningForm(forms.Form):
         ]
         if any(consent) and not all(consent):
             raise forms.ValidationError(
-                "Consent needs all three: its date, the form version and who obtained it."
+                _("Consent needs all three: its date, the form version and who obtained it.")
             )
         return data
 
@@ -55,9 +61,9 @@ class ScreeningForm(forms.Form):
 
 
 class ConsentForm(forms.Form):
-    consent_date = PastDateField()
-    consent_form_version = forms.CharField(max_length=30)
-    consent_obtained_by = forms.CharField(max_length=120)
+    consent_date = PastDateField(label=_("Consent date"))
+    consent_form_version = forms.CharField(max_length=30, label=_("Consent form version"))
+    consent_obtained_by = forms.CharField(max_length=120, label=_("Consent obtained by"))
 
 
 class EnrolForm(forms.Form):
@@ -80,11 +86,11 @@ class EnrolForm(forms.Form):
 class RandomizeForm(forms.Form):
     baseline_completed_on = PastDateField(
         required=False,
-        label="Baseline assessment completed on",
-        help_text="As reported by the centre; the trial randomizes only after baseline.",
+        label=_("Baseline assessment completed on"),
+        help_text=_("As reported by the centre; the trial randomizes only after baseline."),
     )
     read_back = forms.BooleanField(
-        label="I have read the participant id and stratification factors back to the caller.",
+        label=_("I have read the participant id and stratification factors back to the caller."),
     )
 
     def __init__(self, *args, needs_baseline, **kwargs):
@@ -96,22 +102,24 @@ class RandomizeForm(forms.Form):
 
 
 class InErrorForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=1000)
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), max_length=1000, label=_("Reason")
+    )
 
 
 class ListUploadForm(forms.Form):
     MAX_BYTES = 2 * 1024 * 1024
 
     file = forms.FileField(
-        label="Allocation list (CSV: stratum,slot,arm)",
-        help_text="Checked whole before anything is stored; its content is never shown again.",
+        label=_("Allocation list (CSV: stratum,slot,arm)"),
+        help_text=_("Checked whole before anything is stored; its content is never shown again."),
     )
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > self.MAX_BYTES:
-            raise forms.ValidationError("The file is larger than 2 MB.")
+            raise forms.ValidationError(_("The file is larger than 2 MB."))
         try:
             return upload.read().decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise forms.ValidationError("The file is not UTF-8 text.") from None
+            raise forms.ValidationError(_("The file is not UTF-8 text.")) from None

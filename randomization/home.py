@@ -1,5 +1,7 @@
 """The phone desk's links on the home page (imrtrial.home), with the rules of its pages."""
 
+from django.utils.translation import gettext_lazy as _
+
 from imrtrial import access
 from imrtrial.home import Link, register
 from imrtrial.models import Perm, Trial
@@ -17,6 +19,6 @@ def may_upload_list(user, trial):
     )
 
 
-register(Link("Phone desk", "randomization:desk", may_use_desk, order=10, style="btn-primary"))
-register(Link("Allocations", "randomization:allocations", access.may_see_allocation, order=40))
-register(Link("Upload allocation list", "randomization:list_upload", may_upload_list, order=60))
+register(Link(_("Phone desk"), "randomization:desk", may_use_desk, order=10, style="btn-primary"))
+register(Link(_("Allocations"), "randomization:allocations", access.may_see_allocation, order=40))
+register(Link(_("Upload allocation list"), "randomization:list_upload", may_upload_list, order=60))

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from imrtrial.models import Trial
 
@@ -67,13 +68,16 @@ def parse_list(trial, text):
     codes. Returns [(stratum, slot, arm code)] or raises ListError naming each bad row."""
     problems = []
     if "\x00" in text:
-        raise ListError(["The file is not a text file (it contains NUL bytes)."])
+        raise ListError([_("The file is not a text file (it contains NUL bytes).")])
     if formula := _FORMULA.search(text):
         line = text.count("\n", 0, formula.start()) + 1
         raise ListError(
             [
-                f"line {line}: a cell starts with {formula.group(1)!r}: spreadsheet formulas "
-                "are refused (a list holds stratum keys, slot numbers and arm codes only)"
+                _(
+                    "line %(line)s: a cell starts with %(char)s: spreadsheet formulas "
+                    "are refused (a list holds stratum keys, slot numbers and arm codes only)"
+                )
+                % {"line": line, "char": repr(formula.group(1))}
             ]
         )
     # newline="": csv reads \r\n, \n and \r endings itself; strict: a stray quote is an error,
@@ -82,7 +86,9 @@ def parse_list(trial, text):
     try:
         return _parse_rows(trial, reader, problems)
     except csv.Error as exc:  # e.g. an unterminated quote
-        raise ListError([f"line {reader.line_num}: not CSV ({exc})"]) from None
+        raise ListError(
+            [_("line %(line)s: not CSV (%(error)s)") % {"line": reader.line_num, "error": exc}]
+        ) from None
 
 
 def _parse_rows(trial, reader, problems):
@@ -91,44 +97,57 @@ def _parse_rows(trial, reader, problems):
         "slot",
         "arm",
     ]:
-        raise ListError(["The first line must be the header: stratum,slot,arm"])
+        raise ListError([_("The first line must be the header: stratum,slot,arm")])
     arms = set(trial.arms.values_list("code", flat=True))
     strata = set(all_stratum_keys(trial))
     rows, seen = [], {}
     for line, row in enumerate(reader, start=2):
         if line > MAX_LIST_ROWS + 1:
-            problems.append(f"more than {MAX_LIST_ROWS} rows")
+            problems.append(_("more than %(n)s rows") % {"n": MAX_LIST_ROWS})
             break
         stratum = (row.get("stratum") or "").strip()
         arm = (row.get("arm") or "").strip()
         slot_text = (row.get("slot") or "").strip()
         if None in row:
-            problems.append(f"line {line}: more than three columns")
+            problems.append(_("line %(line)s: more than three columns") % {"line": line})
             continue
         if stratum not in strata:
-            problems.append(f"line {line}: {stratum!r} is not a stratum of this trial")
+            problems.append(
+                _("line %(line)s: %(stratum)s is not a stratum of this trial")
+                % {"line": line, "stratum": repr(stratum)}
+            )
         if arm not in arms:
-            problems.append(f"line {line}: arm {arm!r} is not one of {', '.join(sorted(arms))}")
+            problems.append(
+                _("line %(line)s: arm %(arm)s is not one of %(arms)s")
+                % {"line": line, "arm": repr(arm), "arms": ", ".join(sorted(arms))}
+            )
         # isascii: "²" and "٣" are digits to str.isdigit but not to int().
         if not (slot_text.isascii() and slot_text.isdigit()) or int(slot_text) < 1:
-            problems.append(f"line {line}: slot {slot_text!r} is not a whole number from 1")
+            problems.append(
+                _("line %(line)s: slot %(slot)s is not a whole number from 1")
+                % {"line": line, "slot": repr(slot_text)}
+            )
             continue
         slot = int(slot_text)
         if (stratum, slot) in seen:
             problems.append(
-                f"line {line}: slot {slot} of {stratum} repeats line {seen[stratum, slot]}"
+                _("line %(line)s: slot %(slot)s of %(stratum)s repeats line %(first)s")
+                % {"line": line, "slot": slot, "stratum": stratum, "first": seen[stratum, slot]}
             )
             continue
         seen[stratum, slot] = line
         rows.append((stratum, slot, arm))
     by_stratum = {}
-    for stratum, slot, _ in rows:
+    for stratum, slot, _arm in rows:
         by_stratum.setdefault(stratum, []).append(slot)
     for stratum, slots in sorted(by_stratum.items()):
         if sorted(slots) != list(range(1, len(slots) + 1)):
-            problems.append(f"stratum {stratum}: slots must run 1 to {len(slots)} without gaps")
+            problems.append(
+                _("stratum %(stratum)s: slots must run 1 to %(n)s without gaps")
+                % {"stratum": stratum, "n": len(slots)}
+            )
     if not rows and not problems:
-        problems.append("the list has no rows")
+        problems.append(_("the list has no rows"))
     if problems:
         raise ListError(problems)
     return rows
@@ -138,11 +157,11 @@ def _parse_rows(trial, reader, problems):
 def import_list(trial, text):
     """Replace nothing: a list is imported once, before the trial opens."""
     if trial.method != Trial.Method.UPLOADED_LIST:
-        raise ListError(["This trial does not randomize from an uploaded list."])
+        raise ListError([_("This trial does not randomize from an uploaded list.")])
     if trial.status != Trial.Status.SETUP:
-        raise ListError(["A list can only be imported while the trial is in set-up."])
+        raise ListError([_("A list can only be imported while the trial is in set-up.")])
     if ListEntry.objects.filter(trial=trial).exists():
-        raise ListError(["This trial already has an allocation list."])
+        raise ListError([_("This trial already has an allocation list.")])
     rows = parse_list(trial, text)
     arm_pks = dict(trial.arms.values_list("code", "pk"))
     ListEntry.objects.bulk_create(

@@ -7,6 +7,7 @@ here.
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from imrtrial.models import (
@@ -150,9 +151,9 @@ class Withdrawal(models.Model):
     """A participant's withdrawal, at one of the three protocol levels (DOMAIN.md 10.6)."""
 
     class Level(models.IntegerChoices):
-        INTERVENTION = 1, "Stops the intervention; follow-up continues"
-        FOLLOW_UP = 2, "Stops intervention and follow-up; data kept"
-        CONSENT = 3, "Withdraws consent for data use; clinical data erased"
+        INTERVENTION = 1, _("Stops the intervention; follow-up continues")
+        FOLLOW_UP = 2, _("Stops intervention and follow-up; data kept")
+        CONSENT = 3, _("Withdraws consent for data use; clinical data erased")
 
     # The levels that do not depend on the arm (WithdrawalQuerySet.follow_up).
     FOLLOW_UP_LEVELS = (Level.FOLLOW_UP, Level.CONSENT)

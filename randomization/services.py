@@ -30,6 +30,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from imrtrial import access, lifecycle, outbox
 from imrtrial.audit import attribute
@@ -121,16 +122,19 @@ def screen(
 ):
     """Log one screened person. Every criterion must be answered yes or no."""
     if not access.has(by, Perm.RANDOMIZE, trial, site):
-        raise Refused("You are not a coordinator for this site.")
+        raise Refused(_("You are not a coordinator for this site."))
     if site.trial_id != trial.pk:
-        raise Refused("That site does not belong to this trial.")
+        raise Refused(_("That site does not belong to this trial."))
     criteria = list(trial.criteria.all())
     missing = [c.text for c in criteria if not isinstance(answers.get(c.code), bool)]
     if missing:
-        raise Refused("Every criterion needs a yes or no answer: " + "; ".join(missing))
+        raise Refused(
+            _("Every criterion needs a yes or no answer: %(missing)s")
+            % {"missing": "; ".join(missing)}
+        )
     eligible, reasons = eligibility(criteria, answers)
     if consent_date and not (consent_form_version and consent_obtained_by):
-        raise Refused("Consent needs the form version and who obtained it.")
+        raise Refused(_("Consent needs the form version and who obtained it."))
     key = national_id_key(national_id)
     duplicate = None
     if key:
@@ -170,9 +174,9 @@ def screen(
 @transaction.atomic
 def record_consent(screening, *, by, consent_date, form_version, obtained_by):
     if not access.has(by, Perm.RANDOMIZE, screening.trial, screening.site):
-        raise Refused("You are not a coordinator for this site.")
+        raise Refused(_("You are not a coordinator for this site."))
     if not (consent_date and form_version.strip() and obtained_by.strip()):
-        raise Refused("Consent needs its date, the form version and who obtained it.")
+        raise Refused(_("Consent needs its date, the form version and who obtained it."))
     screening = Screening.objects.select_for_update().get(pk=screening.pk)
     screening.consent_date = consent_date
     screening.consent_form_version = form_version.strip()
@@ -188,7 +192,9 @@ def check_factor_levels(trial, levels):
     problems = []
     for factor in trial.factors.filter(from_site=False):
         if levels.get(factor.code) not in factor.level_codes():
-            problems.append(f"{factor.label} is missing or not one of its levels")
+            problems.append(
+                _("%(factor)s is missing or not one of its levels") % {"factor": factor.label}
+            )
     if problems:
         raise Refused("; ".join(problems))
 
@@ -199,14 +205,17 @@ def enrol(screening, *, by, factor_levels):
     """Give an eligible, consented person a pseudonymous participant id."""
     trial = screening.trial
     if not access.has(by, Perm.RANDOMIZE, trial, screening.site):
-        raise Refused("You are not a coordinator for this site.")
+        raise Refused(_("You are not a coordinator for this site."))
     screening = Screening.objects.select_for_update().get(pk=screening.pk)
     if screening.participant_id:
         return screening.participant
     if not screening.eligible:
-        raise Refused("This person is not eligible: " + "; ".join(screening.exclusion_reasons))
+        raise Refused(
+            _("This person is not eligible: %(reasons)s")
+            % {"reasons": "; ".join(screening.exclusion_reasons)}
+        )
     if not screening.consented:
-        raise Refused("Informed consent has not been recorded.")
+        raise Refused(_("Informed consent has not been recorded."))
     check_factor_levels(trial, factor_levels)
     participant = Participant(
         trial=trial,
@@ -294,11 +303,14 @@ def check_can_randomize(participant, *, by, screening=None):
     read it already (randomize() reads it with the participant's row lock); else it is read."""
     trial = participant.trial
     if not access.has(by, Perm.RANDOMIZE, trial, participant.site):
-        raise Refused("You are not a coordinator for this participant's site.")
+        raise Refused(_("You are not a coordinator for this participant's site."))
     if trial.status != Trial.Status.OPEN:
-        raise Refused(f"The trial is not open for randomization ({trial.get_status_display()}).")
+        raise Refused(
+            _("The trial is not open for randomization (%(status)s).")
+            % {"status": trial.get_status_display()}
+        )
     if participant.status == Participant.Status.WITHDRAWN:
-        raise Refused("This participant has withdrawn.")
+        raise Refused(_("This participant has withdrawn."))
     if screening is None:
         screening = (
             Screening.objects.filter(participant=participant)
@@ -306,11 +318,11 @@ def check_can_randomize(participant, *, by, screening=None):
             .first()
         )
     if screening is None or not screening["eligible"]:
-        raise Refused("This participant has no eligible screening on record.")
+        raise Refused(_("This participant has no eligible screening on record."))
     if screening["consent_date"] is None:
-        raise Refused("Informed consent has not been recorded.")
+        raise Refused(_("Informed consent has not been recorded."))
     if trial.baseline_required_before_randomization and not participant.baseline_completed_on:
-        raise Refused("The baseline assessment must be complete before randomization.")
+        raise Refused(_("The baseline assessment must be complete before randomization."))
     missing = [
         label
         for code, (label, codes) in setup_of(trial).levels.items()
@@ -318,10 +330,13 @@ def check_can_randomize(participant, *, by, screening=None):
     ]
     if missing:
         raise Refused(
-            "; ".join(f"{label} is missing or not one of its levels" for label in missing)
+            "; ".join(
+                _("%(factor)s is missing or not one of its levels") % {"factor": label}
+                for label in missing
+            )
         )
     if not settings.RANDOMIZATION_SECRET and trial.method != Trial.Method.UPLOADED_LIST:
-        raise Refused("Randomization is not configured on this server (no secret).")
+        raise Refused(_("Randomization is not configured on this server (no secret)."))
 
 
 def _code(n):
@@ -364,7 +379,7 @@ def _minimized_arm(participant, factors, arm_codes, ratio, slot):
 
 
 def _arm_for(participant, stratum, setup):
-    design, arm_pks, ratio, factors, _ = setup
+    design, arm_pks, ratio, factors, _unused = setup
     trial = participant.trial
     if trial.method == Trial.Method.PERMUTED_BLOCKS:
         code = sequence.arm_at(
@@ -380,8 +395,10 @@ def _arm_for(participant, stratum, setup):
     ).first()
     if entry is None:
         raise Refused(
-            "The allocation list has no entry left for this stratum. Contact the trial "
-            "statistician; nobody has been allocated."
+            _(
+                "The allocation list has no entry left for this stratum. Contact the trial "
+                "statistician; nobody has been allocated."
+            )
         )
     return entry.arm_id
 
@@ -412,7 +429,9 @@ def _randomize_once(participant, *, by, baseline_completed_on=None):
         check_can_randomize(participant, by=by, screening=screening)
         if status != Participant.Status.CONSENTED:
             label = Participant.Status(status).label
-            raise Refused(f"This participant cannot be randomized ({label}).")
+            raise Refused(
+                _("This participant cannot be randomized (%(status)s).") % {"status": label}
+            )
         trial = participant.trial
         before = participant.status, participant.randomized_on
         try:
@@ -525,7 +544,7 @@ def randomize(participant, *, by, baseline_completed_on=None):
     (both or neither). Every precondition (check_can_randomize) is asked in the transaction,
     under the participant's row lock."""
     if not access.has(by, Perm.RANDOMIZE, participant.trial, participant.site):
-        raise Refused("You are not a coordinator for this participant's site.")
+        raise Refused(_("You are not a coordinator for this participant's site."))
     if participant.status == Participant.Status.RANDOMIZED:
         return allocation_of(participant)
     if baseline_completed_on is not None:
@@ -547,9 +566,9 @@ def mark_in_error(allocation, *, by, reason):
     """Flag an allocation as made in error. It stays, with its slot, in the sequence."""
     trial = allocation.trial
     if not access.has(by, Perm.RANDOMIZE, trial, allocation.participant.site):
-        raise Refused("You are not a coordinator for this participant's site.")
+        raise Refused(_("You are not a coordinator for this participant's site."))
     if not reason.strip():
-        raise Refused("Say why the allocation was made in error.")
+        raise Refused(_("Say why the allocation was made in error."))
     allocation = Allocation.objects.select_for_update().get(pk=allocation.pk)
     allocation.in_error = True
     allocation.in_error_reason = reason.strip()
@@ -593,7 +612,10 @@ def send_allocation_notice(allocation_pk):
     ).get(pk=allocation_pk)
 
     def message():  # in each recipient's language (outbox.send_each)
-        subject = f"[{allocation.trial.name}] Randomization {allocation.randomization_number}"
+        subject = _("[%(trial)s] Randomization %(number)s") % {
+            "trial": allocation.trial.name,
+            "number": allocation.randomization_number,
+        }
         body = render_to_string("randomization/allocation_notice.txt", {"a": allocation})
         return subject, body
 
@@ -611,7 +633,7 @@ def send_allocation_notice(allocation_pk):
 def record_baseline(participant, *, by, completed_on):
     """Record the baseline date the centre reports at the phone desk (before randomizing)."""
     if not access.has(by, Perm.RANDOMIZE, participant.trial, participant.site):
-        raise Refused("You are not a coordinator for this participant's site.")
+        raise Refused(_("You are not a coordinator for this participant's site."))
     participant = Participant.objects.select_for_update(no_key=True).get(pk=participant.pk)
     participant.baseline_completed_on = completed_on
     attribute(participant, by=by, reason="baseline date reported at the phone desk").save(

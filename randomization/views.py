@@ -12,6 +12,8 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Replace
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from imrtrial import access
 from imrtrial.audit import log_access
@@ -161,7 +163,7 @@ def screening_detail(request, trial_key, number):
                         form_version=d["consent_form_version"],
                         obtained_by=d["consent_obtained_by"],
                     )
-                    messages.success(request, "Consent recorded.")
+                    messages.success(request, _("Consent recorded."))
                     return redirect(request.path)
             elif "enrol" in request.POST:
                 enrol_form = EnrolForm(request.POST, factors=trial.factors.all())
@@ -233,7 +235,7 @@ def randomize(request, trial_key, participant_id):
         else:
             labels = {lv["code"]: lv["label"] for lv in factor.levels}
             code = participant.factor_levels.get(factor.code)
-            factors.append((factor.label, labels.get(code, "— missing —")))
+            factors.append((factor.label, labels.get(code, _("— missing —"))))
     return render(
         request,
         "randomization/randomize.html",
@@ -280,11 +282,11 @@ def mark_in_error(request, trial_key, participant_id):
     if form.is_valid():
         try:
             services.mark_in_error(allocation, by=request.user, reason=form.cleaned_data["reason"])
-            messages.success(request, "The allocation is flagged as made in error.")
+            messages.success(request, _("The allocation is flagged as made in error."))
         except services.Refused as exc:
             messages.error(request, str(exc))
     else:
-        messages.error(request, "Give the reason the allocation was made in error.")
+        messages.error(request, _("Give the reason the allocation was made in error."))
     return redirect("randomization:result", trial.key, participant.participant_id)
 
 
@@ -365,7 +367,15 @@ def list_upload(request, trial_key):
         except ListError as exc:
             problems = exc.problems
         else:
-            messages.success(request, f"Imported {n} slots. Their content is not shown.")
+            messages.success(
+                request,
+                ngettext(
+                    "Imported %(n)d slot. Its content is not shown.",
+                    "Imported %(n)d slots. Their content is not shown.",
+                    n,
+                )
+                % {"n": n},
+            )
             return redirect("home")
     return render(
         request,

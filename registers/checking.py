@@ -20,6 +20,8 @@ import io
 import re
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext as _
+
 from assessments.models import Visit
 from imrtrial.models import Participant
 from randomization.models import IdentifyingDetails, Withdrawal
@@ -77,15 +79,15 @@ class Report:
 def decode(content):
     """(text, problem): the file as text, or why it cannot be read."""
     if len(content) > MAX_BYTES:
-        return "", "The file is larger than 2 MB."
+        return "", _("The file is larger than 2 MB.")
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return "", "The file is not UTF-8 text (save it as CSV UTF-8)."
+        return "", _("The file is not UTF-8 text (save it as CSV UTF-8).")
     if "\x00" in text:
-        return "", "The file is not a text file (it contains NUL bytes)."
+        return "", _("The file is not a text file (it contains NUL bytes).")
     if not text.strip():
-        return "", "The file is empty."
+        return "", _("The file is empty.")
     return text, ""
 
 
@@ -101,7 +103,9 @@ def check_file(dataset, content, file_name):
     try:
         parsed = _read(dataset, reader, report)
     except csv.Error as exc:
-        report.file_problems.append(f"line {reader.line_num}: not CSV ({exc})")
+        report.file_problems.append(
+            _("line %(line)s: not CSV (%(error)s)") % {"line": reader.line_num, "error": exc}
+        )
         return report
     if not report.file_problems:
         _match(dataset, parsed, report)
@@ -115,24 +119,30 @@ def _read(dataset, reader, report):
     missing = [name for name in expected if name not in header]
     unknown = [name for name in header if name not in expected]
     if missing:
-        report.file_problems.append(f"missing column(s): {', '.join(missing)}")
+        report.file_problems.append(
+            _("missing column(s): %(columns)s") % {"columns": ", ".join(missing)}
+        )
     if unknown:
-        report.file_problems.append(f"unknown column(s): {', '.join(unknown)}")
+        report.file_problems.append(
+            _("unknown column(s): %(columns)s") % {"columns": ", ".join(unknown)}
+        )
     if len(set(header)) != len(header):
-        report.file_problems.append("a column is named twice in the first line")
+        report.file_problems.append(_("a column is named twice in the first line"))
     if report.file_problems:
-        report.file_problems.append(f"The first line must name the columns: {','.join(expected)}")
+        report.file_problems.append(
+            _("The first line must name the columns: %(columns)s") % {"columns": ",".join(expected)}
+        )
         return []
     parsed = []
     for number, cells in enumerate(reader, start=1):
         line = reader.line_num
         if number > MAX_ROWS:
-            report.file_problems.append(f"more than {MAX_ROWS} rows")
+            report.file_problems.append(_("more than %(n)s rows") % {"n": MAX_ROWS})
             return []
         if not any(cell.strip() for cell in cells):
             continue  # a blank line, as spreadsheets leave at the end
         if len(cells) > len(header):
-            report.malformed.append((line, "more cells than the first line has columns"))
+            report.malformed.append((line, _("more cells than the first line has columns")))
             continue
         row = dict(zip(header, (cell.strip() for cell in cells), strict=False))
         reasons = _formulas(row) or []
@@ -149,8 +159,11 @@ def _formulas(row):
     starts = sorted({cell[0] for cell in row.values() if cell.startswith(FORMULA_START)})
     if starts:
         return [
-            f"a cell starts with {', '.join(map(repr, starts))}: spreadsheet formulas are "
-            "refused (counts are written without a sign)"
+            _(
+                "a cell starts with %(chars)s: spreadsheet formulas are "
+                "refused (counts are written without a sign)"
+            )
+            % {"chars": ", ".join(map(repr, starts))}
         ]
     return None
 
@@ -160,7 +173,7 @@ def _parse_row(dataset, row, reasons):
     start = _date(row, "period_start", reasons)
     end = _date(row, "period_end", reasons)
     if start and end and start > end:
-        reasons.append("period_start is after period_end")
+        reasons.append(_("period_start is after period_end"))
     values = {}
     for variable in dataset.variables:
         values[variable["code"]] = _value(variable, row.get(variable["code"]), reasons)
@@ -169,13 +182,16 @@ def _parse_row(dataset, row, reasons):
 
 def _key(dataset, text, reasons):
     if not text:
-        reasons.append(f"missing value: {dataset.key_column}")
+        reasons.append(_("missing value: %(column)s") % {"column": dataset.key_column})
         return None
     if dataset.key_kind == RegisterDataset.KeyKind.PARTICIPANT_ID:
         return text.upper()
     key = national_id_key(text)
     if dataset.key_pattern and not re.fullmatch(dataset.key_pattern, key):
-        reasons.append(f"{dataset.key_column}: not a {dataset.key_label}")
+        reasons.append(
+            _("%(column)s: not a %(key)s")
+            % {"column": dataset.key_column, "key": dataset.key_label}
+        )
         return None
     return key
 
@@ -183,33 +199,42 @@ def _key(dataset, text, reasons):
 def _date(row, column, reasons):
     text = row.get(column)
     if not text:
-        reasons.append(f"missing value: {column}")
+        reasons.append(_("missing value: %(column)s") % {"column": column})
         return None
     try:
         if not _ISO_DATE.fullmatch(text):
             raise ValueError
         return datetime.date.fromisoformat(text)
     except ValueError:
-        reasons.append(f"{column}: {text[:20]!r} is not a date (YYYY-MM-DD)")
+        reasons.append(
+            _("%(column)s: %(text)s is not a date (YYYY-MM-DD)")
+            % {"column": column, "text": repr(text[:20])}
+        )
         return None
 
 
 def _value(variable, text, reasons):
     code = variable["code"]
     if not text:
-        reasons.append(f"missing value: {code}")
+        reasons.append(_("missing value: %(column)s") % {"column": code})
         return None
     if variable["type"] == "date":
         found = _date({code: text}, code, reasons)
         return found.isoformat() if found else None
     # isascii: "²" and "٣" are digits to str.isdigit but not to int().
     if not (text.isascii() and text.isdigit()):
-        reasons.append(f"{code}: {text[:20]!r} is not a whole number")
+        reasons.append(
+            _("%(column)s: %(text)s is not a whole number")
+            % {"column": code, "text": repr(text[:20])}
+        )
         return None
     number = int(text)
     low, high = variable.get("min"), variable.get("max")
     if (low is not None and number < low) or (high is not None and number > high):
-        reasons.append(f"{code}: {number} is out of range ({low} to {high})")
+        reasons.append(
+            _("%(column)s: %(number)s is out of range (%(low)s to %(high)s)")
+            % {"column": code, "number": number, "low": low, "high": high}
+        )
         return None
     return number
 
@@ -242,7 +267,8 @@ def _match(dataset, parsed, report):
             report.duplicates.append(
                 (
                     line,
-                    f"in the file twice: {participant_id}, this period, as on line {seen[where]}",
+                    _("in the file twice: %(pid)s, this period, as on line %(first)s")
+                    % {"pid": participant_id, "first": seen[where]},
                 )
             )
             continue
@@ -252,8 +278,8 @@ def _match(dataset, parsed, report):
             report.duplicates.append(
                 (
                     line,
-                    f"already imported: {participant_id}, this period, in batch {batch} "
-                    f"of {at:%Y-%m-%d}",
+                    _("already imported: %(pid)s, this period, in batch %(batch)s of %(date)s")
+                    % {"pid": participant_id, "batch": batch, "date": f"{at:%Y-%m-%d}"},
                 )
             )
             continue
@@ -268,14 +294,14 @@ def _participants(dataset, keys):
         by_key = {}
         for pk, pid in participants.values_list("pk", "participant_id"):
             by_key.setdefault(pid.upper(), []).append(pk)
-        what = "no participant of this trial has this id"
+        what = _("no participant of this trial has this id")
     else:
         by_key = {}
         for key, pk in IdentifyingDetails.objects.filter(
             screening__trial=trial, screening__participant__isnull=False, national_id_key__in=keys
         ).values_list("national_id_key", "screening__participant"):
             by_key.setdefault(key, []).append(pk)
-        what = f"no participant of this trial has this {dataset.key_label}"
+        what = _("no participant of this trial has this %(key)s") % {"key": dataset.key_label}
     pks = {pk for found in by_key.values() for pk in found}
     facts = {
         pk: (pid, randomized_on)
@@ -294,11 +320,11 @@ def _participants(dataset, keys):
         if not found:
             result[key] = what
         elif len(found) > 1:
-            result[key] = "matches more than one participant: resolve the duplicate first"
+            result[key] = _("matches more than one participant: resolve the duplicate first")
         elif found[0] in erased:
-            result[key] = f"{facts[found[0]][0]} withdrew consent for data use"
+            result[key] = _("%(pid)s withdrew consent for data use") % {"pid": facts[found[0]][0]}
         elif facts[found[0]][1] is None:
-            result[key] = f"{facts[found[0]][0]} is not randomized"
+            result[key] = _("%(pid)s is not randomized") % {"pid": facts[found[0]][0]}
         else:
             result[key] = (found[0], facts[found[0]][0])
     return result
@@ -340,6 +366,13 @@ def _period_problem(dataset, anchors, start, end):
     if any((start, end) == (first, last) for _, first, last in periods):
         return ""
     if not periods:
-        return "none of this dataset's periods can be dated yet (its anchor date is not known)"
-    expected = "; ".join(f"{label}: {first} to {last}" for label, first, last in periods)
-    return f"the period {start} to {end} is not one of theirs ({expected})"
+        return _("none of this dataset's periods can be dated yet (its anchor date is not known)")
+    expected = "; ".join(
+        _("%(label)s: %(first)s to %(last)s") % {"label": label, "first": first, "last": last}
+        for label, first, last in periods
+    )
+    return _("the period %(start)s to %(end)s is not one of theirs (%(expected)s)") % {
+        "start": start,
+        "end": end,
+        "expected": expected,
+    }

@@ -1,4 +1,6 @@
 from django import forms
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from . import checking
 
@@ -9,11 +11,11 @@ class RegisterFileForm(forms.Form):
     CHECK, IMPORT = "check", "import"
 
     file = forms.FileField(
-        label="Register file (CSV, UTF-8)",
-        help_text="Checked whole before anything is stored. At most 2 MB.",
+        label=_("Register file (CSV, UTF-8)"),
+        help_text=_("Checked whole before anything is stored. At most 2 MB."),
     )
     action = forms.ChoiceField(
-        choices=[(CHECK, "Check"), (IMPORT, "Import")],
+        choices=[(CHECK, _("Check")), (IMPORT, _("Import"))],
         initial=CHECK,
         required=False,  # none given: a check
         widget=forms.HiddenInput,
@@ -21,21 +23,21 @@ class RegisterFileForm(forms.Form):
     # The checksum of the file the dry run reported on: an import takes that file only.
     checked = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
     reason = forms.CharField(
-        label="Reason for the import",
+        label=_("Reason for the import"),
         required=False,
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Needed to import: e.g. which register extract this is.",
+        help_text=_("Needed to import: e.g. which register extract this is."),
     )
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > checking.MAX_BYTES:
-            raise forms.ValidationError("The file is larger than 2 MB.")
+            raise forms.ValidationError(gettext("The file is larger than 2 MB."))
         return upload
 
     def clean(self):
         data = super().clean()
         if data.get("action") == self.IMPORT and not (data.get("reason") or "").strip():
-            self.add_error("reason", "Say why this file is imported.")
+            self.add_error("reason", gettext("Say why this file is imported."))
         return data

@@ -12,6 +12,7 @@ Nothing here names an arm: register data are collected alike for every participa
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from imrtrial.models import Participant, Trial, Undeletable
@@ -22,8 +23,8 @@ class RegisterDataset(models.Model):
     periods a row may cover and the variables (registers.presets describes the fields)."""
 
     class KeyKind(models.TextChoices):
-        PARTICIPANT_ID = "participant_id", "Pseudonymous participant id"
-        NATIONAL_ID = "national_id", "National id (from the identifying details)"
+        PARTICIPANT_ID = "participant_id", _("Pseudonymous participant id")
+        NATIONAL_ID = "national_id", _("National id (from the identifying details)")
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="register_datasets")
     code = models.SlugField(max_length=40)

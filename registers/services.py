@@ -8,6 +8,7 @@ one file holds participants of every site.
 """
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history
 
 from imrtrial import access
@@ -38,15 +39,17 @@ def may_open(user, trial):
 def import_rows(report, *, by, reason):
     dataset = report.dataset
     if not may_import(by, dataset.trial):
-        raise Refused("Register data are imported by a data manager of every site of the trial.")
+        raise Refused(_("Register data are imported by a data manager of every site of the trial."))
     reason = reason.strip()
     if not reason:
-        raise Refused("Say why this file is imported (e.g. the register extract it is).")
+        raise Refused(_("Say why this file is imported (e.g. the register extract it is)."))
     fresh = checking.check_file(dataset, report.text.encode(), report.file_name)
     if not fresh.ok or fresh.participant_ids != report.participant_ids:
         raise Refused(
-            "The file no longer passes the check (rows imported or participants changed "
-            "meanwhile): check it again."
+            _(
+                "The file no longer passes the check (rows imported or participants changed "
+                "meanwhile): check it again."
+            )
         )
     batch = attribute(
         ImportBatch(
@@ -79,5 +82,7 @@ def import_rows(report, *, by, reason):
                 records, RegisterRecord, default_user=by, default_change_reason=reason
             )
     except IntegrityError:
-        raise Refused("Some of these rows were imported meanwhile: check the file again.") from None
+        raise Refused(
+            _("Some of these rows were imported meanwhile: check the file again.")
+        ) from None
     return batch

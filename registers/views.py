@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
 from imrtrial import access
@@ -73,7 +74,7 @@ def import_file(request, trial_key, dataset):
             report = checking.check_file(found, upload.read(), upload.name)
             if data["action"] == form.IMPORT:
                 if data["checked"] != report.sha256:
-                    form.add_error("file", "This is not the file you checked: check it first.")
+                    form.add_error("file", _("This is not the file you checked: check it first."))
                 elif report.ok:
                     try:
                         batch = services.import_rows(report, by=request.user, reason=data["reason"])
@@ -81,7 +82,9 @@ def import_file(request, trial_key, dataset):
                         form.add_error(None, str(exc))
                     else:
                         messages.success(
-                            request, f"{batch.rows} rows imported from {batch.file_name}."
+                            request,
+                            _("%(rows)s rows imported from %(file_name)s.")
+                            % {"rows": batch.rows, "file_name": batch.file_name},
                         )
                         return redirect("registers:batches", trial.key, found.code)
             if report.ok and not form.errors:

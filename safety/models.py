@@ -11,6 +11,7 @@ safety.services, never deleted; every change is kept by simple-history with its 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from imrtrial.models import Participant, Undeletable
@@ -18,46 +19,46 @@ from imrtrial.models import Participant, Undeletable
 
 class SafetyEvent(Undeletable):
     class Kind(models.TextChoices):
-        ADVERSE = "adverse", "Adverse event"
-        BENEFICIAL = "beneficial", "Beneficial event"
+        ADVERSE = "adverse", _("Adverse event")
+        BENEFICIAL = "beneficial", _("Beneficial event")
 
     class Category(models.TextChoices):
         # Adverse: the harms the protocol lists first, then the other adverse events it names.
-        SUICIDE_ATTEMPT = "suicide_attempt", "Suicide attempt"
-        SUICIDE = "suicide", "Suicide"
-        DEATH = "death", "Death (other cause)"
-        LIFE_THREATENING = "life_threatening", "Life-threatening condition (not suicide)"
-        SYMPTOMS_WORSE = "symptoms_worse", "More symptoms"
-        FUNCTIONING_WORSE = "functioning_worse", "Worse functioning"
-        SUBSTANCE_USE_CHANGE = "substance_use_change", "Change in alcohol or drug use"
+        SUICIDE_ATTEMPT = "suicide_attempt", _("Suicide attempt")
+        SUICIDE = "suicide", _("Suicide")
+        DEATH = "death", _("Death (other cause)")
+        LIFE_THREATENING = "life_threatening", _("Life-threatening condition (not suicide)")
+        SYMPTOMS_WORSE = "symptoms_worse", _("More symptoms")
+        FUNCTIONING_WORSE = "functioning_worse", _("Worse functioning")
+        SUBSTANCE_USE_CHANGE = "substance_use_change", _("Change in alcohol or drug use")
         # Beneficial.
-        FUNCTIONING_BETTER = "functioning_better", "Better functioning"
-        MORE_HOPE = "more_hope", "More hope"
-        RECOVERY_PROGRESS = "recovery_progress", "Progress in recovery"
+        FUNCTIONING_BETTER = "functioning_better", _("Better functioning")
+        MORE_HOPE = "more_hope", _("More hope")
+        RECOVERY_PROGRESS = "recovery_progress", _("Progress in recovery")
         # Either kind.
-        OTHER = "other", "Other (see description)"
+        OTHER = "other", _("Other (see description)")
 
     class Seriousness(models.TextChoices):
-        DEATH = "death", "Resulted in death"
-        LIFE_THREATENING = "life_threatening", "Life-threatening"
-        HOSPITALISATION = "hospitalisation", "Hospitalisation, or a longer stay"
-        DISABILITY = "disability", "Persistent or significant disability"
-        OTHER_IMPORTANT = "other_important", "Other important medical event"
+        DEATH = "death", _("Resulted in death")
+        LIFE_THREATENING = "life_threatening", _("Life-threatening")
+        HOSPITALISATION = "hospitalisation", _("Hospitalisation, or a longer stay")
+        DISABILITY = "disability", _("Persistent or significant disability")
+        OTHER_IMPORTANT = "other_important", _("Other important medical event")
 
     class Outcome(models.TextChoices):
-        RESOLVED = "resolved", "Resolved"
-        ONGOING = "ongoing", "Ongoing"
-        RESOLVED_WITH_SEQUELAE = "resolved_with_sequelae", "Resolved with sequelae"
-        FATAL = "fatal", "Fatal"
-        UNKNOWN = "unknown", "Unknown"
+        RESOLVED = "resolved", _("Resolved")
+        ONGOING = "ongoing", _("Ongoing")
+        RESOLVED_WITH_SEQUELAE = "resolved_with_sequelae", _("Resolved with sequelae")
+        FATAL = "fatal", _("Fatal")
+        UNKNOWN = "unknown", _("Unknown")
 
     class Relatedness(models.TextChoices):
-        NOT_JUDGED = "not_judged", "Not yet judged"
-        NOT_RELATED = "not_related", "Not related"
-        UNLIKELY = "unlikely", "Unlikely"
-        POSSIBLE = "possible", "Possible"
-        PROBABLE = "probable", "Probable"
-        DEFINITE = "definite", "Definite"
+        NOT_JUDGED = "not_judged", _("Not yet judged")
+        NOT_RELATED = "not_related", _("Not related")
+        UNLIKELY = "unlikely", _("Unlikely")
+        POSSIBLE = "possible", _("Possible")
+        PROBABLE = "probable", _("Probable")
+        DEFINITE = "definite", _("Definite")
 
     CATEGORIES = {
         Kind.ADVERSE: [

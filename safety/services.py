@@ -23,6 +23,7 @@ Contract:
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from imrtrial import access
 from imrtrial.audit import attribute
@@ -50,7 +51,9 @@ def may_record(user, participant):
 
 def _require(by, participant):
     if not may_record(by, participant):
-        raise Refused(f"You may not record safety events at {participant.site.name}.")
+        raise Refused(
+            _("You may not record safety events at %(site)s.") % {"site": participant.site.name}
+        )
 
 
 def _day(date):
@@ -62,41 +65,48 @@ def _checked(participant, fields):
     E = SafetyEvent
     kind, category = fields["kind"], fields["category"]
     if kind not in E.Kind.values:
-        raise Refused("Say whether the event is adverse or beneficial.")
+        raise Refused(_("Say whether the event is adverse or beneficial."))
     if category not in E.CATEGORIES[E.Kind(kind)]:
-        raise Refused(f"Choose a category of {E.Kind(kind).label.lower()}s.")
+        raise Refused(
+            _("Choose a category of adverse events.")
+            if E.Kind(kind) == E.Kind.ADVERSE
+            else _("Choose a category of beneficial events.")
+        )
     if fields["outcome"] not in E.Outcome.values:
-        raise Refused("Choose the event's outcome.")
+        raise Refused(_("Choose the event's outcome."))
     onset = fields["onset_on"]
     if onset is None:
-        raise Refused("Give the date the event began.")
+        raise Refused(_("Give the date the event began."))
     if onset > timezone.localdate():
-        raise Refused("The onset date cannot be in the future.")
+        raise Refused(_("The onset date cannot be in the future."))
     if participant.randomized_on is None:
-        raise Refused("Events are recorded from randomization on; this participant is not yet.")
+        raise Refused(_("Events are recorded from randomization on; this participant is not yet."))
     if onset < participant.randomized_on:
         raise Refused(
-            f"The onset date cannot be before randomization ({_day(participant.randomized_on)})."
+            _("The onset date cannot be before randomization (%(randomized_on)s).")
+            % {"randomized_on": _day(participant.randomized_on)}
         )
     description = (fields["description"] or "").strip()
     if not description:
-        raise Refused("Describe the event.")
+        raise Refused(_("Describe the event."))
     if len(description) > E._meta.get_field("description").max_length:
-        raise Refused("The description is too long (2000 characters at most).")
+        raise Refused(_("The description is too long (2000 characters at most)."))
     seriousness = list(dict.fromkeys(fields["seriousness"] or ()))
     if any(code not in E.Seriousness.values for code in seriousness):
-        raise Refused("Choose seriousness criteria from the list.")
+        raise Refused(_("Choose seriousness criteria from the list."))
     serious = bool(fields["serious"])
     if kind == E.Kind.BENEFICIAL and (serious or seriousness):
-        raise Refused("A beneficial event is not serious: seriousness is for adverse events.")
+        raise Refused(_("A beneficial event is not serious: seriousness is for adverse events."))
     if serious != bool(seriousness):
-        raise Refused("A serious adverse event names its seriousness criteria, and only it does.")
+        raise Refused(
+            _("A serious adverse event names its seriousness criteria, and only it does.")
+        )
     if kind == E.Kind.BENEFICIAL and fields["outcome"] == E.Outcome.FATAL:
-        raise Refused("A beneficial event is not fatal.")
+        raise Refused(_("A beneficial event is not fatal."))
     fatal = category in E.FATAL_CATEGORIES or fields["outcome"] == E.Outcome.FATAL
     if fatal and not (fields["outcome"] == E.Outcome.FATAL and E.Seriousness.DEATH in seriousness):
         raise Refused(
-            "A death is serious (resulted in death) and its outcome is fatal; record it so."
+            _("A death is serious (resulted in death) and its outcome is fatal; record it so.")
         )
     order = E.Seriousness.values
     return {
@@ -151,9 +161,9 @@ def _locked(event):
 def _reason(reason):
     reason = (reason or "").strip()
     if not reason:
-        raise Refused("Give the reason for the change.")
+        raise Refused(_("Give the reason for the change."))
     if len(reason) > REASON_MAX:
-        raise Refused(f"The reason is too long ({REASON_MAX} characters at most).")
+        raise Refused(_("The reason is too long (%(n)s characters at most).") % {"n": REASON_MAX})
     return reason
 
 
@@ -173,7 +183,7 @@ def correct_event(event, *, by, reason, **changes):
     )
     changed = [name for name in EVENT_FIELDS if fields[name] != getattr(event, name)]
     if not changed:
-        raise Refused("Nothing was changed.")
+        raise Refused(_("Nothing was changed."))
     for name in changed:
         setattr(event, name, fields[name])
     attribute(event, by=by, reason=reason).save(update_fields=changed)
@@ -188,12 +198,15 @@ def judge_relatedness(event, *, by, relatedness, judged_on, reason=""):
     _require(by, event.participant)
     E = SafetyEvent
     if relatedness not in E.Relatedness.values or relatedness == E.Relatedness.NOT_JUDGED:
-        raise Refused("Choose how the event relates to the trial intervention.")
+        raise Refused(_("Choose how the event relates to the trial intervention."))
     event = _locked(event)
     if judged_on is None or judged_on > timezone.localdate():
-        raise Refused("The date of the judgement cannot be in the future.")
+        raise Refused(_("The date of the judgement cannot be in the future."))
     if judged_on < event.onset_on:
-        raise Refused(f"The event cannot be judged before it began ({_day(event.onset_on)}).")
+        raise Refused(
+            _("The event cannot be judged before it began (%(onset_on)s).")
+            % {"onset_on": _day(event.onset_on)}
+        )
     why = _reason(reason) if event.judged else (reason or "").strip()[:REASON_MAX]
     event.relatedness, event.judged_by, event.judged_on = relatedness, by, judged_on
     attribute(event, by=by, reason=why or "relatedness judged").save(

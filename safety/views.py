@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from imrtrial import access
 from imrtrial.errors import Refused
@@ -76,12 +77,12 @@ def event_new(request, trial_key, participant_id):
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, "Event recorded.")
+            messages.success(request, _("Event recorded."))
             return _to_log(trial, participant)
     return render(
         request,
         "safety/event_form.html",
-        {"trial": trial, "participant": participant, "form": form, "title": "Record an event"},
+        {"trial": trial, "participant": participant, "form": form, "title": _("Record an event")},
     )
 
 
@@ -98,7 +99,7 @@ def event_correct(request, trial_key, participant_id, event_pk):
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, "Event corrected.")
+            messages.success(request, _("Event corrected."))
             return _to_log(trial, participant)
     return render(
         request,
@@ -108,7 +109,7 @@ def event_correct(request, trial_key, participant_id, event_pk):
             "participant": participant,
             "form": form,
             "event": event,
-            "title": "Correct an event",
+            "title": _("Correct an event"),
         },
     )
 
@@ -134,7 +135,7 @@ def event_judge(request, trial_key, participant_id, event_pk):
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, "Judgement recorded.")
+            messages.success(request, _("Judgement recorded."))
             return _to_log(trial, participant)
     return render(
         request,

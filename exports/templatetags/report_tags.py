@@ -1,6 +1,7 @@
 """The formatting of shares and scores on the report pages."""
 
 from django import template
+from django.utils.formats import number_format
 
 register = template.Library()
 
@@ -13,4 +14,5 @@ def pct(value):
 
 @register.filter
 def score2(value):
-    return "—" if value is None else f"{float(value):.2f}"
+    """A score as 4.23, with the decimal separator of the page's language (4,23 in Danish)."""
+    return "—" if value is None else number_format(f"{float(value):.2f}")

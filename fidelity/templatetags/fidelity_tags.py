@@ -2,6 +2,8 @@
 CSP allows no script and no inline style, so geometry goes in SVG attributes)."""
 
 from django import template
+from django.utils.formats import number_format
+from django.utils.translation import pgettext
 
 register = template.Library()
 
@@ -11,8 +13,9 @@ LEFT, BOTTOM, TOP = 32, 24, 10
 
 @register.filter
 def dec2(value):
-    """A Fraction (score, mean, kappa) as 4.23; an em dash for None."""
-    return "—" if value is None else f"{float(value):.2f}"
+    """A Fraction (score, mean, kappa) as 4.23 (4,23 in Danish and Dutch); an em dash for None.
+    Rounded first, then given the language's decimal separator."""
+    return "—" if value is None else number_format(f"{float(value):.2f}")
 
 
 @register.filter
@@ -22,7 +25,11 @@ def percent(value):
 
 @register.filter
 def yes_no(value):
-    return "—" if value is None else ("yes" if value else "no")
+    return (
+        "—"
+        if value is None
+        else (pgettext("measure", "yes") if value else pgettext("measure", "no"))
+    )
 
 
 @register.filter
