@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("imrtrial", "0015_follow_up_ends_and_baseline_anchor"),
+        ("imrtrial", "0016_label_translations"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
