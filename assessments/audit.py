@@ -1,6 +1,7 @@
 """What of the case record forms the audit report shows (see imrtrial.audit.Source)."""
 
 from django.db.models import Q
+from django.utils.translation import gettext_lazy
 
 from imrtrial.audit import Source, register
 
@@ -24,7 +25,7 @@ def free_text_items(row):
 register(
     Source(
         key="visit",
-        label="Visit",
+        label=gettext_lazy("Visit"),
         model=Visit,
         trial="participant__trial",
         site="participant__site",
@@ -39,7 +40,7 @@ register(
 register(
     Source(
         key="formentry",
-        label="Form entry",
+        label=gettext_lazy("Form entry"),
         model=FormEntry,
         trial="participant__trial",
         site="participant__site",
@@ -56,7 +57,7 @@ register(
 register(
     Source(
         key="exclusion",
-        label="Exclusion after randomization",
+        label=gettext_lazy("Exclusion after randomization"),
         model=ExclusionAfterRandomization,
         trial="participant__trial",
         site="participant__site",
@@ -71,7 +72,7 @@ register(
 register(
     Source(
         key="death",
-        label="Death",
+        label=gettext_lazy("Death"),
         model=Death,
         trial="participant__trial",
         site="participant__site",

@@ -43,7 +43,7 @@ def status_dashboard(request, trial_key):
     """Participants x visits, every form's state at a glance, filtered and paginated in SQL."""
     trial = access.trial_or_404(request.user, trial_key)
     if not may_see_dashboard(request.user, trial):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     reader = dashboard.Reader.of(request.user, trial)
     sites = list(Site.objects.filter(pk__in=reader.sites).order_by("name"))
     timepoints = list(trial.timepoints.all())
@@ -147,7 +147,7 @@ def queue(request, trial_key):
     """What waits on the data manager, with counts per site and the ageing of queries."""
     trial = access.trial_or_404(request.user, trial_key)
     if not may_manage_data(request.user, trial):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     sites = list(access.sites_where(request.user, Perm.VERIFY_FORMS, trial).order_by("name"))
     now = timezone.now()
     today = timezone.localdate()
@@ -259,7 +259,7 @@ def database_lock(request, trial_key):
     """What blocks the database lock, and the lock (or the exceptional unlock) with a reason."""
     trial = access.trial_or_404(request.user, trial_key)
     if not may_lock_database(request.user, trial):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     error = None
     if request.method == "POST":
         action = request.POST.get("action")

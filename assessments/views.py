@@ -132,7 +132,7 @@ def withdrawal_new(request, trial_key, participant_id):
     trial = access.trial_or_404(request.user, trial_key)
     participant = access.participant_or_404(request.user, trial, participant_id)
     if not access.may_withdraw(request.user, participant):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     form = WithdrawalForm(
         _post(request),
         may_stop_intervention=access.may_withdraw(
@@ -171,7 +171,7 @@ def _follow_up_end_page(request, trial_key, participant_id, form_class, record, 
     trial = access.trial_or_404(request.user, trial_key)
     participant = access.participant_or_404(request.user, trial, participant_id)
     if not access.may_withdraw(request.user, participant):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     form = form_class(_post(request))
     if request.method == "POST" and form.is_valid():
         try:
@@ -228,7 +228,7 @@ def worklist(request, trial_key):
     trial = access.trial_or_404(request.user, trial_key)
     sites = _entry_sites(request.user, trial)
     if not sites.exists():
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     today = timezone.localdate()
     visits = (
         Visit.objects.due(today)
@@ -305,7 +305,7 @@ def _visit_or_404(request, trial_key, visit_pk):
         access.has(request.user, perm, trial, site)
         for perm in (Perm.VIEW_PARTICIPANTS, Perm.ENTER_INTERVIEW, Perm.ENTER_STAFF_RATING)
     ):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     return trial, visit
 
 
@@ -381,13 +381,13 @@ def entry_form(request, trial_key, visit_pk, instrument, kind):
     try:
         definition = registry.get(instrument)
     except KeyError:
-        raise Http404("No such instrument.") from None
+        raise Http404(_("No such instrument.")) from None
     if kind not in FormEntry.Kind.values or kind == FormEntry.Kind.FINAL:
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     if instrument not in visit.timepoint.instruments or not access.may_enter(
         request.user, visit.participant, definition.rater
     ):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     this_form = FormEntry.objects.filter(
         participant=visit.participant,
         instrument=instrument,
@@ -541,7 +541,7 @@ def reconcile(request, trial_key, visit_pk, instrument):
     try:
         definition = registry.get(instrument)
     except KeyError:
-        raise Http404("No such instrument.") from None
+        raise Http404(_("No such instrument.")) from None
     diffs = services.discrepancies(visit.participant, instrument, visit.timepoint.code)
     if diffs is None:
         messages.error(request, _("Both entries must be complete before they are reconciled."))
@@ -616,7 +616,7 @@ def visit_manage(request, trial_key, visit_pk):
 def guess(request, trial_key, visit_pk):
     trial, visit = _visit_or_404(request, trial_key, visit_pk)
     if not access.may_enter(request.user, visit.participant, "assessor_interview"):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     try:
@@ -688,7 +688,7 @@ def reminder_list(request, trial_key):
         request.user, Perm.VERIFY_FORMS, trial
     )
     if not sites.exists():
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     lines = (
         Reminder.objects.filter(visit__participant__trial=trial, visit__participant__site__in=sites)
         .select_related("recipient", "visit__participant", "visit__timepoint")
@@ -737,7 +737,7 @@ def _query_or_404(request, trial, query_pk):
         participant__trial=trial,
     )
     if not queries.may_see(request.user, query):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     return query
 
 
@@ -773,22 +773,22 @@ def query_new(request, trial_key, visit_pk):
     trial, visit = _visit_or_404(request, trial_key, visit_pk)
     participant = visit.participant
     if not queries.may_open(request.user, participant):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     params = request.POST if request.method == "POST" else request.GET
     entry, item = None, params.get("item", "")
     if params.get("entry"):
         try:
             entry = FormEntry.objects.get(pk=int(params["entry"]), visit=visit)
         except (ValueError, FormEntry.DoesNotExist):
-            raise Http404("Not found.") from None
+            raise Http404(_("Not found.")) from None
         try:
             definition = registry.get(entry.instrument)
         except KeyError:
-            raise Http404("No such instrument.") from None
+            raise Http404(_("No such instrument.")) from None
         if item and item not in {i.code for i in definition.items}:
-            raise Http404("No such item.")
+            raise Http404(_("No such item."))
     elif item:
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     form = QueryForm(_post(request))
     if request.method == "POST" and form.is_valid():
         try:
@@ -876,7 +876,7 @@ def query_answer(request, trial_key, query_pk):
     trial = access.trial_or_404(request.user, trial_key)
     query = _query_or_404(request, trial, query_pk)
     if not queries.may_answer(request.user, query):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     item = _item_of(query)
@@ -905,7 +905,7 @@ def query_act(request, trial_key, query_pk):
     trial = access.trial_or_404(request.user, trial_key)
     query = _query_or_404(request, trial, query_pk)
     if not queries.may_act(request.user, query):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     form = QueryActionForm(request.POST)
@@ -935,7 +935,7 @@ def query_list(request, trial_key):
     trial = access.trial_or_404(request.user, trial_key)
     sites = access.query_sites(request.user, trial).order_by("name")
     if not sites.exists():
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     rows = DataQuery.objects.filter(participant__trial=trial, participant__site__in=sites)
     site = request.GET.get("site", "")
     if site:

@@ -31,7 +31,7 @@ def _scope(request, trial_key):
     trial = access.trial_or_404(request.user, trial_key)
     sites = access.report_sites(request.user, trial)
     if not sites:
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     context = {
         "trial": trial,
         "sites": sites,
@@ -67,9 +67,9 @@ def _consort(request, trial_key):
             ),
         )
     if view == reports.ARMS and not context["unblinded"]:
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     if view == reports.CODES and not context["codes"]:
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     flow = reports.consort(trial, sites=sites, view=view, today=context["today"])
     svg = charts.consort_svg(reports.consort_diagram(flow, trial), svg_id="consort")
     context.update(view=view, flow=flow, svg=svg)
@@ -268,7 +268,7 @@ def completeness(request, trial_key):
 def fidelity(request, trial_key):
     trial, sites, context = _scope(request, trial_key)
     if not context["unblinded"]:
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     log_access(request, trial, AccessLog.Action.VIEW_ALLOCATION, "Fidelity report")
     report = reports.fidelity(trial, sites=sites)
     svg = charts.value_bars(

@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
+from django.utils.translation import gettext as _
 
 from imrtrial import access
 from imrtrial.audit import log_access
@@ -21,7 +22,7 @@ from .models import ExportRun
 def _trial(request, trial_key):
     trial = access.trial_or_404(request.user, trial_key)
     if not access.may_open_exports(request.user, trial):  # the home page's link asks the same
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     return trial, access.may_see_allocation_key(request.user, trial)
 
 
@@ -34,9 +35,9 @@ def export_list(request, trial_key):
     if request.method == "POST":
         releasing = "release-dataset" in request.POST
         if releasing and not may_release:
-            raise Http404("Not found.")
+            raise Http404(_("Not found."))
         if not releasing and not may_export:
-            raise Http404("Not found.")
+            raise Http404(_("Not found."))
         bound = (ReleaseForm if releasing else ExportForm)(
             request.POST, prefix="release" if releasing else "export"
         )
@@ -102,7 +103,7 @@ def export_detail(request, trial_key, pk):
 def download(request, trial_key, pk):
     run = _run(request, trial_key, pk)
     if not services.may_download(run, request.user) or not run.path.exists():
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     action = AccessLog.Action.RELEASE_KEY if run.unblinded else AccessLog.Action.EXPORT
     log_access(
         request, run.trial, action, f"download of export {run.pk}", export=run.pk, sha256=run.sha256

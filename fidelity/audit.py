@@ -1,6 +1,8 @@
 """What of IMR delivery the audit report shows (see imrtrial.audit.Source). All of it is
 allocation-revealing: only auditors unblinded at the group's site see any of it."""
 
+from django.utils.translation import gettext_lazy
+
 from imrtrial.audit import Source, register
 
 from .models import (
@@ -25,7 +27,7 @@ def _raw_scores_not_yet_shown(rows):
 register(
     Source(
         key="imrgroup",
-        label="IMR group",
+        label=gettext_lazy("IMR group"),
         model=ImrGroup,
         trial="trial",
         site="site",
@@ -36,7 +38,7 @@ register(
 register(
     Source(
         key="groupmembership",
-        label="IMR group membership",
+        label=gettext_lazy("IMR group membership"),
         model=GroupMembership,
         trial="group__trial",
         site="group__site",
@@ -49,7 +51,7 @@ register(
 register(
     Source(
         key="session",
-        label="IMR session",
+        label=gettext_lazy("IMR session"),
         model=Session,
         trial="group__trial",
         site="group__site",
@@ -61,7 +63,7 @@ register(
 register(
     Source(
         key="attendance",
-        label="IMR attendance",
+        label=gettext_lazy("IMR attendance"),
         model=Attendance,
         trial="session__group__trial",
         site="session__group__site",
@@ -77,7 +79,7 @@ register(
 register(
     Source(
         key="followupcall",
-        label="IMR follow-up call",
+        label=gettext_lazy("IMR follow-up call"),
         model=FollowUpCall,
         trial="session__group__trial",
         site="session__group__site",
@@ -90,7 +92,7 @@ register(
 register(
     Source(
         key="fidelityassessment",
-        label="Fidelity assessment",
+        label=gettext_lazy("Fidelity assessment"),
         model=FidelityAssessment,
         trial="group__trial",
         site="group__site",
@@ -102,7 +104,7 @@ register(
 register(
     Source(
         key="fidelityrating",
-        label="Fidelity rating",
+        label=gettext_lazy("Fidelity rating"),
         model=FidelityRating,
         trial="assessment__group__trial",
         site="assessment__group__site",

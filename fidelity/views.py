@@ -63,7 +63,7 @@ def _may_log(user, group):
 
 def _require_log(user, group):
     if not _may_log(user, group):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
 
 
 def _parse_day(value):
@@ -119,7 +119,7 @@ def group_new(request, trial_key):
     trial = _trial(request, trial_key)
     sites = list(access.sites_where_unblinded(request.user, Perm.LOG_ATTENDANCE, trial))
     if not sites:
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     candidates = (
         get_user_model()
         .objects.filter(memberships__trial=trial, memberships__active=True)

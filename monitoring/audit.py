@@ -2,6 +2,8 @@
 mark, one event per row (marks are never changed). A clearing is not a row: it is the change of
 the form's values, which the report shows among the form entries, with who, when and why."""
 
+from django.utils.translation import gettext_lazy
+
 from imrtrial.audit import Source, register
 
 from .models import SourceVerification
@@ -9,7 +11,7 @@ from .models import SourceVerification
 register(
     Source(
         key="sdv",
-        label="Source data verification",
+        label=gettext_lazy("Source data verification"),
         model=SourceVerification,
         trial="entry__participant__trial",
         site="entry__participant__site",

@@ -43,7 +43,7 @@ COLOURS = (charts.PALETTE[2], charts.PALETTE[1], charts.PALETTE[4])
 def _sites_or_404(user, trial):
     sites = access.sdv_progress_sites(user, trial).order_by("name")
     if not sites.exists():
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     return sites
 
 
@@ -188,7 +188,7 @@ def _visit_or_404(request, trial, visit_pk):
         participant__trial=trial,
     )
     if not _may_read(request.user, visit.participant):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     return visit
 
 
@@ -272,7 +272,7 @@ def entry_page(request, trial_key, entry_pk):
     )
     participant = entry.participant
     if entry.visit is None or not _may_read(request.user, participant):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     may_mark = access.may_source_verify(request.user, participant)
     form = MarkForm(
         request.POST if request.method == "POST" else None,
@@ -280,7 +280,7 @@ def entry_page(request, trial_key, entry_pk):
     )
     if request.method == "POST":
         if not may_mark:
-            raise Http404("Not found.")
+            raise Http404(_("Not found."))
         if form.is_valid():
             try:
                 mark_source_verified(

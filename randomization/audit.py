@@ -1,6 +1,7 @@
 """What of randomization the audit report shows (see imrtrial.audit.Source)."""
 
 from django.db.models import Q
+from django.utils.translation import gettext_lazy
 
 from imrtrial.audit import Source, register
 
@@ -9,7 +10,7 @@ from .models import Allocation, IdentifyingDetails, Screening, Withdrawal
 register(
     Source(
         key="screening",
-        label="Screening",
+        label=gettext_lazy("Screening"),
         model=Screening,
         trial="trial",
         site="site",
@@ -20,7 +21,7 @@ register(
 register(
     Source(
         key="identifying",
-        label="Identifying details",
+        label=gettext_lazy("Identifying details"),
         model=IdentifyingDetails,
         trial="screening__trial",
         site="screening__site",
@@ -33,7 +34,7 @@ register(
 register(
     Source(
         key="allocation",
-        label="Allocation",
+        label=gettext_lazy("Allocation"),
         model=Allocation,
         trial="trial",
         site="participant__site",
@@ -50,7 +51,7 @@ register(
 register(
     Source(
         key="withdrawal",
-        label="Withdrawal",
+        label=gettext_lazy("Withdrawal"),
         model=Withdrawal,
         trial="participant__trial",
         site="participant__site",

@@ -333,7 +333,7 @@ def allocation_history(request, trial_key):
     else, site staff included): the order is what makes the next allocation guessable."""
     trial = access.trial_or_404(request.user, trial_key)
     if not _may_see_history(request.user, trial):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     sites = access.sites_where_unblinded(request.user, Perm.RELEASE_ALLOCATION_KEY, trial)
     allocations = (
         Allocation.objects.filter(trial=trial, participant__site__in=sites)

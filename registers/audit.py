@@ -1,6 +1,8 @@
 """What of register data the audit report shows (see imrtrial.audit.Source): each imported file
 (its batch: who, when, why, the file's checksum) and each record's history."""
 
+from django.utils.translation import gettext_lazy
+
 from imrtrial.audit import Source, register
 
 from .models import ImportBatch, RegisterRecord
@@ -8,7 +10,7 @@ from .models import ImportBatch, RegisterRecord
 register(
     Source(
         key="register_batch",
-        label="Register data: imported files",
+        label=gettext_lazy("Register data: imported files"),
         model=ImportBatch,
         trial="trial",
         select_related=("dataset",),
@@ -19,7 +21,7 @@ register(
 register(
     Source(
         key="register_record",
-        label="Register data: records",
+        label=gettext_lazy("Register data: records"),
         model=RegisterRecord,
         trial="participant__trial",
         site="participant__site",

@@ -22,7 +22,7 @@ REPORT_ROWS_SHOWN = 200
 def _trial(request, trial_key):
     trial = access.trial_or_404(request.user, trial_key)
     if not services.may_import(request.user, trial):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     return trial
 
 

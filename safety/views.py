@@ -31,7 +31,7 @@ def _participant(request, trial_key, participant_id, *, record=False):
     participant = access.participant_or_404(request.user, trial, participant_id)
     allowed = services.may_record if record else services.may_read
     if not allowed(request.user, participant):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     return trial, participant
 
 

@@ -2,6 +2,8 @@
 each signature (who, printed name, when, meaning, method, digest) and its invalidation with the
 reason, as a change of the same row; and the trial's sign-off setting."""
 
+from django.utils.translation import gettext_lazy
+
 from imrtrial.audit import Source, register
 
 from .models import Signature, SignoffSetting
@@ -15,7 +17,7 @@ def _describe(row):
 register(
     Source(
         key="signature",
-        label="Investigator signature",
+        label=gettext_lazy("Investigator signature"),
         model=Signature,
         trial="participant__trial",
         site="participant__site",
@@ -38,7 +40,7 @@ register(
 register(
     Source(
         key="signoffsetting",
-        label="Sign-off setting",
+        label=gettext_lazy("Sign-off setting"),
         model=SignoffSetting,
         trial="trial",
         describe=lambda row: (

@@ -41,7 +41,7 @@ def signature_list(request, trial_key):
     trial = access.trial_or_404(request.user, trial_key)
     sites = access.sites_where_may_sign(request.user, trial)
     if not sites.exists():
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     participants = (
         Participant.objects.filter(trial=trial, site__in=sites, randomized_on__isnull=False)
         .select_related("site")
@@ -76,7 +76,7 @@ def _visit_or_404(user, trial, visit_pk):
         participant__trial=trial,
     )
     if not access.may_sign(user, visit.participant):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     return visit
 
 
@@ -124,7 +124,7 @@ def sign_casebook(request, trial_key, participant_id):
     trial = access.trial_or_404(request.user, trial_key)
     participant = access.participant_or_404(request.user, trial, participant_id)
     if not access.may_sign(request.user, participant):
-        raise Http404("Not found.")
+        raise Http404(_("Not found."))
     return _sign(request, trial, participant, None)
 
 
