@@ -393,7 +393,9 @@ def grid(reader, participants, timepoints, *, visit_url, entry_url, reconcile_ur
             if visit is None:
                 cells.append(Cell(None))
                 continue
-            cell = Cell(visit, visit_url(visit.pk), tp.label, marks=marks.get((p.pk, visit.pk), []))
+            cell = Cell(
+                visit, visit_url(visit.pk), tp.display_label, marks=marks.get((p.pk, visit.pk), [])
+            )
             answered = queries[visit.pk, "answered", True] + queries[visit.pk, "answered", False]
             mine_open = queries[visit.pk, "open", True]
             cell.open_queries = answered + mine_open + queries[visit.pk, "open", False]

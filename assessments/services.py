@@ -168,7 +168,7 @@ def check_may_enter(user, visit, instrument):
     if instrument.code not in visit.timepoint.instruments:
         raise Refused(
             _("%(name)s is not due at %(visit)s.")
-            % {"name": instrument.name, "visit": visit.timepoint.label}
+            % {"name": instrument.name, "visit": visit.timepoint.display_label}
         )
     if not access.may_enter(user, visit.participant, instrument.rater):
         raise Refused(_("You may not enter this form for this participant."))

@@ -527,7 +527,7 @@ def entry_status(request, trial_key, visit_pk, entry_pk):
             _("%(name)s at %(visit)s is %(status)s.")
             % {
                 "name": name,
-                "visit": visit.timepoint.label,
+                "visit": visit.timepoint.display_label,
                 "status": _(entry.get_status_display()).lower(),
             },
         )

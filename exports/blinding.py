@@ -111,7 +111,7 @@ def guess_rates(trial, *, sites):
         rows.append(
             {
                 "code": tp.code,
-                "label": tp.label,
+                "label": tp.display_label,
                 "n": n,
                 "counts": counts,
                 "guesses": [
@@ -149,7 +149,7 @@ def bang_index(trial, *, sites):
         rows.append(
             {
                 "code": tp.code,
-                "label": tp.label,
+                "label": tp.display_label,
                 "arms": [
                     {"arm": arm, "label": label, "index": bang(*tally[code])}
                     for code, arm, label, _ in arms

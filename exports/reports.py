@@ -322,7 +322,7 @@ def consort(trial, *, sites, view, today):
             timepoints=[
                 {
                     "code": tp.code,
-                    "label": tp.label,
+                    "label": tp.display_label,
                     "counts": dict.fromkeys(CONSORT_OUTCOMES, 0),
                     "lost_by": dict.fromkeys(Visit.MissedBecause.values, 0),
                 }
@@ -354,7 +354,7 @@ def consort(trial, *, sites, view, today):
     return {
         "view": view,
         "enrolment": _enrolment(trial, sites, allocations),
-        "timepoints": [{"code": tp.code, "label": tp.label} for tp in timepoints],
+        "timepoints": [{"code": tp.code, "label": tp.display_label} for tp in timepoints],
         "primary": measure.label if measure else None,
         "columns": columns,
     }
@@ -723,7 +723,9 @@ def follow_up(trial, *, sites, today):
         counts = dict.fromkeys((key for key, _ in FOLLOW_UP_CATEGORIES), 0)
         for pk in standing:
             counts[visit_outcome(visits.get((pk, tp.pk)), withdrawals.get(pk), today)] += 1
-        rows.append({"code": tp.code, "label": tp.label, "counts": counts, "total": len(standing)})
+        rows.append(
+            {"code": tp.code, "label": tp.display_label, "counts": counts, "total": len(standing)}
+        )
     return {"categories": FOLLOW_UP_CATEGORIES, "timepoints": rows, "participants": len(standing)}
 
 
@@ -798,7 +800,7 @@ def completeness(trial, *, sites, today):
         summary([cells[code, tp.code] for code in tp.instruments]) for tp in timepoints
     ]
     return {
-        "timepoints": [{"code": tp.code, "label": tp.label} for tp in timepoints],
+        "timepoints": [{"code": tp.code, "label": tp.display_label} for tp in timepoints],
         "instruments": rows,
         "per_timepoint": per_timepoint,
         "total": summary(list(cells.values())),

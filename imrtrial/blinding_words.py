@@ -34,6 +34,27 @@ PAGE_WORDS = [
     r"\bAllocations?\b",
     r"(?i)\brandomization number\b",
     r"(?i)\bstops? the intervention\b",  # withdrawal level 1: the IMR arm only
+    # The same facts as the Danish and Dutch pages say them (locale/*/django.po).
+    r"\bIMR-grupper?(?:ne)?\b",
+    r"(?i)\bIMR-groep(?:en)?\b",
+    r"(?i)\bfremmøde\b",
+    r"(?i)\baanwezigheid\b",
+    r"\bDeltog\b",
+    r"\bFraværende\b",
+    r"\bAfbud\b",
+    r"\bAanwezig\b",
+    r"\bAfwezig\b",
+    r"\bAfgemeld\b",
+    r"(?i)\bindhentning\b",
+    r"(?i)\binhaalsessie\b",
+    r"(?i)\bprogramtroskab\w*",
+    r"(?i)\bmodelgetrouwheid\w*",
+    r"\bAllokering(?:er)?\b",
+    r"\bToewijzing(?:en)?\b",
+    r"(?i)\brandomiseringsnummer\b",
+    r"(?i)\brandomisatienummer\b",
+    r"(?i)\bstopper interventionen\b",
+    r"(?i)\bstopt (?:met )?de interventie\b",
 ]
 # The programme's own words: whoever writes them about a participant knows they are in it.
 PROGRAMME_WORDS = [

@@ -13,3 +13,8 @@ def localized(english, translations, language=None):
             if code in translations:
                 return translations[code]
     return english
+
+
+def level_label(level):
+    """A stratum level ({"code", "label", "translations"?} as the trial file gave it)."""
+    return localized(level["label"], level.get("translations"))

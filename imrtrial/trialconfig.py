@@ -175,6 +175,9 @@ class TrialFile(schema.Strict):
     registration_id: schema.text(60) | None = None
     target_sample_size: schema.PositiveInt | None = None
     id_prefix: schema.matching(r"[A-Z]{1,6}", "1-6 capital letters") = "P"
+    # The site's language for the trial's staff who chose none (imrtrial.i18n); unset: the
+    # browser's.
+    language: Literal[schema.LANGUAGES] | None = None
     arms: schema.nonempty_list(ArmSpec)
     design: Design
     sites: schema.nonempty_list(SiteSpec)
@@ -362,6 +365,7 @@ def _normalize(f):
         "registration_id": f.get("registration_id") or "",
         "target_sample_size": f.get("target_sample_size"),
         "id_prefix": f.get("id_prefix", "P"),
+        "language": f.get("language") or "",
         "arms": arms,
         "design": {
             "method": design.method,
@@ -434,6 +438,7 @@ def create_trial(config):
         name=config["name"],
         registration_id=config["registration_id"],
         id_prefix=config["id_prefix"],
+        language=config.get("language", ""),
         target_sample_size=config["target_sample_size"],
         method=design["method"],
         block_sizes=design["block_sizes"],

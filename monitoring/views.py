@@ -108,7 +108,7 @@ def progress_page(request, trial_key):
             )
     for tp in timepoints:
         total = sum((c for (_, t), c in counts.items() if t == tp.code), progress.Counter())
-        by_visit.append({"label": tp.label, "timepoint": tp, **_summary(total)})
+        by_visit.append({"label": tp.display_label, "timepoint": tp, **_summary(total)})
     return render(
         request,
         "monitoring/progress.html",
@@ -149,7 +149,7 @@ def form_list(request, trial_key):
     order = {tp.code: tp.order for tp in timepoints}
     rows.sort(key=lambda r: (r[1], order.get(r[2], 99), r[3]))
     page = Paginator(rows, ROWS_PER_PAGE).get_page(request.GET.get("page"))
-    labels = {tp.code: tp.label for tp in timepoints}
+    labels = {tp.code: tp.display_label for tp in timepoints}
     query = request.GET.copy()
     query.pop("page", None)
     return render(

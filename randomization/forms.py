@@ -3,6 +3,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from imrtrial.forms import PastDateField
+from imrtrial.i18n_text import level_label
 
 YES_NO = [("yes", _("Yes")), ("no", _("No"))]
 
@@ -35,7 +36,7 @@ class ScreeningForm(forms.Form):
         self.fields["screened_on"].initial = timezone.localdate()
         for criterion in self.criteria:
             self.fields[f"c_{criterion.code}"] = forms.ChoiceField(
-                label=f"{criterion.get_kind_display()}: {criterion.text}",
+                label=f"{criterion.get_kind_display()}: {criterion.display_text}",
                 choices=YES_NO,
                 widget=forms.RadioSelect(attrs={"class": "form-check-inline"}),
             )
@@ -74,8 +75,8 @@ class EnrolForm(forms.Form):
         self.factors = [f for f in factors if not f.from_site]
         for factor in self.factors:
             self.fields[factor.code] = forms.ChoiceField(
-                label=factor.label,
-                choices=[(lv["code"], lv["label"]) for lv in factor.levels],
+                label=factor.display_label,
+                choices=[(lv["code"], level_label(lv)) for lv in factor.levels],
                 widget=forms.RadioSelect,
             )
 

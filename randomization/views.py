@@ -17,6 +17,7 @@ from django.utils.translation import ngettext
 
 from imrtrial import access
 from imrtrial.audit import log_access
+from imrtrial.i18n_text import level_label
 from imrtrial.models import AccessLog, Perm
 
 from . import services
@@ -231,11 +232,11 @@ def randomize(request, trial_key, participant_id):
     factors = []
     for factor in trial.factors.all():
         if factor.from_site:
-            factors.append((factor.label, participant.site.name))
+            factors.append((factor.display_label, participant.site.display_name))
         else:
-            labels = {lv["code"]: lv["label"] for lv in factor.levels}
+            labels = {lv["code"]: level_label(lv) for lv in factor.levels}
             code = participant.factor_levels.get(factor.code)
-            factors.append((factor.label, labels.get(code, _("— missing —"))))
+            factors.append((factor.display_label, labels.get(code, _("— missing —"))))
     return render(
         request,
         "randomization/randomize.html",

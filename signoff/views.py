@@ -149,7 +149,7 @@ def _sign(request, trial, participant, visit):
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
-            what = visit.timepoint.label if visit else _("casebook")
+            what = visit.timepoint.display_label if visit else _("casebook")
             messages.success(
                 request,
                 _("Signed: %(pid)s, %(what)s.") % {"pid": participant.participant_id, "what": what},

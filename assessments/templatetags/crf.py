@@ -5,6 +5,8 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
+from imrtrial.templatetags.trialtext import localized
+
 register = template.Library()
 
 
@@ -19,9 +21,9 @@ def item_hint(item, instrument):
     if item.type in ("integer", "decimal"):
         hint = f"{item.min}–{item.max}"
     elif item.type == "choice":
-        hint = ", ".join(f"{v} {label}" for v, label in item.choices)
+        hint = ", ".join(f"{v} {localized(label)}" for v, label in item.choices)
     elif item.type == "boolean":
-        hint = "yes / no"
+        hint = _("yes / no")
     elif item.type == "date":
         hint = _("YYYY-MM-DD")
     else:

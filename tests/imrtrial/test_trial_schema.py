@@ -187,3 +187,10 @@ def test_an_instrument_file_is_checked_by_its_schema_with_the_items_code(path, v
     with pytest.raises(definitions.DefinitionError) as refused:
         definitions.parse(definition, "tiny.yaml")
     assert any(expected in p for p in refused.value.problems), refused.value.problems
+
+
+def test_a_trial_file_may_set_the_sites_language_for_its_staff():
+    trial = trialconfig.create_trial(trialconfig.parse(danish(key="dk-da", language="da")))
+    assert trial.language == "da"
+    found = problems_of(danish(key="dk-de", language="de"))
+    assert any(p.startswith("file.language: must be one of en, da or nl") for p in found), found

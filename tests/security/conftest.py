@@ -128,6 +128,14 @@ def _timepoints(trial):
 def build_world():
     today = timezone.localdate()
     trial = make_trial()
+    # The arms named in all three languages, as a trial file may: each is a fact no blinded
+    # page may show, in any language (imrtrial.blinding_words).
+    trial.arms.filter(code="imr").update(
+        translations={"da": "IMR + standardbehandling", "nl": "IMR + gebruikelijke zorg"}
+    )
+    trial.arms.filter(code="tau").update(
+        translations={"da": "Standardbehandling", "nl": "Gebruikelijke zorg"}
+    )
     _timepoints(trial)
     north, south = trial.sites.get(code="north"), trial.sites.get(code="south")
     users = {}

@@ -19,6 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from assessments.models import FormEntry
 from imrtrial.blinding_words import PAGE_WORDS
+from imrtrial.i18n import set_preference
 from imrtrial.models import Role, Trial
 
 from .conftest import BLINDED_ROLES
@@ -42,7 +43,7 @@ EXEMPT = [str(label) for _, label in Role.choices] + ["Attendance reminder after
 EXEMPT += [str(description) for _, description in Trial._meta.permissions]
 # Django's own permission names ("Fidelity | attendance | Can view attendance"), listed on the
 # admin's user and group pages: names of tables, not rows.
-PERMISSION_NAME = re.compile(r"[\w ]+ \| [\w ]+ \| Can (?:add|change|delete|view) [\w ]+")
+PERMISSION_NAME = re.compile(r"[\w -]+ \| [\w -]+ \| Can (?:add|change|delete|view) [\w -]+")
 # The trial's own configuration names its arms (the trial's name often does too); what no
 # blinded page may show is which participant is in which.
 ARMS_ALLOWED_ON = ("/admin/imrtrial/trial/",)
@@ -51,7 +52,11 @@ ARMS_ALLOWED_ON = ("/admin/imrtrial/trial/",)
 WORDS = PAGE_WORDS
 # CONSORT names its second stage "Allocation" (a heading on a line of its own in the flow
 # diagram and its table), the same words for both arms; the word elsewhere still counts.
-CONSORT_STAGE = re.compile(r"^\s*Allocation(?:, follow-up and analysis)?\s*$", re.M)
+CONSORT_STAGE = re.compile(
+    r"^\s*(?:Allocation(?:, follow-up and analysis)?|Allokering(?:, opfølgning og analyse)?"
+    r"|Toewijzing(?:, follow-up en analyse)?)\s*$",
+    re.M,
+)
 # Links to pages only the unblinded may open.
 UNBLINDED_LINKS = [
     "/imr-groups/",
@@ -422,10 +427,15 @@ REACHES = {
 }
 
 
+@pytest.mark.parametrize("language", ["en", "da", "nl"])
 @pytest.mark.parametrize("role", BLINDED_ROLES)
-def test_blinded_roles_reach_no_allocation_revealing_fact(role, client, world):
+def test_blinded_roles_reach_no_allocation_revealing_fact(role, language, client, world):
+    """In every language the site speaks: the arm labels are given in all three (the world's
+    trial file), and the page words in each (imrtrial.blinding_words)."""
     user = worst_case_staff(world.users[role])
+    set_preference(user, language)
     client.force_login(user)
+    assert client.get("/").headers["Content-Language"] == language
     arms = world.trial.arms.all()
     crawler = Crawler(
         client, world.revealing_texts(), [a.code for a in arms], [a.label for a in arms]
