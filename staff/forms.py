@@ -135,22 +135,25 @@ def _days(label, help_text=""):
 
 
 class WindowForm(forms.Form):
-    window_before_days = _days("Days before the due date")
-    window_after_days = _days("Days after the due date")
+    window_before_days = _days(gettext_lazy("Days before the due date"))
+    window_after_days = _days(gettext_lazy("Days after the due date"))
     reason = ReasonField()
 
 
 class RemindersForm(forms.Form):
     reminder_lead_days = _days(
-        "Reminder lead days", "How many days before a visit window opens its assessor hears."
+        gettext_lazy("Reminder lead days"),
+        gettext_lazy("How many days before a visit window opens its assessor hears."),
     )
     escalation_after_days = _days(
-        "Escalation after days", "Days past its window before an overdue visit is escalated."
+        gettext_lazy("Escalation after days"),
+        gettext_lazy("Days past its window before an overdue visit is escalated."),
     )
     query_reminder_days = _days(
-        "Query reminder days", "An open data query older than this is in the digest."
+        gettext_lazy("Query reminder days"),
+        gettext_lazy("An open data query older than this is in the digest."),
     )
-    attendance_reminder_after_days = _days("Attendance reminder after days")
+    attendance_reminder_after_days = _days(gettext_lazy("Attendance reminder after days"))
     reason = ReasonField()
 
 

@@ -23,7 +23,7 @@ def item_hint(item, instrument):
     elif item.type == "choice":
         hint = ", ".join(f"{v} {localized(label)}" for v, label in item.choices)
     elif item.type == "boolean":
-        hint = _("yes / no")
+        hint = "yes / no"  # what entry accepts, in every language (definitions._convert)
     elif item.type == "date":
         hint = _("YYYY-MM-DD")
     else:
