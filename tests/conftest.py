@@ -22,7 +22,9 @@ the fidelity `group`) live in that package's conftest, built from these fixtures
 tests/factories.py."""
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
+from django.utils import translation
 
 from imrtrial.models import Role
 
@@ -39,6 +41,16 @@ def _tests_need_postgresql(django_db_setup, django_db_blocker):
                 "database.",
                 returncode=2,
             )
+
+
+@pytest.fixture(autouse=True)
+def _each_test_starts_in_the_default_language():
+    """A request leaves its language active in the thread (LocaleMiddleware sets it on every
+    request, so the site never relies on what came before). A test that asked for a Danish page
+    must not make the next test's service messages Danish."""
+    translation.activate(django_settings.LANGUAGE_CODE)
+    yield
+    translation.activate(django_settings.LANGUAGE_CODE)
 
 
 @pytest.fixture(autouse=True)

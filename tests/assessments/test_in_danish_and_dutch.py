@@ -82,8 +82,8 @@ def test_an_entry_error_is_shown_in_the_readers_language(client, danish, post_vi
     url = reverse("assessments:entry", args=[danish.key, post_visit.pk, "panss", "single"])
     data = {f"item_{i.code}": "3" for i in registry.get("panss").items}
     data["item_p1"] = "4,5"
-    with translation.override("da"):
-        page = client.post(url, data | {"complete": "1"}).content.decode()
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "da"  # the middleware decides, per request
+    page = client.post(url, data | {"complete": "1"}).content.decode()
     assert "Indtast et heltal." in page and "Intet blev gemt." in page
 
 

@@ -243,7 +243,16 @@ def test_the_crawler_searches_pages_for_the_same_words_the_refusal_uses(world):
     assert patterns == set(blinding_words.PAGE_WORDS)
     # The names among them are facts the crawler looks for.
     names = {w.literal for w in words if w.kind in ("arm", "group")}
-    assert names == {"IMR + TAU", "Treatment as usual", GROUP_NAME}
+    # The arms' labels in every language the trial gives them (tests/security/conftest.py).
+    assert names == {
+        "IMR + TAU",
+        "Treatment as usual",
+        "IMR + standardbehandling",
+        "Standardbehandling",
+        "IMR + gebruikelijke zorg",
+        "Gebruikelijke zorg",
+        GROUP_NAME,
+    }
     assert names <= world.revealing_texts()
     for sample in ("Attended twice", "Allocation seen", "catch-up", "stops the intervention"):
         assert blinding_words.names_arm(sample, world.trial), sample
