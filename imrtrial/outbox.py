@@ -35,7 +35,7 @@ from django.db.models import F
 from django.utils import timezone, translation
 
 from . import access
-from .i18n import language_for
+from .i18n import language_for, with_languages
 from .models import Trial
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,8 @@ def send_pending(model, claim, render, *, limit=500, check=None):
 
 @transaction.atomic
 def send_digest(model, claim, render, recipient_id, day, *, check=None):
-    recipient = get_user_model().objects.get(pk=recipient_id)
+    # With their language preference, read in the same query (imrtrial.i18n.with_languages).
+    recipient = with_languages(get_user_model().objects).get(pk=recipient_id)
     lines = claim(recipient, day)
     if not lines:
         return 0  # another sender holds these lines
