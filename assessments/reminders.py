@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from imrtrial import outbox
+from imrtrial.i18n_text import localized, short_date
 from imrtrial.models import Membership, Participant, Perm, Role, Trial, UnblindingIncident
 
 from .models import DataQuery, Reminder, Visit
@@ -179,6 +180,7 @@ def _claim(recipient, day):
             "visit__participant__participant_id",
             "visit__participant__site__name",
             "visit__timepoint__label",
+            "visit__timepoint__translations",
             "visit__window_start",
             "visit__window_end",
             "visit_id",
@@ -207,7 +209,8 @@ def _render(recipient, day, lines):
         recipient, [line.shows[-1] for line in lines if line.shows[0] == "query"]
     )
     for line in lines:
-        kind, pid, site, label, start, end, visit_id = line.shows
+        kind, pid, site, english, translations, start, end, visit_id = line.shows
+        label = localized(english, translations)  # the recipient's language is active
         if kind == Reminder.Kind.QUERY:
             n, oldest = waiting.get(visit_id, (0, None))
             text = ngettext(
@@ -217,15 +220,15 @@ def _render(recipient, day, lines):
             ) % {"pid": pid, "site": site, "label": label, "n": n}
             if oldest:
                 text += _(", the oldest opened %(date)s") % {
-                    "date": f"{timezone.localdate(oldest):%Y-%m-%d}"
+                    "date": short_date(timezone.localdate(oldest))
                 }
         else:
             text = _("%(pid)s (%(site)s): %(label)s, window %(start)s to %(end)s") % {
                 "pid": pid,
                 "site": site,
                 "label": label,
-                "start": f"{start:%Y-%m-%d}",
-                "end": f"{end:%Y-%m-%d}",
+                "start": short_date(start),
+                "end": short_date(end),
             }
         sections[str(Reminder.Kind(kind).label)].append(text)
     body = render_to_string(
@@ -236,7 +239,7 @@ def _render(recipient, day, lines):
             "sections": sorted(sections.items()),
         },
     )
-    return _("Follow-up visits to see to (%(day)s)") % {"day": f"{day:%Y-%m-%d}"}, body
+    return _("Follow-up visits to see to (%(day)s)") % {"day": short_date(day)}, body
 
 
 def _queries_waiting(recipient, visit_ids):

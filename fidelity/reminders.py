@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from imrtrial import outbox
+from imrtrial.i18n_text import short_date
 from imrtrial.models import Perm, Trial
 
 from .models import AttendanceReminder, ImrGroup
@@ -100,14 +101,14 @@ def _render(recipient, day, lines):
     by_group = defaultdict(list)
     for line in lines:
         name, site, expected = line.shows
-        by_group[f"{name} ({site})"].append(f"{expected:%Y-%m-%d}")
+        by_group[f"{name} ({site})"].append(short_date(expected))
     listed = "\n".join(f"  - {g}: {', '.join(dates)}" for g, dates in by_group.items())
     body = _(
         "Dear %(name)s,\n\n"
         "No session has been logged yet for these weekly session dates:\n%(listed)s\n\n"
         "Log the session and its attendance in imrtrial, or note why it did not take place.\n"
     ) % {"name": recipient.get_full_name() or recipient.get_username(), "listed": listed}
-    return _("IMR sessions to log (%(day)s)") % {"day": f"{day:%Y-%m-%d}"}, body
+    return _("IMR sessions to log (%(day)s)") % {"day": short_date(day)}, body
 
 
 def run_daily(today=None):

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from imrtrial import access, outbox
 from imrtrial.audit import attribute
 from imrtrial.errors import Refused
+from imrtrial.i18n_text import short_date
 from imrtrial.locking import Scope, writes_clinical_data
 from imrtrial.models import Membership, Participant, Perm, Role
 from randomization.services import allocation_of
@@ -54,10 +55,6 @@ def _locked(group):
     # One writer per group at a time: capacity and "one session per date" are checked, then
     # written, under this lock (the unique constraints are the backstop).
     return ImrGroup.objects.select_for_update().select_related("trial", "site").get(pk=group.pk)
-
-
-def _day(date):
-    return f"{date:%Y-%m-%d}"
 
 
 # --- Groups and members ----------------------------------------------------------------------
@@ -133,7 +130,7 @@ def end_group(group, *, by, on, reason):
     if group.ended_on:
         raise Refused(
             _("%(group)s already ended on %(ended_on)s.")
-            % {"group": group.name, "ended_on": _day(group.ended_on)}
+            % {"group": group.name, "ended_on": short_date(group.ended_on)}
         )
     if not reason:
         raise Refused(_("Give the reason the group ended early."))
@@ -144,12 +141,12 @@ def end_group(group, *, by, on, reason):
     if on < group.start_date:
         raise Refused(
             _("%(group)s starts on %(start_date)s; it cannot end before.")
-            % {"group": group.name, "start_date": _day(group.start_date)}
+            % {"group": group.name, "start_date": short_date(group.start_date)}
         )
     if last := Session.objects.filter(group=group, date__gt=on).order_by("-date").first():
         raise Refused(
             _("A session of %(group)s is logged on %(date)s, after that date.")
-            % {"group": group.name, "date": _day(last.date)}
+            % {"group": group.name, "date": short_date(last.date)}
         )
     current = list(
         GroupMembership.objects.filter(group=group).current().select_related("participant")
@@ -206,7 +203,7 @@ def add_member(group, participant, *, by, joined_on):
     if group.ended_on:
         raise Refused(
             _("%(group)s ended on %(ended_on)s; no one joins it now.")
-            % {"group": group.name, "ended_on": _day(group.ended_on)}
+            % {"group": group.name, "ended_on": short_date(group.ended_on)}
         )
     if problem := check_may_join(group, participant):
         raise Refused(problem)
@@ -216,12 +213,12 @@ def add_member(group, participant, *, by, joined_on):
     if participant.randomized_on and joined_on < participant.randomized_on:
         raise Refused(
             _("%(pid)s was randomized on %(randomized_on)s; they cannot join a group before that.")
-            % {"pid": pid, "randomized_on": _day(participant.randomized_on)}
+            % {"pid": pid, "randomized_on": short_date(participant.randomized_on)}
         )
     if group.enrolment == ImrGroup.Enrolment.CLOSED and joined_on > group.start_date:
         raise Refused(
             _("%(group)s has closed enrolment: members join by its start date, %(start_date)s.")
-            % {"group": group.name, "start_date": _day(group.start_date)}
+            % {"group": group.name, "start_date": short_date(group.start_date)}
         )
     current = GroupMembership.objects.current().filter(participant=participant).first()
     if current:
@@ -254,21 +251,21 @@ def leave_group(membership, *, by, left_on, reason=""):
     if membership.left_on:
         raise Refused(
             _("%(pid)s already left on %(left_on)s.")
-            % {"pid": pid, "left_on": _day(membership.left_on)}
+            % {"pid": pid, "left_on": short_date(membership.left_on)}
         )
     if left_on > timezone.localdate():
         raise Refused(_("The leaving date cannot be in the future."))
     if left_on < membership.joined_on:
         raise Refused(
             _("%(pid)s joined on %(joined_on)s; they cannot leave before.")
-            % {"pid": pid, "joined_on": _day(membership.joined_on)}
+            % {"pid": pid, "joined_on": short_date(membership.joined_on)}
         )
     if Attendance.objects.filter(
         participant=membership.participant, session__group=group, session__date__gt=left_on
     ).exists():
         raise Refused(
             _("%(pid)s has attendance recorded after %(left_on)s.")
-            % {"pid": pid, "left_on": _day(left_on)}
+            % {"pid": pid, "left_on": short_date(left_on)}
         )
     membership.left_on = left_on
     attribute(membership, by=by, reason=reason).save(update_fields=["left_on"])
@@ -313,17 +310,17 @@ def log_session(
     if date < group.start_date:
         raise Refused(
             _("%(group)s starts on %(start_date)s; no session before that.")
-            % {"group": group.name, "start_date": _day(group.start_date)}
+            % {"group": group.name, "start_date": short_date(group.start_date)}
         )
     if group.ended_on and date > group.ended_on:
         raise Refused(
             _("%(group)s ended on %(ended_on)s; no session after that.")
-            % {"group": group.name, "ended_on": _day(group.ended_on)}
+            % {"group": group.name, "ended_on": short_date(group.ended_on)}
         )
     if Session.objects.filter(group=group, date=date).exists():
         raise Refused(
             _("A session on %(date)s is already logged for %(group)s.")
-            % {"date": _day(date), "group": group.name}
+            % {"date": short_date(date), "group": group.name}
         )
     modules = [m for m in Module.values if m in set(modules)]  # curriculum order, no repeats
     _check_modules(modules)
@@ -350,7 +347,7 @@ def log_session(
                 "Not a member of %(group)s on %(date)s: %(outsiders)s. Attendance is recorded "
                 "for members only."
             )
-            % {"group": group.name, "date": _day(date), "outsiders": ", ".join(outsiders)}
+            % {"group": group.name, "date": short_date(date), "outsiders": ", ".join(outsiders)}
         )
     missing = sorted(p.participant_id for p in members if p not in attendance)
     if missing:
@@ -377,7 +374,7 @@ def log_session(
     except IntegrityError:  # the lock makes this unlikely; the constraint makes it safe
         raise Refused(
             _("A session on %(date)s is already logged for %(group)s.")
-            % {"date": _day(date), "group": group.name}
+            % {"date": short_date(date), "group": group.name}
         ) from None
     session.facilitators_present.set(present)
     for participant, status in sorted(attendance.items(), key=lambda kv: kv[0].participant_id):
@@ -403,7 +400,11 @@ def record_attendance(session, participant, *, by, status, reason):
     if row is None:
         raise Refused(
             _("%(pid)s was not a member of %(group)s on %(date)s.")
-            % {"pid": participant.participant_id, "group": group.name, "date": _day(session.date)}
+            % {
+                "pid": participant.participant_id,
+                "group": group.name,
+                "date": short_date(session.date),
+            }
         )
     if status not in Attendance.Status:
         raise Refused(_("Choose attended, absent, excused or catch-up."))
@@ -487,7 +488,7 @@ def create_assessment(group, *, by, kind, date, data_sources, report=""):
     if date < group.start_date:
         raise Refused(
             _("%(group)s starts on %(start_date)s.")
-            % {"group": group.name, "start_date": _day(group.start_date)}
+            % {"group": group.name, "start_date": short_date(group.start_date)}
         )
     sources = [s for s in FidelityAssessment.DataSource.values if s in set(data_sources)]
     if not sources or len(sources) != len(set(data_sources)):

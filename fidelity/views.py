@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from imrtrial import access
 from imrtrial.audit import log_access
+from imrtrial.i18n_text import short_date
 from imrtrial.models import AccessLog, Participant, Perm
 
 from . import measures, rules, services
@@ -337,7 +338,7 @@ def session_new(request, trial_key, pk):
             messages.success(
                 request,
                 _("Session of %(date)s logged: %(present)s of %(n)s members attended.")
-                % {"date": format(session.date, "%Y-%m-%d"), "present": present, "n": len(members)},
+                % {"date": short_date(session.date), "present": present, "n": len(members)},
             )
             return redirect("fidelity:group", trial.key, group.pk)
     return render(

@@ -1,8 +1,9 @@
 """Trial content in the reader's language: a label's English text is the fallback for every
-reader, its translations ({"da": ..., "nl": ...}) come from the trial or instrument file."""
+reader, its translations ({"da": ..., "nl": ...}) come from the trial or instrument file. And
+dates in messages written in Python, in the reader's format (imrtrial/formats)."""
 
 from django.conf import settings
-from django.utils import translation
+from django.utils import formats, translation
 
 
 def localized(english, translations, language=None):
@@ -18,3 +19,9 @@ def localized(english, translations, language=None):
 def level_label(level):
     """A stratum level ({"code", "label", "translations"?} as the trial file gave it)."""
     return localized(level["label"], level.get("translations"))
+
+
+def short_date(day):
+    """A date in a message or e-mail, as the active language writes it: 2026-11-30 in English,
+    30.11.2026 in Danish, 30-11-2026 in Dutch (the pages' SHORT_DATE_FORMAT)."""
+    return formats.date_format(day, "SHORT_DATE_FORMAT")

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from assessments.models import FormEntry
+from imrtrial.i18n_text import short_date
 
 from . import plan
 from .models import SdvPlan, SourceVerification
@@ -54,12 +55,10 @@ class Sdv:
     @property
     def label(self):
         if self.state == CLEARED:
-            return _("SDV cleared by a change on %(date)s") % {
-                "date": f"{self.cleared_on:%Y-%m-%d}"
-            }
+            return _("SDV cleared by a change on %(date)s") % {"date": short_date(self.cleared_on)}
         if self.state == VERIFIED:
             return _("Source-verified (source checked on %(date)s)") % {
-                "date": f"{self.mark.source_checked_on:%Y-%m-%d}"
+                "date": short_date(self.mark.source_checked_on)
             }
         return LABELS[NONE]
 

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from assessments.models import FormEntry
 from imrtrial import access
 from imrtrial.errors import Refused
+from imrtrial.i18n_text import short_date
 from imrtrial.locking import Scope, writes_clinical_data
 
 from . import plan, progress
@@ -56,7 +57,7 @@ def mark_source_verified(entry, *, by, checked_on):
     if current.state == progress.VERIFIED:
         raise Refused(
             _("This form is already source-verified (source checked on %(date)s).")
-            % {"date": f"{current.mark.source_checked_on:%Y-%m-%d}"}
+            % {"date": short_date(current.mark.source_checked_on)}
         )
     return SourceVerification.objects.create(
         entry=entry,

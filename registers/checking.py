@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext as _
 
 from assessments.models import Visit
+from imrtrial.i18n_text import short_date
 from imrtrial.models import Participant
 from randomization.models import IdentifyingDetails, Withdrawal
 from randomization.services import national_id_key
@@ -279,7 +280,7 @@ def _match(dataset, parsed, report):
                 (
                     line,
                     _("already imported: %(pid)s, this period, in batch %(batch)s of %(date)s")
-                    % {"pid": participant_id, "batch": batch, "date": f"{at:%Y-%m-%d}"},
+                    % {"pid": participant_id, "batch": batch, "date": short_date(at)},
                 )
             )
             continue

@@ -28,6 +28,7 @@ from django.utils.translation import gettext as _
 from imrtrial import access
 from imrtrial.audit import attribute
 from imrtrial.errors import Refused
+from imrtrial.i18n_text import short_date
 from imrtrial.locking import Scope, writes_clinical_data
 from imrtrial.models import Perm
 
@@ -56,10 +57,6 @@ def _require(by, participant):
         )
 
 
-def _day(date):
-    return f"{date:%Y-%m-%d}"
-
-
 def _checked(participant, fields):
     """The event's fields, cleaned, or Refused naming the first thing wrong."""
     E = SafetyEvent
@@ -84,7 +81,7 @@ def _checked(participant, fields):
     if onset < participant.randomized_on:
         raise Refused(
             _("The onset date cannot be before randomization (%(randomized_on)s).")
-            % {"randomized_on": _day(participant.randomized_on)}
+            % {"randomized_on": short_date(participant.randomized_on)}
         )
     description = (fields["description"] or "").strip()
     if not description:
@@ -205,7 +202,7 @@ def judge_relatedness(event, *, by, relatedness, judged_on, reason=""):
     if judged_on < event.onset_on:
         raise Refused(
             _("The event cannot be judged before it began (%(onset_on)s).")
-            % {"onset_on": _day(event.onset_on)}
+            % {"onset_on": short_date(event.onset_on)}
         )
     why = _reason(reason) if event.judged else (reason or "").strip()[:REASON_MAX]
     event.relatedness, event.judged_by, event.judged_on = relatedness, by, judged_on

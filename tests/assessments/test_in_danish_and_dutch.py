@@ -111,3 +111,25 @@ def test_english_still_takes_the_decimal_point():
         values, errors = clean(insight, {"awareness": "2.5"}, complete=False)
         assert errors == {} and values == {"awareness": 2.5}
         assert shown_value(2.5) == "2.5"
+
+
+@pytest.mark.parametrize(
+    "language, written", [("en", "%Y-%m-%d"), ("da", "%d.%m.%Y"), ("nl", "%d-%m-%Y")]
+)
+def test_dates_on_the_pages_are_written_as_the_reader_writes_them(
+    client, danish, post_visit, assessor, language, written
+):
+    """The visit page's target and window are in the reader's short date format
+    (imrtrial/formats): ISO in English, as the site always showed, 30.11.2026 in Danish and
+    30-11-2026 in Dutch; no ISO date is left on the Danish or Dutch page."""
+    client.force_login(assessor)
+    page = get_in(client, reverse("assessments:visit", args=[danish.key, post_visit.pk]), language)
+    days = (post_visit.target_date, post_visit.window_start, post_visit.window_end)
+    sentence = "Target %(target)s, window %(start)s – %(end)s."
+    with translation.override(language):
+        sentence = translation.gettext(sentence)
+    assert (
+        sentence % dict(zip(("target", "start", "end"), (f"{d:{written}}" for d in days))) in page
+    )
+    if language != "en":
+        assert not any(f"{day:%Y-%m-%d}" in page for day in days)

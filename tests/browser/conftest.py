@@ -45,10 +45,13 @@ def unhashed_static_names(settings):
     }
 
 
-def sign_in(browser, live_server, username):
+def sign_in(browser, live_server, username, language=None):
     """Sign in through the real forms: the password, then, for a user who must use two-factor
-    sign-in (unblinded roles, trial administrators), the code of their authenticator app."""
+    sign-in (unblinded roles, trial administrators), the code of their authenticator app. With
+    `language`, the code's form is read in it: the password form comes before anyone is known
+    (the browser's English), the code's form after (the user's preference)."""
     from django.contrib.auth import get_user_model
+    from django.utils import translation
 
     from imrtrial.twofactor import requires_two_factor
     from tests.factories import make_totp_device, totp_code
@@ -64,8 +67,10 @@ def sign_in(browser, live_server, username):
     page.get_by_role("button", name="Sign in").click()
     if device is not None:
         page.wait_for_url(f"{live_server.url}/account/two-factor/verify/**")
-        page.get_by_label("Authentication code").fill(totp_code(device))
-        page.get_by_role("button", name="Verify").click()
+        with translation.override(language or "en"):
+            code, verify = translation.gettext("Authentication code"), translation.gettext("Verify")
+        page.get_by_label(code).fill(totp_code(device))
+        page.get_by_role("button", name=verify).click()
     page.wait_for_url(f"{live_server.url}/")
     return page
 

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext, pgettext
 
 from assessments.models import FormEntry
@@ -21,7 +21,7 @@ from imrtrial.models import Role
 from randomization.services import allocation_of
 from tests.factories import make_person, make_ready_participant
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, sign_in
 from .test_layout import OVERFLOW, STYLED, WIDE_ELEMENTS
 
 pytestmark = [
@@ -47,32 +47,6 @@ def person(trial, role, username, language):
     return user
 
 
-def sign_in(browser, live_server, username, language):
-    """tests.browser.conftest.sign_in, with the two-factor step read in the user's language:
-    the password form comes before anyone is known (the browser's English), the code's form
-    after (their preference)."""
-    from django.contrib.auth import get_user_model
-
-    from imrtrial.twofactor import requires_two_factor
-    from tests.factories import make_totp_device, totp_code
-
-    user = get_user_model().objects.get(username=username)
-    device = None
-    if requires_two_factor(user):
-        device = user.totpdevice_set.filter(confirmed=True).first() or make_totp_device(user)
-    page = browser.new_page()
-    page.goto(f"{live_server.url}/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    if device is not None:
-        page.wait_for_url(f"{live_server.url}/account/two-factor/verify/**")
-        page.get_by_label(tr(language, "Authentication code")).fill(totp_code(device))
-        page.get_by_role("button", name=tr(language, "Verify")).click()
-    page.wait_for_url(f"{live_server.url}/")
-    return page
-
-
 @pytest.fixture
 def shots(tmp_path):
     folder = Path(os.environ.get("LANGUAGE_SHOTS") or tmp_path / "shots")
@@ -96,12 +70,11 @@ def test_a_danish_assessor_enters_a_panss_and_an_imrs_in_danish(browser, live_se
     page.get_by_role("link", name=tr("da", "Worklist")).click()
     page.get_by_role("link", name=visit.participant.participant_id).click()
 
-    # The visit page's dates, as the page writes them in Danish: the catalogue's sentence around
-    # them; the template gives the dates as ISO (Y-m-d), alike in every language.
+    # The visit page's dates as Danes write them (30.11.2026), in the catalogue's sentence.
     sentence = tr("da", "Target %(target)s, window %(start)s – %(end)s.") % {
-        "target": f"{visit.target_date:%Y-%m-%d}",
-        "start": f"{visit.window_start:%Y-%m-%d}",
-        "end": f"{visit.window_end:%Y-%m-%d}",
+        "target": f"{visit.target_date:%d.%m.%Y}",
+        "start": f"{visit.window_start:%d.%m.%Y}",
+        "end": f"{visit.window_end:%d.%m.%Y}",
     }
     assert page.get_by_text(sentence).is_visible()
 
@@ -193,6 +166,9 @@ def test_a_dutch_coordinator_screens_enrols_and_randomizes_in_dutch(
     participant = trial.participants.get()
     allocation = allocation_of(participant)
     assert page.get_by_test_id("code").inner_text() == allocation.confirmation_code
+    # The moment of allocation as the Dutch write it: 30-11-2026 14:05 CET.
+    moment = timezone.localtime(allocation.allocated_at)
+    assert page.get_by_text(f"{moment:%d-%m-%Y %H:%M} {moment:%Z}", exact=True).is_visible()
     assert trial.allocations.count() == 1
     page.close()
 

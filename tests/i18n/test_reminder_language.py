@@ -57,8 +57,10 @@ def test_one_run_writes_each_assessor_in_their_own_language(danish):
     assert result["failed"] == 0
 
     by_to = {m.to[0]: m for m in mail.outbox}
-    day = f"{today:%Y-%m-%d}"
+    as_written = {"da": "%d.%m.%Y", "nl": "%d-%m-%Y"}  # each language's dates
+    assert visit.timepoint.translations["da"] != visit.timepoint.label  # the Danish preset's
     for language, user in people.items():
+        day = f"{today:{as_written[language]}}"
         message = by_to[f"{language}@example.org"]
         assert message.subject == translated(language, SUBJECT) % {"day": day}
         body = message.body
@@ -68,9 +70,10 @@ def test_one_run_writes_each_assessor_in_their_own_language(danish):
         line = translated(language, LINE) % {
             "pid": p.participant_id,
             "site": p.site.name,
-            "label": visit.timepoint.label,
-            "start": f"{visit.window_start:%Y-%m-%d}",
-            "end": f"{visit.window_end:%Y-%m-%d}",
+            # The trial's own word in the reader's language, else its English.
+            "label": visit.timepoint.translations.get(language, visit.timepoint.label),
+            "start": f"{visit.window_start:{as_written[language]}}",
+            "end": f"{visit.window_end:{as_written[language]}}",
         }
         assert line in body
         with translation.override(language):
