@@ -49,7 +49,13 @@ EXPORTED_TYPES = frozenset({"integer", "decimal", "choice", "boolean", "date"})
 FREE_TEXT_REFUSED = (
     "{name!r} is free text, which may be written by unblinded staff: a rule may not read it"
 )
-DEFAULT_MISSING = {"ND": "Not done", "RF": "Refused", "NA": "Not applicable"}
+# The missing-value codes every instrument takes unless its file names others; their meanings in
+# the languages the site speaks, as a file's labels are (exports write the English).
+DEFAULT_MISSING = {
+    "ND": schema.Translated("Not done", {"da": "Ikke udført", "nl": "Niet afgenomen"}),
+    "RF": schema.Translated("Refused", {"da": "Afvist", "nl": "Geweigerd"}),
+    "NA": schema.Translated("Not applicable", {"da": "Ikke relevant", "nl": "Niet van toepassing"}),
+}
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _MISSING_CODE = re.compile(r"^[A-Z]{1,3}$")
 INSTRUMENTS_DIR = Path(__file__).resolve().parent / "instruments"

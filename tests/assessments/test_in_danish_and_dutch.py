@@ -16,9 +16,19 @@ pytestmark = pytest.mark.django_db
 
 # Button and heading texts of the entry page and the worklist, in each language.
 ENTRY_WORDS = {
-    "en": ["Save draft", "Complete", "Type a value or a missing-value code"],
-    "da": ["Gem kladde", "Færdiggør", "Skriv en værdi eller en kode for manglende værdi"],
-    "nl": ["Concept opslaan", "Voltooien", "Typ een waarde of een code voor een ontbrekende"],
+    "en": ["Save draft", "Complete", "Type a value or a missing-value code", "ND = not done"],
+    "da": [
+        "Gem kladde",
+        "Færdiggør",
+        "Skriv en værdi eller en kode for manglende værdi",
+        "ND = ikke udført",
+    ],
+    "nl": [
+        "Concept opslaan",
+        "Voltooien",
+        "Typ een waarde of een code voor een ontbrekende",
+        "ND = niet afgenomen",
+    ],
 }
 WORKLIST_WORDS = {
     "en": ["Your worklist", "Participant", "Window"],
@@ -56,6 +66,7 @@ def test_the_entry_page_is_in_the_readers_language(client, danish, post_visit, a
     for words in ENTRY_WORDS[language]:
         assert words in page
     assert "Save draft" not in page and ENTRY_WORDS["en"][2] not in page
+    assert "not done" not in page
     assert ">Complete<" not in page
 
 
