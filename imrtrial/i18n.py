@@ -25,12 +25,15 @@ def supported(code):
     return code if code and code in dict(settings.LANGUAGES) else ""
 
 
-def _trial_language_subquery():
-    return Subquery(
-        Membership.objects.filter(user=OuterRef("pk"), active=True)
+def _trial_languages(memberships):
+    """The languages of the trials of `memberships` that are active, the first joined first:
+    a user's trial language is the first of theirs (one rule for the query that loads the user
+    and for the lookup of a user loaded without it)."""
+    return (
+        memberships.filter(active=True)
         .exclude(trial__language="")
         .order_by("created_at", "pk")
-        .values("trial__language")[:1]
+        .values("trial__language")
     )
 
 
@@ -39,7 +42,9 @@ def with_languages(users):
     `trial_language` (their trial's, None: none), in the same query."""
     return users.annotate(
         preferred_language=F("imrtrial_settings__language"),
-        trial_language=_trial_language_subquery(),
+        trial_language=Subquery(
+            _trial_languages(Membership.objects.filter(user=OuterRef("pk")))[:1]
+        ),
     )
 
 
@@ -59,14 +64,22 @@ def trial_language(user, trial=None):
         return supported(trial.language)
     found = getattr(user, "trial_language", _MISSING) if user is not None else None
     if found is _MISSING:
-        found = (
-            Membership.objects.filter(user_id=user.pk, active=True)
-            .exclude(trial__language="")
-            .order_by("created_at", "pk")
-            .values_list("trial__language", flat=True)
-            .first()
-        )
+        first = _trial_languages(Membership.objects.filter(user_id=user.pk)).first()
+        found = first and first["trial__language"]
     return supported(found)
+
+
+def read_preferences(users):
+    """Read the preferences of `users` (loaded without with_languages) in one query, so that
+    language_for asks nothing more of each."""
+    unread = [u for u in users if not hasattr(u, "preferred_language")]
+    found = dict(
+        UserSettings.objects.filter(user_id__in=[u.pk for u in unread]).values_list(
+            "user_id", "language"
+        )
+    )
+    for user in unread:
+        user.preferred_language = found.get(user.pk, "")
 
 
 def language_for(user, trial=None):

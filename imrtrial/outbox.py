@@ -35,7 +35,7 @@ from django.db.models import F
 from django.utils import timezone, translation
 
 from . import access
-from .i18n import language_for, with_languages
+from .i18n import language_for, read_preferences, with_languages
 from .models import Trial
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,9 @@ def send_each(users, message, *, trial, site, rule):
     `message()` returns (subject, body); it is called in each recipient's language (once per
     language)."""
     by_language = defaultdict(set)
-    for user in {u.pk: u for u in users}.values():
+    users = list({u.pk: u for u in users}.values())
+    read_preferences(users)
+    for user in users:
         if reason := refusal(user, trial, site, rule):
             logger.info("%s to user %s: %s", getattr(message, "__name__", "mail"), user.pk, reason)
         elif user.email:

@@ -162,3 +162,43 @@ def test_dates_and_decimals_are_written_as_each_language_writes_them():
             assert formats.date_format(day) == long
             assert formats.number_format(number, 1, force_grouping=True) == decimal_text
             assert formats.sanitize_separators("2,5" if language != "en" else "2.5") == "2.5"
+
+
+@pytest.mark.django_db
+def test_a_notice_to_several_people_is_written_in_each_ones_language(trial):
+    """outbox.send_each: each recipient gets the message in their own language (their
+    preference, else the trial's), and their preferences are read in one query for all."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils.translation import gettext
+
+    from imrtrial import outbox
+    from imrtrial.models import Perm
+
+    set_trial_language(trial, "nl")
+    people = {}
+    for language in ("da", "en", None):
+        user = make_person(
+            trial, Role.ASSESSOR, None, f"reader-{language}", email=f"{language}@example.org"
+        )
+        if language:
+            i18n.set_preference(user, language)
+        people[language or "nl"] = user
+    readers = [type(u).objects.get(pk=u.pk) for u in people.values()]  # loaded plainly
+
+    def message():
+        return gettext("Worklist"), gettext("Save draft")
+
+    rule = outbox.Rule(perms=(Perm.ENTER_INTERVIEW,), reveals_allocation=False)
+    with CaptureQueriesContext(connection) as queries:
+        sent = outbox.send_each(readers, message, trial=trial, site=None, rule=rule)
+    assert sent == 3
+    settings_reads = [q for q in queries if "imrtrial_usersettings" in q["sql"]]
+    assert len(settings_reads) == 1
+    by_to = {m.to[0]: m for m in mail.outbox}
+    for language in ("da", "en", "nl"):
+        with translation.override(language):
+            expected = (gettext("Worklist"), gettext("Save draft"))
+        to = "None@example.org" if language == "nl" else f"{language}@example.org"
+        assert (by_to[to].subject, by_to[to].body) == expected
+    assert by_to["da@example.org"].subject != by_to["en@example.org"].subject
