@@ -246,6 +246,7 @@ def worklist(request, trial_key):
     )
     total = visits.count()
     visits = visits[:WORKLIST_ROWS]
+    form_of = _WorklistForms(request.user, trial)
     rows = []
     for visit in visits:
         done = {e.instrument for e in visit.entries.all()}
@@ -254,8 +255,7 @@ def worklist(request, trial_key):
                 "visit": visit,
                 "status": visit.status(today),
                 "forms": [
-                    _worklist_form(request.user, visit, code, code in done)
-                    for code in visit.timepoint.instruments
+                    form_of(visit, code, code in done) for code in visit.timepoint.instruments
                 ],
             }
         )
@@ -275,18 +275,43 @@ def worklist(request, trial_key):
     )
 
 
-def _worklist_form(user, visit, code, done):
-    """One form of a worklist row: its name, whether it is in, and the entry page where the
-    user may enter it (None where they may not: the gate's may_enter decides)."""
-    try:
-        instrument = registry.get(code)
-    except KeyError:  # no longer installed: its code, and nothing to enter
-        return {"name": code, "done": done, "url": None}
-    url = None
-    if access.may_enter(user, visit.participant, instrument.rater):
-        kind = services.entry_kind_for(instrument)
-        url = reverse("assessments:entry", args=[visit.participant.trial.key, visit.pk, code, kind])
-    return {"name": instrument.name, "done": done, "url": url}
+class _WorklistForms:
+    """The forms of worklist rows: each one's name, whether it is in, and the entry page where
+    the user may enter it (None where they may not: the gate's may_enter decides).
+
+    A full worklist lists about 1,500 forms, so what is the same for many is worked out once
+    per page: the gate's answer per participant and kind of rater, and the entry page's URL per
+    instrument and kind of entry (reversed once, the visit put in after)."""
+
+    _VISIT = 4611686018427387904  # 2**62, a visit number no trial reaches: replaced after
+
+    def __init__(self, user, trial):
+        self.user, self.trial = user, trial
+        self.allowed = {}
+        self.urls = {}
+
+    def __call__(self, visit, code, done):
+        try:
+            instrument = registry.get(code)
+        except KeyError:  # no longer installed: its code, and nothing to enter
+            return {"name": code, "done": done, "url": None}
+        url = None
+        if self.may_enter(visit.participant, instrument.rater):
+            url = self.entry_url(code, services.entry_kind_for(instrument), visit.pk)
+        return {"name": instrument.name, "done": done, "url": url}
+
+    def may_enter(self, participant, rater):
+        key = (participant.pk, rater)
+        if key not in self.allowed:
+            self.allowed[key] = access.may_enter(self.user, participant, rater)
+        return self.allowed[key]
+
+    def entry_url(self, code, kind, visit_pk):
+        if (code, kind) not in self.urls:
+            self.urls[code, kind] = reverse(
+                "assessments:entry", args=[self.trial.key, self._VISIT, code, kind]
+            )
+        return self.urls[code, kind].replace(str(self._VISIT), str(visit_pk), 1)
 
 
 def _visit_or_404(request, trial_key, visit_pk):
