@@ -9,7 +9,8 @@ floors measured in the same run:
   this file holds the same data and dictionary as the export's. The writing alone is reported
   too (floor_sav_write_s, sav_ratio_to_write).
 
-Each export runs in a fresh child process, so its peak resident memory (ru_maxrss) is its own.
+Each export runs in a fresh child process and reports its own peak resident memory (VmHWM: not
+ru_maxrss, which a child started by this large process begins at this process's size).
 The database is dropped and recreated (its name must contain "bench"). Human-readable lines
 first; the last line is one JSON object.
 
@@ -203,6 +204,20 @@ def same_sav(floor_path, export_path):
     )
 
 
+def own_peak_mb():
+    """This process's peak resident memory since it started its program. Linux seeds ru_maxrss
+    of a process started by another with its parent's size (a child of this 200 MB bench
+    reported 198 MB whatever it did), while VmHWM belongs to the program's own memory."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(fmt, out_path):
     """Runs in a fresh process: one export (or one floor), then prints seconds and peak MB."""
     import django
@@ -264,7 +279,7 @@ def child(fmt, out_path):
             with open(out_path, "wb") as out:
                 odm.write_odm(trial, out)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = own_peak_mb()
     extra["columns"] = len(data.columns)
     extra["rows"] = len(data)
     print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, **extra}))
