@@ -78,3 +78,34 @@ def test_csq8_items_have_short_names_not_numbers():
     labels = [item.label for item in registry.get("csq8").items]
     assert not any(re.fullmatch(r"Item \d", label) for label in labels)
     assert len(set(labels)) == 8
+
+
+def test_the_worklist_asks_the_gate_per_participant(
+    client, danish, randomized, assessor, coordinator
+):
+    """The worklist works out the gate's answer once per participant and kind of rater: a
+    participant who disclosed their arm to the assessor loses the links of their interview
+    forms, and another participant's row on the same page keeps them."""
+    from randomization import services as randomization
+    from tests.factories import make_ready_participant
+
+    other = make_ready_participant(danish, coordinator)
+    randomization.randomize(other, by=coordinator)
+    services.schedule_visits(danish)
+    baseline = randomized.visits.get(timepoint__code="baseline")
+    services.record_unblinding(
+        randomized, assessor, by=coordinator, occurred_on=baseline.target_date, description="told"
+    )
+    client.force_login(assessor)
+    page = client.get(reverse("assessments:worklist", args=[danish.key])).content.decode()
+    theirs = other.visits.get(timepoint__code="baseline")
+    interview = [
+        code
+        for code in baseline.timepoint.instruments
+        if registry.get(code).rater == "assessor_interview"
+    ]
+    assert interview
+    for code in interview:
+        kind = services.entry_kind_for(registry.get(code))
+        assert f'href="{entry_url(danish, baseline, code, kind)}"' not in page
+        assert f'href="{entry_url(danish, theirs, code, kind)}"' in page
