@@ -7,11 +7,11 @@ a few records that break rules (visits out of window, outliers, implausible chan
 withdrawals before a visit), with bulk_create (not through the services, for speed).
 
 Then runs the nightly job (quality.services.run) twice on a trial of a tenth of the size and
-twice at full size, each run in a fresh process so its peak memory (ru_maxrss) is the job's
-own; counts its SQL statements (the second run, which writes nothing, must issue as many at
-both sizes). Last, saves a PANSS through assessments.services.save_entry alternately with the
-rules asked (acknowledge=True) and without (acknowledge=None), on the full trial, and reports
-both medians.
+twice at full size, each run in a fresh process so its peak memory (VmHWM, see
+export.own_peak_mb) is the job's own; counts its SQL statements (the second run, which writes
+nothing, must issue as many at both sizes). Last, saves a PANSS through
+assessments.services.save_entry alternately with the rules asked (acknowledge=True) and without
+(acknowledge=None), on the full trial, and reports both medians.
 
 Runs against a dedicated PostgreSQL database that it drops and recreates (its name must contain
 "bench"). The last line is one JSON object.
@@ -26,7 +26,6 @@ import datetime as dt
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -62,16 +61,25 @@ EXTRA_RULES = [
 
 
 def trial_config(key):
+    """The Danish preset under `key`, with EXTRA_RULES added to its quality_rules (read and
+    written as YAML: the section is not the file's last)."""
+    import yaml
+
     from imrtrial.trialconfig import parse, resolve
 
-    text = resolve("danish").read_text().replace("key: danish-imr", f"key: {key}")
-    lines = [
-        f"  - code: {code}\n    name: Bench rule {code}\n"
-        f"    message: Check {code.replace('_', ' ')} against the source.\n"
-        f"    forms: [{', '.join(forms)}]\n    check: {json.dumps(check)}\n"
+    config = yaml.safe_load(resolve("danish").read_text())
+    config["key"] = key
+    config["quality_rules"] += [
+        {
+            "code": code,
+            "name": f"Bench rule {code}",
+            "message": f"Check {code.replace('_', ' ')} against the source.",
+            "forms": forms,
+            "check": check,
+        }
         for code, forms, check in EXTRA_RULES
     ]
-    return parse(text + "".join(lines))
+    return parse(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
 
 
 def value_for(item, rng, level, count=False):
@@ -235,7 +243,9 @@ def run_only(key):
     with connection.execute_wrapper(count):
         run = services.run(run.pk)
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from export import own_peak_mb  # bench/export.py: ru_maxrss starts at the parent's size
+
+    peak_mb = own_peak_mb()
     print(
         json.dumps(
             {
