@@ -140,7 +140,9 @@ def test_dates_on_the_pages_are_written_as_the_reader_writes_them(
     with translation.override(language):
         sentence = translation.gettext(sentence)
     assert (
-        sentence % dict(zip(("target", "start", "end"), (f"{d:{written}}" for d in days))) in page
+        sentence
+        % dict(zip(("target", "start", "end"), (f"{d:{written}}" for d in days), strict=True))
+        in page
     )
     if language != "en":
         assert not any(f"{day:%Y-%m-%d}" in page for day in days)
