@@ -109,7 +109,8 @@ def test_a_danish_assessor_enters_a_panss_and_an_imrs_in_danish(browser, live_se
     # The completed entry, opened again, shows its scores.
     page.goto(f"{page.url}forms/imrs_p/first/")
     scores = page.locator("#scores-h").locator("xpath=..").inner_text()
-    mean = re.search(r"IMRS mean item score:\s*([\d.,]+)", scores)
+    # The score's label in Danish too (imrs_p.yaml gives it in every language).
+    mean = re.search(r"IMRS, gennemsnitlig punktscore:\s*([\d.,]+)", scores)
     assert mean, scores
     assert scores.startswith(tr("da", "Scores"))
     assert mean.group(1) == "2,07", scores  # 31 / 15, to two places
