@@ -13,7 +13,9 @@ and expires after INVITATION_DAYS.
 """
 
 import datetime
+import logging
 import secrets
+import smtplib
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
@@ -28,6 +30,8 @@ from imrtrial.i18n import stored
 from imrtrial.models import Membership, Perm, Role, Site, Timepoint, Trial
 
 from .models import AdminEvent, Invitation, token_digest
+
+logger = logging.getLogger(__name__)
 
 INVITATION_DAYS = 7
 # simple-history keeps a change reason of up to 100 characters; the AdminEvent keeps it whole.
@@ -327,9 +331,18 @@ def _send_link(user, trial, site, *, by, link_for, role=None):
         )
         return _("%(trial)s: set your password") % names, body
 
-    transaction.on_commit(
-        lambda: outbox.send_each([user], message, trial=trial, site=site, rule=INVITATION_RULE)
-    )
+    def send():
+        # After the commit: the account and the invitation stand whether or not the mail server
+        # takes the message. A failure is told to the caller (mail_failed), who can send a new
+        # link from the person's page, instead of a server error after the work was saved.
+        try:
+            outbox.send_each([user], message, trial=trial, site=site, rule=INVITATION_RULE)
+        except (smtplib.SMTPException, OSError):
+            logger.exception("The invitation of user %s was not mailed", user.pk)
+            invitation.mail_failed = True
+
+    invitation.mail_failed = False
+    transaction.on_commit(send)
     return invitation
 
 

@@ -241,6 +241,17 @@ def deactivate(request, trial_key, user_id):
     return _refused_person(request, trial, target, deactivate_form=form)
 
 
+def _mail_failed(request, person):
+    messages.warning(
+        request,
+        _(
+            "The account of %(user)s is saved, but the mail server did not take the message to "
+            "%(email)s. Check the address and send a new link below."
+        )
+        % {"user": person.get_username(), "email": person.email},
+    )
+
+
 def _link_for(request):
     return lambda token: request.build_absolute_uri(reverse("staff:accept", args=[token]))
 
@@ -252,7 +263,7 @@ def resend(request, trial_key, user_id):
     form = ResendForm(request.POST, prefix="resend")
     if form.is_valid():
         try:
-            services.resend_invitation(
+            invitation = services.resend_invitation(
                 target,
                 trial,
                 by=request.user,
@@ -262,7 +273,12 @@ def resend(request, trial_key, user_id):
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, _("Sent a new link to %(email)s.") % {"email": target.email})
+            if invitation.mail_failed:
+                _mail_failed(request, target)
+            else:
+                messages.success(
+                    request, _("Sent a new link to %(email)s.") % {"email": target.email}
+                )
             return redirect("staff:person", trial.key, target.pk)
     return _refused_person(request, trial, target, resend_form=form)
 
@@ -288,11 +304,14 @@ def invite(request, trial_key):
         except Refused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(
-                request,
-                _("Invited %(user)s: the link to set a password went to %(email)s.")
-                % {"user": invitation.user.get_username(), "email": invitation.user.email},
-            )
+            if invitation.mail_failed:
+                _mail_failed(request, invitation.user)
+            else:
+                messages.success(
+                    request,
+                    _("Invited %(user)s: the link to set a password went to %(email)s.")
+                    % {"user": invitation.user.get_username(), "email": invitation.user.email},
+                )
             return redirect("staff:person", trial.key, invitation.user.pk)
     return render(
         request,

@@ -512,3 +512,51 @@ def test_a_trial_with_no_site_yet_has_no_every_site_to_act_on(trial_admin, perso
     access.forget(nobody)
     assert access.has_everywhere(nobody, Perm.MANAGE_TRIAL, empty)
     assert not access.may_grant_role(nobody, empty, Role.COORDINATOR, None)
+
+
+class RefusingMailServer:
+    """An e-mail backend whose server refuses every message, as a mail server that is down or
+    rejects the address does (settings.EMAIL_BACKEND in the test below)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        import smtplib
+
+        raise smtplib.SMTPRecipientsRefused({"x@example.org": (550, b"no such user")})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_mail_server_that_refuses_the_invitation_gives_a_plain_warning_not_an_error(
+    client, roles_restored, settings
+):
+    """The account and the invitation are committed before the mail goes: a refusal by the mail
+    server is told on the person's page, from where a new link can be sent, instead of a server
+    error after the work was saved."""
+    from tests.factories import make_trial
+
+    trial = make_trial()
+    admin = make_person(trial, Role.TRIAL_ADMIN, None, "admin-smtp")
+    settings.EMAIL_BACKEND = f"{__name__}.RefusingMailServer"
+    client.force_login(admin)
+    data = {
+        "email": "refused@example.org",
+        "first_name": "Ref",
+        "last_name": "Used",
+        "role": Role.ASSESSOR,
+        "site": str(trial.sites.order_by("code").first().pk),
+        "reason": "new assessor",
+    }
+    response = client.post(f"/trials/{trial.key}/administration/staff/invite/", data, follow=True)
+    assert response.status_code == 200, re.findall(r"alert[^>]*>([^<]+)", response.content.decode())
+    invited = get_user_model().objects.get(email="refused@example.org")
+    assert Invitation.objects.filter(user=invited, used_at__isnull=True).exists()
+    page = response.content.decode()
+    assert "the mail server did not take the message" in page
+    assert "the link to set a password went to" not in page
+    url = f"/trials/{trial.key}/administration/staff/{invited.pk}/resend/"
+    again = client.post(url, {"resend-reason": "mail bounced"}, follow=True)
+    assert again.status_code == 200
+    assert "the mail server did not take the message" in again.content.decode()
+    assert Invitation.objects.filter(user=invited).count() == 2
