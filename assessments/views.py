@@ -4,10 +4,12 @@ Pages shared by blinded and unblinded roles: allocation data appears here only a
 imrtrial.access says the user may see it, and nothing listed here differs by arm.
 """
 
+from collections import defaultdict
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, Q
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -236,20 +238,20 @@ def worklist(request, trial_key):
         .exclude(participant__status__in=Participant.FOLLOW_UP_ENDED)
         .filter(Q(assessor=request.user) | Q(assessor__isnull=True))
         .select_related("participant", "participant__site", "participant__trial", "timepoint")
-        .prefetch_related(
-            Prefetch(
-                "entries",
-                queryset=FormEntry.objects.counting().only("visit_id", "instrument"),
-            )
-        )
         .order_by("window_end", "participant__participant_id")
     )
     total = visits.count()
-    visits = visits[:WORKLIST_ROWS]
+    visits = list(visits[:WORKLIST_ROWS])
+    # The forms in, as pairs rather than model objects: a full worklist has some 1,500.
+    entered = defaultdict(set)
+    for visit_id, code in (
+        FormEntry.objects.counting().filter(visit__in=visits).values_list("visit_id", "instrument")
+    ):
+        entered[visit_id].add(code)
     form_of = _WorklistForms(request.user, trial)
     rows = []
     for visit in visits:
-        done = {e.instrument for e in visit.entries.all()}
+        done = entered[visit.pk]
         rows.append(
             {
                 "visit": visit,
