@@ -25,8 +25,8 @@ database):
    already randomized), every precondition but the gate (the trial open, eligible, consented,
    baseline done, factor levels), schedule the follow-up visits (the missing timepoints read,
    the visits inserted), lock the stratum row (creating it if missing), insert the allocation
-   and its history row, advance the stratum, set the participant's status and write its
-   history row; after commit, queue the allocation notice (the same Celery task);
+   and its history row and its notice (the outbox row the beat's sweep sends), advance the
+   stratum, set the participant's status and write its history row;
 5. checks both trials for anomalies, and counts the queries of one randomize call in this
    process.
 
@@ -379,10 +379,11 @@ def floor_plan(trial, coordinator) -> dict:
 
     from assessments.models import Visit
     from imrtrial.models import Participant, Site, Timepoint, Trial
-    from randomization.models import Allocation, Screening, Stratum
+    from randomization.models import Allocation, AllocationNotice, Screening, Stratum
     from randomization.services import setup_of
 
     design, arm_pks, _ratio, factors, levels = setup_of(trial)
+    N = AllocationNotice._meta
     P, A, S = Participant._meta, Allocation._meta, Stratum._meta
     T, TP, V, SCR = Trial._meta, Timepoint._meta, Visit._meta, Screening._meta
     HA, HP = Allocation.history.model._meta, Participant.history.model._meta
@@ -498,6 +499,11 @@ def floor_plan(trial, coordinator) -> dict:
         "visit_defaults": list(v_defaults.values()),
         "sql_insert_allocation": insert(A, a_cols, f" RETURNING {quote(A.pk.column)}"),
         "sql_insert_allocation_history": insert(HA, ha_cols),
+        # Its notice, waiting to be sent (the beat's sweep sends it, off the call).
+        "sql_insert_notice": (
+            f"INSERT INTO {quote(N.db_table)} ({col(N, 'allocation')}, {col(N, 'attempts')}, "
+            f"{col(N, 'last_error')}) VALUES (%s, 0, '')"
+        ),
         "sql_advance_stratum": (
             f"UPDATE {quote(S.db_table)} SET {col(S, 'next_slot')} = %s "
             f"WHERE {quote(S.pk.column)} = %s"
@@ -631,6 +637,7 @@ def floor_randomize(conn, plan: dict, pk: int) -> int | None:
                 for c in plan["ha_cols"]
             ],
         )
+        conn.execute(plan["sql_insert_notice"], (allocation["id"],))
         conn.execute(plan["sql_advance_stratum"], (slot + 1, stratum_pk))
         changes = {c: participant[c] for c in plan["participant_updates"]}
         conn.execute(
@@ -654,13 +661,13 @@ def floor_worker(worker, pks, plan, barrier, results, done) -> None:
     import django
     import psycopg
 
-    # Only for the allocation notice, queued after commit as the service queues it: the same
-    # Celery task, broker and message.
+    # Only for the allocation notice without a broker (--broker none), sent after commit as the
+    # service sends it then; with a broker the sweep sends it, off the call, for both.
     django.setup()
-    from imrtrial.celery import task_named
-    from randomization.services import NOTIFY_ALLOCATION
+    from imrtrial.celery import app
+    from randomization.services import send_notice
 
-    notice = task_named(NOTIFY_ALLOCATION)
+    eager = app.conf.task_always_eager
     latencies, errors = [], []
     # psycopg's default: a statement run 5 times is prepared (the best raw SQL can do).
     with psycopg.connect(plan["dsn"], autocommit=True, prepare_threshold=5) as conn:
@@ -672,8 +679,8 @@ def floor_worker(worker, pks, plan, barrier, results, done) -> None:
             t0 = time.perf_counter()
             try:
                 allocation = floor_randomize(conn, plan, pk)
-                if allocation is not None:
-                    notice.delay(allocation)
+                if allocation is not None and eager:
+                    send_notice(allocation)
             except Exception as exc:  # counted and reported; the run goes on
                 errors.append(f"{pk}: {type(exc).__name__}: {exc}")
             latencies.append(time.perf_counter() - t0)
@@ -695,7 +702,7 @@ def anomalies_of(trial, n_expected: int) -> tuple[dict, dict]:
 
     from imrtrial.models import Participant
     from randomization import sequence
-    from randomization.models import Allocation, Stratum
+    from randomization.models import Allocation, AllocationNotice, Stratum
     from randomization.services import setup_of
 
     design = setup_of(trial).design
@@ -733,6 +740,9 @@ def anomalies_of(trial, n_expected: int) -> tuple[dict, dict]:
     history = Allocation.history.model.objects.filter(trial_id=trial.pk, history_type="+")
     audited = set(history.values_list("id", flat=True))
     found["allocations_without_audit_row"] = sum(pk not in audited for pk, *_ in rows)
+    notices = AllocationNotice.objects.filter(allocation__trial=trial)
+    noticed = set(notices.values_list("pk", flat=True))
+    found["allocations_without_notice"] = sum(pk not in noticed for pk, *_ in rows)
     allocated = set(per_participant)
     participants = dict(Participant.objects.filter(trial=trial).values_list("pk", "status"))
     found["unallocated"] = n_expected - len(allocated & set(participants))
