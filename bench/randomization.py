@@ -19,9 +19,13 @@ database):
 3. ours: K worker processes start together and call ``randomize(participant, by=...)`` on
    their share of the participants, timing each call including loading the participant with
    ``select_related("trial", "site")``, as a view would;
-4. floor: K processes do the same work in raw SQL with psycopg -- load the participant, then
-   one transaction: lock the participant row (stop if already randomized), lock the stratum
-   row (creating it if missing), insert the allocation and its history row, advance the
+4. floor: K processes do the same work in raw SQL with psycopg -- load the participant with
+   their site and trial, then one transaction: the lock check (trial and casebook read FOR KEY
+   SHARE, as imrtrial.locking), lock the participant row with their screening read (stop if
+   already randomized), every precondition but the gate (the trial open, eligible, consented,
+   baseline done, factor levels), schedule the follow-up visits (the missing timepoints read,
+   the visits inserted), lock the stratum row (creating it if missing), insert the allocation
+   and its history row and its notice (the outbox row the beat's sweep sends), advance the
    stratum, set the participant's status and write its history row;
 5. checks both trials for anomalies, and counts the queries of one randomize call in this
    process.
@@ -76,12 +80,17 @@ GOALS = {"anomalies": 0, "p99_ms": 100.0, "ratio_to_floor": 0.5}
 
 
 def configure_environment(database_url: str, broker: str) -> None:
-    """Settings the project reads from the environment. Existing values win, except three the
-    measurement depends on: the database (always the bench one), DEBUG (off: no query log)
-    and the broker. By default the notice is queued on a Redis database of its own, as in
-    production, where the worker sends it; `--broker none` runs it eagerly in-process as in
-    `make run`. Set here, they also beat a .env file, which never overrides the environment."""
+    """Settings the project reads from the environment. Existing values win, except four the
+    measurement depends on: the database (always the bench one) and how long a connection
+    lives (as in production), DEBUG (off: no query log) and the broker. By default the notice
+    is queued on a Redis database of its own, as in production, where the worker sends it;
+    `--broker none` runs it eagerly in-process as in `make run`. Set here, they also beat a
+    .env file, which never overrides the environment."""
     os.environ["DATABASE_URL"] = database_url
+    # As production (docker-compose.yml, bench/load.py): a web process keeps its connection, so
+    # randomization.statements prepares its statements once per connection. With 0 (the
+    # settings' default, for a pooler in transaction mode) it sends them unprepared.
+    os.environ["DATABASE_CONN_MAX_AGE"] = "60"
     os.environ["DEBUG"] = "false"
     os.environ["CELERY_BROKER_URL"] = "" if broker == "none" else broker
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imrtrial.settings")
@@ -368,12 +377,15 @@ def floor_plan(trial, coordinator) -> dict:
     the design, arms and factors taken from the service's own helpers."""
     from django.conf import settings
 
-    from imrtrial.models import Participant, Site
-    from randomization.models import Allocation, Stratum
+    from assessments.models import Visit
+    from imrtrial.models import Participant, Site, Timepoint, Trial
+    from randomization.models import Allocation, AllocationNotice, Screening, Stratum
     from randomization.services import setup_of
 
-    design, arm_pks, _ratio, factors, _levels = setup_of(trial)
+    design, arm_pks, _ratio, factors, levels = setup_of(trial)
+    N = AllocationNotice._meta
     P, A, S = Participant._meta, Allocation._meta, Stratum._meta
+    T, TP, V, SCR = Trial._meta, Timepoint._meta, Visit._meta, Screening._meta
     HA, HP = Allocation.history.model._meta, Participant.history.model._meta
 
     def col(meta, name):
@@ -398,6 +410,14 @@ def floor_plan(trial, coordinator) -> dict:
     }  # fmt: skip
     if set(a_cols) != expected_a:
         raise SystemExit(f"floor: allocation columns changed: {sorted(set(a_cols) ^ expected_a)}")
+    # A visit as the scheduler makes it: its five dated columns, every other column its default.
+    dated = ["participant", "timepoint", "target_date", "window_start", "window_end"]
+    v_cols = [V.get_field(name).column for name in dated]
+    v_defaults = {
+        f.column: f.get_default()
+        for f in V.concrete_fields
+        if not f.primary_key and f.column not in v_cols
+    }
     json_cols = [f.column for f in P.concrete_fields if f.get_internal_type() == "JSONField"]
     updates = [P.get_field("status").column]
     if any(f.name == "randomized_on" for f in P.concrete_fields):
@@ -414,21 +434,36 @@ def floor_plan(trial, coordinator) -> dict:
         "design": design,
         "arm_pks": arm_pks,
         "factors": factors,
+        "levels": {code: codes for code, (_label, codes) in levels.items()},
         "trial_pk": trial.pk,
         "trial_key": trial.key,
         "id_prefix": trial.id_prefix,
         "coordinator": coordinator.pk,
         "randomized": Participant.Status.RANDOMIZED.value,
+        "consented": Participant.Status.CONSENTED.value,
+        "withdrawn": Participant.Status.WITHDRAWN.value,
+        "open": Trial.Status.OPEN.value,
+        "locked": Trial.Status.LOCKED.value,
+        "anchors": {a.value: a.name for a in Timepoint.Anchor},
         "p_cols": p_cols,
         "a_cols": a_cols,
         "ha_cols": ha_cols,
         "hp_cols": hp_cols,
         "json_cols": json_cols,
+        # As a view: the participant with their site and trial (select_related).
         "sql_participant": (
-            f"SELECT {', '.join('p.' + quote(c) for c in p_cols)}, s.{col(Site._meta, 'code')} "
+            f"SELECT {', '.join('p.' + quote(c) for c in p_cols)}, s.{col(Site._meta, 'code')}, "
+            f"t.{col(T, 'status')}, t.{col(T, 'baseline_required_before_randomization')} "
             f"FROM {quote(P.db_table)} p JOIN {quote(Site._meta.db_table)} s "
             f"ON s.{quote(Site._meta.pk.column)} = p.{col(P, 'site')} "
+            f"JOIN {quote(T.db_table)} t ON t.{quote(T.pk.column)} = p.{col(P, 'trial')} "
             f"WHERE p.{quote(P.pk.column)} = %s"
+        ),
+        # As imrtrial.locking.check_unlocked: the trial and the casebook, FOR KEY SHARE.
+        "sql_lock_check": (
+            f"SELECT t.{col(T, 'status')}, p.{col(P, 'casebook_locked_at')} "
+            f"FROM {quote(T.db_table)} t, {quote(P.db_table)} p "
+            f"WHERE t.{quote(T.pk.column)} = %s AND p.{quote(P.pk.column)} = %s FOR KEY SHARE"
         ),
         "sql_lock_stratum": (
             f"SELECT {quote(S.pk.column)}, {col(S, 'next_slot')} FROM {quote(S.db_table)} "
@@ -438,13 +473,37 @@ def floor_plan(trial, coordinator) -> dict:
             f"INSERT INTO {quote(S.db_table)} ({col(S, 'trial')}, {col(S, 'key')}, "
             f"{col(S, 'next_slot')}) VALUES (%s, %s, 1) ON CONFLICT DO NOTHING"
         ),
-        # As the service: lock the participant row first, and stop if already randomized.
+        # As the service: lock the participant row first (FOR NO KEY UPDATE, as withdraw()
+        # does), read their screening with it, and stop if already randomized.
         "sql_lock_participant": (
-            f"SELECT {col(P, 'status')} FROM {quote(P.db_table)} "
-            f"WHERE {quote(P.pk.column)} = %s FOR UPDATE"
+            f"SELECT p.{col(P, 'status')}, s.{col(SCR, 'eligible')}, "
+            f"s.{col(SCR, 'consent_date')} FROM {quote(P.db_table)} p "
+            f"LEFT JOIN {quote(SCR.db_table)} s ON s.{col(SCR, 'participant')} = "
+            f"p.{quote(P.pk.column)} WHERE p.{quote(P.pk.column)} = %s FOR NO KEY UPDATE OF p"
         ),
+        # The follow-up visits, as assessments.services.schedule_participant_visits: the
+        # trial's timepoints the participant has no visit of yet, then one INSERT of those.
+        "sql_missing_timepoints": (
+            f"SELECT t.{quote(TP.pk.column)}, t.{col(TP, 'anchor')}, t.{col(TP, 'offset_days')}, "
+            f"t.{col(TP, 'window_before_days')}, t.{col(TP, 'window_after_days')} "
+            f"FROM {quote(TP.db_table)} t WHERE t.{col(TP, 'trial')} = %s AND NOT EXISTS "
+            f"(SELECT 1 FROM {quote(V.db_table)} v WHERE v.{col(V, 'participant')} = %s "
+            f"AND v.{col(V, 'timepoint')} = t.{quote(TP.pk.column)}) ORDER BY t.{col(TP, 'order')}"
+        ),
+        "sql_insert_visits": (
+            f"INSERT INTO {quote(V.db_table)} "
+            f"({', '.join(quote(c) for c in [*v_cols, *v_defaults])}) VALUES {{rows}} "
+            "ON CONFLICT DO NOTHING"
+        ),
+        "visit_row": "(" + ", ".join(["%s"] * (len(v_cols) + len(v_defaults))) + ")",
+        "visit_defaults": list(v_defaults.values()),
         "sql_insert_allocation": insert(A, a_cols, f" RETURNING {quote(A.pk.column)}"),
         "sql_insert_allocation_history": insert(HA, ha_cols),
+        # Its notice, waiting to be sent (the beat's sweep sends it, off the call).
+        "sql_insert_notice": (
+            f"INSERT INTO {quote(N.db_table)} ({col(N, 'allocation')}, {col(N, 'attempts')}, "
+            f"{col(N, 'last_error')}) VALUES (%s, 0, '')"
+        ),
         "sql_advance_stratum": (
             f"UPDATE {quote(S.db_table)} SET {col(S, 'next_slot')} = %s "
             f"WHERE {quote(S.pk.column)} = %s"
@@ -465,23 +524,85 @@ def _code(n: int) -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(n))
 
 
-def floor_randomize(conn, plan: dict, pk: int) -> None:
+class FloorRefused(Exception):
+    """What the service's Refused would say; counted as an error (none is expected)."""
+
+
+def floor_preconditions(plan, participant, trial_status, baseline_required, screening):
+    """The service's check_can_randomize, minus the gate (the bench's coordinator holds the
+    role at every site; ours asks the gate from its per-request cache, no query)."""
+    if trial_status != plan["open"]:
+        raise FloorRefused("trial not open")
+    status, eligible, consent_date = screening
+    if status == plan["withdrawn"]:
+        raise FloorRefused("withdrawn")
+    if not eligible:
+        raise FloorRefused("no eligible screening")
+    if consent_date is None:
+        raise FloorRefused("no consent")
+    if baseline_required and not participant["baseline_completed_on"]:
+        raise FloorRefused("no baseline")
+    if any(participant["factor_levels"].get(c) not in codes for c, codes in plan["levels"].items()):
+        raise FloorRefused("factor level missing")
+    if status != plan["consented"]:
+        raise FloorRefused(f"status {status}")
+
+
+def floor_schedule_visits(conn, plan, participant) -> None:
+    """The participant's missing visits, dated from their anchor (as visit_dates)."""
+    anchors = {
+        "ENROLMENT": participant["created_at"].astimezone(ZoneInfo(plan["time_zone"])).date(),
+        "BASELINE": participant["baseline_completed_on"],
+        "RANDOMIZATION": participant["randomized_on"],
+    }
+    rows = []
+    missing = conn.execute(plan["sql_missing_timepoints"], (plan["trial_pk"], participant["id"]))
+    for timepoint, anchor, offset, before, after in missing.fetchall():
+        day = anchors[plan["anchors"][anchor]]
+        if day is None:
+            continue
+        target = day + dt.timedelta(days=offset)
+        rows.append(
+            [
+                participant["id"],
+                timepoint,
+                target,
+                target - dt.timedelta(days=before),
+                target + dt.timedelta(days=after),
+                *plan["visit_defaults"],
+            ]
+        )
+    if rows:
+        sql = plan["sql_insert_visits"].format(rows=", ".join([plan["visit_row"]] * len(rows)))
+        conn.execute(sql, [value for row in rows for value in row])
+
+
+def floor_randomize(conn, plan: dict, pk: int) -> int | None:
+    """One randomization; returns the new allocation's key (None if it existed)."""
     from psycopg.types.json import Jsonb
 
     from randomization.sequence import arm_at
 
     row = conn.execute(plan["sql_participant"], (pk,)).fetchone()
-    participant = dict(zip(plan["p_cols"], row[:-1], strict=True))
-    site_code = row[-1]
+    participant = dict(zip(plan["p_cols"], row[:-3], strict=True))
+    site_code, trial_status, baseline_required = row[-3:]
     key = "|".join(
         f"{code}={site_code if from_site else participant['factor_levels'].get(code)}"
         for code, from_site in plan["factors"]
     )
     trial_pk = plan["trial_pk"]
     with conn.transaction():
-        (status,) = conn.execute(plan["sql_lock_participant"], (pk,)).fetchone()
-        if status == plan["randomized"]:
-            return
+        locks = conn.execute(plan["sql_lock_check"], (trial_pk, pk)).fetchone()
+        if locks[0] == plan["locked"] or locks[1] is not None:
+            raise FloorRefused("locked")
+        screening = conn.execute(plan["sql_lock_participant"], (pk,)).fetchone()
+        if screening[0] == plan["randomized"]:
+            return None
+        floor_preconditions(plan, participant, trial_status, baseline_required, screening)
+        participant["status"] = plan["randomized"]
+        if "randomized_on" in plan["participant_updates"]:
+            participant["randomized_on"] = dt.datetime.now(ZoneInfo(plan["time_zone"])).date()
+        floor_schedule_visits(conn, plan, participant)
         stratum = conn.execute(plan["sql_lock_stratum"], (trial_pk, key)).fetchone()
         if stratum is None:
             conn.execute(plan["sql_insert_stratum"], (trial_pk, key))
@@ -516,28 +637,37 @@ def floor_randomize(conn, plan: dict, pk: int) -> None:
                 for c in plan["ha_cols"]
             ],
         )
+        conn.execute(plan["sql_insert_notice"], (allocation["id"],))
         conn.execute(plan["sql_advance_stratum"], (slot + 1, stratum_pk))
-        changes = {"status": plan["randomized"]}
-        if "randomized_on" in plan["participant_updates"]:
-            changes["randomized_on"] = dt.datetime.now(ZoneInfo(plan["time_zone"])).date()
+        changes = {c: participant[c] for c in plan["participant_updates"]}
         conn.execute(
             plan["sql_participant_status"],
-            [changes[c] for c in plan["participant_updates"]] + [pk],
+            [*changes.values(), pk],
         )
-        participant.update(changes)
+        stored = {**participant, **changes}
         for c in plan["json_cols"]:
-            participant[c] = Jsonb(participant[c])
-        history.update(history_date=dt.datetime.now(dt.UTC), history_type="~")
-        history["history_change_reason"] = "randomized"
+            stored[c] = Jsonb(stored[c])
         conn.execute(
             plan["sql_insert_participant_history"],
-            [{**participant, **history}[c] for c in plan["hp_cols"]],
+            [
+                {**stored, **history, "history_type": "~", "history_change_reason": "randomized"}[c]
+                for c in plan["hp_cols"]
+            ],
         )
+    return allocation["id"]
 
 
 def floor_worker(worker, pks, plan, barrier, results, done) -> None:
+    import django
     import psycopg
 
+    # Only for the allocation notice without a broker (--broker none), sent after commit as the
+    # service sends it then; with a broker the sweep sends it, off the call, for both.
+    django.setup()
+    from imrtrial.celery import app
+    from randomization.services import send_notice
+
+    eager = app.conf.task_always_eager
     latencies, errors = [], []
     # psycopg's default: a statement run 5 times is prepared (the best raw SQL can do).
     with psycopg.connect(plan["dsn"], autocommit=True, prepare_threshold=5) as conn:
@@ -548,7 +678,9 @@ def floor_worker(worker, pks, plan, barrier, results, done) -> None:
         for pk in pks:
             t0 = time.perf_counter()
             try:
-                floor_randomize(conn, plan, pk)
+                allocation = floor_randomize(conn, plan, pk)
+                if allocation is not None and eager:
+                    send_notice(allocation)
             except Exception as exc:  # counted and reported; the run goes on
                 errors.append(f"{pk}: {type(exc).__name__}: {exc}")
             latencies.append(time.perf_counter() - t0)
@@ -570,7 +702,7 @@ def anomalies_of(trial, n_expected: int) -> tuple[dict, dict]:
 
     from imrtrial.models import Participant
     from randomization import sequence
-    from randomization.models import Allocation, Stratum
+    from randomization.models import Allocation, AllocationNotice, Stratum
     from randomization.services import setup_of
 
     design = setup_of(trial).design
@@ -608,6 +740,9 @@ def anomalies_of(trial, n_expected: int) -> tuple[dict, dict]:
     history = Allocation.history.model.objects.filter(trial_id=trial.pk, history_type="+")
     audited = set(history.values_list("id", flat=True))
     found["allocations_without_audit_row"] = sum(pk not in audited for pk, *_ in rows)
+    notices = AllocationNotice.objects.filter(allocation__trial=trial)
+    noticed = set(notices.values_list("pk", flat=True))
+    found["allocations_without_notice"] = sum(pk not in noticed for pk, *_ in rows)
     allocated = set(per_participant)
     participants = dict(Participant.objects.filter(trial=trial).values_list("pk", "status"))
     found["unallocated"] = n_expected - len(allocated & set(participants))

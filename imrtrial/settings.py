@@ -256,6 +256,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "quality.tasks.nightly_rules",
         "schedule": crontab(hour=env.int("QUALITY_RULES_HOUR", default=2), minute=0),
     },
+    # The notices of new allocations (randomization.models.AllocationNotice), within a minute.
+    "send-allocation-notices": {
+        "task": "randomization.tasks.send_allocation_notices",
+        "schedule": 60.0,
+    },
     # Retries what the mail server refused earlier in the day.
     "send-pending-reminders": {
         "task": "assessments.tasks.send_pending_reminders",

@@ -68,6 +68,24 @@ class Allocation(Undeletable):
         return f"{self.randomization_number} ({self.participant})"
 
 
+class AllocationNotice(models.Model):
+    """The allocation notice of one allocation, waiting to be sent: written in the allocation's
+    own transaction (randomization.statements), so that a notice exists exactly when its
+    allocation does, and sent afterwards by the sweep (services.send_pending_notices), which
+    asks the gate then. Replaces a Celery message published after commit: no broker round trip
+    on the phone desk's call, and a broker outage at that moment loses no notice."""
+
+    allocation = models.OneToOneField(
+        Allocation, on_delete=models.PROTECT, primary_key=True, related_name="notice"
+    )
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    def __str__(self):
+        return str(self.allocation_id)
+
+
 class Screening(models.Model):
     """One person screened for the trial, eligible or not: the screening log.
 

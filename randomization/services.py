@@ -8,11 +8,12 @@ Contract:
 - randomize() is one short transaction: the lock check (imrtrial.locking), the participant row
   locked with its screening read, every precondition asked, the follow-up visits scheduled; then
   the stratum row is locked (SELECT ... FOR UPDATE), the next slot taken, and one statement
-  writes the allocation (UNIQUE participant, UNIQUE stratum+slot) with its audit row, the
-  stratum's next slot and the participant's status with its audit row
-  (randomization.statements); the notification is queued for after commit. A repeated call
-  returns the allocation already made. Nothing but that one write happens while the stratum is
-  locked (tests/randomization/test_query_count.py pins it, and the number of queries).
+  writes the allocation (UNIQUE participant, UNIQUE stratum+slot) with its audit row, its
+  notice (an outbox row, sent after commit by the sweep, send_pending_notices), the stratum's
+  next slot and the participant's status with its audit row (randomization.statements). A
+  repeated call returns the allocation already made. Nothing but that one write happens while
+  the stratum is locked (tests/randomization/test_query_count.py pins it, and the number of
+  queries).
 - Allocation rows are read only here and in this app's views and admin, through the gate.
 """
 
@@ -34,7 +35,7 @@ from django.utils.translation import gettext as _
 
 from imrtrial import access, lifecycle, outbox
 from imrtrial.audit import attribute
-from imrtrial.celery import task_named
+from imrtrial.celery import app as celery_app
 from imrtrial.errors import Refused
 from imrtrial.locking import Scope, writes_clinical_data
 from imrtrial.models import (
@@ -48,12 +49,19 @@ from imrtrial.models import (
 )
 
 from . import minimization, sequence
-from .models import Allocation, IdentifyingDetails, ListEntry, Screening, Stratum
+from .models import (
+    Allocation,
+    AllocationNotice,
+    IdentifyingDetails,
+    ListEntry,
+    Screening,
+    Stratum,
+)
 from .statements import statements
 
 logger = logging.getLogger(__name__)
-# Queued by name: randomization.tasks imports this module to run the notice, so this module does
-# not import it back (tests/test_layering.py refuses import cycles).
+# The task that sent one notice, queued after commit before the outbox (AllocationNotice); it
+# stays registered for the messages queued before an upgrade.
 NOTIFY_ALLOCATION = "randomization.tasks.notify_allocation"
 
 # Codes read aloud on the phone: no 0/O, 1/I/L, or U.
@@ -473,13 +481,15 @@ def _randomize_once(participant, *, by, baseline_completed_on=None):
             raise
     allocation._state.adding, allocation._state.db = False, connection.alias
     stratum.next_slot += 1
-    transaction.on_commit(lambda: _queue_notice(allocation.pk))
+    if celery_app.conf.task_always_eager:
+        # No broker, so no beat to sweep the outbox (make run): send it now, after commit.
+        transaction.on_commit(lambda: _send_now(allocation.pk))
     return allocation
 
 
 def _write(cursor, sql, allocation, participant, baseline_completed_on, reason):
-    """Write the allocation, its history row, the stratum's next slot, the participant's
-    status and its history row; return the allocation's key."""
+    """Write the allocation, its history row, its notice (to be sent), the stratum's next slot,
+    the participant's status and its history row; return the allocation's key."""
     ops, by = connection.ops, allocation.allocated_by_id
     when = ops.adapt_datetimefield_value(allocation.allocated_at)
     stratum = allocation.stratum
@@ -522,19 +532,20 @@ def _write(cursor, sql, allocation, participant, baseline_completed_on, reason):
     cursor.execute(sql.insert_allocation, allocation_values)
     pk = cursor.fetchone()[0]
     cursor.execute(sql.allocation_history, [*allocation_history, pk])
+    cursor.execute(sql.notice, [pk])
     cursor.execute(sql.advance, advance)
     cursor.execute(sql.update_participant, participant_values)
     cursor.execute(sql.participant_history, [*participant_history, participant.pk])
     return pk
 
 
-def _queue_notice(allocation_pk):
-    """After commit. The allocation stands whatever happens here: a broker or mail failure is
-    logged (and, with a broker, retried by the task), never raised into the phone desk."""
+def _send_now(allocation_pk):
+    """After commit, without a broker. The allocation stands whatever happens here: a failure
+    is logged and the notice stays in the outbox, never raised into the phone desk."""
     try:
-        task_named(NOTIFY_ALLOCATION).delay(allocation_pk)
+        send_notice(allocation_pk)
     except Exception:
-        logger.exception("Allocation notice %s could not be queued or sent", allocation_pk)
+        logger.exception("Allocation notice %s could not be sent", allocation_pk)
 
 
 def randomize(participant, *, by, baseline_completed_on=None):
@@ -602,6 +613,42 @@ def notice_recipients(allocation):
         user__is_active=True,
     ).select_related("user")
     return [m.user for m in memberships]
+
+
+# Sends of one notice before it is given up (the Celery task it replaces retried five times).
+NOTICE_ATTEMPTS = 5
+
+
+def pending_notices():
+    return AllocationNotice.objects.filter(sent_at__isnull=True, attempts__lt=NOTICE_ATTEMPTS)
+
+
+def send_pending_notices(limit=200):
+    """The sweep (randomization.tasks.send_allocation_notices, every minute): send each notice
+    still waiting; returns how many went."""
+    keys = pending_notices().order_by("pk").values_list("pk", flat=True)[:limit]
+    return sum(send_notice(pk) for pk in keys)
+
+
+@transaction.atomic
+def send_notice(allocation_pk):
+    """Send one waiting notice and mark it sent, holding its row (SKIP LOCKED: a sweep that
+    overlaps another leaves it alone); 1 if it went. A mail failure is counted on the row, which
+    the next sweep tries again."""
+    notice = pending_notices().select_for_update(skip_locked=True).filter(pk=allocation_pk).first()
+    if notice is None:
+        return 0  # sent, given up, or another sweep holds it
+    try:
+        send_allocation_notice(allocation_pk)
+    except OSError as exc:  # the mail server is down or said no
+        notice.attempts += 1
+        notice.last_error = str(exc)[:300]
+        notice.save(update_fields=["attempts", "last_error"])
+        logger.warning("Allocation notice %s not sent: %s", allocation_pk, exc)
+        return 0
+    notice.sent_at = timezone.now()
+    notice.save(update_fields=["sent_at"])
+    return 1
 
 
 def send_allocation_notice(allocation_pk):

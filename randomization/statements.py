@@ -8,10 +8,11 @@ as before, in the same transaction, under the same locks; only the way they are 
 - `lock_participant`: the participant row FOR NO KEY UPDATE (as withdraw() and record_baseline()
   take it), with its screening's eligibility and consent date read in the same round trip.
 - `lock_stratum`: the stratum row FOR UPDATE, the lock that serializes a stratum's allocations.
-- `write`: the allocation and its history row ("+"), the stratum's next slot, the participant's
-  status and date of randomization and its history row ("~"). On PostgreSQL one statement
-  (data-modifying WITH clauses: all or nothing, one round trip); elsewhere (the SQLite demo) the
-  same five statements one after the other.
+- `write`: the allocation and its history row ("+"), its notice waiting to be sent
+  (AllocationNotice), the stratum's next slot, the participant's status and date of
+  randomization and its history row ("~"). On PostgreSQL one statement (data-modifying WITH
+  clauses: all or nothing, one round trip); elsewhere (the SQLite demo) the same six statements
+  one after the other.
 
 The history rows are what simple-history writes on save(): every column of the row as stored
 after the write, plus history_date, history_type, history_user_id and history_change_reason
@@ -27,7 +28,7 @@ import weakref
 from django.db import connection
 
 from imrtrial.models import Participant
-from randomization.models import Allocation, Screening, Stratum
+from randomization.models import Allocation, AllocationNotice, Screening, Stratum
 
 _HISTORY_FIELDS = ("history_date", "history_change_reason", "history_type", "history_user_id")
 # What the INSERT of an allocation writes (services._write gives each a value).
@@ -35,6 +36,8 @@ ALLOCATION_COLUMNS = {
     "trial_id", "participant_id", "stratum_id", "slot", "arm_id", "randomization_number",
     "confirmation_code", "allocated_at", "allocated_by_id", "in_error", "in_error_reason",
 }  # fmt: skip
+# A new notice: its allocation, no attempt yet, no error; not sent (sent_at NULL).
+NOTICE_FIELDS = {"allocation", "sent_at", "attempts", "last_error"}
 
 
 def _q(name):
@@ -144,10 +147,18 @@ class Statements:
             f"WHERE {_q(P.pk.column)} = %s"
         )
         a_pk, p_pk = _q(A.pk.column), _q(P.pk.column)
+        N = AllocationNotice._meta
+        if {f.name for f in N.concrete_fields} != NOTICE_FIELDS:
+            raise RuntimeError("AllocationNotice's columns changed: teach randomization.statements")
+        notice = (
+            f"INSERT INTO {_q(N.db_table)} ({col(N, 'allocation')}, {col(N, 'attempts')}, "
+            f"{col(N, 'last_error')}) SELECT src.{a_pk}, 0, '' FROM {{}} src"
+        )
         if self.one_statement:
             self.write = (
                 f"WITH a AS ({insert_allocation} RETURNING *), "
                 f"ha AS ({_history_insert(Allocation, 'a')}), "
+                f"n AS ({notice.format('a')}), "
                 f"s AS ({advance}), "
                 f"p AS ({update_participant} RETURNING *), "
                 f"hp AS ({_history_insert(Participant, 'p')}) "
@@ -158,6 +169,7 @@ class Statements:
             self.allocation_history = (
                 _history_insert(Allocation, _q(A.db_table)) + f" WHERE src.{a_pk} = %s"
             )
+            self.notice = notice.format(_q(A.db_table)) + f" WHERE src.{a_pk} = %s"
             self.advance = advance
             self.update_participant = update_participant
             self.participant_history = (

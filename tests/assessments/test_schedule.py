@@ -39,3 +39,30 @@ def test_pages_write_nothing_on_get(client, danish, coordinator, assessor):
     client.force_login(assessor)
     assert client.get(reverse("assessments:worklist", args=[danish.key])).status_code == 200
     assert Visit.objects.count() == before
+
+
+def test_the_randomization_call_writes_the_visits_the_daily_backstop_would(danish, coordinator):
+    """schedule_participant_visits writes its visits in SQL of its own (the phone desk's call
+    path); the daily job writes them with bulk_create. Both give the same rows."""
+    from assessments import services as assessments
+
+    called = make_ready_participant(danish, coordinator)
+    randomization.randomize(called, by=coordinator)
+    called.refresh_from_db()
+    restored = make_ready_participant(danish, coordinator)
+    make_allocation(restored, "tau", by=coordinator)
+    type(restored).objects.filter(pk=restored.pk).update(
+        status=called.status, randomized_on=called.randomized_on
+    )
+    assert assessments.schedule_visits(danish) == 2  # post and follow-up, by the backstop
+
+    def rows(participant):
+        fields = [f.attname for f in Visit._meta.concrete_fields]
+        fields = [f for f in fields if f not in ("id", "participant_id")]
+        return {
+            row["timepoint_id"]: row
+            for row in Visit.objects.filter(participant=participant).values(*fields)
+        }
+
+    assert rows(called) == rows(restored)
+    assert len(rows(called)) == 3

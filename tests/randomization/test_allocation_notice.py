@@ -5,8 +5,9 @@ sent (the task runs after commit, perhaps after a retry), not when the allocatio
 import pytest
 from django.core import mail
 
-from imrtrial.models import Membership, Role
+from imrtrial.models import Membership, Participant, Role
 from randomization import services
+from randomization.models import AllocationNotice
 from tests.factories import grant, make_allocation, make_ready_participant, make_user
 
 pytestmark = pytest.mark.django_db
@@ -101,3 +102,58 @@ def test_the_notice_names_no_block_size_slot_or_stratum(
     text = (notice.subject + notice.body).lower()
     for word in ("block", "slot", "stratum", "strata", "sequence"):
         assert word not in text
+
+
+# --- The outbox: the notice is a row written with the allocation, sent by the sweep ------------
+
+
+@pytest.fixture
+def with_broker():
+    """As production: a broker, so the beat's sweep sends the notices, not the call."""
+    from imrtrial.celery import app
+
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    yield
+    app.conf.task_always_eager = saved
+
+
+def test_with_a_broker_the_call_writes_the_notice_and_the_sweep_sends_it(
+    danish, coordinator, site, site_facilitator, with_broker, django_capture_on_commit_callbacks
+):
+    for _ in range(20):  # until one is allocated to the intervention, whose notice is mailed
+        p = make_ready_participant(danish, coordinator, site=site)
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            allocation = services.randomize(p, by=coordinator)
+        assert callbacks == [] and mail.outbox == []  # nothing published, nothing sent
+        assert AllocationNotice.objects.get(pk=allocation.pk).sent_at is None
+        if allocation.arm.is_intervention:
+            break
+    assert services.send_pending_notices() >= 1
+    assert [m.to for m in mail.outbox] == [["stays@example.org"]]
+    assert allocation.confirmation_code in mail.outbox[0].body
+    assert not services.pending_notices().exists()
+    assert services.send_pending_notices() == 0  # each notice goes once
+    assert len(mail.outbox) == 1
+
+
+def test_a_refused_randomization_leaves_no_notice(danish, coordinator, site, with_broker):
+    p = make_ready_participant(danish, coordinator, site=site)
+    Participant.objects.filter(pk=p.pk).update(status=Participant.Status.WITHDRAWN)
+    with pytest.raises(services.Refused):
+        services.randomize(p, by=coordinator)
+    assert not AllocationNotice.objects.exists()
+
+
+def test_a_notice_the_mail_server_refused_is_tried_again_then_given_up(
+    danish, coordinator, site, site_facilitator, with_broker, settings
+):
+    allocation = allocated(danish, coordinator, site, "imr")
+    AllocationNotice.objects.create(allocation=allocation)  # as randomize() writes it
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 2
+    for attempt in range(1, services.NOTICE_ATTEMPTS + 1):
+        assert services.send_pending_notices() == 0
+        notice = AllocationNotice.objects.get(pk=allocation.pk)
+        assert (notice.sent_at, notice.attempts) == (None, attempt) and notice.last_error
+    assert not services.pending_notices().exists()  # given up, as the task's five retries

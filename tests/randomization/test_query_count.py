@@ -18,9 +18,9 @@ pytestmark = pytest.mark.django_db
 # In a test the call runs inside the test's transaction, so its own transaction is a savepoint:
 # SAVEPOINT and RELEASE stand where BEGIN and COMMIT are in production. The queries:
 # SAVEPOINT; the lock check's trial and participant (imrtrial.locking); the participant row
-# with its screening; the follow-up visits there are, the trial's timepoints, the new visits
+# with its screening; the timepoints the participant has no visit of yet, their new visits
 # (assessments, through imrtrial.lifecycle); the stratum row; the write; RELEASE.
-QUERIES = 10
+QUERIES = 9
 # A new request's user object: its grants in the trial, once.
 GATE = 1
 

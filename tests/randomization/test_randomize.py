@@ -8,7 +8,7 @@ import pytest
 
 from imrtrial.models import Participant, Role, Trial
 from randomization import sequence, services
-from randomization.models import Allocation, Stratum
+from randomization.models import Allocation, AllocationNotice, Stratum
 from tests.factories import grant, load_preset, make_person, make_ready_participant, make_user
 
 pytestmark = pytest.mark.django_db
@@ -206,7 +206,9 @@ def test_a_mail_failure_after_commit_never_turns_the_allocation_into_an_error(
         if allocation.arm.is_intervention:
             break
     assert allocation.arm.is_intervention
-    assert "could not be queued or sent" in caplog.text
+    assert "not sent" in caplog.text
+    notice = AllocationNotice.objects.get(pk=allocation.pk)  # kept for the next sweep
+    assert (notice.sent_at, notice.attempts) == (None, 1) and notice.last_error
 
 
 def test_a_withdrawal_recorded_after_the_page_loaded_is_not_overwritten(danish, coordinator):
