@@ -313,7 +313,10 @@ class _WorklistForms:
             self.urls[code, kind] = reverse(
                 "assessments:entry", args=[self.trial.key, self._VISIT, code, kind]
             )
-        return self.urls[code, kind].replace(str(self._VISIT), str(visit_pk), 1)
+        # The last "/<number>/" segment is the visit's: the trial key before it may be any slug,
+        # digits included, and the instrument and kind after it start with a letter.
+        head, _, tail = self.urls[code, kind].rpartition(f"/{self._VISIT}/")
+        return f"{head}/{visit_pk}/{tail}"
 
 
 def _visit_or_404(request, trial_key, visit_pk):

@@ -73,7 +73,11 @@ class AllocationNotice(models.Model):
     own transaction (randomization.statements), so that a notice exists exactly when its
     allocation does, and sent afterwards by the sweep (services.send_pending_notices), which
     asks the gate then. Replaces a Celery message published after commit: no broker round trip
-    on the phone desk's call, and a broker outage at that moment loses no notice."""
+    on the phone desk's call, and a broker outage at that moment loses no notice.
+
+    Tells the arm: a notice of the intervention arm has recipients and may fail (attempts,
+    last_error), one of the other arm has none and never does. So, like Allocation, it has no
+    admin, API, export or audit page (tests/security/test_admin_scoping.py asks)."""
 
     allocation = models.OneToOneField(
         Allocation, on_delete=models.PROTECT, primary_key=True, related_name="notice"

@@ -639,12 +639,16 @@ def send_notice(allocation_pk):
     if notice is None:
         return 0  # sent, given up, or another sweep holds it
     try:
-        send_allocation_notice(allocation_pk)
-    except OSError as exc:  # the mail server is down or said no
+        # In a savepoint: whatever fails in the send (the mail server, an address, a template,
+        # a query) is counted on this row and the sweep goes on to the next notice, instead of
+        # stopping at this one every minute, for good.
+        with transaction.atomic():
+            send_allocation_notice(allocation_pk)
+    except Exception as exc:
         notice.attempts += 1
         notice.last_error = str(exc)[:300]
         notice.save(update_fields=["attempts", "last_error"])
-        logger.warning("Allocation notice %s not sent: %s", allocation_pk, exc)
+        logger.warning("Allocation notice %s not sent: %s", allocation_pk, exc, exc_info=True)
         return 0
     notice.sent_at = timezone.now()
     notice.save(update_fields=["sent_at"])
@@ -657,6 +661,11 @@ def send_allocation_notice(allocation_pk):
     allocation = Allocation.objects.select_related(
         "trial", "participant", "participant__site", "arm"
     ).get(pk=allocation_pk)
+    if allocation.in_error or allocation.participant.status in Participant.FOLLOW_UP_ENDED:
+        # Flagged in error, or the participant left, before the sweep came: no one is to be
+        # invited to a group.
+        logger.info("Allocation notice %s not sent: no longer stands", allocation_pk)
+        return 0
 
     def message():  # in each recipient's language (outbox.send_each)
         subject = _("[%(trial)s] Randomization %(number)s") % {

@@ -109,3 +109,20 @@ def test_the_worklist_asks_the_gate_per_participant(
         kind = services.entry_kind_for(registry.get(code))
         assert f'href="{entry_url(danish, baseline, code, kind)}"' not in page
         assert f'href="{entry_url(danish, theirs, code, kind)}"' in page
+
+
+def test_the_worklist_links_the_visit_whatever_the_trial_key(client, danish, randomized, assessor):
+    """The entry URL is reversed once per form and given each visit's number: a trial key made
+    of the very digits used as the placeholder still links the right trial and visit."""
+    from assessments.views import _WorklistForms
+    from imrtrial.models import Trial
+
+    key = f"t{_WorklistForms._VISIT}"
+    Trial.objects.filter(pk=danish.pk).update(key=key)
+    danish.refresh_from_db()
+    client.force_login(assessor)
+    page = client.get(reverse("assessments:worklist", args=[key])).content.decode()
+    baseline = randomized.visits.get(timepoint__code="baseline")
+    code = next(c for c in baseline.timepoint.instruments if registry.get(c).rater != "staff")
+    kind = services.entry_kind_for(registry.get(code))
+    assert f'href="{entry_url(danish, baseline, code, kind)}"' in page

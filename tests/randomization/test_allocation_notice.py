@@ -157,3 +157,37 @@ def test_a_notice_the_mail_server_refused_is_tried_again_then_given_up(
         notice = AllocationNotice.objects.get(pk=allocation.pk)
         assert (notice.sent_at, notice.attempts) == (None, attempt) and notice.last_error
     assert not services.pending_notices().exists()  # given up, as the task's five retries
+
+
+def test_a_notice_that_fails_otherwise_is_counted_and_the_sweep_goes_on(
+    danish, coordinator, site, site_facilitator, with_broker, monkeypatch
+):
+    """Whatever fails in one notice's send (here a bad template) is counted on its row: the
+    sweep sends the next notices instead of stopping at the first one every minute."""
+    first, second = (allocated(danish, coordinator, site, "imr") for _ in range(2))
+    for allocation in (first, second):
+        AllocationNotice.objects.create(allocation=allocation)
+    real = services.send_allocation_notice
+
+    def broken_for_the_first(pk):
+        if pk == first.pk:
+            raise ValueError("the template broke")
+        return real(pk)
+
+    monkeypatch.setattr(services, "send_allocation_notice", broken_for_the_first)
+    assert services.send_pending_notices() == 1
+    stuck, sent = (AllocationNotice.objects.get(pk=a.pk) for a in (first, second))
+    assert (stuck.sent_at, stuck.attempts, stuck.last_error) == (None, 1, "the template broke")
+    assert sent.sent_at is not None
+    assert len(mail.outbox) == 1 and second.confirmation_code in mail.outbox[0].body
+
+
+def test_no_notice_for_an_allocation_flagged_in_error_before_the_sweep(
+    danish, coordinator, site, site_facilitator, with_broker
+):
+    allocation = allocated(danish, coordinator, site, "imr")
+    AllocationNotice.objects.create(allocation=allocation)
+    services.mark_in_error(allocation, by=coordinator, reason="randomized the wrong caller")
+    services.send_pending_notices()
+    assert mail.outbox == []
+    assert not services.pending_notices().exists()  # handled: nothing left to send

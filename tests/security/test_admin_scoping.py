@@ -269,3 +269,17 @@ def test_the_allocation_admin_never_shows_the_slot(client, world):
     html = page.content.decode()
     assert allocation.randomization_number in html
     assert "Slot" not in html and "Stratum" not in html
+
+
+def test_the_allocation_notices_have_no_admin_page_and_no_audit_source():
+    """randomization.AllocationNotice tells the arm by its attempts and last error (only a
+    notice with recipients, of the intervention arm, can fail): the admin shows it to no one,
+    and the audit trail does not read it."""
+    from django.contrib import admin
+
+    from imrtrial import audit
+    from randomization.models import AllocationNotice
+
+    assert AllocationNotice not in admin.site._registry
+    models = [source.model for source in audit.sources()]
+    assert models and AllocationNotice not in models
