@@ -188,7 +188,8 @@ def schedule_visits(trial):
     timepoints = list(trial.timepoints.all())
     at_enrolment = sum(t.anchor == Timepoint.Anchor.ENROLMENT for t in timepoints)
     short = (
-        Participant.objects.filter(trial=trial)
+        # A locked casebook gets no visit either: nothing of that participant may change.
+        Participant.objects.filter(trial=trial, casebook_locked_at__isnull=True)
         .exclude(status__in=Participant.FOLLOW_UP_ENDED)
         .annotate(n_visits=Count("visits"))
         .filter(

@@ -227,3 +227,17 @@ def test_a_consent_withdrawal_after_a_death_keeps_the_participant_dead(world):
         withdrawn_on=today(),
     )
     assert Participant.objects.get(pk=participant.pk).status == Participant.Status.DIED
+
+
+def test_the_daily_backstop_adds_no_visit_to_a_locked_casebook(world):
+    """schedule_visits (the daily job's backstop) leaves a locked casebook as it is: a visit the
+    schedule lacks is not created for a participant whose casebook is locked, and is once it is
+    unlocked."""
+    trial, participant, _, dm = world
+    missing = Visit.objects.filter(participant=participant).order_by("-target_date").first()
+    Visit.objects.filter(pk=missing.pk).delete()  # a visit the schedule lacks
+    crf.lock_casebook(participant, by=dm, reason="clean")
+    assert crf.schedule_visits(trial) == 0
+    assert not Visit.objects.filter(participant=participant, timepoint=missing.timepoint).exists()
+    crf.unlock_casebook(Participant.objects.get(pk=participant.pk), by=dm, reason="one more")
+    assert crf.schedule_visits(trial) == 1
