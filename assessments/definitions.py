@@ -246,7 +246,7 @@ class RuleSpec(schema.Strict):
 
 class InstrumentFile(schema.Strict):
     code: _Code
-    name: schema.text(200)
+    name: schema.label(200)  # per language, like the labels; exports write the English
     version: schema.PositiveInt
     rater: Literal[RATERS]
     status: Literal["verified", "unverified"] = "verified"

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from imrtrial import access
 from imrtrial.audit import ReasonRequired, attribute
 from imrtrial.errors import Locked, Refused
+from imrtrial.i18n_text import shown
 from imrtrial.locking import Scope, check_unlocked, writes_clinical_data
 from imrtrial.models import (
     DatabaseLock,
@@ -240,7 +241,7 @@ def check_may_enter(user, visit, instrument):
     if instrument.code not in visit.timepoint.instruments:
         raise Refused(
             _("%(name)s is not due at %(visit)s.")
-            % {"name": instrument.name, "visit": visit.timepoint.display_label}
+            % {"name": shown(instrument.name), "visit": visit.timepoint.display_label}
         )
     if not access.may_enter(user, visit.participant, instrument.rater):
         raise Refused(_("You may not enter this form for this participant."))

@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy
 from imrtrial import access
 from imrtrial.audit import ReasonRequired, log_access
 from imrtrial.errors import Refused
+from imrtrial.i18n_text import shown
 from imrtrial.models import AccessLog, Participant, Perm, Role
 from randomization.models import Withdrawal
 from randomization.services import allocation_of
@@ -551,7 +552,7 @@ def entry_status(request, trial_key, visit_pk, entry_pk):
         messages.error(request, str(exc))
     else:
         installed = registry.all_instruments().get(entry.instrument)
-        name = installed.name if installed else entry.instrument
+        name = shown(installed.name) if installed else entry.instrument
         messages.success(
             request,
             _("%(name)s at %(visit)s is %(status)s.")

@@ -22,6 +22,7 @@ from assessments import outcomes
 from assessments.outcomes import Measure
 from imrtrial import access, charts
 from imrtrial.audit import log_access
+from imrtrial.i18n_text import shown
 from imrtrial.models import AccessLog
 
 from . import reports
@@ -221,7 +222,7 @@ def completeness(request, trial_key):
         title=_("Due forms entered, by instrument (all timepoints)"),
         description="; ".join(
             _("%(name)s: %(present)s of %(due)s due forms entered")
-            % {"name": row["name"], "present": row["present"], "due": row["due"]}
+            % {"name": shown(row["name"]), "present": row["present"], "due": row["due"]}
             for row in report["instruments"]
         ),
         low=0,

@@ -16,6 +16,12 @@ def localized(english, translations, language=None):
     return english
 
 
+def shown(text):
+    """Text from a trial or instrument file (imrtrial.schema.Translated: English with its other
+    languages) in the active language; plain text as it is."""
+    return localized(str(text), getattr(text, "translations", None)) if text else text
+
+
 def level_label(level):
     """A stratum level ({"code", "label", "translations"?} as the trial file gave it)."""
     return localized(level["label"], level.get("translations"))

@@ -4,7 +4,7 @@
 from django import template
 from django.utils import formats, timezone
 
-from imrtrial.i18n_text import localized as _localized
+from imrtrial.i18n_text import shown
 
 register = template.Library()
 
@@ -13,7 +13,7 @@ register = template.Library()
 def localized(text):
     """A label given in several languages (imrtrial.schema.Translated) in the active one;
     plain text as it is."""
-    return _localized(str(text), getattr(text, "translations", None)) if text else text
+    return shown(text)
 
 
 @register.filter

@@ -130,3 +130,29 @@ def test_the_imr_scale_entry_page_shows_the_readers_language(
     for text in PAGE[language]:
         assert text in page
     assert "progress towards goals" not in page
+
+
+@pytest.mark.parametrize(
+    "language, name",
+    [
+        ("en", "Illness Management and Recovery Scale, patient version (IMRS-P)"),
+        ("da", "Illness Management and Recovery-skalaen, patientversion (IMRS-P)"),
+        ("nl", "Illness Management and Recovery Schaal, patiëntversie (IMRS-P)"),
+    ],
+)
+def test_a_free_instruments_name_is_in_the_readers_language(
+    client, danish, post_visit, assessor, language, name
+):
+    """The entry page's heading and the visit page name the instrument in the reader's
+    language; the name a file gives in English stays what exports write."""
+    from django.utils.html import escape
+
+    from assessments import registry
+
+    client.force_login(assessor)
+    entry = reverse("assessments:entry", args=[danish.key, post_visit.pk, "imrs_p", "first"])
+    visit = reverse("assessments:visit", args=[danish.key, post_visit.pk])
+    for url in (entry, visit):
+        assert escape(name) in get_in(client, url, language)
+    english = "Illness Management and Recovery Scale, patient version (IMRS-P)"
+    assert str(registry.get("imrs_p").name) == english
