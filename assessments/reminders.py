@@ -220,7 +220,7 @@ def _render(recipient, day, lines):
             ) % {"pid": pid, "site": site, "label": label, "n": n}
             if oldest:
                 text += _(", the oldest opened %(date)s") % {
-                    "date": short_date(timezone.localdate(oldest))
+                    "date": short_date(oldest)
                 }
         else:
             text = _("%(pid)s (%(site)s): %(label)s, window %(start)s to %(end)s") % {

@@ -2,8 +2,10 @@
 reader, its translations ({"da": ..., "nl": ...}) come from the trial or instrument file. And
 dates in messages written in Python, in the reader's format (imrtrial/formats)."""
 
+import datetime
+
 from django.conf import settings
-from django.utils import formats, translation
+from django.utils import formats, timezone, translation
 
 
 def localized(english, translations, language=None):
@@ -29,5 +31,9 @@ def level_label(level):
 
 def short_date(day):
     """A date in a message or e-mail, as the active language writes it: 2026-11-30 in English,
-    30.11.2026 in Danish, 30-11-2026 in Dutch (the pages' SHORT_DATE_FORMAT)."""
+    30.11.2026 in Danish, 30-11-2026 in Dutch (the pages' SHORT_DATE_FORMAT). A moment (an
+    aware datetime) is given as the site's local day, as the pages' date filter gives it, not
+    the day in UTC."""
+    if isinstance(day, datetime.datetime):
+        day = timezone.localdate(day)
     return formats.date_format(day, "SHORT_DATE_FORMAT")

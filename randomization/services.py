@@ -656,8 +656,8 @@ def send_notice(allocation_pk):
 
 
 def send_allocation_notice(allocation_pk):
-    """Runs in the task, after commit and on every retry: recipients and the gate are asked
-    then, so a role withdrawn since the allocation was made gets nothing."""
+    """Runs in the sweep (send_notice), after commit and on every retry: recipients and the
+    gate are asked then, so a role withdrawn since the allocation was made gets nothing."""
     allocation = Allocation.objects.select_related(
         "trial", "participant", "participant__site", "arm"
     ).get(pk=allocation_pk)

@@ -202,3 +202,17 @@ def test_a_notice_to_several_people_is_written_in_each_ones_language(trial):
         to = "None@example.org" if language == "nl" else f"{language}@example.org"
         assert (by_to[to].subject, by_to[to].body) == expected
     assert by_to["da@example.org"].subject != by_to["en@example.org"].subject
+
+
+def test_a_moment_in_a_message_is_the_sites_local_day_not_the_day_in_utc():
+    """i18n_text.short_date: a register batch imported at 23:30 UTC on 5 March was imported on
+    6 March in Copenhagen, and the refusal naming it says so, as the pages' date filter would."""
+    from django.utils import timezone as tz
+
+    from imrtrial.i18n_text import short_date
+
+    late = datetime.datetime(2026, 3, 5, 23, 30, tzinfo=datetime.UTC)
+    assert tz.localdate(late) == datetime.date(2026, 3, 6)  # TIME_ZONE Europe/Copenhagen
+    with translation.override("da"):
+        assert short_date(late) == "06.03.2026"
+        assert short_date(datetime.date(2026, 3, 5)) == "05.03.2026"
