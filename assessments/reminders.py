@@ -219,9 +219,7 @@ def _render(recipient, day, lines):
                 n,
             ) % {"pid": pid, "site": site, "label": label, "n": n}
             if oldest:
-                text += _(", the oldest opened %(date)s") % {
-                    "date": short_date(oldest)
-                }
+                text += _(", the oldest opened %(date)s") % {"date": short_date(oldest)}
         else:
             text = _("%(pid)s (%(site)s): %(label)s, window %(start)s to %(end)s") % {
                 "pid": pid,
