@@ -145,6 +145,12 @@ class FormEntryQuerySet(UndeletableQuerySet):
         )
 
 
+class EnteredVia(models.TextChoices):
+    STAFF = "staff", gettext_noop("Staff")
+    TABLET = "tablet", gettext_noop("Participant, on a tablet")
+    LINK = "link", gettext_noop("Participant, from a link")
+
+
 class FormEntry(Undeletable):
     """One instrument filled in at one visit. Paper questionnaires are entered twice (first and
     second entry, by different people) and reconciled into the final entry; other forms have a
@@ -163,6 +169,9 @@ class FormEntry(Undeletable):
         FIRST = "first", _("First entry")
         SECOND = "second", _("Second entry")
         FINAL = "final", _("Reconciled")
+
+    EnteredVia = EnteredVia
+    PARTICIPANT_MODES = (EnteredVia.TABLET, EnteredVia.LINK)
 
     COUNTING_KINDS = (Kind.SINGLE, Kind.FINAL)
     COUNTING_STATUSES = (Status.COMPLETE, Status.VERIFIED, Status.LOCKED)
@@ -183,6 +192,10 @@ class FormEntry(Undeletable):
     entered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
+    # Who typed the answers: staff (an interview, or a paper form entered twice), or the
+    # participant, on the assessor's tablet or from a link (selfreport). For a participant's
+    # entry, entered_by is the member of staff who handed over the tablet or sent the link.
+    entered_via = models.CharField(max_length=6, choices=EnteredVia.choices, default="staff")
     # Bumped on every save: a save based on an older version is refused (no lost update).
     version = models.PositiveIntegerField(default=1)
     updated_at = models.DateTimeField(auto_now=True)

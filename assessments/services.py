@@ -263,6 +263,7 @@ def save_entry(
     complete=False,
     reason="",
     acknowledge=None,
+    via=FormEntry.EnteredVia.STAFF,
 ):
     """Validate and save one form entry. Raises FormInvalid, Conflict, ReasonRequired,
     NeedsAcknowledgement or Refused; on any of them nothing is saved.
@@ -271,7 +272,11 @@ def save_entry(
     page): False asks the registered save checks about a complete form and raises
     NeedsAcknowledgement if any flags it; True saves anyway and records what was acknowledged
     in the reason. None (imports, a query's answer) asks no rule here: the nightly run finds
-    whatever they would."""
+    whatever they would.
+
+    `via` is who typed it: staff, or the participant (on a tablet handed over, or from a link:
+    selfreport), whose entry is a single entry. A form is answered by the participant or
+    entered from paper, never both: the one refuses the other."""
     instrument = registry.get(instrument_code)
     check_may_enter(by, visit, instrument)
     entry = (
@@ -284,7 +289,12 @@ def save_entry(
         )
         .first()
     )
+    participant_entry = via in FormEntry.PARTICIPANT_MODES
+    if participant_entry and kind != FormEntry.Kind.SINGLE:
+        raise Refused(_("A participant's own answers are a single entry."))
     if entry is None:
+        if participant_entry or kind != FormEntry.Kind.SINGLE:
+            _refuse_paper_beside_participant(visit, instrument, participant_entry)
         if kind == FormEntry.Kind.SECOND:
             first = FormEntry.objects.filter(
                 participant=visit.participant,
@@ -302,6 +312,7 @@ def save_entry(
             timepoint=visit.timepoint.code,
             kind=kind,
             entered_by=by,
+            entered_via=via,
         )
     else:
         if entry.status == FormEntry.Status.LOCKED:
@@ -320,6 +331,13 @@ def save_entry(
             raise ReasonRequired(_("A reason is required to change a completed form."))
         if kind in (FormEntry.Kind.FIRST, FormEntry.Kind.SECOND) and entry.entered_by_id != by.pk:
             raise Refused(_("Each of the two entries is made by one person."))
+        if participant_entry and entry.entered_via not in FormEntry.PARTICIPANT_MODES:
+            # The participant does not type into answers staff entered.
+            raise Refused(_("This form was entered by staff."))
+        if participant_entry and entry.status != FormEntry.Status.DRAFT:
+            raise Refused(_("These answers are already complete."))
+        if participant_entry:
+            entry.entered_via = via  # the mode of the save that finished it
         entry.version += 1
     values, errors = clean(instrument, raw, complete=complete or entry.status != "draft")
     if errors:
@@ -346,6 +364,25 @@ def save_entry(
     if entry.counts:
         _update_visit(visit, by=by)
     return entry
+
+
+def _refuse_paper_beside_participant(visit, instrument, participant_entry):
+    """A participant's own entry and a paper entry (first, second, reconciled) of one form
+    exclude each other, so which answers count is never in doubt: whichever was started first
+    stands. (A staff single entry beside a paper one is older and stays allowed: the
+    reconciled entry replaces it, FormEntryQuerySet.counting.)"""
+    same_form = FormEntry.objects.filter(
+        participant=visit.participant,
+        instrument=instrument.code,
+        timepoint=visit.timepoint.code,
+    )
+    if participant_entry:
+        if same_form.exclude(kind=FormEntry.Kind.SINGLE).exists():
+            raise Refused(_("This form is being entered from paper."))
+    elif same_form.filter(
+        kind=FormEntry.Kind.SINGLE, entered_via__in=FormEntry.PARTICIPANT_MODES
+    ).exists():
+        raise Refused(_("The participant answered this form themselves."))
 
 
 def _version(text):

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "demo",
     "api",
     "staff",
+    "selfreport",
 ]
 
 MIDDLEWARE = [

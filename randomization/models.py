@@ -150,6 +150,15 @@ class IdentifyingDetails(models.Model):
     # Normalized national id, for the duplicate check (digits and letters only, upper case).
     national_id_key = models.CharField(max_length=40, blank=True, db_index=True)
     phone = models.CharField(max_length=40, blank=True)
+    # For the participant's own questionnaires (selfreport): where a link may be sent, the
+    # check the link asks (the year of birth), the language to write in, and whether the
+    # participant agreed to links and reminders at all. Identifying, like the rest of the row.
+    email = models.EmailField(blank=True)
+    birth_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    language = models.CharField(max_length=8, blank=True, choices=settings.LANGUAGES)
+    agreed_to_links = models.BooleanField(default=False)
+    # The participant stopped all messages (the one-click opt-out in every message).
+    messages_stopped_at = models.DateTimeField(null=True, blank=True)
 
     history = HistoricalRecords()
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from assessments import queries
 from assessments import services as crf
-from assessments.models import DataQuery, FormEntry
+from assessments.models import DataQuery, FormEntry, Visit
 from fidelity import services as imr
 from imrtrial import locking
 from imrtrial.errors import Refused
@@ -21,8 +21,9 @@ from imrtrial.models import Participant, Role, Trial
 from monitoring.services import mark_source_verified
 from quality.services import system_account
 from randomization import services as randomization
-from randomization.models import Screening
+from randomization.models import IdentifyingDetails, Screening
 from safety import services as safety
+from selfreport import services as selfreport
 from tests.factories import (
     default_levels,
     import_register_rows,
@@ -296,7 +297,30 @@ class Calls:
                 [(w.south_tau.participant_id, *year_before_baseline(w.south_tau), 1, 3)],
                 by=self.dm,
             ),
+            "selfreport.start_hand_over": lambda: selfreport.start_hand_over(
+                self.self_report_visit(), by=self.assessor
+            ),
+            "selfreport.send_link": lambda: selfreport.send_link(
+                self.self_report_visit(), "email", by=self.assessor
+            ),
         }
+
+    def self_report_visit(self):
+        """A visit with self-report forms open, of a participant whom links may reach, its
+        window still open (changed by a plain update, which writes no row)."""
+        visit = next(
+            v
+            for p in self.participants()
+            for v in p.visits.select_related("timepoint", "participant__trial")
+            if selfreport.open_forms(v) and not v.missed
+        )
+        IdentifyingDetails.objects.filter(screening__participant=visit.participant).update(
+            email="p@example.org", birth_year=1980, agreed_to_links=True
+        )
+        end = self.today + datetime.timedelta(days=30)
+        Visit.objects.filter(pk=visit.pk).update(window_end=end)
+        visit.window_end = end
+        return visit
 
 
 def snapshot():
@@ -310,6 +334,7 @@ def snapshot():
         "signoff",
         "monitoring",
         "registers",
+        "selfreport",
     }
     return {
         m._meta.label: m._default_manager.count()

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SelfreportConfig(AppConfig):
+    name = "selfreport"
+    verbose_name = "Participant self-report"

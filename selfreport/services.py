@@ -1,0 +1,238 @@
+"""The participant answers their own questionnaires: on the assessor's tablet, or from a link.
+
+Contract:
+- What the participant types is saved through assessments.services.save_entry as a single
+  entry with `via` tablet or link: the same validation, scoring, audit trail, locks, queries
+  and refusals as staff entry. `entered_by` is the member of staff who handed the tablet over or
+  sent the link, asked through the gate (imrtrial.access.may_enter, "self_report") at every
+  save: a role withdrawn since silences their links too.
+- The forms open to the participant (`open_forms`) are the visit's self-report forms with no
+  paper entry and no complete answers: a form is answered by the participant or entered from
+  paper, never both (save_entry refuses the one beside the other).
+- Starting a hand-over and sending a link are writers (imrtrial.locking): refused when the
+  casebook or the trial is locked, as the saves they lead to would be.
+- A link: a token of 32 bytes (HMAC of a random nonce under the server's secret: make_token),
+  stored as its SHA-256 beside the nonce, so the outbox can write it into each message;
+  usable until the end of the visit window, until it is blocked by MAX_FAILED_CHECKS wrong
+  answers to the year-of-birth check, until a newer link for the visit replaces it, or until
+  every form it opened is complete. Its message is queued in the outbox (selfreport.Message)
+  in the same transaction, and sent by selfreport.messaging.
+- Blinding: nothing here reads the allocation; both arms' participants get the same forms,
+  pages and messages.
+"""
+
+import base64
+import datetime
+import secrets
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext as _
+
+from assessments import registry
+from assessments.models import FormEntry, Visit
+from assessments.services import save_entry
+from imrtrial import access
+from imrtrial.errors import Refused
+from imrtrial.i18n import supported
+from imrtrial.locking import Scope, writes_clinical_data
+from imrtrial.models import Participant
+from randomization.models import IdentifyingDetails
+from staff.models import token_digest
+
+from .models import HandOver, Link, Message
+
+RATER = "self_report"
+TOKEN_BYTES = 32
+
+
+def details_of(participant):
+    """The participant's identifying details (contact, year of birth, language), or None."""
+    return IdentifyingDetails.objects.filter(screening__participant=participant).first()
+
+
+def language_of(participant, details=None):
+    """The language to ask the participant in: their own, else the trial's."""
+    details = details if details is not None else details_of(participant)
+    return (
+        supported(details.language if details else "")
+        or supported(participant.trial.language)
+        or settings.LANGUAGE_CODE
+    )
+
+
+def self_report_codes(visit):
+    """The visit's self-report forms, in the timepoint's order."""
+    return [c for c in visit.timepoint.instruments if registry.get(c).rater == RATER]
+
+
+def open_forms(visit, codes=None):
+    """The codes among `codes` (default: the visit's self-report forms) the participant may
+    still answer: no paper entry, and no complete answers of anyone."""
+    codes = self_report_codes(visit) if codes is None else list(codes)
+    taken = set()
+    for code, kind, via, status in FormEntry.objects.filter(
+        participant_id=visit.participant_id, timepoint=visit.timepoint.code, instrument__in=codes
+    ).values_list("instrument", "kind", "entered_via", "status"):
+        if not (
+            kind == FormEntry.Kind.SINGLE
+            and via in FormEntry.PARTICIPANT_MODES
+            and status == FormEntry.Status.DRAFT
+        ):
+            taken.add(code)
+    return [c for c in codes if c not in taken]
+
+
+def _may_hand_over(by, visit):
+    participant = visit.participant
+    if not access.may_enter(by, participant, RATER):
+        raise Refused(_("You may not enter this participant's questionnaires."))
+    if participant.status in Participant.FOLLOW_UP_ENDED:
+        raise Refused(_("This participant's follow-up has ended."))
+    if visit.missed:
+        raise Refused(_("This visit was recorded as missed."))
+
+
+@writes_clinical_data("selfreport.start_hand_over", lambda a: Scope.of(a["visit"]))
+def start_hand_over(visit, *, by):
+    """Hand the tablet over for the visit's open self-report forms; returns the HandOver."""
+    _may_hand_over(by, visit)
+    codes = open_forms(visit)
+    if not codes:
+        raise Refused(_("There are no questionnaires left for the participant at this visit."))
+    return HandOver.objects.create(
+        visit=visit,
+        instruments=codes,
+        language=language_of(visit.participant),
+        started_by=by,
+    )
+
+
+def end_hand_over(hand_over):
+    HandOver.objects.filter(pk=hand_over.pk, ended_at__isnull=True).update(ended_at=timezone.now())
+
+
+def link_expiry(visit):
+    """The end of the visit window: midnight after its last day, in the site's time zone."""
+    day = visit.window_end + datetime.timedelta(days=1)
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
+
+
+def link_channels(details):
+    """The channels a link may go by to this participant now ([] if none)."""
+    if details is None or not details.agreed_to_links or details.messages_stopped_at:
+        return []
+    if details.birth_year is None:
+        return []  # the link's check needs it
+    found = []
+    if details.email:
+        found.append(Link.Channel.EMAIL)
+    if details.phone:
+        found.append(Link.Channel.SMS)
+    return found
+
+
+@writes_clinical_data("selfreport.send_link", lambda a: Scope.of(a["visit"]))
+def send_link(visit, channel, *, by):
+    """Queue a personal link to the visit's open self-report forms; returns (link, token).
+
+    The token is returned once, for the message; only its digest is kept. An earlier link of
+    the visit stops working."""
+    _may_hand_over(by, visit)
+    details = details_of(visit.participant)
+    if channel not in link_channels(details):
+        raise Refused(
+            _(
+                "A link cannot be sent this way: the participant has not agreed to links, "
+                "stopped messages, or the contact details or year of birth are missing."
+            )
+        )
+    if link_expiry(visit) <= timezone.now():
+        raise Refused(_("The visit window has closed."))
+    codes = open_forms(visit)
+    if not codes:
+        raise Refused(_("There are no questionnaires left for the participant at this visit."))
+    now = timezone.now()
+    Link.objects.filter(visit=visit, revoked_at__isnull=True, finished_at__isnull=True).update(
+        revoked_at=now
+    )
+    nonce = secrets.token_hex(TOKEN_BYTES)
+    token = make_token(nonce)
+    link = Link.objects.create(
+        visit=visit,
+        nonce=nonce,
+        token_hash=token_digest(token),
+        channel=channel,
+        instruments=codes,
+        created_by=by,
+        created_at=now,
+        expires_at=link_expiry(visit),
+    )
+    Message.objects.create(link=link, kind=Message.Kind.LINK, number=0, created_at=now)
+    return link, token
+
+
+def make_token(nonce):
+    """The link's token: HMAC-SHA256 of its random nonce under the server's secret, as 43
+    URL-safe characters."""
+    digest = salted_hmac("selfreport.link", nonce, algorithm="sha256").digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def token_of(link):
+    """The token of `link`, made again for its messages (never stored)."""
+    return make_token(link.nonce)
+
+
+def find_link(token):
+    """The link of `token`, or None; never tells why."""
+    if not token or len(token) > 100:
+        return None
+    return (
+        Link.objects.select_related(
+            "visit", "visit__timepoint", "visit__participant", "visit__participant__trial"
+        )
+        .filter(token_hash=token_digest(token))
+        .first()
+    )
+
+
+class CheckFailed(Exception):
+    def __init__(self, tries_left):
+        self.tries_left = tries_left
+        super().__init__(tries_left)
+
+
+@transaction.atomic
+def check_year_of_birth(link, answer):
+    """True if `answer` is the participant's year of birth. A wrong answer is counted under
+    the link's row lock; the last allowed one blocks the link (CheckFailed(0))."""
+    link = Link.objects.select_for_update().get(pk=link.pk)
+    if not link.is_usable():
+        raise CheckFailed(0)
+    details = details_of(Visit.objects.get(pk=link.visit_id).participant)
+    expected = details.birth_year if details else None
+    if expected is not None and str(answer).strip() == str(expected):
+        return True
+    link.failed_checks += 1
+    if link.failed_checks >= Link.MAX_FAILED_CHECKS:
+        link.blocked_at = timezone.now()
+    link.save(update_fields=["failed_checks", "blocked_at"])
+    raise CheckFailed(max(Link.MAX_FAILED_CHECKS - link.failed_checks, 0))
+
+
+def save_answers(visit, code, raw, *, by, via, complete=False):
+    """Save the participant's answers to one form (a draft until `complete`)."""
+    return save_entry(
+        visit, code, raw, by=by, kind=FormEntry.Kind.SINGLE, complete=complete, via=via
+    )
+
+
+def finish_link_if_done(link):
+    """Mark the link finished once none of its forms is open any more."""
+    if not open_forms(link.visit, link.instruments):
+        Link.objects.filter(pk=link.pk, finished_at__isnull=True).update(finished_at=timezone.now())
+        return True
+    return False
