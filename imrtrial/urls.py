@@ -34,6 +34,7 @@ urlpatterns = [
     path("trials/", include("quality.urls")),
     path("trials/", include("registers.urls")),
     path("", include("staff.urls")),
+    path("", include("selfreport.urls")),
     path("admin/", admin.site.urls),
 ]
 
