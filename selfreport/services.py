@@ -205,13 +205,20 @@ class CheckFailed(Exception):
         super().__init__(tries_left)
 
 
-@transaction.atomic
 def check_year_of_birth(link, answer):
-    """True if `answer` is the participant's year of birth. A wrong answer is counted under
-    the link's row lock; the last allowed one blocks the link (CheckFailed(0))."""
+    """Pass if `answer` is the participant's year of birth; else CheckFailed(tries left). A
+    wrong answer is counted under the link's row lock, and committed before the refusal is
+    raised; the last allowed one blocks the link (CheckFailed(0))."""
+    if not _check(link, answer):
+        link.refresh_from_db(fields=["failed_checks", "blocked_at"])
+        raise CheckFailed(max(Link.MAX_FAILED_CHECKS - link.failed_checks, 0))
+
+
+@transaction.atomic
+def _check(link, answer):
     link = Link.objects.select_for_update().get(pk=link.pk)
     if not link.is_usable():
-        raise CheckFailed(0)
+        return False
     details = details_of(Visit.objects.get(pk=link.visit_id).participant)
     expected = details.birth_year if details else None
     if expected is not None and str(answer).strip() == str(expected):
@@ -220,7 +227,7 @@ def check_year_of_birth(link, answer):
     if link.failed_checks >= Link.MAX_FAILED_CHECKS:
         link.blocked_at = timezone.now()
     link.save(update_fields=["failed_checks", "blocked_at"])
-    raise CheckFailed(max(Link.MAX_FAILED_CHECKS - link.failed_checks, 0))
+    return False
 
 
 def save_answers(visit, code, raw, *, by, via, complete=False):
