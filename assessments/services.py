@@ -292,6 +292,11 @@ def save_entry(
     participant_entry = via in FormEntry.PARTICIPANT_MODES
     if participant_entry and kind != FormEntry.Kind.SINGLE:
         raise Refused(_("A participant's own answers are a single entry."))
+    if participant_entry and any(raw.get(i.code) for i in instrument.items if i.type == "text"):
+        # The participant knows their arm, and their entry is recorded under the blinded
+        # assessor who handed it over: free text from them would reach blinded readers as a
+        # blinded author's words (imrtrial.access.text_for). They answer no free text.
+        raise Refused(_("A participant's own answers hold no free text."))
     if entry is None:
         if participant_entry or kind != FormEntry.Kind.SINGLE:
             _refuse_paper_beside_participant(visit, instrument, participant_entry)

@@ -63,9 +63,22 @@ def language_of(participant, details=None):
     )
 
 
+def asked(instrument):
+    """The items a participant is asked: all but free text (save_entry refuses free text from
+    a participant, which blinded readers would read as the blinded assessor's)."""
+    return [item for item in instrument.items if item.type != "text"]
+
+
+def answerable(instrument):
+    """A self-report form the participant can complete: no free text is required."""
+    return instrument.rater == RATER and not any(
+        item.type == "text" and item.required for item in instrument.items
+    )
+
+
 def self_report_codes(visit):
-    """The visit's self-report forms, in the timepoint's order."""
-    return [c for c in visit.timepoint.instruments if registry.get(c).rater == RATER]
+    """The visit's self-report forms a participant can answer, in the timepoint's order."""
+    return [c for c in visit.timepoint.instruments if answerable(registry.get(c))]
 
 
 def open_forms(visit, codes=None):

@@ -88,7 +88,7 @@ def _questionnaires(sitting):
             state, url = "done", None
         else:
             state = "started" if answered else "new"
-            number = min(answered + 1, len(instrument.items))
+            number = min(answered + 1, len(services.asked(instrument)))
             url = sitting.url("item", code, number)
         rows.append((instrument, state, url, answered))
     return rows
@@ -116,7 +116,7 @@ def _item(request, sitting, code, number):
     instrument = _instrument_or_404(sitting, code)
     if code not in sitting.open_codes():
         return redirect(sitting.url())
-    items = instrument.items
+    items = services.asked(instrument)
     if not 1 <= number <= len(items):
         raise Http404(_("Not found."))
     item = items[number - 1]
@@ -187,9 +187,10 @@ def _finish(request, sitting, code):
         return redirect(sitting.url())
     entry = sitting.draft(code)
     values = entry.values if entry else {}
+    items = services.asked(instrument)
     missing = [
         (number, item)
-        for number, item in enumerate(instrument.items, 1)
+        for number, item in enumerate(items, 1)
         if item.required and item.code not in values
     ]
     if request.method == "POST" and not missing:
@@ -211,9 +212,9 @@ def _finish(request, sitting, code):
             "sitting": sitting,
             "instrument": instrument,
             "answered": len(values),
-            "count": len(instrument.items),
+            "count": len(items),
             "missing": [(n, item, sitting.url("item", code, n)) for n, item in missing],
-            "back": sitting.url("item", code, len(instrument.items)),
+            "back": sitting.url("item", code, len(items)),
         },
     )
 

@@ -182,3 +182,28 @@ def test_no_hand_over_without_the_right_to_enter(client, setting):
     client.force_login(make_user("stranger"))
     assert client.post(path).status_code == 404
     assert not HandOver.objects.exists()
+
+
+def test_a_participant_is_asked_no_free_text(setting, monkeypatch):
+    """Their entry is recorded under the blinded assessor: free text from them (naming the
+    group they go to, say) would reach blinded readers as a blinded author's words."""
+    import dataclasses
+
+    from assessments.definitions import Item
+
+    mhrm = registry.get("mhrm")
+    note = Item(code="note", label="Anything else?", type="text", section="", required=False)
+    with_note = dataclasses.replace(mhrm, sections=(*mhrm.sections, ("x", "Note", (note,))))
+    monkeypatch.setitem(registry._instruments, "mhrm", with_note)
+    assert note not in services.asked(with_note)
+    visit = setting.visits[0]
+    with pytest.raises(Refused):
+        services.save_answers(visit, "mhrm", {"note": "my group"}, by=setting.assessor, via="link")
+    assert not FormEntry.objects.exists()
+    # Staff typing the same form from paper may.
+    save_entry(visit, "mhrm", {"note": "on paper"}, by=setting.assessor, kind="first")
+    # A form that needs free text is not offered to the participant at all.
+    required = dataclasses.replace(note, required=True)
+    needs = dataclasses.replace(mhrm, sections=(*mhrm.sections, ("x", "Note", (required,))))
+    monkeypatch.setitem(registry._instruments, "ahs", dataclasses.replace(needs, code="ahs"))
+    assert "ahs" not in services.self_report_codes(visit)
