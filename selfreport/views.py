@@ -446,20 +446,24 @@ def link_finish(request, token, instrument):
 def stop_messages(request, token):
     """The one-click opt-out of every message: a page with one button (a link in a message
     may be opened by a mail scanner, so the GET changes nothing). Works after the link has
-    expired too."""
+    expired too, and says so once the messages are stopped."""
     link = services.find_link(token)
     if link is None:
         _count_guess(request)
         return _unusable(request)
-    language = services.language_of(link.visit.participant)
-    stopped = False
+    participant = link.visit.participant
     if request.method == "POST":
         from . import messaging
 
         messaging.stop_messages(link)
-        stopped = True
-    with translation.override(language):
-        return render(request, "selfreport/stop.html", {"stopped": stopped})
+        return redirect("selfreport:stop", token)
+    details = services.details_of(participant)
+    with translation.override(services.language_of(participant, details)):
+        return render(
+            request,
+            "selfreport/stop.html",
+            {"stopped": details is not None and details.messages_stopped_at is not None},
+        )
 
 
 # --- Staff: sending a link, the contact details -----------------------------------------------
