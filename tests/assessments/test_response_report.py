@@ -259,6 +259,17 @@ def test_blinded_roles_see_it_and_it_does_not_differ_by_arm(client, w, role):
     assert after["response_report_csv"] == before["response_report_csv"]
 
 
+@pytest.mark.parametrize("role", [Role.COORDINATOR, Role.KEY_HOLDER, Role.TRIAL_ADMIN])
+def test_unblinded_and_other_report_roles_see_the_same_pooled_page(client, w, role):
+    user = make_user()
+    grant(user, w.trial, role)
+
+    def main(html):  # the report itself: the page's header names the reader
+        return re.search(r"<main.*</main>", html, re.S).group(0)
+
+    assert main(page(client, w, user)) == main(page(client, w, w.dm))
+
+
 @pytest.mark.parametrize("role", [Role.MONITOR, Role.INVESTIGATOR, None])
 def test_without_the_right_the_pages_are_not_found(client, w, role):
     user = make_user()
