@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import status_views, views
+from . import response_views, status_views, views
 
 app_name = "assessments"
 urlpatterns = [
@@ -66,5 +66,17 @@ urlpatterns += [
         "<slug:trial_key>/participants/<str:participant_id>/casebook/",
         status_views.casebook_lock,
         name="casebook_lock",
+    ),
+]
+urlpatterns += [
+    path(
+        "<slug:trial_key>/self-report-responses/",
+        response_views.response_report,
+        name="response_report",
+    ),
+    path(
+        "<slug:trial_key>/self-report-responses.csv",
+        response_views.response_report_csv,
+        name="response_report_csv",
     ),
 ]

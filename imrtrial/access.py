@@ -402,6 +402,16 @@ def may_see_reports(user, trial):
     return has_any(user, _REPORTS, trial)
 
 
+_COMPLETENESS = (*_REPORTS, Perm.VERIFY_FORMS, Perm.ENTER_INTERVIEW)
+
+
+def completeness_sites(user, trial):
+    """The sites whose pooled completeness counts (never by arm) the user sees: those their
+    reports cover, and those whose record status dashboard they see (data managers,
+    assessors)."""
+    return list(sites_where_any(user, _COMPLETENESS, trial).order_by("name"))
+
+
 def may_see_reports_by_arm(user, trial, sites):
     """Arm-level reports only to a user unblinded at every site they cover."""
     return unblinded_everywhere(user, trial, sites)

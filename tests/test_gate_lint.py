@@ -59,6 +59,7 @@ REVEALING_ALLOWED = {
     "exports/reports.py",  # fidelity per group and the by-arm CONSORT: unblinded readers only
     "tests/factories.py",  # builds allocations for tests of who may see them
     "tests/assessments/test_dashboard.py",  # swaps two arms: the dashboard does not change
+    "tests/assessments/test_response_report.py",  # swaps the arms: the report does not change
     "tests/quality/test_pages.py",  # swaps two arms: the rules page does not change
     "tests/registers/test_pages.py",  # swaps two arms: the register pages do not change
     "tests/registers/test_export_and_config.py",  # swaps two arms: nor do their export files
