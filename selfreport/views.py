@@ -41,6 +41,7 @@ from .models import HandOver
 
 SESSION_HAND_OVER = "selfreport_hand_over"
 SESSION_LINKS = "selfreport_links"  # the links whose check this browser passed
+SESSION_FINISHED = "selfreport_finished"  # the link this browser has just finished
 # Unknown tokens from one address before it must wait (the window, in seconds).
 GUESSES_PER_WINDOW = 20
 GUESS_WINDOW = 600
@@ -354,6 +355,11 @@ def _usable_link(request, token):
         _count_guess(request)
         return None, _unusable(request)
     if not link.is_usable():
+        if link.finished_at and request.session.pop(SESSION_FINISHED, None) == link.pk:
+            # The browser that has just finished: thanks, once; the plain page from then on,
+            # as for any other browser.
+            with translation.override(services.language_of(link.visit.participant)):
+                return None, render(request, "selfreport/thanks.html")
         return None, _unusable(request)
     return link, None
 
@@ -384,7 +390,7 @@ def link_page(request, token):
         if not _checked(request, link):
             return _year_of_birth(request, link, sitting)
         page = _index(request, sitting)
-        if page is None:
+        if page is None:  # answered meanwhile (a hand-over, paper): nothing left to do here
             services.finish_link_if_done(link)
             return render(request, "selfreport/thanks.html", {"sitting": sitting})
         return page
@@ -428,8 +434,8 @@ def _link_view(page):
         sitting.key = token
         with translation.override(sitting.language):
             response = page(request, sitting, instrument, *args)
-            if request.method == "POST":
-                services.finish_link_if_done(link)
+            if request.method == "POST" and services.finish_link_if_done(link):
+                request.session[SESSION_FINISHED] = link.pk
             return response
 
     return view

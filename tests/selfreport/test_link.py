@@ -132,7 +132,10 @@ def test_stop_halfway_come_back_in_another_browser_and_finish(setting, sent):
             later.post(f"/r/{token}/{code}/finish/")
     link.refresh_from_db()
     assert link.finished_at is not None
-    # Used: the plain page, the same as for a token never made.
+    # Thanks, once, in the browser that finished; from then on, and in any other browser,
+    # the plain page, the same as for a token never made.
+    thanks = later.get(f"/r/{token}/")
+    assert thanks.status_code == 200 and 'name="year"' not in thanks.content.decode()
     used = later.get(f"/r/{token}/")
     assert used.status_code == 404
     assert used.content == Client().get("/r/" + "x" * 43 + "/").content
