@@ -140,3 +140,46 @@ def test_the_participants_language_is_the_pages_language():
     IdentifyingDetails.objects.update(language="")
     Trial.objects.filter(pk=s.trial.pk).update(language="da")
     assert '<html lang="da">' in Client().get(f"/r/{token}/").content.decode()
+
+
+def test_the_crawler_finds_no_arm_on_the_link_or_the_tablet_for_either_arm():
+    """The project's blinding crawler (tests/security/test_crawler.py) over every page a
+    participant of each arm can reach by links, from the link and from the tablet."""
+    from tests.security.test_crawler import Crawler
+
+    s = w.build("da")
+    arms = list(s.trial.arms.values_list("code", "label", "translations"))
+    facts = [label for _, label, _ in arms] + [
+        text for *_, translations in arms for text in (translations or {}).values()
+    ]
+    codes = [code for code, _, _ in arms]
+    reached = []
+    for visit in s.visits:
+        _, token = services.send_link(visit, "email", by=s.assessor)
+        person = Client()
+        person.post(f"/r/{token}/", {"year": str(w.BIRTH_YEAR)})
+        crawler = Crawler(person, facts=facts, arm_codes=codes, arm_labels=facts)
+        crawler.MAX_IDS = 100  # every question, not three of each form
+        pages = crawler.crawl([f"/r/{token}/", f"/r/{token}/stop/", *every_screen(f"/r/{token}")])
+        assert crawler.failures == []
+        tablet = Client()
+        tablet.force_login(s.assessor)
+        start = tablet.post(f"/trials/{s.trial.key}/visits/{visit.pk}/hand-over/").url
+        crawler = Crawler(tablet, facts=facts, arm_codes=codes, arm_labels=facts)
+        crawler.MAX_IDS = 100
+        screens = every_screen(start.rstrip("/"))
+        pages |= crawler.crawl([start, "/", f"/trials/{s.trial.key}/participants/", *screens])
+        assert crawler.failures == []
+        reached.append(len(pages))
+    # Every question and finish screen of every form, from the link and the tablet, and the
+    # index, opt-out and hand-back pages: the same pages for both arms.
+    assert reached[0] == reached[1] >= 2 * len(every_screen(""))
+
+
+def every_screen(base):
+    """The question and finish screens of the post visit's self-report forms under `base`."""
+    urls = []
+    for code in ("imrs_p", "mhrm", "ahs", "csq8"):
+        count = len(services.asked(registry.get(code)))
+        urls += [f"{base}/{code}/{n}/" for n in range(1, count + 1)] + [f"{base}/{code}/finish/"]
+    return urls
