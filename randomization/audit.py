@@ -28,7 +28,16 @@ register(
         participant="screening__participant",
         select_related=("screening",),
         describe=lambda row: f"Screening {row.screening.screening_number}",
-        identifying_fields=("full_name", "national_id", "national_id_key", "phone"),
+        # Everything that names or reaches the person: their year of birth is the check a
+        # link asks (selfreport); their language and consent are not identifying.
+        identifying_fields=(
+            "full_name",
+            "national_id",
+            "national_id_key",
+            "phone",
+            "email",
+            "birth_year",
+        ),
     )
 )
 register(

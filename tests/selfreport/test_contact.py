@@ -65,3 +65,30 @@ def test_a_blinded_assessor_neither_sees_nor_edits_it(client, setting):
     assert client.post(url(setting), {"email": "x@example.org"}).status_code == 404
     detail = client.get(url(setting).replace("contact/", "")).content.decode()
     assert url(setting) not in detail
+
+
+def test_the_audit_trail_hides_the_contact_and_the_links_secrets(client, setting):
+    """The e-mail address and the year of birth are identifying like the name; a link's
+    nonce makes its token with the server's secret, so nobody sees it."""
+    from selfreport import services
+    from tests.factories import grant, make_user
+    from tests.security.test_audit_report import audit, rows
+
+    client.force_login(setting.coordinator)
+    client.post(
+        url(setting),
+        {"agreed_to_links": "on", "email": "hidden@example.org", "birth_year": "1961"},
+    )
+    link, _ = services.send_link(setting.visits[0], "email", by=setting.assessor)
+    auditor = make_user("auditor")
+    grant(auditor, setting.trial, "key_holder")
+    client.force_login(auditor)
+    world = type("World", (), {"trial": setting.trial})
+    details = " ".join(rows(audit(client, world, kind="identifying")))
+    assert "hidden@example.org" not in details and "1961" not in details
+    assert "(hidden)" in details
+    links = " ".join(rows(audit(client, world, kind="participant_link")))
+    assert setting.participants[0].participant_id in links
+    assert link.nonce not in links and link.token_hash not in links
+    hand_overs = audit(client, world, kind="hand_over")
+    assert hand_overs.status_code == 200
