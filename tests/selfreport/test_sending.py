@@ -322,3 +322,16 @@ def test_a_message_is_given_up_after_five_attempts(scene, refusing):
     refusing.refused = set()
     assert messaging.send_pending(DAYTIME) == (0, 0, 0)
     assert mail.outbox == []
+
+
+def test_dispatch_never_raises_without_a_broker(settings, monkeypatch, caplog):
+    """Even if the send itself breaks (not one message's failure: the run), the caller, a link
+    just committed, is not told so."""
+    settings.SELF_REPORT_QUIET_HOURS = "0-0"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(messaging, "send_pending", broken)
+    messaging.dispatch()
+    assert "could not be sent now" in caplog.text
