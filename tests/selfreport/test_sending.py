@@ -335,3 +335,12 @@ def test_dispatch_never_raises_without_a_broker(settings, monkeypatch, caplog):
     monkeypatch.setattr(messaging, "send_pending", broken)
     messaging.dispatch()
     assert "could not be sent now" in caplog.text
+
+
+def test_the_tasks_are_those_dispatch_and_beat_name(settings):
+    from selfreport import tasks
+
+    assert tasks.send_participant_messages.name == messaging.SEND_MESSAGES
+    beat = {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert beat[tasks.send_participant_messages.name] == 60.0
+    assert tasks.queue_participant_reminders.name in beat
