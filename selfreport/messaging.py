@@ -321,7 +321,7 @@ def stop_messages(link):
     history), and every pending message to them dropped. Idempotent."""
     participant_id = link.visit.participant_id
     details = (
-        IdentifyingDetails.objects.select_for_update()
+        IdentifyingDetails.objects.select_for_update(of=("self",))
         .filter(screening__participant_id=participant_id)
         .first()
     )
