@@ -50,6 +50,17 @@ class SmsRefused(Exception):
     """The provider answered, and did not accept the message."""
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirected POST would arrive as a GET without the message, and its 200 would look like
+    acceptance: a redirect is an answer that is not 2xx (HTTPError), like any other."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
 class HttpSender:
     """A provider's JSON web API: POST {"to", "from", "text"} to SMS_API_URL with the bearer
     token SMS_API_TOKEN. Any answer but 2xx, and any network error, raises."""
@@ -74,8 +85,8 @@ class HttpSender:
                 "Accept": "application/json",
             },
         )
-        # urlopen raises HTTPError for 4xx and 5xx; a 1xx or 3xx it did not follow is no
-        # acceptance either, so the status is checked again.
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+        # The opener raises HTTPError for 3xx, 4xx and 5xx; the status is checked again for
+        # anything else that is not 2xx.
+        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
             if not 200 <= response.status < 300:
                 raise SmsRefused(f"The text message provider answered {response.status}.")

@@ -21,8 +21,14 @@ class Provider(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((self.headers["Authorization"], json.loads(body)))
         self.send_response(self.status)
+        if self.status == 302:
+            self.send_header("Location", "/elsewhere")
         self.end_headers()
         self.wfile.write(b"{}")
+
+    def do_GET(self):  # where a followed redirect would land, answering yes
+        self.send_response(200)
+        self.end_headers()
 
     def log_message(self, *args):
         pass
@@ -56,6 +62,14 @@ def test_a_provider_error_raises(provider):
     with pytest.raises(HTTPError):
         sms.get_sender().send("+4512345678", "Hello")
     assert len(provider.received) == 1  # tried once: the outbox, not the sender, retries
+
+
+def test_a_redirect_is_not_acceptance(provider):
+    """urllib would follow it as a GET without the message, and take the 200 for a yes."""
+    provider.status = 302
+    with pytest.raises(HTTPError):
+        sms.get_sender().send("+4512345678", "Hello")
+    assert len(provider.received) == 1
 
 
 def test_a_refused_connection_raises(settings):
