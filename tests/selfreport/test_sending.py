@@ -2,6 +2,7 @@
 only while the participant, the link, its forms and its sender still allow it."""
 
 import datetime
+import logging
 import smtplib
 
 import pytest
@@ -332,6 +333,7 @@ def test_dispatch_never_raises_without_a_broker(settings, monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise RuntimeError("the database went away")
 
+    caplog.set_level(logging.ERROR, logger="selfreport.messaging")
     monkeypatch.setattr(messaging, "send_pending", broken)
     messaging.dispatch()
     assert "could not be sent now" in caplog.text
