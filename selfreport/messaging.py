@@ -28,6 +28,7 @@ Contract:
 
 import datetime
 import logging
+import re
 from collections import Counter
 
 from django.conf import settings
@@ -54,6 +55,7 @@ SEND_MESSAGES = "selfreport.tasks.send_participant_messages"
 # After this many failed attempts a message is given up (dropped), not tried for ever.
 MAX_ATTEMPTS = 5
 STOPPED = "Not sent: the participant stopped messages."
+EMAIL_ADDRESS = re.compile(r"[^\s'\"<>(),;:]+@[^\s'\"<>(),;:]+")
 
 
 # --- Queueing ----------------------------------------------------------------------------------
@@ -179,6 +181,7 @@ def _send_one(pk, now):
     message = _claim(pk)
     if message is None:
         return "taken"  # another sender holds it, or it went meanwhile
+    details = None
     try:
         # A savepoint: whatever fails in here (a query too), the row's lock is still ours and
         # the failure is written under it.
@@ -190,7 +193,7 @@ def _send_one(pk, now):
                 return "dropped"
             deliver(message, details)
     except Exception as exc:
-        return _failed(message, exc, now)
+        return _failed(message, _described(exc, details), now)
     _update(pk, sent_at=now)
     return "sent"
 
@@ -211,9 +214,19 @@ def _update(pk, **fields):
     Message.objects.filter(pk=pk).update(**fields)
 
 
-def _failed(message, exc, now):
+def _described(exc, details):
+    """The error without the participant's address: a mail server's refusal names the
+    recipient, and the outbox and the log are not where identifying details are kept."""
+    text = f"{type(exc).__name__}: {exc}"
+    for address in (details.email, details.phone) if details else ():
+        if address:
+            text = text.replace(address, "<address>")
+    return EMAIL_ADDRESS.sub("<address>", text)
+
+
+def _failed(message, error, now):
     attempts = message.attempts + 1
-    error = f"{type(exc).__name__}: {exc}"[:250]
+    error = error[:250]
     logger.warning("Participant message %s failed (attempt %s): %s", message.pk, attempts, error)
     if attempts >= MAX_ATTEMPTS:
         error = f"Given up after {attempts} attempts. {error}"[:300]

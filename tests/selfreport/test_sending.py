@@ -36,7 +36,7 @@ class DownSender:
     """A text message provider that is down."""
 
     def send(self, to, text):
-        raise ConnectionError("provider unreachable")
+        raise ConnectionError(f"provider unreachable, nothing sent to {to}")
 
 
 @pytest.fixture
@@ -292,6 +292,7 @@ def test_a_refusing_mail_server_counts_the_attempt_and_the_run_goes_on(scene, re
     failed = message_of(ada)
     assert (failed.sent_at, failed.dropped_at, failed.attempts) == (None, None, 1)
     assert "SMTPRecipientsRefused" in failed.last_error
+    assert "ada@example.org" not in failed.last_error  # no address kept in the outbox
     assert [m.to for m in mail.outbox] == [["bo@example.org"]]
     refusing.refused = set()  # the server takes it again: the next run sends it, once
     assert messaging.send_pending(DAYTIME) == (1, 0, 0)
@@ -304,7 +305,9 @@ def test_a_provider_that_is_down_counts_the_attempt_and_the_next_run_sends(scene
     link, _ = link_to(scene, scene.imr, "sms")
     settings.SMS_BACKEND = f"{__name__}.DownSender"
     assert messaging.send_pending(DAYTIME) == (0, 1, 0)
-    assert "provider unreachable" in message_of(link).last_error
+    error = message_of(link).last_error
+    assert "provider unreachable" in error
+    assert "+4511111111" not in error
     settings.SMS_BACKEND = "selfreport.sms.LocmemSender"
     assert messaging.send_pending(DAYTIME) == (1, 0, 0)
     assert len(sms.outbox) == 1
