@@ -8,7 +8,8 @@ TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/imr
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 # Production-like values for `check --deploy`; nothing here is a real secret.
 DEPLOY_ENV := DEBUG=false SECRET_KEY=$$(printf 'x%.0s' $$(seq 60))-deploy-check \
-	ALLOWED_HOSTS=trial.example.org RANDOMIZATION_SECRET=$$(printf 'r%.0s' $$(seq 40))
+	ALLOWED_HOSTS=trial.example.org RANDOMIZATION_SECRET=$$(printf 'r%.0s' $$(seq 40)) \
+	SITE_URL=https://trial.example.org
 
 .PHONY: run test lint services browser pspp install install-dev migrate clean backup restore faults \
 	messages compilemessages

@@ -6,6 +6,7 @@ Unset variables fall back to the embedded default of `make run`: SQLite, eager C
 console e-mail. With DEBUG off the production defaults (HTTPS, secure cookies, HSTS) switch on.
 """
 
+import re
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -236,6 +237,21 @@ EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
 EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
 EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"] or 30
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="imrtrial@localhost")
+# The site's address, for links in messages sent without a request (the participants' links).
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+
+# Text messages to participants (selfreport/sms.py): the sender class, and for HttpSender the
+# provider's API. SMS_FROM is what the phone shows as the sender: never the trial's name.
+SMS_BACKEND = env.str("SMS_BACKEND", default="selfreport.sms.ConsoleSender")
+SMS_API_URL = env.str("SMS_API_URL", default="")
+SMS_API_TOKEN = env.str("SMS_API_TOKEN", default="")
+SMS_FROM = env.str("SMS_FROM", default="")
+# The participants' messages (selfreport/messaging.py): reminders so many days after the link
+# went, and the local hours ("21-8": 21:00 to 08:00) in which no message is sent.
+SELF_REPORT_REMINDER_DAYS = env.list("SELF_REPORT_REMINDER_DAYS", subcast=int, default=[3, 7])
+SELF_REPORT_QUIET_HOURS = env.str("SELF_REPORT_QUIET_HOURS", default="21-8")
+if not re.fullmatch(r"([01]?\d|2[0-3])-([01]?\d|2[0-3])", SELF_REPORT_QUIET_HOURS):
+    raise RuntimeError('SELF_REPORT_QUIET_HOURS must be two hours, e.g. "21-8" (21:00 to 08:00).')
 
 # Celery: without a broker, tasks run eagerly in the web process (the make-run default).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
@@ -263,6 +279,16 @@ CELERY_BEAT_SCHEDULE = {
     "send-allocation-notices": {
         "task": "randomization.tasks.send_allocation_notices",
         "schedule": 60.0,
+    },
+    # The participants' links and reminders (selfreport.messaging), within a minute.
+    "send-participant-messages": {
+        "task": "selfreport.tasks.send_participant_messages",
+        "schedule": 60.0,
+    },
+    # The reminders that fell due, queued and sent once an hour.
+    "queue-participant-reminders": {
+        "task": "selfreport.tasks.queue_participant_reminders",
+        "schedule": crontab(minute=15),
     },
     # Retries what the mail server refused earlier in the day.
     "send-pending-reminders": {

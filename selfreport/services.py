@@ -16,7 +16,7 @@ Contract:
   usable until the end of the visit window, until it is blocked by MAX_FAILED_CHECKS wrong
   answers to the year-of-birth check, until a newer link for the visit replaces it, or until
   every form it opened is complete. Its message is queued in the outbox (selfreport.Message)
-  in the same transaction, and sent by selfreport.messaging.
+  in the same transaction, and sent by selfreport.messaging once it commits.
 - Blinding: nothing here reads the allocation; both arms' participants get the same forms,
   pages and messages.
 """
@@ -42,6 +42,7 @@ from imrtrial.models import Participant
 from randomization.models import IdentifyingDetails
 from staff.models import token_digest
 
+from . import messaging
 from .models import HandOver, Link, Message
 
 RATER = "self_report"
@@ -184,6 +185,7 @@ def send_link(visit, channel, *, by):
         expires_at=link_expiry(visit),
     )
     Message.objects.create(link=link, kind=Message.Kind.LINK, number=0, created_at=now)
+    transaction.on_commit(messaging.dispatch)
     return link, token
 
 

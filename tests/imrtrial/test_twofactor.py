@@ -498,6 +498,7 @@ def deploy_check(**env):
         "SECRET_KEY": "k" * 50 + "-deploy-check-2fa",
         "ALLOWED_HOSTS": "trial.example.org",
         "RANDOMIZATION_SECRET": "r" * 40,
+        "SITE_URL": "https://trial.example.org",
         **env,
     }
     return subprocess.run(
