@@ -22,7 +22,7 @@ Contract:
 - Blinding: a message says the same to both arms' participants: its links, its last day and
   nothing else about them. No trial name, site, participant id, arm or programme word is
   written in it (tests/selfreport/test_blinding.py compares both arms' texts).
-- Each message is written in the participant's language (services.language_of), whatever the
+- Each message is written in the participant's language (participants.language_of), whatever the
   language of the request that queued it.
 """
 
@@ -46,7 +46,7 @@ from imrtrial.i18n_text import short_date
 from imrtrial.models import Participant
 from randomization.models import IdentifyingDetails
 
-from . import services, sms
+from . import participants, sms
 from .models import Link, Message
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def queue_reminders(now=None):
         return 0
     rows = []
     for link in _links_to_remind(now, min(days)):
-        if not link.is_usable(now) or not services.open_forms(link.visit, link.instruments):
+        if not link.is_usable(now) or not participants.open_forms(link.visit, link.instruments):
             continue
         for number, day in enumerate(days, start=1):
             if now >= link.created_at + datetime.timedelta(days=day):
@@ -186,7 +186,7 @@ def _send_one(pk, now):
         # A savepoint: whatever fails in here (a query too), the row's lock is still ours and
         # the failure is written under it.
         with transaction.atomic():
-            details = services.details_of(message.link.visit.participant)
+            details = participants.details_of(message.link.visit.participant)
             if reason := refusal(message, details, now):
                 logger.info("Participant message %s dropped: %s", pk, reason)
                 _update(pk, dropped_at=now, last_error=reason)
@@ -248,7 +248,7 @@ def refusal(message, details, now):
         return "Not sent: the participant's follow-up has ended."
     if reason := _link_refusal(link, now):
         return reason
-    if not services.open_forms(link.visit, link.instruments):
+    if not participants.open_forms(link.visit, link.instruments):
         return "Not sent: every questionnaire of the link is complete."
     if not _sender_may(link.created_by, participant):
         return (
@@ -278,7 +278,7 @@ def _sender_may(user, participant):
     if not user.is_active:
         return False
     access.forget(user)  # a role withdrawn since the link went must count
-    return access.may_enter(user, participant, services.RATER)
+    return access.may_enter(user, participant, participants.RATER)
 
 
 def _later_reminder(message):
@@ -299,7 +299,7 @@ def _address(channel, details):
 def deliver(message, details):
     """Hand the message to the mail server or the text message provider; raises if refused."""
     link = message.link
-    with translation.override(services.language_of(link.visit.participant, details)):
+    with translation.override(participants.language_of(link.visit.participant, details)):
         texts = render(message)
     if link.channel == Link.Channel.EMAIL:
         send_mail(texts["subject"], texts["body"], settings.DEFAULT_FROM_EMAIL, [details.email])
@@ -310,7 +310,7 @@ def deliver(message, details):
 def render(message):
     """{"subject", "body", "sms"} of the message, in the active language."""
     link = message.link
-    token = services.token_of(link)
+    token = participants.token_of(link)
     context = {
         "reminder": message.kind == Message.Kind.REMINDER,
         "url": settings.SITE_URL + reverse("selfreport:link", args=[token]),

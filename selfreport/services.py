@@ -21,82 +21,36 @@ Contract:
   pages and messages.
 """
 
-import base64
 import datetime
 import secrets
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
-from assessments import registry
 from assessments.models import FormEntry, Visit
 from assessments.services import save_entry
 from imrtrial import access
 from imrtrial.errors import Refused
-from imrtrial.i18n import supported
 from imrtrial.locking import Scope, writes_clinical_data
 from imrtrial.models import Participant
-from randomization.models import IdentifyingDetails
 from staff.models import token_digest
 
 from . import messaging
 from .models import HandOver, Link, Message
+from .participants import (  # noqa: F401 - the pages and tests ask them of the services
+    RATER,
+    answerable,
+    asked,
+    details_of,
+    language_of,
+    make_token,
+    open_forms,
+    self_report_codes,
+    token_of,
+)
 
-RATER = "self_report"
 TOKEN_BYTES = 32
-
-
-def details_of(participant):
-    """The participant's identifying details (contact, year of birth, language), or None."""
-    return IdentifyingDetails.objects.filter(screening__participant=participant).first()
-
-
-def language_of(participant, details=None):
-    """The language to ask the participant in: their own, else the trial's."""
-    details = details if details is not None else details_of(participant)
-    return (
-        supported(details.language if details else "")
-        or supported(participant.trial.language)
-        or settings.LANGUAGE_CODE
-    )
-
-
-def asked(instrument):
-    """The items a participant is asked: all but free text (save_entry refuses free text from
-    a participant, which blinded readers would read as the blinded assessor's)."""
-    return [item for item in instrument.items if item.type != "text"]
-
-
-def answerable(instrument):
-    """A self-report form the participant can complete: no free text is required."""
-    return instrument.rater == RATER and not any(
-        item.type == "text" and item.required for item in instrument.items
-    )
-
-
-def self_report_codes(visit):
-    """The visit's self-report forms a participant can answer, in the timepoint's order."""
-    return [c for c in visit.timepoint.instruments if answerable(registry.get(c))]
-
-
-def open_forms(visit, codes=None):
-    """The codes among `codes` (default: the visit's self-report forms) the participant may
-    still answer: no paper entry, and no complete answers of anyone."""
-    codes = self_report_codes(visit) if codes is None else list(codes)
-    taken = set()
-    for code, kind, via, status in FormEntry.objects.filter(
-        participant_id=visit.participant_id, timepoint=visit.timepoint.code, instrument__in=codes
-    ).values_list("instrument", "kind", "entered_via", "status"):
-        if not (
-            kind == FormEntry.Kind.SINGLE
-            and via in FormEntry.PARTICIPANT_MODES
-            and status == FormEntry.Status.DRAFT
-        ):
-            taken.add(code)
-    return [c for c in codes if c not in taken]
 
 
 def _may_hand_over(by, visit):
@@ -187,18 +141,6 @@ def send_link(visit, channel, *, by):
     Message.objects.create(link=link, kind=Message.Kind.LINK, number=0, created_at=now)
     transaction.on_commit(messaging.dispatch)
     return link, token
-
-
-def make_token(nonce):
-    """The link's token: HMAC-SHA256 of its random nonce under the server's secret, as 43
-    URL-safe characters."""
-    digest = salted_hmac("selfreport.link", nonce, algorithm="sha256").digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def token_of(link):
-    """The token of `link`, made again for its messages (never stored)."""
-    return make_token(link.nonce)
 
 
 def find_link(token):

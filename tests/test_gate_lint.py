@@ -29,6 +29,7 @@ APPS = [
     "quality",
     "api",
     "staff",
+    "selfreport",
     "demo",
 ]
 

@@ -18,6 +18,7 @@ APPS = [
     "quality",
     "api",
     "staff",
+    "selfreport",
     "demo",
 ]
 # Each app may import only the apps before it in this order.

@@ -3,6 +3,7 @@ assessments app needs no import of this one)."""
 
 from django import template
 
+from assessments import registry
 from imrtrial import access
 
 from .. import services
@@ -28,7 +29,7 @@ def self_report_panel(context, trial, visit):
         "shown": True,
         "trial": trial,
         "visit": visit,
-        "open": [services.registry.get(c) for c in open_codes],
+        "open": [registry.get(c) for c in open_codes],
         "channels": services.link_channels(services.details_of(participant)) if open_codes else [],
         "link": Link.objects.filter(visit=visit).first(),
         "csrf_token": context.get("csrf_token"),

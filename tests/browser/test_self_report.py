@@ -16,6 +16,7 @@ from assessments.models import FormEntry
 from assessments.services import save_entry
 from selfreport import services
 from selfreport.models import Link
+from staff.models import token_digest
 from tests.selfreport import world as w
 
 from .conftest import run_axe, sign_in
@@ -173,7 +174,7 @@ def test_an_expired_link_and_a_wrong_check_show_a_plain_message(
     assert visit.participant.participant_id not in text and "1975" not in text
 
     _, fresh = services.send_link(visit, "email", by=setting.assessor)
-    Link.objects.filter(token_hash=services.token_digest(fresh)).update(expires_at=timezone.now())
+    Link.objects.filter(token_hash=token_digest(fresh)).update(expires_at=timezone.now())
     page.goto(f"{live_server.url}/r/{fresh}/")
     assert page.locator("main").inner_text() == text  # the same words, whatever the reason
     seen = set()
