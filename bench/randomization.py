@@ -18,15 +18,17 @@ database):
    sites and diagnoses at random (seeded, the same spread for both trials);
 3. ours: K worker processes start together and call ``randomize(participant, by=...)`` on
    their share of the participants, timing each call including loading the participant with
-   ``select_related("trial", "site")``, as a view would;
+   their trial and site by the trial's key and the participant id, as the randomize view does
+   (``imrtrial.access.desk_participant_or_404``, which asks the gate);
 4. floor: K processes do the same work in raw SQL with psycopg -- load the participant with
-   their site and trial, then one transaction: the lock check (trial and casebook read FOR KEY
-   SHARE, as imrtrial.locking), lock the participant row with their screening read (stop if
-   already randomized), every precondition but the gate (the trial open, eligible, consented,
-   baseline done, factor levels), schedule the follow-up visits (the missing timepoints read,
-   the visits inserted), lock the stratum row (creating it if missing), insert the allocation
-   and its history row and its notice (the outbox row the beat's sweep sends), advance the
-   stratum, set the participant's status and write its history row;
+   their site and trial by the same key and id, then one transaction: the lock check (trial and
+   casebook read FOR KEY SHARE, as imrtrial.locking), lock the participant row with their
+   screening read (stop if already randomized), every precondition but the gate (the trial
+   open, eligible, consented, baseline done, factor levels), schedule the follow-up visits (the
+   missing timepoints read, the visits inserted), lock the stratum row (creating it if
+   missing), insert the allocation and its history row and its notice (the outbox row the
+   beat's sweep sends), advance the stratum, set the participant's status and write its history
+   row;
 5. checks both trials for anomalies, and counts the queries of one randomize call in this
    process.
 
@@ -243,6 +245,14 @@ def vacuum_analyze() -> None:
 # --- Running K workers together --------------------------------------------------------------
 
 
+def with_ids(pks: list[int]) -> list[tuple[int, str]]:
+    """(pk, participant id) of each participant, in the order of `pks`."""
+    from imrtrial.models import Participant
+
+    ids = dict(Participant.objects.filter(pk__in=pks).values_list("pk", "participant_id"))
+    return [(pk, ids[pk]) for pk in pks]
+
+
 def slices(pks: list[int], k: int, seed: int) -> list[list[int]]:
     order = list(pks)
     random.Random(f"{seed}|order").shuffle(order)
@@ -331,7 +341,7 @@ def _report(worker, latencies, errors, start, end, cpu, results, done, count_sin
 # --- Ours: through the service ---------------------------------------------------------------
 
 
-def ours_worker(worker, pks, shared, barrier, results, done) -> None:
+def ours_worker(worker, pairs, shared, barrier, results, done) -> None:
     import django
 
     django.setup()
@@ -339,22 +349,26 @@ def ours_worker(worker, pks, shared, barrier, results, done) -> None:
     from django.db import connections
 
     from imrtrial import access
-    from imrtrial.models import Participant, Perm
+    from imrtrial.models import Perm
     from randomization.services import randomize, setup_of
 
     coordinator = get_user_model().objects.get(pk=shared["coordinator"])
-    # What a running web process has warm: its connection and the per-process trial setup.
-    first = Participant.objects.select_related("trial", "site").get(pk=pks[0])
+    key = shared["trial_key"]
+    # What a running web process has warm: its connection, the per-process trial setup and the
+    # desk's prepared participant statement.
+    first = access.desk_participant_or_404(coordinator, key, pairs[0][1], Perm.RANDOMIZE)
     setup_of(first.trial)
-    access.has(coordinator, Perm.RANDOMIZE, first.trial)
     latencies, errors = [], []
     barrier.wait()
     start, cpu = time.perf_counter(), time.process_time()
     pending = 0
-    for pk in pks:
+    for pk, participant_id in pairs:
         t0 = time.perf_counter()
         try:
-            participant = Participant.objects.select_related("trial", "site").get(pk=pk)
+            # As the randomize view: the participant, trial and site, and the gate's answer.
+            participant = access.desk_participant_or_404(
+                coordinator, key, participant_id, Perm.RANDOMIZE
+            )
             randomize(participant, by=coordinator)
         except Exception as exc:  # counted and reported; the run goes on
             errors.append(f"{pk}: {type(exc).__name__}: {exc}")
@@ -450,14 +464,15 @@ def floor_plan(trial, coordinator) -> dict:
         "ha_cols": ha_cols,
         "hp_cols": hp_cols,
         "json_cols": json_cols,
-        # As a view: the participant with their site and trial (select_related).
+        # As the randomize view: the participant with their site and trial, by the trial's key
+        # and the participant id.
         "sql_participant": (
             f"SELECT {', '.join('p.' + quote(c) for c in p_cols)}, s.{col(Site._meta, 'code')}, "
             f"t.{col(T, 'status')}, t.{col(T, 'baseline_required_before_randomization')} "
             f"FROM {quote(P.db_table)} p JOIN {quote(Site._meta.db_table)} s "
             f"ON s.{quote(Site._meta.pk.column)} = p.{col(P, 'site')} "
             f"JOIN {quote(T.db_table)} t ON t.{quote(T.pk.column)} = p.{col(P, 'trial')} "
-            f"WHERE p.{quote(P.pk.column)} = %s"
+            f"WHERE t.{col(T, 'key')} = %s AND p.{col(P, 'participant_id')} = %s"
         ),
         # As imrtrial.locking.check_unlocked: the trial and the casebook, FOR KEY SHARE.
         "sql_lock_check": (
@@ -577,13 +592,13 @@ def floor_schedule_visits(conn, plan, participant) -> None:
         conn.execute(sql, [value for row in rows for value in row])
 
 
-def floor_randomize(conn, plan: dict, pk: int) -> int | None:
+def floor_randomize(conn, plan: dict, pk: int, participant_id: str) -> int | None:
     """One randomization; returns the new allocation's key (None if it existed)."""
     from psycopg.types.json import Jsonb
 
     from randomization.sequence import arm_at
 
-    row = conn.execute(plan["sql_participant"], (pk,)).fetchone()
+    row = conn.execute(plan["sql_participant"], (plan["trial_key"], participant_id)).fetchone()
     participant = dict(zip(plan["p_cols"], row[:-3], strict=True))
     site_code, trial_status, baseline_required = row[-3:]
     key = "|".join(
@@ -657,7 +672,7 @@ def floor_randomize(conn, plan: dict, pk: int) -> int | None:
     return allocation["id"]
 
 
-def floor_worker(worker, pks, plan, barrier, results, done) -> None:
+def floor_worker(worker, pairs, plan, barrier, results, done) -> None:
     import django
     import psycopg
 
@@ -675,10 +690,10 @@ def floor_worker(worker, pks, plan, barrier, results, done) -> None:
         barrier.wait()
         start, cpu = time.perf_counter(), time.process_time()
         pending = 0
-        for pk in pks:
+        for pk, participant_id in pairs:
             t0 = time.perf_counter()
             try:
-                allocation = floor_randomize(conn, plan, pk)
+                allocation = floor_randomize(conn, plan, pk, participant_id)
                 if allocation is not None and eager:
                     send_notice(allocation)
             except Exception as exc:  # counted and reported; the run goes on
@@ -781,7 +796,7 @@ def profile_queries(config: dict, coordinator, calls: int = 10) -> dict:
     from django.test.utils import CaptureQueriesContext
 
     from imrtrial import access
-    from imrtrial.models import Participant
+    from imrtrial.models import Perm
     from randomization.services import randomize
 
     trial = make_trial(config, TRIAL_KEYS["profile"], coordinator)
@@ -789,19 +804,19 @@ def profile_queries(config: dict, coordinator, calls: int = 10) -> dict:
     n_levels = len(trial.factors.get(from_site=False).level_codes())
     warmup = n_sites * n_levels  # one per stratum: creates every stratum
     spread = [(i % n_sites, (i // n_sites) % n_levels) for i in range(warmup + calls + 1)]
-    pks = make_participants(trial, coordinator, spread)
+    pks = with_ids(make_participants(trial, coordinator, spread))
     user = get_user_model().objects.get(pk=coordinator.pk)
 
-    def one(pk):
+    def one(pair):
         with CaptureQueriesContext(connection) as captured:
-            participant = Participant.objects.select_related("trial", "site").get(pk=pk)
+            participant = access.desk_participant_or_404(user, trial.key, pair[1], Perm.RANDOMIZE)
             randomize(participant, by=user)
         return [q["sql"] for q in captured.captured_queries]
 
     first = one(pks[0])  # new stratum, cold process caches
-    for pk in pks[1:warmup]:
-        one(pk)
-    warm = [one(pk) for pk in pks[warmup:-1]]
+    for pair in pks[1:warmup]:
+        one(pair)
+    warm = [one(pair) for pair in pks[warmup:-1]]
     access.forget(user)
     cold = one(pks[-1])
     counts = Counter(len(q) for q in warm)
@@ -927,6 +942,7 @@ def main(argv: list[str] | None = None) -> int:
     n_levels = len(trials["ours"].factors.get(from_site=False).level_codes())
     spread = [(rng.randrange(n_sites), rng.randrange(n_levels)) for _ in range(args.n)]
     pks = {name: make_participants(trial, coordinator, spread) for name, trial in trials.items()}
+    pairs = {name: with_ids(pks[name]) for name in pks}
     vacuum_analyze()
     print(
         f"bench: preset {PRESET!r}, {args.n} participants per run over {n_sites} sites x "
@@ -936,8 +952,8 @@ def main(argv: list[str] | None = None) -> int:
     ours_run = run_workers(
         "ours",
         ours_worker,
-        slices(pks["ours"], clients, args.seed),
-        {"coordinator": coordinator.pk},
+        slices(pairs["ours"], clients, args.seed),
+        {"coordinator": coordinator.pk, "trial_key": trials["ours"].key},
     )
     ours = summarize("ours", args.n, ours_run)
     ours_found, ours_facts = anomalies_of(trials["ours"], args.n)
@@ -945,7 +961,7 @@ def main(argv: list[str] | None = None) -> int:
 
     vacuum_analyze()
     plan = floor_plan(trials["floor"], coordinator)
-    floor_run = run_workers("floor", floor_worker, slices(pks["floor"], clients, args.seed), plan)
+    floor_run = run_workers("floor", floor_worker, slices(pairs["floor"], clients, args.seed), plan)
     floor = summarize("floor", args.n, floor_run)
     floor_found, floor_facts = anomalies_of(trials["floor"], args.n)
     print_anomalies("floor", floor_found, floor_facts)

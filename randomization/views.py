@@ -205,8 +205,11 @@ def _desk_participant(request, trial, participant_id):
 
 @login_required
 def randomize(request, trial_key, participant_id):
-    trial = _desk_trial(request, trial_key)
-    participant = _desk_participant(request, trial, participant_id)
+    # The call the caller waits on: participant, trial and site in one prepared statement.
+    participant = access.desk_participant_or_404(
+        request.user, trial_key, participant_id, Perm.RANDOMIZE
+    )
+    trial = participant.trial
     if services.allocation_of(participant):
         return redirect("randomization:result", trial.key, participant.participant_id)
     needs_baseline = (
