@@ -43,7 +43,7 @@ from imrtrial import twofactor
 from imrtrial.models import Membership, Participant, Role, Trial
 from imrtrial.trialconfig import load_trial
 from randomization import services as desk
-from randomization.models import Allocation
+from randomization.models import Allocation, IdentifyingDetails
 
 DEMO_TRIAL = "danish-imr"
 PRESET = "danish"
@@ -232,6 +232,13 @@ def _screen(trial, site, coordinator, n, *, eligible=True, consent=True, day):
 
 def _enrolled(trial, site, coordinator, n, day):
     screening = _screen(trial, site, coordinator, n, day=day)
+    # Half of them agreed to links to their own questionnaires (selfreport): the visit page
+    # offers to send one (printed to the console by `make run`'s text-message sender).
+    IdentifyingDetails.objects.filter(screening=screening).update(
+        email=f"caller{n}@example.org",
+        birth_year=1960 + n % 35,
+        agreed_to_links=n % 2 == 0,
+    )
     diagnosis = "bipolar" if n % 3 == 0 else "schizophrenia"
     return desk.enrol(screening, by=coordinator, factor_levels={"diagnosis": diagnosis})
 
