@@ -1,0 +1,107 @@
+"""An outside review's attacks on the participant's own questionnaires that found a defect:
+each test here failed before its fix."""
+
+import datetime
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from assessments.models import FormEntry
+from assessments.services import withdraw
+from randomization.models import IdentifyingDetails
+from selfreport import services, views
+from selfreport.models import HandOver
+
+from . import world as w
+
+pytestmark = pytest.mark.django_db
+TODAY = datetime.date(2026, 11, 30)
+
+
+@pytest.fixture(autouse=True)
+def no_guesses_counted():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def setting():
+    return w.build(arms=1)
+
+
+def checked_client(token, year=w.BIRTH_YEAR):
+    client = Client()
+    response = client.post(f"/r/{token}/", {"year": str(year)})
+    assert response.status_code == 302, response.status_code
+    return client
+
+
+# --- A participant whose follow-up ended keeps no open door ------------------------------------
+
+
+@pytest.mark.parametrize("level", [2, 3])
+def test_a_link_saves_nothing_once_the_participant_is_withdrawn(setting, level):
+    """A link sent before the withdrawal: the participant, or whoever holds their phone,
+    went on writing clinical data after follow-up ended (level 2), or after consent was
+    withdrawn and their data erased (level 3)."""
+    _link, token = services.send_link(setting.visits[0], "email", by=setting.assessor)
+    client = checked_client(token)
+    client.post(f"/r/{token}/imrs_p/1/", {"answer": "3"})
+    withdraw(
+        setting.participants[0],
+        level,
+        by=setting.coordinator,
+        reason="Does not want to go on",
+        withdrawn_on=TODAY,
+    )
+    before = list(FormEntry.objects.values_list("pk", "values", "status"))
+    client.post(f"/r/{token}/imrs_p/2/", {"answer": "3"})
+    assert list(FormEntry.objects.values_list("pk", "values", "status")) == before
+    # And the link opens nothing in a new browser either.
+    assert Client().get(f"/r/{token}/").status_code == 404
+
+
+def test_an_open_hand_over_saves_nothing_once_the_participant_is_withdrawn(client, setting):
+    client.force_login(setting.assessor)
+    visit = setting.visits[0]
+    client.post(f"/trials/{setting.trial.key}/visits/{visit.pk}/hand-over/")
+    hand_over = HandOver.objects.get()
+    withdraw(
+        setting.participants[0],
+        3,
+        by=setting.coordinator,
+        reason="Withdrew consent",
+        withdrawn_on=TODAY,
+    )
+    response = client.post(f"/hand-over/{hand_over.pk}/imrs_p/1/", {"answer": "3"})
+    assert response.status_code == 409
+    assert not FormEntry.objects.exists()
+
+
+def test_withdrawing_consent_erases_the_contact_and_year_of_birth_too(setting):
+    """Level 3 erases the identifying details: the e-mail address and the year of birth the
+    links brought are identifying details (the audit report hides them as such), and they
+    stayed, in the row and in the history row the erasure itself writes."""
+    participant = setting.participants[0]
+    withdraw(participant, 3, by=setting.coordinator, reason="Withdrew consent", withdrawn_on=TODAY)
+    details = IdentifyingDetails.objects.get(screening__participant=participant)
+    assert details.email == "" and details.birth_year is None
+    assert not details.agreed_to_links
+    for row in details.history.all():
+        assert row.email == "" and row.birth_year is None and row.phone == ""
+
+
+# --- Guessing ----------------------------------------------------------------------------------
+
+
+def test_the_opt_out_page_is_no_way_round_the_guess_limit(setting):
+    """The opt-out page counted unknown tokens but never refused one: an address over the
+    limit could go on telling real tokens (200) from guesses (404) there."""
+    _link, token = services.send_link(setting.visits[0], "email", by=setting.assessor)
+    client = Client()
+    for i in range(views.GUESSES_PER_WINDOW):
+        client.get(f"/r/guess{i:040d}/stop/")
+    assert client.get("/r/another-guess/stop/").status_code == 429
+    assert client.get(f"/r/{token}/stop/").status_code == 429
