@@ -187,8 +187,24 @@ def _check(link, answer):
     return False
 
 
+def refusal_to_answer(visit):
+    """Why the participant may no longer answer at `visit` (None: they may), read afresh: their
+    follow-up ended (withdrawn, excluded, died) or the visit was recorded as missed since the
+    hand-over began or the link went. Alike for both arms."""
+    status = Participant.objects.filter(pk=visit.participant_id).values_list("status", flat=True)
+    if status.first() in Participant.FOLLOW_UP_ENDED:
+        return _("This participant's follow-up has ended.")
+    if Visit.objects.filter(pk=visit.pk, missed=True).exists():
+        return _("This visit was recorded as missed.")
+    return None
+
+
 def save_answers(visit, code, raw, *, by, via, complete=False):
-    """Save the participant's answers to one form (a draft until `complete`)."""
+    """Save the participant's answers to one form (a draft until `complete`); refused once
+    the participant may no longer answer (refusal_to_answer)."""
+    refusal = refusal_to_answer(visit)
+    if refusal:
+        raise Refused(refusal)
     return save_entry(
         visit, code, raw, by=by, kind=FormEntry.Kind.SINGLE, complete=complete, via=via
     )

@@ -354,7 +354,7 @@ def _usable_link(request, token):
     if link is None:
         _count_guess(request)
         return None, _unusable(request)
-    if not link.is_usable():
+    if not link.is_usable() or services.refusal_to_answer(link.visit):
         if link.finished_at and request.session.pop(SESSION_FINISHED, None) == link.pk:
             # The browser that has just finished: thanks, once; the plain page from then on,
             # as for any other browser.
@@ -453,6 +453,8 @@ def stop_messages(request, token):
     """The one-click opt-out of every message: a page with one button (a link in a message
     may be opened by a mail scanner, so the GET changes nothing). Works after the link has
     expired too, and says so once the messages are stopped."""
+    if _too_many_guesses(request):
+        return render(request, "selfreport/wait.html", status=429)
     link = services.find_link(token)
     if link is None:
         _count_guess(request)
