@@ -966,6 +966,9 @@ def _erase_clinical_data(participant, *, by, reason):
     if details:
         IdentifyingDetails.history.filter(id=details.pk).delete()
         details.full_name = details.national_id = details.national_id_key = details.phone = ""
+        # And what the participant's own questionnaires brought (selfreport): where their
+        # links went, and the year of birth a link asks for.
+        details.email, details.birth_year, details.agreed_to_links = "", None, False
         attribute(details, by=by, reason="erased: consent withdrawn").save()
     return {
         "form_entries": len(entry_ids),
