@@ -105,3 +105,27 @@ def test_the_opt_out_page_is_no_way_round_the_guess_limit(setting):
         client.get(f"/r/guess{i:040d}/stop/")
     assert client.get("/r/another-guess/stop/").status_code == 429
     assert client.get(f"/r/{token}/stop/").status_code == 429
+
+
+# --- The tablet, when its session loses its user -----------------------------------------------
+
+
+def test_a_hand_over_whose_user_is_deactivated_asks_for_a_password_not_a_redirect_loop(
+    client, setting
+):
+    """An account deactivated during a hand-over (a role withdrawn at once): the session's user
+    became anonymous, the hand-over pages sent it to the sign-in page and the confinement sent
+    the sign-in page back to the hand-over, for ever (the browser's "too many redirects")."""
+    client.force_login(setting.assessor)
+    visit = setting.visits[0]
+    client.post(f"/trials/{setting.trial.key}/visits/{visit.pk}/hand-over/")
+    hand_over = HandOver.objects.get()
+    setting.assessor.is_active = False
+    setting.assessor.save(update_fields=["is_active"])
+    response = client.get(f"/hand-over/{hand_over.pk}/", follow=True)
+    assert response.status_code == 200
+    assert len(response.redirect_chain) <= 2
+    assert response.request["PATH_INFO"] == "/login/"
+    # Nothing of the hand-over or of the site without signing in again.
+    assert client.get(f"/hand-over/{hand_over.pk}/").url.startswith("/login/")
+    assert client.get(f"/trials/{setting.trial.key}/").url.startswith("/login/")
