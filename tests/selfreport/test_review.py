@@ -6,6 +6,7 @@ import datetime
 import pytest
 from django.core.cache import cache
 from django.test import Client
+from django.urls import reverse
 
 from assessments.models import FormEntry
 from assessments.services import withdraw
@@ -128,4 +129,5 @@ def test_a_hand_over_whose_user_is_deactivated_asks_for_a_password_not_a_redirec
     assert response.request["PATH_INFO"] == "/login/"
     # Nothing of the hand-over or of the site without signing in again.
     assert client.get(f"/hand-over/{hand_over.pk}/").url.startswith("/login/")
-    assert client.get(f"/trials/{setting.trial.key}/").url.startswith("/login/")
+    visit_page = reverse("assessments:visit", args=[setting.trial.key, visit.pk])
+    assert client.get(visit_page).url.startswith("/login/")
