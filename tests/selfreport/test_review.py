@@ -131,3 +131,22 @@ def test_a_hand_over_whose_user_is_deactivated_asks_for_a_password_not_a_redirec
     assert client.get(f"/hand-over/{hand_over.pk}/").url.startswith("/login/")
     visit_page = reverse("assessments:visit", args=[setting.trial.key, visit.pk])
     assert client.get(visit_page).url.startswith("/login/")
+
+
+# --- The token in the server's log -------------------------------------------------------------
+
+
+def test_the_request_log_does_not_keep_a_links_token(setting, caplog):
+    """Django logs every 4xx answer with its path: a wrong year of birth (400), a refused save
+    (409) and a question past the last (404) wrote a usable link's token into the log, where
+    whoever reads the logs could open the participant's questionnaires (with a year of birth,
+    which the desk knows)."""
+    _link, token = services.send_link(setting.visits[0], "email", by=setting.assessor)
+    client = Client()
+    with caplog.at_level("INFO"):
+        assert client.post(f"/r/{token}/", {"year": "1900"}).status_code == 400
+        client.post(f"/r/{token}/", {"year": str(w.BIRTH_YEAR)})
+        assert client.get(f"/r/{token}/imrs_p/999/").status_code == 404
+    assert caplog.records  # logged: the answers and their paths, without the token
+    assert "/r/" in caplog.text
+    assert token not in caplog.text
