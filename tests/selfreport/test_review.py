@@ -150,3 +150,19 @@ def test_the_request_log_does_not_keep_a_links_token(setting, caplog):
     assert caplog.records  # logged: the answers and their paths, without the token
     assert "/r/" in caplog.text
     assert token not in caplog.text
+
+
+def test_check_deploy_flags_senders_that_write_the_links_to_the_log(settings):
+    """The shipped defaults (EMAIL_URL console://, SMS_BACKEND ConsoleSender) write every
+    message, its link's token and the participant's address, to the log: a production site
+    left with them sent nothing and kept usable links where the logs go."""
+    from selfreport import checks
+
+    settings.SMS_BACKEND = "selfreport.sms.ConsoleSender"
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    assert [m.id for m in checks.messages_are_not_written_to_the_log(None)] == ["selfreport.W002"]
+    settings.SMS_BACKEND = checks.HTTP_SENDER
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    assert [m.id for m in checks.messages_are_not_written_to_the_log(None)] == ["selfreport.W002"]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    assert checks.messages_are_not_written_to_the_log(None) == []
