@@ -166,3 +166,20 @@ def test_check_deploy_flags_senders_that_write_the_links_to_the_log(settings):
     assert [m.id for m in checks.messages_are_not_written_to_the_log(None)] == ["selfreport.W002"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     assert checks.messages_are_not_written_to_the_log(None) == []
+
+
+def test_no_reminder_for_a_visit_recorded_as_missed(setting):
+    """The outbox asked the participant, the link and the sender again at send time, not the
+    visit: a visit recorded as missed after its link went still had its reminders sent, to a
+    link that (now) opens nothing."""
+    from selfreport import messaging
+    from selfreport.models import Message
+
+    link, _token = services.send_link(setting.visits[0], "email", by=setting.assessor)
+    type(setting.visits[0]).objects.filter(pk=setting.visits[0].pk).update(missed=True)
+    from django.utils import timezone
+
+    daytime = timezone.localtime().replace(hour=12)  # out of the quiet hours
+    messaging.send_pending(daytime)
+    message = Message.objects.get(link=link)
+    assert message.sent_at is None and message.dropped_at is not None
