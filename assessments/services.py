@@ -375,7 +375,12 @@ def _refuse_paper_beside_participant(visit, instrument, participant_entry):
     """A participant's own entry and a paper entry (first, second, reconciled) of one form
     exclude each other, so which answers count is never in doubt: whichever was started first
     stands. (A staff single entry beside a paper one is older and stays allowed: the
-    reconciled entry replaces it, FormEntryQuerySet.counting.)"""
+    reconciled entry replaces it, FormEntryQuerySet.counting.)
+
+    Both kinds of writer take the visit's row lock first, so that two begun at once ask one
+    after the other, the second seeing the first's committed row (each statement here reads
+    afresh, READ COMMITTED): without it both checks passed and both entries stood."""
+    list(Visit.objects.select_for_update(no_key=True).filter(pk=visit.pk).values_list("pk"))
     same_form = FormEntry.objects.filter(
         participant=visit.participant,
         instrument=instrument.code,
