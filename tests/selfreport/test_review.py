@@ -183,3 +183,30 @@ def test_no_reminder_for_a_visit_recorded_as_missed(setting):
     messaging.send_pending(daytime)
     message = Message.objects.get(link=link)
     assert message.sent_at is None and message.dropped_at is not None
+
+
+# --- Open: a decision for the maintainers ------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Staff typing into a participant's draft keeps it marked as the participant's own "
+    "(entered_via link/tablet): refuse the staff save, or mark it typed by staff? Not decided "
+    "by the review.",
+)
+def test_staff_typing_into_a_participants_draft_does_not_pass_as_the_participants(client, setting):
+    from assessments import registry
+
+    visit = setting.visits[0]
+    _link, token = services.send_link(visit, "email", by=setting.assessor)
+    checked_client(token).post(f"/r/{token}/imrs_p/1/", {"answer": "3"})
+    entry = FormEntry.objects.get()
+    client.force_login(setting.assessor)
+    data = {f"item_{k}": v for k, v in w.answers(registry.get("imrs_p")).items()}
+    data.update(version=str(entry.version), complete="1", acknowledge="1")
+    page = reverse("assessments:entry", args=[setting.trial.key, visit.pk, "imrs_p", "single"])
+    client.post(page, data)
+    entry.refresh_from_db()
+    # Either the save was refused (the participant's answer stands, still theirs), or the
+    # form is no longer counted as the participant's own (the response report's "Link").
+    assert entry.values == {"i1": 3} or entry.entered_via == FormEntry.EnteredVia.STAFF
