@@ -210,3 +210,41 @@ def test_staff_typing_into_a_participants_draft_does_not_pass_as_the_participant
     # Either the save was refused (the participant's answer stands, still theirs), or the
     # form is no longer counted as the participant's own (the response report's "Link").
     assert entry.values == {"i1": 3} or entry.entered_via == FormEntry.EnteredVia.STAFF
+
+
+# --- The contact corrected ---------------------------------------------------------------------
+
+
+def test_a_link_sent_to_an_address_since_corrected_stops_working(client, setting):
+    """The desk corrects a mistyped e-mail address: the link already sent to the wrong one
+    (a stranger's inbox) went on working, and its reminders, with the same token, went to the
+    new address too."""
+    participant = setting.participants[0]
+    _link, token = services.send_link(setting.visits[0], "email", by=setting.assessor)
+    client.force_login(setting.coordinator)
+    contact = f"/trials/{setting.trial.key}/participants/{participant.participant_id}/contact/"
+    response = client.post(
+        contact,
+        {
+            "agreed_to_links": "on",
+            "email": "the-right-one@example.org",
+            "phone": "+4520000000",
+            "birth_year": str(w.BIRTH_YEAR),
+            "language": "da",
+        },
+    )
+    assert response.status_code == 302
+    assert Client().get(f"/r/{token}/").status_code == 404
+    # Saving the contact unchanged stops nothing.
+    _link, token = services.send_link(setting.visits[0], "email", by=setting.assessor)
+    client.post(
+        contact,
+        {
+            "agreed_to_links": "on",
+            "email": "the-right-one@example.org",
+            "phone": "+4520000000",
+            "birth_year": str(w.BIRTH_YEAR),
+            "language": "da",
+        },
+    )
+    assert Client().get(f"/r/{token}/").status_code == 200
