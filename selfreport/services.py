@@ -143,6 +143,21 @@ def send_link(visit, channel, *, by):
     return link, token
 
 
+# The contact fields a link went by: when one changes, the links already sent stop working.
+LINK_ADDRESSES = ("email", "phone")
+
+
+def stop_links_to_old_addresses(participant, changed):
+    """The desk changed the participant's e-mail address or mobile phone (`changed`: the
+    contact form's changed fields): a link sent before went to the old one, perhaps someone
+    else's, and stops working (with its reminders). A new link goes to the new address."""
+    if not set(changed) & set(LINK_ADDRESSES):
+        return 0
+    return Link.objects.filter(
+        visit__participant=participant, revoked_at__isnull=True, finished_at__isnull=True
+    ).update(revoked_at=timezone.now())
+
+
 def find_link(token):
     """The link of `token`, or None; never tells why."""
     if not token or len(token) > 100:

@@ -20,6 +20,7 @@ from django.contrib import messages
 from django.contrib.auth import authenticate
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -515,7 +516,9 @@ def contact_edit(request, trial_key, participant_id):
         saved = form.save(commit=False)
         saved._history_user = request.user
         saved._change_reason = "contact for questionnaires"
-        saved.save()
+        with transaction.atomic():
+            saved.save()
+            services.stop_links_to_old_addresses(participant, form.changed_data)
         messages.success(request, _("Saved."))
         return redirect("assessments:participant_detail", participant.trial.key, participant_id)
     return render(
