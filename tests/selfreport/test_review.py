@@ -248,3 +248,17 @@ def test_a_link_sent_to_an_address_since_corrected_stops_working(client, setting
         },
     )
     assert Client().get(f"/r/{token}/").status_code == 200
+
+
+def test_the_hand_back_page_invites_no_saved_password(client, setting):
+    """The page the participant holds asked the tablet's password manager for the assessor's
+    saved password (autocomplete="current-password"): a tap in the field could fill it in for
+    the participant, and end the hand-over into the assessor's session."""
+    client.force_login(setting.assessor)
+    visit = setting.visits[0]
+    client.post(f"/trials/{setting.trial.key}/visits/{visit.pk}/hand-over/")
+    hand_over = HandOver.objects.get()
+    page = client.get(f"/hand-over/{hand_over.pk}/end/").content.decode()
+    assert 'type="password"' in page
+    assert "current-password" not in page
+    assert 'autocomplete="new-password"' in page
