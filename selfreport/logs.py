@@ -12,7 +12,10 @@ LINK_PATH = re.compile(r"/r/[^/\s?#]+")
 
 class HideLinkTokens(logging.Filter):
     def filter(self, record):
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is the logging module's to report, as before
+            return True
         hidden = LINK_PATH.sub("/r/<token>", message)
         if hidden != message:
             record.msg, record.args = hidden, ()
