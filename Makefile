@@ -9,7 +9,8 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 # Production-like values for `check --deploy`; nothing here is a real secret.
 DEPLOY_ENV := DEBUG=false SECRET_KEY=$$(printf 'x%.0s' $$(seq 60))-deploy-check \
 	ALLOWED_HOSTS=trial.example.org RANDOMIZATION_SECRET=$$(printf 'r%.0s' $$(seq 40)) \
-	SITE_URL=https://trial.example.org
+	SITE_URL=https://trial.example.org EMAIL_URL=smtp://mail.example.org:587 \
+	SMS_BACKEND=selfreport.sms.HttpSender SMS_API_URL=https://sms.example.org/v1 SMS_FROM=Research
 
 .PHONY: run test lint services browser pspp install install-dev migrate clean backup restore faults \
 	messages compilemessages

@@ -375,7 +375,12 @@ def _refuse_paper_beside_participant(visit, instrument, participant_entry):
     """A participant's own entry and a paper entry (first, second, reconciled) of one form
     exclude each other, so which answers count is never in doubt: whichever was started first
     stands. (A staff single entry beside a paper one is older and stays allowed: the
-    reconciled entry replaces it, FormEntryQuerySet.counting.)"""
+    reconciled entry replaces it, FormEntryQuerySet.counting.)
+
+    Both kinds of writer take the visit's row lock first, so that two begun at once ask one
+    after the other, the second seeing the first's committed row (each statement here reads
+    afresh, READ COMMITTED): without it both checks passed and both entries stood."""
+    list(Visit.objects.select_for_update(no_key=True).filter(pk=visit.pk).values_list("pk"))
     same_form = FormEntry.objects.filter(
         participant=visit.participant,
         instrument=instrument.code,
@@ -966,6 +971,9 @@ def _erase_clinical_data(participant, *, by, reason):
     if details:
         IdentifyingDetails.history.filter(id=details.pk).delete()
         details.full_name = details.national_id = details.national_id_key = details.phone = ""
+        # And what the participant's own questionnaires brought (selfreport): where their
+        # links went, and the year of birth a link asks for.
+        details.email, details.birth_year, details.agreed_to_links = "", None, False
         attribute(details, by=by, reason="erased: consent withdrawn").save()
     return {
         "form_entries": len(entry_ids),

@@ -346,6 +346,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.log_level("LOG_LEVEL", default="INFO")},
+    # A participant's link token is in the path Django logs with every 4xx and 5xx answer.
+    "filters": {"link_tokens": {"()": "selfreport.logs.HideLinkTokens"}},
+    "loggers": {"django.request": {"filters": ["link_tokens"]}},
 }
 
 # Reasons are kept whole: a reconciliation names every item it decided and why, which can be

@@ -39,3 +39,26 @@ def text_message_provider_is_configured(app_configs, **kwargs):
             )
         ]
     return []
+
+
+# The senders that write each message (its link's token, the participant's address) to the log
+# instead of sending it: for `make run` and the tests only.
+TO_THE_LOG = (
+    "selfreport.sms.ConsoleSender",
+    "django.core.mail.backends.console.EmailBackend",
+)
+
+
+@register(Tags.security, deploy=True)
+def messages_are_not_written_to_the_log(app_configs, **kwargs):
+    chosen = [b for b in (settings.SMS_BACKEND, settings.EMAIL_BACKEND) if b in TO_THE_LOG]
+    if chosen:
+        return [
+            Warning(
+                f"{', '.join(chosen)} writes each participant message, with its link and the "
+                "participant's address, to the log, and sends nothing.",
+                hint="Set EMAIL_URL to the mail server and SMS_BACKEND to the provider's API.",
+                id="selfreport.W002",
+            )
+        ]
+    return []

@@ -11,10 +11,11 @@ Contract:
   attempt and keeps the error; the row stays pending for the next run, and is dropped after
   MAX_ATTEMPTS. One row's failure never stops the run.
 - Everything that decides whether a message may go is asked again when it goes (`refusal`):
-  the participant's consent and opt-out, their follow-up, the link (expired, blocked, replaced,
-  finished), the forms still open, and the gate for the member of staff who sent the link
-  (imrtrial.access.may_enter, "self_report", with the grants read afresh). A refused row is
-  dropped with the reason in last_error, never sent or retried.
+  the participant's consent and opt-out, their follow-up, the visit (recorded as missed), the
+  link (expired, blocked, replaced, finished), the forms still open, and the gate for the
+  member of staff who sent the link (imrtrial.access.may_enter, "self_report", with the
+  grants read afresh). A refused row is dropped with the reason in last_error, never sent or
+  retried.
 - Quiet hours (SELF_REPORT_QUIET_HOURS, the site's local time): nothing is sent or attempted;
   the rows wait for the first run after them.
 - `stop_messages(link)` is the participant's one-click opt-out: it is recorded on their
@@ -246,6 +247,8 @@ def refusal(message, details, now):
         return STOPPED
     if participant.status in Participant.FOLLOW_UP_ENDED:
         return "Not sent: the participant's follow-up has ended."
+    if link.visit.missed:
+        return "Not sent: the visit was recorded as missed."
     if reason := _link_refusal(link, now):
         return reason
     if not participants.open_forms(link.visit, link.instruments):

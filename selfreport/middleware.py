@@ -20,6 +20,12 @@ class HandOverMiddleware:
 
     def __call__(self, request):
         pk = request.session.get(SESSION_HAND_OVER)
+        if pk is not None and not request.user.is_authenticated:
+            # The session lost its user (the account deactivated meanwhile): the hand-over was
+            # theirs and ends with them; the sign-in page, which the confinement would send back
+            # here for ever, asks for a password before anything else.
+            del request.session[SESSION_HAND_OVER]
+            pk = None
         if pk is not None:
             home = reverse("selfreport:hand_over", args=[pk])
             if not request.path.startswith((home, *self.allowed)):

@@ -143,6 +143,21 @@ def send_link(visit, channel, *, by):
     return link, token
 
 
+# The contact fields a link went by: when one changes, the links already sent stop working.
+LINK_ADDRESSES = ("email", "phone")
+
+
+def stop_links_to_old_addresses(participant, changed):
+    """The desk changed the participant's e-mail address or mobile phone (`changed`: the
+    contact form's changed fields): a link sent before went to the old one, perhaps someone
+    else's, and stops working (with its reminders). A new link goes to the new address."""
+    if not set(changed) & set(LINK_ADDRESSES):
+        return 0
+    return Link.objects.filter(
+        visit__participant=participant, revoked_at__isnull=True, finished_at__isnull=True
+    ).update(revoked_at=timezone.now())
+
+
 def find_link(token):
     """The link of `token`, or None; never tells why."""
     if not token or len(token) > 100:
@@ -187,8 +202,24 @@ def _check(link, answer):
     return False
 
 
+def refusal_to_answer(visit):
+    """Why the participant may no longer answer at `visit` (None: they may), read afresh: their
+    follow-up ended (withdrawn, excluded, died) or the visit was recorded as missed since the
+    hand-over began or the link went. Alike for both arms."""
+    status = Participant.objects.filter(pk=visit.participant_id).values_list("status", flat=True)
+    if status.first() in Participant.FOLLOW_UP_ENDED:
+        return _("This participant's follow-up has ended.")
+    if Visit.objects.filter(pk=visit.pk, missed=True).exists():
+        return _("This visit was recorded as missed.")
+    return None
+
+
 def save_answers(visit, code, raw, *, by, via, complete=False):
-    """Save the participant's answers to one form (a draft until `complete`)."""
+    """Save the participant's answers to one form (a draft until `complete`); refused once
+    the participant may no longer answer (refusal_to_answer)."""
+    refusal = refusal_to_answer(visit)
+    if refusal:
+        raise Refused(refusal)
     return save_entry(
         visit, code, raw, by=by, kind=FormEntry.Kind.SINGLE, complete=complete, via=via
     )

@@ -20,6 +20,7 @@ from django.contrib import messages
 from django.contrib.auth import authenticate
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -354,7 +355,7 @@ def _usable_link(request, token):
     if link is None:
         _count_guess(request)
         return None, _unusable(request)
-    if not link.is_usable():
+    if not link.is_usable() or services.refusal_to_answer(link.visit):
         if link.finished_at and request.session.pop(SESSION_FINISHED, None) == link.pk:
             # The browser that has just finished: thanks, once; the plain page from then on,
             # as for any other browser.
@@ -453,6 +454,8 @@ def stop_messages(request, token):
     """The one-click opt-out of every message: a page with one button (a link in a message
     may be opened by a mail scanner, so the GET changes nothing). Works after the link has
     expired too, and says so once the messages are stopped."""
+    if _too_many_guesses(request):
+        return render(request, "selfreport/wait.html", status=429)
     link = services.find_link(token)
     if link is None:
         _count_guess(request)
@@ -513,7 +516,9 @@ def contact_edit(request, trial_key, participant_id):
         saved = form.save(commit=False)
         saved._history_user = request.user
         saved._change_reason = "contact for questionnaires"
-        saved.save()
+        with transaction.atomic():
+            saved.save()
+            services.stop_links_to_old_addresses(participant, form.changed_data)
         messages.success(request, _("Saved."))
         return redirect("assessments:participant_detail", participant.trial.key, participant_id)
     return render(

@@ -499,6 +499,11 @@ def deploy_check(**env):
         "ALLOWED_HOSTS": "trial.example.org",
         "RANDOMIZATION_SECRET": "r" * 40,
         "SITE_URL": "https://trial.example.org",
+        # Senders that send (selfreport.W002 flags those that write messages to the log).
+        "EMAIL_URL": "smtp://mail.example.org:587",
+        "SMS_BACKEND": "selfreport.sms.HttpSender",
+        "SMS_API_URL": "https://sms.example.org/v1",
+        "SMS_FROM": "Research",
         **env,
     }
     return subprocess.run(
