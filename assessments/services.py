@@ -339,6 +339,15 @@ def save_entry(
         if participant_entry and entry.entered_via not in FormEntry.PARTICIPANT_MODES:
             # The participant does not type into answers staff entered.
             raise Refused(_("This form was entered by staff."))
+        if (
+            not participant_entry
+            and entry.entered_via in FormEntry.PARTICIPANT_MODES
+            and entry.status == FormEntry.Status.DRAFT
+        ):
+            # Nor staff into the participant's unfinished answers, which would then pass as
+            # the participant's own (the response report's modes). Once complete, a correction
+            # needs a reason, as for any entry, and the history keeps who made it.
+            raise Refused(_("The participant is still answering this form."))
         if participant_entry and entry.status != FormEntry.Status.DRAFT:
             raise Refused(_("These answers are already complete."))
         if participant_entry:

@@ -12,7 +12,8 @@ selfreport.middleware until the assessor's password ends it. The link: no accoun
 finds the link, the year of birth is asked once per browser session, and every page of the link
 asks again whether it is usable. An unknown, expired, used or blocked link gets one plain page,
 the same for each, in the browser's language; failed lookups are counted per address and
-limited (GUESSES_PER_WINDOW)."""
+limited (GUESSES_PER_WINDOW). No page of a participant is kept by the browser's cache
+(never_cache): a tablet or a shared computer shows nobody the answers of the one before."""
 
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from assessments import registry
@@ -266,6 +268,7 @@ def _hand_over_sitting(request, pk):
     )
 
 
+@never_cache
 @login_required
 def hand_over_page(request, pk):
     _, sitting = _hand_over_sitting(request, pk)
@@ -273,6 +276,7 @@ def hand_over_page(request, pk):
         return _index(request, sitting) or redirect(sitting.url("end"))
 
 
+@never_cache
 @login_required
 def hand_over_item(request, pk, instrument, number):
     _, sitting = _hand_over_sitting(request, pk)
@@ -280,6 +284,7 @@ def hand_over_item(request, pk, instrument, number):
         return _item(request, sitting, instrument, number)
 
 
+@never_cache
 @login_required
 def hand_over_finish(request, pk, instrument):
     _, sitting = _hand_over_sitting(request, pk)
@@ -287,6 +292,7 @@ def hand_over_finish(request, pk, instrument):
         return _finish(request, sitting, instrument)
 
 
+@never_cache
 @login_required
 def hand_over_end(request, pk):
     """The end of the hand-over: thanks in the participant's language, then the assessor's
@@ -381,6 +387,7 @@ def _checked(request, link):
     return link.pk in request.session.get(SESSION_LINKS, [])
 
 
+@never_cache
 def link_page(request, token):
     link, answer = _usable_link(request, token)
     if answer:
@@ -442,14 +449,17 @@ def _link_view(page):
     return view
 
 
+@never_cache
 def link_item(request, token, instrument, number):
     return _link_view(_item)(request, token, instrument, number)
 
 
+@never_cache
 def link_finish(request, token, instrument):
     return _link_view(_finish)(request, token, instrument)
 
 
+@never_cache
 def stop_messages(request, token):
     """The one-click opt-out of every message: a page with one button (a link in a message
     may be opened by a mail scanner, so the GET changes nothing). Works after the link has

@@ -220,3 +220,10 @@ def test_the_opt_out_page_changes_nothing_on_get(sent):
     assert page.status_code == 200 and "<form" in page.content.decode()
     details = IdentifyingDetails.objects.get(screening__participant=link.visit.participant)
     assert details.messages_stopped_at is None
+
+
+def test_no_participant_page_is_kept_in_the_browsers_cache(setting, sent):
+    _, token = sent
+    client = checked_client(token)
+    for path in (f"/r/{token}/", f"/r/{token}/imrs_p/1/", f"/r/{token}/stop/"):
+        assert "no-store" in client.get(path)["Cache-Control"], path

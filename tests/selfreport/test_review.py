@@ -188,12 +188,6 @@ def test_no_reminder_for_a_visit_recorded_as_missed(setting):
 # --- Open: a decision for the maintainers ------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Staff typing into a participant's draft keeps it marked as the participant's own "
-    "(entered_via link/tablet): refuse the staff save, or mark it typed by staff? Not decided "
-    "by the review.",
-)
 def test_staff_typing_into_a_participants_draft_does_not_pass_as_the_participants(client, setting):
     from assessments import registry
 
@@ -207,9 +201,8 @@ def test_staff_typing_into_a_participants_draft_does_not_pass_as_the_participant
     page = reverse("assessments:entry", args=[setting.trial.key, visit.pk, "imrs_p", "single"])
     client.post(page, data)
     entry.refresh_from_db()
-    # Either the save was refused (the participant's answer stands, still theirs), or the
-    # form is no longer counted as the participant's own (the response report's "Link").
-    assert entry.values == {"i1": 3} or entry.entered_via == FormEntry.EnteredVia.STAFF
+    # Refused: the participant's answer stands, still theirs.
+    assert entry.values == {"i1": 3} and entry.entered_via == FormEntry.EnteredVia.LINK
 
 
 # --- The contact corrected ---------------------------------------------------------------------
