@@ -54,6 +54,17 @@ def _each_test_starts_in_the_default_language():
 
 
 @pytest.fixture(autouse=True)
+def _each_test_starts_with_an_empty_cache():
+    """The cache counts per address (the participant links' guesses, the API's rates): every
+    test's requests come from 127.0.0.1, so one test's count must not refuse the next's."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """Argon2 is deliberately slow; the suite creates hundreds of users. The production
     hasher list is checked in tests/imrtrial/test_login_and_security.py."""

@@ -51,6 +51,9 @@ GET_ONLY = {
     "exports:report_completeness",
     "exports:report_fidelity",
     "exports:report_blinding",
+    # The self-report response report and its CSV: GET only.
+    "assessments:response_report",
+    "assessments:response_report_csv",
     "exports:detail",
     "exports:download",
     "registers:datasets",  # a list; its links lead to the batches and the import form

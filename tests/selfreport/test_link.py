@@ -6,7 +6,6 @@ import datetime
 import hashlib
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.utils import timezone, translation
@@ -21,13 +20,6 @@ from selfreport.models import Link
 from . import world as w
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_guesses_counted():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
