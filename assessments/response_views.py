@@ -17,14 +17,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
 from imrtrial import access, charts
+from imrtrial.spreadsheets import safe_text
 
 from . import responses
 
 # Of charts.PALETTE, one colour per mode in responses.MODES: blues for the participant's own
 # modes, green for paper, purple for staff, vermilion for not completed.
 COLOURS = ("#0072B2", "#56B4E9", "#009E73", "#CC79A7", "#D55E00")
-# Text a spreadsheet would run as a formula (CSV injection) starts with one of these.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _scope(request, trial_key):
@@ -81,18 +80,13 @@ def response_report(request, trial_key):
     )
 
 
-def _safe(text):
-    text = str(text)
-    return "'" + text if text.startswith(FORMULA_START) else text
-
-
 def _csv_row(timepoint, site_code, site_name, tally):
     rate = "" if tally.rate is None else f"{float(tally.rate) * 100:.1f}"
     return [
-        _safe(timepoint["code"]),
-        _safe(timepoint["label"]),
-        _safe(site_code),
-        _safe(site_name),
+        safe_text(str(timepoint["code"])),
+        safe_text(str(timepoint["label"])),
+        safe_text(str(site_code)),
+        safe_text(str(site_name)),
         *tally.in_modes(),
         tally.due,
         tally.completed,

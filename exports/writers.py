@@ -19,19 +19,14 @@ import numpy as np
 import pandas as pd
 import pyreadstat
 
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+from imrtrial.spreadsheets import safe_text
+
 SPSS_MISSING_BASE = -91  # first missing code -> -91, second -> -92, ... down to -99
 STATA_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 NONE = type(None)
 END_RECORD = struct.pack("<2i", 999, 0)  # a .sav dictionary ends with this record
 SPSS_EPOCH = datetime.date(1582, 10, 14).toordinal()  # SPSS dates count seconds from this day
 STATA_EPOCH = datetime.date(1960, 1, 1).toordinal()  # Stata %td dates count days from this day
-
-
-def safe_text(text):
-    """Text a spreadsheet shows as text: a leading formula character is quoted with '."""
-    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def write_csv(dataset, out, *, progress=None):
