@@ -264,8 +264,8 @@ def participant_or_404(user, trial, participant_id):
 
 
 # The participant with their trial and site in one statement written once per process
-# (imrtrial.rowloader): the phone desk's randomize and result pages, where compiling the
-# querysets cost more CPU than the rest of the load (issue 17).
+# (imrtrial.rowloader): the phone desk's randomize page, where compiling the querysets cost
+# more CPU than the rest of the load (issue 17).
 _DESK_PARTICIPANT = RowLoader(
     Participant, related=("trial", "site"), where=("trial__key", "participant_id")
 )

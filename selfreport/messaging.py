@@ -16,13 +16,14 @@ Contract:
   member of staff who sent the link (imrtrial.access.may_enter, "self_report", with the
   grants read afresh). A refused row is dropped with the reason in last_error, never sent or
   retried.
-- Quiet hours (SELF_REPORT_QUIET_HOURS, the site's local time): nothing is sent or attempted;
+- Quiet hours (SELF_REPORT_QUIET_HOURS, in the server's time zone, settings.TIME_ZONE: a site
+  has none of its own): nothing is sent or attempted;
   the rows wait for the first run after them.
 - `stop_messages(link)` is the participant's one-click opt-out: it is recorded on their
   identifying details (with its history) and drops every pending message to them.
 - Blinding: a message says the same to both arms' participants: its links, its last day and
   nothing else about them. No trial name, site, participant id, arm or programme word is
-  written in it (tests/selfreport/test_blinding.py compares both arms' texts).
+  written in it (tests/selfreport/test_message_blinding.py compares both arms' texts).
 - Each message is written in the participant's language (participants.language_of), whatever the
   language of the request that queued it.
 """

@@ -54,13 +54,10 @@ TOKEN_BYTES = 32
 
 
 def _may_hand_over(by, visit):
-    participant = visit.participant
-    if not access.may_enter(by, participant, RATER):
+    if not access.may_enter(by, visit.participant, RATER):
         raise Refused(_("You may not enter this participant's questionnaires."))
-    if participant.status in Participant.FOLLOW_UP_ENDED:
-        raise Refused(_("This participant's follow-up has ended."))
-    if visit.missed:
-        raise Refused(_("This visit was recorded as missed."))
+    if refusal := refusal_to_answer(visit):
+        raise Refused(refusal)
 
 
 @writes_clinical_data("selfreport.start_hand_over", lambda a: Scope.of(a["visit"]))
@@ -83,7 +80,8 @@ def end_hand_over(hand_over):
 
 
 def link_expiry(visit):
-    """The end of the visit window: midnight after its last day, in the site's time zone."""
+    """The end of the visit window: midnight after its last day, in the server's time zone
+    (settings.TIME_ZONE; a site has none of its own)."""
     day = visit.window_end + datetime.timedelta(days=1)
     return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
 

@@ -35,10 +35,11 @@ from assessments.models import FormEntry, Visit
 from assessments.services import FormInvalid
 from assessments.views import _visit_or_404, shown_value
 from imrtrial import access
+from imrtrial.audit import attribute
 from imrtrial.errors import Refused
-from imrtrial.models import Perm
+from imrtrial.models import Participant, Perm
 
-from . import services
+from . import messaging, services
 from .forms import ContactForm
 from .models import HandOver
 
@@ -71,22 +72,30 @@ class Sitting:
     def open_codes(self):
         return services.open_forms(self.visit, self.codes)
 
+    def drafts(self, codes):
+        """{code: the participant's single entry} of the forms `codes`, in one query."""
+        return {
+            entry.instrument: entry
+            for entry in FormEntry.objects.filter(
+                participant_id=self.visit.participant_id,
+                instrument__in=codes,
+                timepoint=self.visit.timepoint.code,
+                kind=FormEntry.Kind.SINGLE,
+            )
+        }
+
     def draft(self, code):
-        return FormEntry.objects.filter(
-            participant_id=self.visit.participant_id,
-            instrument=code,
-            timepoint=self.visit.timepoint.code,
-            kind=FormEntry.Kind.SINGLE,
-        ).first()
+        return self.drafts([code]).get(code)
 
 
 def _questionnaires(sitting):
-    """[(instrument, state, next url)] for the index page."""
+    """[(instrument, state, next url, questions answered)] for the index page."""
     open_codes = set(sitting.open_codes())
+    drafts = sitting.drafts(open_codes)
     rows = []
     for code in sitting.codes:
         instrument = registry.get(code)
-        entry = sitting.draft(code) if code in open_codes else None
+        entry = drafts.get(code)
         answered = len(entry.values) if entry else 0
         if code not in open_codes:
             state, url = "done", None
@@ -317,14 +326,12 @@ def hand_over_end(request, pk):
             return redirect("assessments:visit", visit.participant.trial.key, visit.pk)
         wrong = True
     with translation.override(sitting.language):
-        finished = not sitting.open_codes()
-        thanks = render(
+        return render(
             request,
             "selfreport/hand_back.html",
-            {"sitting": sitting, "finished": finished, "wrong": wrong},
+            {"sitting": sitting, "finished": not sitting.open_codes(), "wrong": wrong},
             status=400 if wrong else 200,
         )
-    return thanks
 
 
 # --- The link ---------------------------------------------------------------------------------
@@ -371,7 +378,7 @@ def _usable_link(request, token):
     return link, None
 
 
-def _link_sitting(link):
+def _link_sitting(link, token):
     return Sitting(
         visit=link.visit,
         codes=link.instruments,
@@ -379,7 +386,7 @@ def _link_sitting(link):
         via=FormEntry.EnteredVia.LINK,
         language=services.language_of(link.visit.participant),
         route="link",
-        key=None,
+        key=token,
     )
 
 
@@ -392,8 +399,7 @@ def link_page(request, token):
     link, answer = _usable_link(request, token)
     if answer:
         return answer
-    sitting = _link_sitting(link)
-    sitting.key = token
+    sitting = _link_sitting(link, token)
     with translation.override(sitting.language):
         if not _checked(request, link):
             return _year_of_birth(request, link, sitting)
@@ -428,35 +434,30 @@ def _year_of_birth(request, link, sitting):
     )
 
 
-def _link_view(page):
+def _on_link(request, token, page, *args):
     """A question or finish page of a link: usable, checked in this session, in the
     participant's language, with the sender still allowed to enter it (asked by the save)."""
-
-    def view(request, token, instrument, *args):
-        link, answer = _usable_link(request, token)
-        if answer:
-            return answer
-        if not _checked(request, link):
-            return redirect("selfreport:link", token)
-        sitting = _link_sitting(link)
-        sitting.key = token
-        with translation.override(sitting.language):
-            response = page(request, sitting, instrument, *args)
-            if request.method == "POST" and services.finish_link_if_done(link):
-                request.session[SESSION_FINISHED] = link.pk
-            return response
-
-    return view
+    link, answer = _usable_link(request, token)
+    if answer:
+        return answer
+    if not _checked(request, link):
+        return redirect("selfreport:link", token)
+    sitting = _link_sitting(link, token)
+    with translation.override(sitting.language):
+        response = page(request, sitting, *args)
+        if request.method == "POST" and services.finish_link_if_done(link):
+            request.session[SESSION_FINISHED] = link.pk
+        return response
 
 
 @never_cache
 def link_item(request, token, instrument, number):
-    return _link_view(_item)(request, token, instrument, number)
+    return _on_link(request, token, _item, instrument, number)
 
 
 @never_cache
 def link_finish(request, token, instrument):
-    return _link_view(_finish)(request, token, instrument)
+    return _on_link(request, token, _finish, instrument)
 
 
 @never_cache
@@ -472,8 +473,6 @@ def stop_messages(request, token):
         return _unusable(request)
     participant = link.visit.participant
     if request.method == "POST":
-        from . import messaging
-
         messaging.stop_messages(link)
         return redirect("selfreport:stop", token)
     details = services.details_of(participant)
@@ -509,8 +508,6 @@ def link_send(request, trial_key, visit_pk):
 def contact_edit(request, trial_key, participant_id):
     """The participant's contact for questionnaires: for those who may see identifying
     details at the participant's site."""
-    from imrtrial.models import Participant
-
     participant = get_object_or_404(
         Participant.objects.select_related("trial", "site"),
         trial__key=trial_key,
@@ -523,9 +520,9 @@ def contact_edit(request, trial_key, participant_id):
         raise Http404(_("Not found."))
     form = ContactForm(request.POST or None, instance=details)
     if request.method == "POST" and form.is_valid():
-        saved = form.save(commit=False)
-        saved._history_user = request.user
-        saved._change_reason = "contact for questionnaires"
+        saved = attribute(
+            form.save(commit=False), by=request.user, reason="contact for questionnaires"
+        )
         with transaction.atomic():
             saved.save()
             services.stop_links_to_old_addresses(participant, form.changed_data)

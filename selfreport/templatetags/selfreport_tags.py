@@ -5,6 +5,7 @@ from django import template
 
 from assessments import registry
 from imrtrial import access
+from imrtrial.models import Perm
 
 from .. import services
 from ..models import Link
@@ -16,6 +17,8 @@ register = template.Library()
 def self_report_panel(context, trial, visit):
     user = context["request"].user
     participant = visit.participant
+    # As the services refuse a hand-over or a link (services._may_hand_over), from the visit
+    # and participant the page already read.
     shown = (
         bool(services.self_report_codes(visit))
         and access.may_enter(user, participant, services.RATER)
@@ -39,8 +42,5 @@ def self_report_panel(context, trial, visit):
 @register.inclusion_tag("selfreport/_contact_link.html", takes_context=True)
 def self_report_contact_link(context, trial, participant):
     """A link to the contact for questionnaires, for those who may see identifying details."""
-    user = context["request"].user
-    from imrtrial.models import Perm
-
-    shown = access.has(user, Perm.VIEW_IDENTIFYING, trial, participant.site)
+    shown = access.has(context["request"].user, Perm.VIEW_IDENTIFYING, trial, participant.site)
     return {"shown": shown, "trial": trial, "participant": participant}
