@@ -90,3 +90,37 @@ class RowLoader:
                 field.set_cached_value(instances[0], instance)
             instances.append(instance)
         return instances[0]
+
+
+class CompiledOnce:
+    """A queryset whose SQL is written once per process and run again with another value of one
+    of its parameters: `CompiledOnce(lambda pk: users.filter(pk=pk))`, then `.first(pk)`.
+
+    For a query asked on every request whose queryset is costly to compile (the signed-in user
+    with their annotations: 3.5 of the 4 ms of CPU its read took, issue 17). The queryset is
+    built once with a stand-in value, its SQL and parameters kept, and each call runs that SQL
+    through `raw()` with the stand-in replaced: the model's fields get the ORM's converters and
+    the annotations come as attributes, as from the queryset itself."""
+
+    _STAND_IN = -1_946_382_017  # no primary key or parameter takes it; within a 32-bit integer
+
+    def __init__(self, build):
+        self.build = build
+        self._compiled = None
+
+    def _compile(self):
+        queryset = self.build(self._STAND_IN)
+        sql, params = queryset.query.sql_with_params()
+        at = [i for i, value in enumerate(params) if value == self._STAND_IN]
+        if len(at) != 1:
+            raise ValueError("the stand-in value must appear exactly once among the parameters")
+        self._compiled = (queryset.model, sql, list(params), at[0])
+
+    def first(self, value):
+        """The first row for `value`, or None."""
+        if self._compiled is None:
+            self._compile()
+        model, sql, params, at = self._compiled
+        params = params.copy()
+        params[at] = value
+        return next(iter(model._default_manager.raw(sql, params)), None)

@@ -35,6 +35,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from . import access, i18n
 from .audit import attribute
 from .models import Membership, Perm, Trial
+from .rowloader import CompiledOnce
 
 # Holding any of these, in any trial, makes a second factor compulsory; so does
 # view_unblinded_after_unblinding in a trial that is unblinded: anyone who can see allocations
@@ -115,9 +116,22 @@ class SessionUserBackend(ModelBackend):
     the middleware below, the gate's may_enter and the language middleware then ask nothing
     more, where each took a query of its own on every page."""
 
+    # Written once per process (imrtrial.rowloader.CompiledOnce): compiling this queryset cost
+    # most of the CPU of reading the user, on every page.
+    _user = CompiledOnce(
+        lambda pk: (
+            i18n.with_languages(access.with_disclosures(users_with_two_factor_status()))
+            .filter(pk=pk)
+            .order_by("pk")[:1]
+        )
+    )
+
     def get_user(self, user_id):
-        users = i18n.with_languages(access.with_disclosures(users_with_two_factor_status()))
-        user = users.filter(pk=user_id).first()
+        try:
+            user_id = int(user_id)
+        except (TypeError, ValueError):
+            return None
+        user = self._user.first(user_id)
         return user if self.user_can_authenticate(user) else None
 
 

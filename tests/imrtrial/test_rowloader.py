@@ -2,6 +2,8 @@
 their site (JSON, dates, times, booleans), with the related rows cached, in one query; and the
 desk's participant lookup keeps the gate's 404s."""
 
+import datetime as dt
+
 import pytest
 from django.db import connection
 from django.http import Http404
@@ -49,3 +51,52 @@ def test_the_desk_lookup_answers_as_the_gate(trial, coordinator, person):
     for user, key, pid in refused:
         with pytest.raises(Http404):
             access.desk_participant_or_404(user, key, pid, Perm.RANDOMIZE)
+
+
+def test_the_session_user_is_the_orms_user_with_its_annotations(trial, coordinator, person):
+    """The signed-in user, read by SQL written once per process (CompiledOnce), equals the
+    ORM's, annotations included, whoever asks after whom; a session's id that is not a number
+    or names nobody gives no user, and an inactive user is refused."""
+    from imrtrial import i18n
+    from imrtrial.models import UnblindingIncident
+    from imrtrial.twofactor import SessionUserBackend, users_with_two_factor_status
+
+    assessor = person(Role.ASSESSOR)
+    p = make_ready_participant(trial, coordinator)
+    UnblindingIncident.objects.create(
+        participant=p,
+        assessor=assessor,
+        reported_by=coordinator,
+        description="said so",
+        occurred_on=p.randomized_on or dt.date(2026, 1, 5),
+    )
+    backend = SessionUserBackend()
+    for user in (coordinator, assessor, coordinator):
+        orm = (
+            i18n.with_languages(access.with_disclosures(users_with_two_factor_status()))
+            .filter(pk=user.pk)
+            .get()
+        )
+        with CaptureQueriesContext(connection) as queries:
+            loaded = backend.get_user(str(user.pk))  # as the session keeps it
+        assert len(queries) == 1
+        assert fields(loaded) == fields(orm)
+        annotations = ("required", "enrolled", "disclosed_ids", "preferred_language")
+        assert [getattr(loaded, a) for a in (*annotations, "trial_language")] == [
+            getattr(orm, a) for a in (*annotations, "trial_language")
+        ]
+    assert backend.get_user(str(assessor.pk)).disclosed_ids == str(p.pk)
+    assert backend.get_user("not-a-number") is None and backend.get_user("-5") is None
+    assessor.is_active = False
+    assessor.save(update_fields=["is_active"])
+    assert backend.get_user(str(assessor.pk)) is None
+
+
+def test_a_compiled_query_needs_its_stand_in_exactly_once():
+    from imrtrial.rowloader import CompiledOnce
+
+    twice = CompiledOnce(lambda v: Participant.objects.filter(pk=v, site_id=v))
+    with pytest.raises(ValueError):
+        twice.first(1)
+    once = CompiledOnce(lambda v: Participant.objects.filter(pk=v))
+    assert once.first(-1) is None
