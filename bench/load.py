@@ -166,7 +166,8 @@ class Browser:
         self.conn = None
 
     def request(self, method, path, label, data=None):
-        headers = {"Host": f"{self.host}:{self.port}", "Accept": "text/html"}
+        # The step's name, for the server's CPU per step (bench/gunicorn_steps.py).
+        headers = {"Host": f"{self.host}:{self.port}", "Accept": "text/html", "X-Bench-Step": label}
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = None
@@ -264,10 +265,19 @@ class Window:
         return time.time() < self.stop
 
 
+class Closed(Exception):  # noqa: N818 - an event, not an error
+    """The window closed while the person paused: they stop work there."""
+
+
 def think(rng, mean, window):
+    """A person's pause before their next page action; when the window has closed meanwhile,
+    they stop (Closed). Each pause is taken whole: cutting every pause short at the window's
+    end made everyone still at work send their next page in the same instant, a burst of some
+    40 requests no phone desk makes, which alone set the run's p99 (the last 5 s slice)."""
     if mean > 0:
-        pause = rng.uniform(0.5 * mean, 1.5 * mean)
-        time.sleep(min(pause, max(0.0, window.stop - time.time())))
+        time.sleep(rng.uniform(0.5 * mean, 1.5 * mean))
+    if not window.is_open():
+        raise Closed
 
 
 def coordinator(browser, plan, rng, args, window, outcome):
@@ -360,9 +370,14 @@ def person(role, browser, plan, args, window, outcome, seed):
             if "sessionid" not in browser.cookies:
                 browser.login(plan["who"])
             work(browser, plan, rng, args, window, outcome)
+        except Closed:
+            break
         except Exception as exc:  # counted; the person starts the workflow again
             outcome["errors"].append(f"{plan['who']}: {type(exc).__name__}: {exc}")
-            think(rng, args.think, window)
+            try:
+                think(rng, args.think, window)
+            except Closed:
+                break
 
 
 # --- Environment, database and server --------------------------------------------------------
@@ -536,6 +551,8 @@ def start_server(env, workers, log):
             str(workers),
             "--timeout",
             "60",
+            "--config",
+            str(_BENCH_DIR / "gunicorn_steps.py"),
         ],
         cwd=REPO,
         env=env,
@@ -610,6 +627,8 @@ def main(argv=None):
 
     desk, crf, plans = build(args)
 
+    steps_log = tempfile.NamedTemporaryFile("r", suffix=".steps", delete=False)  # noqa: SIM115
+    env["BENCH_STEP_CPU_LOG"] = steps_log.name
     with tempfile.TemporaryFile("w+") as log:
         server, port = start_server(env, args.workers, log)
         print(
@@ -643,7 +662,9 @@ def main(argv=None):
         for t in threads:
             t.join()
         end = time.time()
-        wall = end - window.start
+        wall = end - window.start  # the window and the last pauses (no requests after it)
+        # Requests start only inside the window: people stop at their first pause after it.
+        window_s = min(end, window.stop) - window.start
         busy = (busy_cpu_seconds() or 0) - (counters["busy"] or 0)
         server_cpu = process_group_cpu_seconds(server.pid) - counters["server_cpu"]
         client_cpu = time.process_time() - counters["client_cpu"]
@@ -687,11 +708,21 @@ def main(argv=None):
     allocated_anomalies.pop("unallocated", None)
     complete = FormEntry.objects.filter(participant__trial=crf, status="complete").count()
 
+    # The server's CPU per request of each step, from the workers' own count, in the window.
+    step_cpu = {}
+    for line in steps_log.read().splitlines():
+        at, step, cpu_ms = line.split()
+        if window.start <= float(at) <= end:
+            step_cpu.setdefault(step, []).append(float(cpu_ms))
+    steps_log.close()
+    os.unlink(steps_log.name)
     for label, values in sorted(by_label.items()):
         values.sort()
+        cpu = step_cpu.get(label)
         print(
-            f"  {label:15s} n={len(values):5d}  p50 {percentile(values, 0.5):7.1f} ms  "
-            f"p99 {percentile(values, 0.99):7.1f} ms  max {values[-1]:7.1f} ms"
+            f"  {label:17s} n={len(values):5d}  p50 {percentile(values, 0.5):7.1f} ms  "
+            f"p99 {percentile(values, 0.99):7.1f} ms  max {values[-1]:7.1f} ms  "
+            f"server CPU {sum(cpu) / len(cpu) if cpu else float('nan'):5.1f} ms"
         )
     # When the slow pages happened: one stall shows as one bad slice, steady queueing as all.
     slices = {}
@@ -711,7 +742,7 @@ def main(argv=None):
     if errors and "Traceback" in server_log:
         print("  server log (last lines):\n" + "\n".join(server_log.splitlines()[-30:]))
     print(
-        f"load: {len(records)} requests in the {wall:.1f} s window; "
+        f"load: {len(records)} requests in the {window_s:.1f} s window; "
         f"{outcome['randomized']} randomized "
         f"({facts['allocations']} allocations, anomalies {sum(allocated_anomalies.values())}), "
         f"{outcome['saved']} PANSS completed ({complete} complete in the database); "
@@ -730,11 +761,14 @@ def main(argv=None):
         "max_ms": round(pages[-1], 1) if pages else None,
         "login_p50_ms": round(percentile(logins, 0.50), 1),
         "login_p99_ms": round(percentile(logins, 0.99), 1),
-        "throughput": round(len(records) / wall, 1),
+        "throughput": round(len(records) / window_s, 1),
         "workers": args.workers,
         "server_cpu_ms_per_request": round(server_cpu * 1000 / max(1, len(records)), 1),
         "client_cpu_ms_per_request": round(client_cpu * 1000 / max(1, len(records)), 1),
         "database_cpu_ms_per_request": round(database_cpu * 1000 / max(1, len(records)), 1),
+        "server_cpu_ms_by_step": {
+            step: round(sum(values) / len(values), 1) for step, values in sorted(step_cpu.items())
+        },
         # Share of both CPUs busy in the window, with whatever else the machine was running.
         "machine_busy": round(busy / wall / (os.cpu_count() or 1), 2) if busy else None,
         "randomized": outcome["randomized"],

@@ -57,3 +57,7 @@ def test_a_short_run_randomizes_and_saves_through_the_pages_without_errors(bench
     assert result["allocation_anomalies"] == 0
     assert 0 < result["crf_completed"] == result["crf_complete_in_db"]
     assert result["requests"] > 0 and 0 < result["p50_ms"] <= result["p99_ms"]
+    # The workers' own CPU count per step (bench/gunicorn_steps.py) reached the bench.
+    by_step = result["server_cpu_ms_by_step"]
+    assert {"screen_page", "worklist", "entry_post"} <= set(by_step), by_step
+    assert all(ms > 0 for ms in by_step.values()), by_step
