@@ -17,6 +17,7 @@ from django.utils.translation import ngettext
 
 from imrtrial import access
 from imrtrial.audit import log_access
+from imrtrial.forms import unbound_rendering_key
 from imrtrial.i18n_text import level_label
 from imrtrial.models import AccessLog, Perm
 
@@ -143,7 +144,12 @@ def screening_new(request, trial_key):
             form.add_error(None, str(exc))
         else:
             return redirect("randomization:screening", trial.key, screening.screening_number)
-    return render(request, "randomization/screening_form.html", {"trial": trial, "form": form})
+    fields_key = None if form.is_bound else unbound_rendering_key(form)
+    return render(
+        request,
+        "randomization/screening_form.html",
+        {"trial": trial, "form": form, "fields_key": fields_key},
+    )
 
 
 @login_required

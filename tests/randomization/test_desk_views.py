@@ -336,3 +336,46 @@ def test_the_history_is_404_for_everyone_but_the_key_holder(role, client, danish
         lookup = client.get(reverse("randomization:allocations", args=[danish.key]))
         assert "allocation_history" not in lookup.content.decode()
         assert "by-stratum" not in lookup.content.decode()
+
+
+def test_the_screening_forms_fields_are_drawn_from_the_cache_only_for_the_same_definition(
+    client, danish, coordinator
+):
+    """The unbound screening form's fields come from the cache (imrtrial.forms.
+    unbound_rendering_key), and only while nothing they are drawn from has changed: a site's
+    name, a criterion's text, the reader's language. A form that comes back with errors is
+    drawn afresh, with them."""
+    from imrtrial.forms import unbound_rendering_key
+    from imrtrial.models import UserSettings
+    from randomization.forms import ScreeningForm
+
+    def form():
+        return ScreeningForm(None, criteria=danish.criteria.all(), sites=danish.sites.all())
+
+    assert unbound_rendering_key(form()) == unbound_rendering_key(form())
+    with pytest.raises(ValueError):
+        unbound_rendering_key(ScreeningForm({}, criteria=[], sites=danish.sites.all()))
+
+    client.force_login(coordinator)
+    url = reverse("randomization:screen", args=[danish.key])
+
+    def page(**headers):
+        return client.get(url, **headers).content.decode()
+
+    csrf = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
+    first = page()
+    assert csrf.sub("", page()) == csrf.sub("", first)  # the second from the cache
+    site = danish.sites.order_by("code").first()
+    site.name = "Renamed Centre Nord"
+    site.save(update_fields=["name"])
+    assert "Renamed Centre Nord" in page()
+    criterion = danish.criteria.first()
+    criterion.text = "A criterion reworded since"
+    criterion.translations = {}
+    criterion.save(update_fields=["text", "translations"])
+    assert "A criterion reworded since" in page()
+    for language, words in (("nl", "Gescreend op"), ("da", "Screenet den"), ("en", "Screened on")):
+        UserSettings.objects.update_or_create(user=coordinator, defaults={"language": language})
+        assert words in page(), language
+    response = client.post(url, screening_post(danish, site, screened_on="2999-01-01"))
+    assert "cannot be in the future" in response.content.decode()
