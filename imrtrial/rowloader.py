@@ -18,8 +18,13 @@ from django.db import connection
 class RowLoader:
     """`RowLoader(Participant, related=("trial", "site"), where=("trial__key", "participant_id"))`
     then `.get(trial__key=..., participant_id=...)`: the participant with `.trial` and `.site`
-    already there, or None. `where` names the main model's columns, or a related model's as
-    `<foreign key>__<column>`."""
+    already there, or None.
+
+    `related` names foreign keys of the main model, or of a model named before it, as a path:
+    `("participant", "participant__site")` loads a visit's participant and the participant's
+    site. A foreign key that may be empty is joined LEFT, and an empty one is cached as None,
+    as select_related does. `where` names the main model's columns, or a related model's as
+    `<path>__<column>`."""
 
     def __init__(self, model, *, related=(), where=("pk",)):
         self.model, self.related, self.where = model, tuple(related), tuple(where)
@@ -27,22 +32,30 @@ class RowLoader:
 
     def _compile(self):
         quote = connection.ops.quote_name
-        tables = [(self.model, "m0", None)]
+        # (model, alias, the foreign key it is reached by, the index of the row it hangs on)
+        tables = [(self.model, "m0", None, None)]
         joins = []
-        for i, name in enumerate(self.related, 1):
-            field = self.model._meta.get_field(name)
+        for i, path in enumerate(self.related, 1):
+            parent, _sep, name = path.rpartition("__")
+            parent_index = self.related.index(parent) + 1 if parent else 0
+            parent_model, parent_alias = tables[parent_index][:2]
+            field = parent_model._meta.get_field(name)
             target = field.related_model
             alias = f"m{i}"
-            tables.append((target, alias, field))
+            tables.append((target, alias, field, parent_index))
             joins.append(
-                f"JOIN {quote(target._meta.db_table)} {alias} ON {alias}."
-                f"{quote(target._meta.pk.column)} = m0.{quote(field.column)}"
+                f"{'LEFT JOIN' if field.null else 'JOIN'} {quote(target._meta.db_table)} "
+                f"{alias} ON {alias}.{quote(target._meta.pk.column)} = "
+                f"{parent_alias}.{quote(field.column)}"
             )
         columns, self._parts = [], []
-        for model, alias, field in tables:
+        for model, alias, field, parent_index in tables:
             fields = list(model._meta.concrete_fields)
             converters = [self._converters(f, alias) for f in fields]
-            self._parts.append((model, field, [f.attname for f in fields], converters))
+            pk_at = fields.index(model._meta.pk)
+            self._parts.append(
+                (model, field, parent_index, pk_at, [f.attname for f in fields], converters)
+            )
             columns += [f"{alias}.{quote(f.column)}" for f in fields]
         conditions = [f"{self._column(name)} = %s" for name in self.where]
         self._sql = (
@@ -52,13 +65,15 @@ class RowLoader:
 
     def _column(self, name):
         quote = connection.ops.quote_name
-        if "__" not in name:
+        path, _sep, column = name.rpartition("__")
+        if not path:
             field = self.model._meta.pk if name == "pk" else self.model._meta.get_field(name)
             return f"m0.{quote(field.column)}"
-        relation, column = name.split("__", 1)
-        alias = f"m{self.related.index(relation) + 1}"
-        target = self.model._meta.get_field(relation).related_model
-        return f"{alias}.{quote(target._meta.get_field(column).column)}"
+        model = self.model
+        for step in path.split("__"):
+            model = model._meta.get_field(step).related_model
+        alias = f"m{self.related.index(path) + 1}"
+        return f"{alias}.{quote(model._meta.get_field(column).column)}"
 
     @staticmethod
     def _converters(field, alias):
@@ -77,17 +92,21 @@ class RowLoader:
         if row is None:
             return None
         instances, start = [], 0
-        for model, field, names, converters in self._parts:
+        for model, field, parent_index, pk_at, names, converters in self._parts:
             raw = row[start : start + len(names)]
             start += len(names)
-            converted = []
-            for value, (expression, chain) in zip(raw, converters, strict=True):
-                for convert in chain:
-                    value = convert(value, expression, connection)
-                converted.append(value)
-            instance = model.from_db(connection.alias, names, converted)
-            if field is not None:
-                field.set_cached_value(instances[0], instance)
+            parent = instances[parent_index] if parent_index is not None else None
+            if raw[pk_at] is None or (field is not None and parent is None):
+                instance = None  # an empty foreign key (LEFT JOIN), or one of its rows
+            else:
+                converted = []
+                for value, (expression, chain) in zip(raw, converters, strict=True):
+                    for convert in chain:
+                        value = convert(value, expression, connection)
+                    converted.append(value)
+                instance = model.from_db(connection.alias, names, converted)
+            if field is not None and parent is not None:
+                field.set_cached_value(parent, instance)
             instances.append(instance)
         return instances[0]
 

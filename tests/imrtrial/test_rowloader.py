@@ -100,3 +100,39 @@ def test_a_compiled_query_needs_its_stand_in_exactly_once():
         twice.first(1)
     once = CompiledOnce(lambda v: Participant.objects.filter(pk=v))
     assert once.first(-1) is None
+
+
+def test_paths_and_empty_foreign_keys_load_as_select_related_does(danish):
+    """A visit with its participant, the participant's site and trial (paths), its timepoint
+    and its assessor, who may be none (a LEFT JOIN, cached as None), as the ORM gives them; the
+    where may name a column along a path; a visit number out of range finds nothing."""
+    from assessments.models import Visit
+    from assessments.services import schedule_visits
+
+    coordinator = make_person(danish, Role.COORDINATOR)
+    p = make_ready_participant(danish, coordinator)
+    randomization.randomize(p, by=coordinator)
+    schedule_visits(danish)
+    related = ("participant", "participant__site", "participant__trial", "timepoint", "assessor")
+    loader = RowLoader(Visit, related=related, where=("pk", "participant__trial__key"))
+    visits = list(Visit.objects.filter(participant=p).order_by("pk"))
+    assert len(visits) >= 2
+    Visit.objects.filter(pk=visits[0].pk).update(assessor=make_person(danish, Role.ASSESSOR))
+    for visit in visits[:2]:
+        orm = Visit.objects.select_related(*related).get(pk=visit.pk)
+        with CaptureQueriesContext(connection) as queries:
+            loaded = loader.get(pk=visit.pk, participant__trial__key=danish.key)
+            assert fields(loaded) == fields(orm)
+            for path in ("participant", "timepoint"):
+                assert fields(getattr(loaded, path)) == fields(getattr(orm, path))
+            assert fields(loaded.participant.site) == fields(orm.participant.site)
+            assert fields(loaded.participant.trial) == fields(orm.participant.trial)
+            if orm.assessor is None:
+                assert loaded.assessor is None
+            else:
+                assert fields(loaded.assessor) == fields(orm.assessor)
+        assert len(queries) == 1
+    assert Visit.objects.get(pk=visits[0].pk).assessor is not None
+    assert Visit.objects.get(pk=visits[1].pk).assessor is None
+    assert loader.get(pk=visits[0].pk, participant__trial__key="another-trial") is None
+    assert loader.get(pk=2**40, participant__trial__key=danish.key) is None
