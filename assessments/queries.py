@@ -24,6 +24,8 @@ Contract:
   casebook or the database (registered with services.blocks_locking).
 """
 
+import itertools
+
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -335,13 +337,17 @@ def waiting_on(user, trial, sites, limit=100):
     )
     rows = []
     # Every candidate until `limit` are found: a slice taken first could be filled with queries
-    # the user may not answer and hide the ones they may.
-    for query in candidates.iterator(chunk_size=limit):
-        if may_answer(user, query):
-            rows.append(query)
-        if len(rows) >= limit:
-            break
-    return rows
+    # the user may not answer and hide the ones they may. Read a slice at a time, each a plain
+    # query (a server-side cursor cost three round trips on every worklist, most often empty).
+    for start in itertools.count(0, limit):
+        batch = list(candidates[start : start + limit])
+        for query in batch:
+            if may_answer(user, query):
+                rows.append(query)
+                if len(rows) >= limit:
+                    return rows
+        if len(batch) < limit:
+            return rows
 
 
 def thread_for(reader, query):

@@ -66,3 +66,25 @@ def test_the_randomization_call_writes_the_visits_the_daily_backstop_would(danis
 
     assert rows(called) == rows(restored)
     assert len(rows(called)) == 3
+
+
+def test_a_long_worklist_shows_its_first_rows_and_how_many_there_are(
+    client, danish, coordinator, assessor, monkeypatch
+):
+    """The worklist lists the soonest deadlines up to its limit and says how many are due in
+    all (counted by the same statement as the rows); each row links its visit's page."""
+    from assessments import views
+
+    participants = [make_ready_participant(danish, coordinator) for _ in range(3)]
+    due = Visit.objects.filter(participant__in=participants)
+    assert due.count() == 3  # each one's baseline, due from enrolment
+    monkeypatch.setattr(views, "WORKLIST_ROWS", 2)
+    client.force_login(assessor)
+    page = client.get(reverse("assessments:worklist", args=[danish.key])).content.decode()
+    assert "the first 2 of 3" in page
+    shown = [v for v in due if reverse("assessments:visit", args=[danish.key, v.pk]) in page]
+    assert len(shown) == 2
+    monkeypatch.setattr(views, "WORKLIST_ROWS", 100)
+    page = client.get(reverse("assessments:worklist", args=[danish.key])).content.decode()
+    assert "the first" not in page
+    assert all(reverse("assessments:visit", args=[danish.key, v.pk]) in page for v in due)
