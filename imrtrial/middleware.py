@@ -11,6 +11,8 @@ timeout after their last request; a session may end up to RENEW_AFTER seconds so
 
 import time
 
+from django.utils.functional import LazyObject, empty
+
 RENEW_AFTER = 60  # seconds
 RENEWED_KEY = "_renewed_at"  # when the expiry was last moved forward (epoch seconds)
 
@@ -35,4 +37,27 @@ class IdleTimeoutMiddleware:
                 renewed is None or not 0 <= now - renewed < RENEW_AFTER
             ):
                 session[RENEWED_KEY] = now
+        return self.get_response(request)
+
+
+class ResolvedUserMiddleware:
+    """Puts the signed-in user object itself in `request.user`, in place of the two lazy
+    wrappers around it (Django's authentication middleware wraps the user, django-otp's wraps
+    that). Every attribute read through them cost two extra calls: the gate reads the user a
+    few times per question, and a worklist asks it hundreds of times (issue 17: 7.4 ms of CPU
+    for 400 questions through the wrappers, 2.3 ms without). Nothing is lost by reading the
+    user here: every page reads it anyway (the base template asks whether they are signed in),
+    static files are served before this, and the session is already loaded. Comes after
+    django-otp's middleware, whose wrapper marks the user verified or not when first read."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = request.user
+        while isinstance(user, LazyObject):
+            if user._wrapped is empty:
+                user._setup()
+            user = user._wrapped
+        request.user = user
         return self.get_response(request)

@@ -76,6 +76,8 @@ MIDDLEWARE = [
     # keeps anyone who must use one away from every page until it has (imrtrial/twofactor.py).
     "django_otp.middleware.OTPMiddleware",
     "imrtrial.twofactor.TwoFactorMiddleware",
+    # request.user as the user object itself, not behind two lazy wrappers (issue 17).
+    "imrtrial.middleware.ResolvedUserMiddleware",
     # While a tablet is handed over to a participant, nothing but its pages (selfreport).
     "selfreport.middleware.HandOverMiddleware",
     # The signed-in user's language preference, else their trial's language (imrtrial/i18n.py).

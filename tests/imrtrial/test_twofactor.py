@@ -530,4 +530,20 @@ def test_the_otp_middleware_runs_after_authentication_and_before_ours():
         middleware.index("django.contrib.auth.middleware.AuthenticationMiddleware")
         < middleware.index("django_otp.middleware.OTPMiddleware")
         < middleware.index("imrtrial.twofactor.TwoFactorMiddleware")
+        < middleware.index("imrtrial.middleware.ResolvedUserMiddleware")
     )
+
+
+def test_views_get_the_user_object_itself_verified_or_not_as_django_otp_said(client, person):
+    """ResolvedUserMiddleware hands on the user behind both lazy wrappers, with django-otp's
+    verdict on it: not verified without a device's code in the session."""
+    from django.utils.functional import LazyObject
+
+    assessor = person(Role.ASSESSOR)
+    anonymous = client.get(reverse("login")).wsgi_request.user
+    assert not isinstance(anonymous, LazyObject) and not anonymous.is_authenticated
+    client.force_login(assessor)
+    user = client.get(reverse("home")).wsgi_request.user
+    assert not isinstance(user, LazyObject)
+    assert type(user) is type(assessor) and user.pk == assessor.pk
+    assert user.is_verified() is False
