@@ -281,7 +281,7 @@ def worklist(request, trial_key):
             "total": total,
             "queries": [
                 (q, queries.age_days(q, today))
-                for q in queries.waiting_on(request.user, trial, sites)
+                for q in queries.waiting_on(request.user, trial, list(site_of))
             ],
         },
     )
@@ -482,13 +482,15 @@ def visit_detail(request, trial_key, visit_pk):
             }
         )
     may_verify = access.has(request.user, Perm.VERIFY_FORMS, trial, participant.site)
-    visit_queries = [
-        q
-        for q in visit.queries.select_related(
-            "participant", "participant__site", "participant__trial", "visit", "entry"
-        ).order_by("opened_at", "pk")
-        if queries.may_see(request.user, q)
-    ]
+    # The visit's queries are on its participant: the rows already read are set on each,
+    # rather than joined again.
+    visit_queries = []
+    for q in visit.queries.select_related("entry").order_by("opened_at", "pk"):
+        q.visit = visit
+        if q.participant_id == participant.pk:  # as open_query writes it; else read as stored
+            q.participant = participant
+        if queries.may_see(request.user, q):
+            visit_queries.append(q)
     waiting = {}
     for q in visit_queries:
         if q.entry_id and q.status in DataQuery.WAITING:
