@@ -1,4 +1,7 @@
+import functools
 import hashlib
+from importlib import metadata
+from pathlib import Path
 
 from django import forms
 from django.conf import settings
@@ -29,7 +32,13 @@ def unbound_rendering_key(form):
     17). A bound form (its data, its errors) is always drawn afresh."""
     if form.is_bound:
         raise ValueError("only an unbound form renders from its definition alone")
-    parts = [get_language(), type(form).__qualname__, form.prefix, form.auto_id]
+    parts = [
+        rendering_release(),
+        get_language(),
+        type(form).__qualname__,
+        form.prefix,
+        form.auto_id,
+    ]
     for name, field in form.fields.items():
         widget = field.widget
         parts.append(
@@ -52,6 +61,23 @@ def unbound_rendering_key(form):
             )
         )
     return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+@functools.cache
+def rendering_release():
+    """A digest of what draws a form, read once per process: the project's templates and the
+    versions of the packages whose templates and code render fields. It is part of every
+    cached rendering's key, so a deploy that changes a template or upgrades crispy never serves
+    HTML drawn by the release before it from a shared cache."""
+    digest = hashlib.sha256()
+    for package in ("django", "django-crispy-forms", "crispy-bootstrap5"):
+        digest.update(f"{package}=={metadata.version(package)}\n".encode())
+    for directory in (Path(d) for engine in settings.TEMPLATES for d in engine.get("DIRS", ())):
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                digest.update(str(path.relative_to(directory)).encode() + b"\0")
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 class DateInput(forms.DateInput):

@@ -338,6 +338,37 @@ def test_the_history_is_404_for_everyone_but_the_key_holder(role, client, danish
         assert "by-stratum" not in lookup.content.decode()
 
 
+def test_a_cached_renderings_key_changes_with_the_templates_and_packages_that_draw_it(
+    tmp_path, settings, danish
+):
+    """A deploy that changes a template (or crispy) must not be served the fields the release
+    before it drew into a shared cache: the key holds a digest of the project's templates and
+    of the rendering packages' versions (imrtrial.forms.rendering_release)."""
+    from imrtrial.forms import rendering_release, unbound_rendering_key
+    from randomization.forms import ScreeningForm
+
+    def key():
+        rendering_release.cache_clear()
+        return unbound_rendering_key(
+            ScreeningForm(None, criteria=danish.criteria.all(), sites=danish.sites.all())
+        )
+
+    (tmp_path / "randomization").mkdir()
+    fields = tmp_path / "randomization" / "_screening_fields.html"
+    fields.write_text("{{ field }}")
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
+    try:
+        before = key()
+        assert key() == before
+        fields.write_text("<div>{{ field }}</div>")
+        edited = key()
+        assert edited != before
+        (tmp_path / "new.html").write_text("")
+        assert key() not in (before, edited)
+    finally:
+        rendering_release.cache_clear()
+
+
 def test_the_screening_forms_fields_are_drawn_from_the_cache_only_for_the_same_definition(
     client, danish, coordinator
 ):
