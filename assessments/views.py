@@ -287,6 +287,17 @@ def worklist(request, trial_key):
     )
 
 
+_STAND_IN = 4611686018427387904  # 2**62, a visit number no trial reaches: replaced after
+
+
+def _around_the_visit(text):
+    """(head, tail) of a URL, or of HTML holding one, made with the visit number _STAND_IN: the
+    visit's number goes between them. The last "/<number>/" is the visit's: the trial key before
+    it may be any slug, digits included, and what follows it starts with a letter."""
+    head, _sep, tail = text.rpartition(f"/{_STAND_IN}/")
+    return f"{head}/", f"/{tail}"
+
+
 class _WorklistForms:
     """The forms of worklist rows, as list items: each one's name, whether it is in, and a link
     to the entry page where the user may enter it (none where they may not: the gate's
@@ -297,8 +308,6 @@ class _WorklistForms:
     instrument, state and kind of entry, escaped once with a stand-in for the visit's number
     that is replaced after. Rendered by the template's loop, the items took most of the page's
     CPU (bench/load.py: 170 ms a page)."""
-
-    _VISIT = 4611686018427387904  # 2**62, a visit number no trial reaches: replaced after
 
     def __init__(self, user, trial):
         self.user, self.trial = user, trial
@@ -312,23 +321,27 @@ class _WorklistForms:
         participant, pk = visit.participant, str(visit.pk)
         items = []
         for code in visit.timepoint.instruments:
-            rater, kind = self.instrument(code)
+            rater, kind, name = self.instrument(code)
             if kind is not None and not self.may_enter(participant, rater):
                 kind = None
-            head, tail = self.item(code, code in done, kind)
+            head, tail = self.item(code, name, code in done, kind)
             items.append(f"{head}{pk}{tail}" if kind else head)
         return "".join(items)
 
     def instrument(self, code):
-        """(its rater, the kind of entry it takes), or (None, None) when it is no longer
-        installed: its code is shown, with nothing to enter."""
+        """(its rater, the kind of entry it takes, its name), or (None, None, code) when it is
+        no longer installed: its code is shown, with nothing to enter."""
         if code not in self.instruments:
             try:
                 instrument = registry.get(code)
             except KeyError:
-                self.instruments[code] = (None, None)
+                self.instruments[code] = (None, None, code)
             else:
-                self.instruments[code] = (instrument.rater, services.entry_kind_for(instrument))
+                self.instruments[code] = (
+                    instrument.rater,
+                    services.entry_kind_for(instrument),
+                    instrument.name,
+                )
         return self.instruments[code]
 
     def may_enter(self, participant, rater):
@@ -337,15 +350,11 @@ class _WorklistForms:
             self.allowed[key] = access.may_enter(self.user, participant, rater)
         return self.allowed[key]
 
-    def item(self, code, done, kind):
+    def item(self, code, name, done, kind):
         """(head, tail) of the item linking to the entry page of `kind` (the visit's number goes
         between them), or (item, "") where there is no link."""
         key = (code, done, kind)
         if key not in self.items:
-            try:
-                name = registry.get(code).name
-            except KeyError:
-                name = code
             badge = format_html(
                 '<span class="badge {}">{}</span>',
                 "text-bg-success" if done else "text-bg-light border",
@@ -354,13 +363,9 @@ class _WorklistForms:
             if kind is None:
                 self.items[key] = (format_html("<li>{} {}</li>", shown(name), badge), "")
             else:
-                url = reverse("assessments:entry", args=[self.trial.key, self._VISIT, code, kind])
+                url = reverse("assessments:entry", args=[self.trial.key, _STAND_IN, code, kind])
                 item = format_html('<li><a href="{}">{}</a> {}</li>', url, shown(name), badge)
-                # The last "/<number>/" in the item is the visit's: the trial key before it may
-                # be any slug, digits included, and the instrument and kind after it start with
-                # a letter.
-                head, _sep, tail = item.rpartition(f"/{self._VISIT}/")
-                self.items[key] = (f"{head}/", f"/{tail}")
+                self.items[key] = _around_the_visit(item)
         return self.items[key]
 
 
@@ -382,10 +387,8 @@ class _WorklistRows:
                 _("needs another assessor"),
             )
         ]
-        head, _sep, tail = reverse(
-            "assessments:visit", args=[trial.key, _WorklistForms._VISIT]
-        ).rpartition(f"/{_WorklistForms._VISIT}/")
-        self.visit_url = (escape(f"{head}/"), escape(f"/{tail}"))
+        head, tail = _around_the_visit(reverse("assessments:visit", args=[trial.key, _STAND_IN]))
+        self.visit_url = (escape(head), escape(tail))
         self.labels, self.dates, self.badges = {}, {}, {}
 
     def __call__(self, visit, status, forms):

@@ -114,10 +114,10 @@ def test_the_worklist_asks_the_gate_per_participant(
 def test_the_worklist_links_the_visit_whatever_the_trial_key(client, danish, randomized, assessor):
     """The entry URL is reversed once per form and given each visit's number: a trial key made
     of the very digits used as the placeholder still links the right trial and visit."""
-    from assessments.views import _WorklistForms
+    from assessments.views import _STAND_IN
     from imrtrial.models import Trial
 
-    key = f"t{_WorklistForms._VISIT}"
+    key = f"t{_STAND_IN}"
     Trial.objects.filter(pk=danish.pk).update(key=key)
     danish.refresh_from_db()
     client.force_login(assessor)
