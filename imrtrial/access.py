@@ -288,11 +288,19 @@ def desk_participant_or_404(user, trial_key, participant_id, perm):
     return participant
 
 
+# A trial by its key, by SQL written once per process (imrtrial.rowloader): nearly every page
+# reads it, and compiling trials_of(user).get(key=...) cost more CPU than running it.
+_TRIAL = RowLoader(Trial, where=("key",))
+
+
 def trial_or_404(user, trial_key):
-    try:
-        return trials_of(user).get(key=trial_key)
-    except Trial.DoesNotExist:
-        raise Http404(_("No such trial.")) from None
+    """The trial, if the user holds an active role in it (what trials_of says); else 404, the
+    same for a trial that does not exist. Whether they hold one is read from their grants,
+    which the page asks next anyway (require, sites_where), so this costs no query of its own."""
+    trial = _TRIAL.get(key=trial_key) if user.is_authenticated else None
+    if trial is None or not _grants(user, trial):
+        raise Http404(_("No such trial."))
+    return trial
 
 
 def require(user, perm, trial, site=None):
@@ -318,6 +326,29 @@ def may_enter(user, participant, rater):
     if rater == "assessor_interview":
         return participant.pk not in _disclosed_to(user)
     return True
+
+
+class EntryRights:
+    """may_enter for the many participants of one page (a worklist lists a hundred, with four
+    kinds of rater each: 400 questions). may_enter's answer depends on nothing but the
+    participant's trial and site, the kind of rater and whether the participant disclosed their
+    allocation to the user, so it is asked once for each such combination and the answer kept
+    for the page: `rights = EntryRights(user)`, then `rights(participant, rater)`."""
+
+    def __init__(self, user):
+        self.user = user
+        self._answers = {}
+
+    def __call__(self, participant, rater):
+        key = (
+            participant.trial_id,
+            participant.site_id,
+            rater,
+            participant.pk in _disclosed_to(self.user),
+        )
+        if key not in self._answers:
+            self._answers[key] = may_enter(self.user, participant, rater)
+        return self._answers[key]
 
 
 def _disclosed_to(user):

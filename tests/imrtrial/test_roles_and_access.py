@@ -125,3 +125,91 @@ def test_inactive_membership_grants_nothing(person, trial):
     coordinator.memberships.update(active=False)
     access.forget(coordinator)
     assert not access.may_see_allocation(coordinator, trial)
+
+
+def test_a_trial_is_found_only_by_someone_holding_an_active_role_in_it(
+    person, trial, django_assert_num_queries
+):
+    """trial_or_404 answers what trials_of says (any active role, even one whose role grants no
+    permission), with the same 404 for a trial that does not exist; and the grants it reads
+    are the ones the page asks next, so asking the gate after it costs no query."""
+    from django.contrib.auth.models import AnonymousUser
+    from django.http import Http404
+
+    from imrtrial.models import Membership
+    from tests.factories import make_trial, make_user
+
+    assessor = person(Role.ASSESSOR)
+    with django_assert_num_queries(2):  # the trial, the grants
+        assert access.trial_or_404(assessor, trial.key) == trial
+        assert access.has(assessor, "enter_interview", trial)
+    assert access.trial_or_404(assessor, trial.key).key == trial.key
+
+    Group.objects.get(name=Role.STATISTICIAN).permissions.clear()
+    statistician = person(Role.STATISTICIAN)
+    assert access.trial_or_404(statistician, trial.key) == trial
+    assert list(access.trials_of(statistician)) == [trial]
+
+    other = make_trial()
+    outsider = make_user()
+    withdrawn = person(Role.COORDINATOR)
+    Membership.objects.filter(user=withdrawn).update(active=False)
+    withdrawn = type(withdrawn).objects.get(pk=withdrawn.pk)  # the next request
+    for user, key in (
+        (assessor, other.key),
+        (assessor, "no-such-trial"),
+        (outsider, trial.key),
+        (withdrawn, trial.key),
+        (AnonymousUser(), trial.key),
+    ):
+        with pytest.raises(Http404) as raised:
+            access.trial_or_404(user, key)
+        assert str(raised.value) == "No such trial."
+        assert not access.trials_of(user).filter(key=key).exists()
+
+
+def test_entry_rights_for_many_participants_answer_as_may_enter(
+    person, trial, north, south, coordinator
+):
+    """EntryRights (the worklist's hundred participants) asks may_enter once per trial, site,
+    kind of rater and disclosure, and answers for each participant what may_enter answers: a
+    participant who disclosed their allocation to the assessor is refused an interview rating
+    beside one at the same site who did not, and a role at one site gives nothing at another."""
+    import datetime as dt
+
+    from imrtrial.models import UnblindingIncident
+    from tests.factories import make_ready_participant
+
+    at_north = [make_ready_participant(trial, coordinator, site=north) for _ in range(3)]
+    at_south = make_ready_participant(trial, coordinator, site=south)
+    users = [
+        person(Role.ASSESSOR, site=north, username="assessor-north"),
+        person(Role.ASSESSOR, username="assessor-all"),
+        person(Role.CASE_MANAGER, site=south, username="case-manager-south"),
+        person(Role.FACILITATOR, username="facilitator-all"),
+    ]
+    for user in users[:2]:
+        UnblindingIncident.objects.create(
+            participant=at_north[0],
+            assessor=user,
+            reported_by=coordinator,
+            description="said so",
+            occurred_on=dt.date(2026, 1, 5),
+        )
+    raters = ["assessor_interview", "staff", "self_report", "case_manager"]
+    seen = set()
+    for user in users:
+        user = type(user).objects.get(pk=user.pk)  # a request of its own
+        rights = access.EntryRights(user)
+        for p in [*at_north, at_south]:
+            for rater in raters:
+                answer = rights(p, rater)
+                assert answer == access.may_enter(user, p, rater), (user, p, rater)
+                seen.add((user.username, p.site_id, rater, answer))
+    assessor_north = type(users[0]).objects.get(pk=users[0].pk)
+    rights = access.EntryRights(assessor_north)
+    assert not rights(at_north[0], "assessor_interview")  # disclosed to them
+    assert rights(at_north[1], "assessor_interview")
+    assert not rights(at_south, "assessor_interview")
+    assert not rights(at_north[1], "staff")
+    assert {answer for *_key, answer in seen} == {True, False}
