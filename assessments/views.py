@@ -304,29 +304,58 @@ class _WorklistForms:
     may_enter decides).
 
     A full worklist lists about 1,500 forms, so what is the same for many is worked out once
-    per page: the gate's answer per participant and kind of rater, and each form's item per
-    instrument, state and kind of entry, escaped once with a stand-in for the visit's number
-    that is replaced after. Rendered by the template's loop, the items took most of the page's
-    CPU (bench/load.py: 170 ms a page)."""
+    per page: the gate's answers (access.EntryRights: once per site, kind of rater and
+    disclosure), each form's item per instrument, state and kind of entry, and each row's
+    items per timepoint, forms in and answers, escaped once with a stand-in for the visit's
+    number that is replaced after. Rendered by the template's loop, the items took most of the
+    page's CPU (bench/load.py: 170 ms a page)."""
 
     def __init__(self, user, trial):
-        self.user, self.trial = user, trial
-        self.allowed = {}
+        self.trial = trial
+        self.may_enter = access.EntryRights(user)
         self.instruments = {}
+        self.raters = {}
         self.items = {}
+        self.lists = {}
         self.words = {True: _("entered"), False: _("to enter")}
 
     def __call__(self, visit, done):
-        """The list items of the visit's forms (`done`: the codes in), HTML, escaped."""
-        participant, pk = visit.participant, str(visit.pk)
-        items = []
-        for code in visit.timepoint.instruments:
-            rater, kind, name = self.instrument(code)
-            if kind is not None and not self.may_enter(participant, rater):
-                kind = None
-            head, tail = self.item(code, name, code in done, kind)
-            items.append(f"{head}{pk}{tail}" if kind else head)
-        return "".join(items)
+        """The list items of the visit's forms (`done`: the codes in), HTML, escaped.
+
+        Rows alike in their timepoint, the forms in and the gate's answers for the participant
+        (most rows of a worklist) share their items, made once as the parts between which the
+        visit's number goes."""
+        timepoint, participant = visit.timepoint, visit.participant
+        raters = self.raters_of(timepoint)
+        allowed = tuple(self.may_enter(participant, rater) for rater in raters)
+        key = (timepoint.pk, frozenset(done), allowed)
+        if key not in self.lists:
+            may = dict(zip(raters, allowed, strict=True))
+            parts = [""]
+            for code in timepoint.instruments:
+                rater, kind, name = self.instrument(code)
+                if kind is not None and not may[rater]:
+                    kind = None
+                head, tail = self.item(code, name, code in done, kind)
+                parts[-1] += head
+                if kind is not None:
+                    parts.append(tail)
+            self.lists[key] = parts
+        return str(int(visit.pk)).join(self.lists[key])
+
+    def raters_of(self, timepoint):
+        """The kinds of rater of the timepoint's forms that can be entered here."""
+        if timepoint.pk not in self.raters:
+            self.raters[timepoint.pk] = tuple(
+                sorted(
+                    {
+                        rater
+                        for rater, kind, _name in map(self.instrument, timepoint.instruments)
+                        if kind is not None
+                    }
+                )
+            )
+        return self.raters[timepoint.pk]
 
     def instrument(self, code):
         """(its rater, the kind of entry it takes, its name), or (None, None, code) when it is
@@ -343,12 +372,6 @@ class _WorklistForms:
                     instrument.name,
                 )
         return self.instruments[code]
-
-    def may_enter(self, participant, rater):
-        key = (participant.pk, rater)
-        if key not in self.allowed:
-            self.allowed[key] = access.may_enter(self.user, participant, rater)
-        return self.allowed[key]
 
     def item(self, code, name, done, kind):
         """(head, tail) of the item linking to the entry page of `kind` (the visit's number goes
