@@ -22,9 +22,13 @@ class RowLoader:
 
     `related` names foreign keys of the main model, or of a model named before it, as a path:
     `("participant", "participant__site")` loads a visit's participant and the participant's
-    site. A foreign key that may be empty is joined LEFT, and an empty one is cached as None,
-    as select_related does. `where` names the main model's columns, or a related model's as
-    `<path>__<column>`."""
+    site; the other side of a one-to-one field may be named too (a screening's `identifying`).
+    A foreign key that may be empty, or the other side of a one-to-one, is joined LEFT, and an
+    empty one is cached as None, as select_related does. `where` names the main model's
+    columns, or a related model's as `<path>__<column>`, each equal to its value, or compared
+    to it with a last `__gt`, `__gte`, `__lt` or `__lte`."""
+
+    _COMPARISONS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
     def __init__(self, model, *, related=(), where=("pk",)):
         self.model, self.related, self.where = model, tuple(related), tuple(where)
@@ -43,6 +47,13 @@ class RowLoader:
             target = field.related_model
             alias = f"m{i}"
             tables.append((target, alias, field, parent_index))
+            if field.one_to_one and not field.concrete:  # the other side of a one-to-one
+                joins.append(
+                    f"LEFT JOIN {quote(target._meta.db_table)} {alias} ON "
+                    f"{alias}.{quote(field.field.column)} = "
+                    f"{parent_alias}.{quote(field.field.target_field.column)}"
+                )
+                continue
             joins.append(
                 f"{'LEFT JOIN' if field.null else 'JOIN'} {quote(target._meta.db_table)} "
                 f"{alias} ON {alias}.{quote(target._meta.pk.column)} = "
@@ -57,7 +68,12 @@ class RowLoader:
                 (model, field, parent_index, pk_at, [f.attname for f in fields], converters)
             )
             columns += [f"{alias}.{quote(f.column)}" for f in fields]
-        conditions = [f"{self._column(name)} = %s" for name in self.where]
+        conditions = []
+        for name in self.where:
+            column, _sep, lookup = name.rpartition("__")
+            if lookup not in self._COMPARISONS:
+                column, lookup = name, None
+            conditions.append(f"{self._column(column)} {self._COMPARISONS.get(lookup, '=')} %s")
         self._sql = (
             f"SELECT {', '.join(columns)} FROM {quote(self.model._meta.db_table)} m0 "
             f"{' '.join(joins)} WHERE {' AND '.join(conditions)}"
@@ -107,6 +123,9 @@ class RowLoader:
                 instance = model.from_db(connection.alias, names, converted)
             if field is not None and parent is not None:
                 field.set_cached_value(parent, instance)
+                if instance is not None and field.one_to_one:  # either side knows the other
+                    other = field.field if not field.concrete else field.remote_field
+                    other.set_cached_value(instance, parent)
             instances.append(instance)
         return instances[0]
 

@@ -161,6 +161,8 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Idle timeout: the session expires after this many idle seconds; every request renews it, with
 # a write at most once a minute (imrtrial.middleware.IdleTimeoutMiddleware), not on every page.
+# Django's database sessions, the row read by SQL written once per process (imrtrial/sessions.py).
+SESSION_ENGINE = "imrtrial.sessions"
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_SECONDS", default=30 * 60)
 SESSION_SAVE_EVERY_REQUEST = False
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

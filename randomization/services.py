@@ -47,6 +47,7 @@ from imrtrial.models import (
     StratificationFactor,
     Trial,
 )
+from imrtrial.rowloader import RowLoader
 
 from . import minimization, sequence
 from .models import (
@@ -68,9 +69,15 @@ NOTIFY_ALLOCATION = "randomization.tasks.notify_allocation"
 _ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+# By SQL written once per process (imrtrial.rowloader): the desk's randomize and result pages
+# read it on every call, and compiling the queryset cost more CPU than running it.
+_ALLOCATION = RowLoader(Allocation, related=("arm",), where=("participant",))
+
+
 def allocation_of(participant):
-    """The participant's allocation, or None. Callers must have asked the gate first."""
-    return Allocation.objects.filter(participant=participant).select_related("arm").first()
+    """The participant's allocation (with its arm), or None. Callers must have asked the gate
+    first."""
+    return _ALLOCATION.get(participant=participant.pk)
 
 
 def desk_result(allocation):

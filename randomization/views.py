@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import F, Q, Value
 from django.db.models.functions import Replace
 from django.http import Http404, HttpResponseNotAllowed
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -20,6 +20,7 @@ from imrtrial.audit import log_access
 from imrtrial.forms import unbound_rendering_key
 from imrtrial.i18n_text import level_label
 from imrtrial.models import AccessLog, Perm
+from imrtrial.rowloader import RowLoader
 
 from . import services
 from .forms import (
@@ -40,14 +41,24 @@ def _desk_trial(request, trial_key):
     return trial
 
 
+# The screening with its site, participant and identifying details, by SQL written once per
+# process (imrtrial.rowloader): the screening page and every post to it read it, and compiling
+# the queryset cost more CPU than running it.
+_SCREENING = RowLoader(
+    Screening,
+    related=("site", "participant", "identifying"),
+    where=("trial", "screening_number"),
+)
+
+
 def _screening_or_404(request, trial, number):
-    sites = access.sites_where(request.user, Perm.RANDOMIZE, trial)
-    return get_object_or_404(
-        Screening.objects.select_related("site", "participant", "identifying"),
-        trial=trial,
-        site__in=sites,
-        screening_number=number,
-    )
+    """The trial's screening of this number, if the user may randomize at its site; else 404,
+    the same for one that does not exist."""
+    screening = _SCREENING.get(trial=trial.pk, screening_number=number)
+    if screening is None or not access.has(request.user, Perm.RANDOMIZE, trial, screening.site):
+        raise Http404(_("Not found."))
+    screening.trial = trial
+    return screening
 
 
 @login_required

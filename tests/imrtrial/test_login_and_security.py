@@ -112,6 +112,27 @@ def test_an_expired_session_cookie_does_not_become_a_new_session(client):
     assert not Session.objects.filter(expire_date__gt=timezone.now()).exists()
 
 
+def test_the_session_is_read_as_djangos_store_reads_it(client):
+    """imrtrial.sessions reads the row by a statement written once: the same data as Django's
+    own database store, nothing for an expired or unknown key (whose key it then drops, so the
+    next save makes a new session, as Django's does), and a comparison on the expiry in SQL."""
+    from imrtrial import sessions
+
+    assert settings.SESSION_ENGINE == "imrtrial.sessions"
+    make_user("cyra")
+    login(client, "cyra", PASSWORD)
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    ours = sessions.SessionStore(key)
+    with CaptureQueriesContext(connection) as queries:
+        assert ours.load() == SessionStore(key).load() != {}
+    assert '"expire_date" > ' in queries[0]["sql"] and ours.session_key == key
+    Session.objects.filter(session_key=key).update(expire_date=timezone.now())
+    expired = sessions.SessionStore(key)
+    assert expired.load() == {} and expired.session_key is None
+    unknown = sessions.SessionStore("x" * 32)
+    assert unknown.load() == {} and unknown.session_key is None
+
+
 def test_posts_without_a_csrf_token_are_refused():
     make_user("dee")
     strict = Client(enforce_csrf_checks=True)

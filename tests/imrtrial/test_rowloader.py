@@ -36,6 +36,49 @@ def test_the_loader_gives_the_orms_objects(trial, coordinator):
     assert loader.get(pk=-1) is None
 
 
+def test_a_participants_allocation_is_the_orms_with_its_arm_in_one_query(trial, coordinator):
+    from randomization.models import Allocation
+
+    p = make_ready_participant(trial, coordinator)
+    assert randomization.allocation_of(p) is None
+    randomization.randomize(p, by=coordinator)
+    orm = Allocation.objects.select_related("arm").get(participant=p)
+    with CaptureQueriesContext(connection) as queries:
+        loaded = randomization.allocation_of(p)
+        assert fields(loaded) == fields(orm) and fields(loaded.arm) == fields(orm.arm)
+    assert len(queries) == 1
+
+
+def test_the_other_side_of_a_one_to_one_loads_as_select_related_does(trial, coordinator):
+    """A screening with its identifying details (the other side of their one-to-one field),
+    each knowing the other; a screening without them has them cached as missing, so reading
+    them raises as after select_related, with no query."""
+    from randomization.models import IdentifyingDetails, Screening
+
+    p = make_ready_participant(trial, coordinator, full_name="Ann Example")
+    loader = RowLoader(
+        Screening, related=("site", "participant", "identifying"), where=("trial", "pk")
+    )
+    orm = Screening.objects.select_related("site", "participant", "identifying").get(
+        participant=p
+    )
+    with CaptureQueriesContext(connection) as queries:
+        loaded = loader.get(trial=trial.pk, pk=orm.pk)
+        assert fields(loaded) == fields(orm) and fields(loaded.participant) == fields(p)
+        assert fields(loaded.identifying) == fields(orm.identifying)
+        assert loaded.identifying.full_name == "Ann Example"
+        assert loaded.identifying.screening is loaded and loaded.participant.screening is loaded
+    assert len(queries) == 1
+    IdentifyingDetails.objects.filter(screening=orm).delete()
+    with CaptureQueriesContext(connection) as queries:
+        bare = loader.get(trial=trial.pk, pk=orm.pk)
+        with pytest.raises(Screening.identifying.RelatedObjectDoesNotExist):
+            bare.identifying  # noqa: B018
+        assert getattr(bare, "identifying", None) is None
+    assert len(queries) == 1
+    assert loader.get(trial=trial.pk + 1, pk=orm.pk) is None
+
+
 def test_the_desk_lookup_answers_as_the_gate(trial, coordinator, person):
     p = make_ready_participant(trial, coordinator)
     found = access.desk_participant_or_404(coordinator, trial.key, p.participant_id, Perm.RANDOMIZE)
