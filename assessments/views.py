@@ -489,8 +489,9 @@ def _visit_or_404(request, trial_key, visit_pk):
 def visit_detail(request, trial_key, visit_pk):
     trial, visit = _visit_or_404(request, trial_key, visit_pk)
     participant = visit.participant
+    read = list(FormEntry.objects.filter(participant=participant, timepoint=visit.timepoint.code))
     entries = {}
-    for e in FormEntry.objects.filter(participant=participant, timepoint=visit.timepoint.code):
+    for e in read:
         entries.setdefault(e.instrument, {})[e.kind] = e
     forms = []
     for code in visit.timepoint.instruments:
@@ -537,6 +538,7 @@ def visit_detail(request, trial_key, visit_pk):
             "trial": trial,
             "visit": visit,
             "forms": forms,
+            "entries": read,  # the self-report panel's too
             "today": timezone.localdate(),
             "may_verify": may_verify,
             "may_ask": queries.may_open(request.user, participant),

@@ -49,14 +49,28 @@ def self_report_codes(visit):
     return [c for c in visit.timepoint.instruments if answerable(registry.get(c))]
 
 
-def open_forms(visit, codes=None):
+def open_forms(visit, codes=None, entries=None):
     """The codes among `codes` (default: the visit's self-report forms) the participant may
-    still answer: no paper entry, and no complete answers of anyone."""
+    still answer: no paper entry, and no complete answers of anyone. `entries`: the entries of
+    the visit's participant and timepoint where the caller has read them all already (the
+    visit page), else they are read here."""
     codes = self_report_codes(visit) if codes is None else list(codes)
+    if entries is None:
+        entries = FormEntry.objects.filter(
+            participant_id=visit.participant_id,
+            timepoint=visit.timepoint.code,
+            instrument__in=codes,
+        ).values_list("instrument", "kind", "entered_via", "status")
+    else:
+        entries = [
+            (e.instrument, e.kind, e.entered_via, e.status)
+            for e in entries
+            if e.participant_id == visit.participant_id
+            and e.timepoint == visit.timepoint.code
+            and e.instrument in codes
+        ]
     taken = set()
-    for code, kind, via, status in FormEntry.objects.filter(
-        participant_id=visit.participant_id, timepoint=visit.timepoint.code, instrument__in=codes
-    ).values_list("instrument", "kind", "entered_via", "status"):
+    for code, kind, via, status in entries:
         if not (
             kind == FormEntry.Kind.SINGLE
             and via in FormEntry.PARTICIPANT_MODES

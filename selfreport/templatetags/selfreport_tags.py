@@ -14,7 +14,9 @@ register = template.Library()
 
 
 @register.inclusion_tag("selfreport/_visit_panel.html", takes_context=True)
-def self_report_panel(context, trial, visit):
+def self_report_panel(context, trial, visit, entries=None):
+    """`entries`: every entry of the visit's participant and timepoint, where the page has read
+    them (services.open_forms then reads none)."""
     user = context["request"].user
     participant = visit.participant
     # As the services refuse a hand-over or a link (services._may_hand_over), from the visit
@@ -27,7 +29,7 @@ def self_report_panel(context, trial, visit):
     )
     if not shown:
         return {"shown": False}
-    open_codes = services.open_forms(visit)
+    open_codes = services.open_forms(visit, entries=entries)
     return {
         "shown": True,
         "trial": trial,

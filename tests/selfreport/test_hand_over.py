@@ -158,6 +158,20 @@ def test_paper_and_the_participants_own_answers_exclude_each_other(setting):
     with pytest.raises(Refused):
         services.save_answers(visit, "ahs", {}, by=s.assessor, via="link")
     assert "ahs" not in services.open_forms(visit) and "mhrm" in services.open_forms(visit)
+    # The visit page gives the entries it has read (every one of the participant's at the
+    # timepoint): the same answer, with no query of its own.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from assessments.models import FormEntry
+
+    read = list(
+        FormEntry.objects.filter(participant=visit.participant, timepoint=visit.timepoint.code)
+    )
+    with CaptureQueriesContext(connection) as queries:
+        assert services.open_forms(visit, entries=read) == services.open_forms(visit)
+    assert len(queries) == 1  # the call without entries
+    assert services.open_forms(visit, entries=[]) == services.self_report_codes(visit)
 
 
 def test_a_casebook_locked_during_the_hand_over_refuses_the_next_answer(client, setting):
