@@ -59,9 +59,7 @@ def test_the_other_side_of_a_one_to_one_loads_as_select_related_does(trial, coor
     loader = RowLoader(
         Screening, related=("site", "participant", "identifying"), where=("trial", "pk")
     )
-    orm = Screening.objects.select_related("site", "participant", "identifying").get(
-        participant=p
-    )
+    orm = Screening.objects.select_related("site", "participant", "identifying").get(participant=p)
     with CaptureQueriesContext(connection) as queries:
         loaded = loader.get(trial=trial.pk, pk=orm.pk)
         assert fields(loaded) == fields(orm) and fields(loaded.participant) == fields(p)
