@@ -65,14 +65,16 @@ def unbound_rendering_key(form):
 
 @functools.cache
 def rendering_release():
-    """A digest of what draws a form, read once per process: the project's templates and the
-    versions of the packages whose templates and code render fields. It is part of every
-    cached rendering's key, so a deploy that changes a template or upgrades crispy never serves
-    HTML drawn by the release before it from a shared cache."""
+    """A digest of what draws a form, read once per process: the project's templates, its
+    translation catalogs and the versions of the packages whose templates and code render
+    fields. It is part of every cached rendering's key, so a deploy that changes a template, a
+    translation or crispy never serves HTML drawn by the release before it from a shared
+    cache."""
     digest = hashlib.sha256()
     for package in ("django", "django-crispy-forms", "crispy-bootstrap5"):
         digest.update(f"{package}=={metadata.version(package)}\n".encode())
-    for directory in (Path(d) for engine in settings.TEMPLATES for d in engine.get("DIRS", ())):
+    directories = [Path(d) for engine in settings.TEMPLATES for d in engine.get("DIRS", ())]
+    for directory in directories + [Path(d) for d in settings.LOCALE_PATHS]:
         for path in sorted(directory.rglob("*")):
             if path.is_file():
                 digest.update(str(path.relative_to(directory)).encode() + b"\0")

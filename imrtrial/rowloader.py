@@ -103,6 +103,8 @@ class RowLoader:
         if self._sql is None:
             self._compile()
         with connection.cursor() as cursor:
+            # The values go to the driver as given, not through the fields' get_db_prep_value:
+            # right for what the callers pass on PostgreSQL (ints, strings, an aware datetime).
             cursor.execute(self._sql, [values[name] for name in self.where])
             row = cursor.fetchone()
         if row is None:

@@ -29,7 +29,11 @@ def self_report_panel(context, trial, visit, entries=None):
     )
     if not shown:
         return {"shown": False}
-    open_codes = services.open_forms(visit, entries=entries)
+    # Only a list counts as the entries read: an undefined variable comes as "", which would
+    # read as "nothing entered" and offer every form.
+    open_codes = services.open_forms(
+        visit, entries=entries if isinstance(entries, list | tuple) else None
+    )
     return {
         "shown": True,
         "trial": trial,

@@ -338,12 +338,13 @@ def test_the_history_is_404_for_everyone_but_the_key_holder(role, client, danish
         assert "by-stratum" not in lookup.content.decode()
 
 
-def test_a_cached_renderings_key_changes_with_the_templates_and_packages_that_draw_it(
+def test_a_cached_renderings_key_changes_with_the_templates_and_catalogs_that_draw_it(
     tmp_path, settings, danish
 ):
-    """A deploy that changes a template (or crispy) must not be served the fields the release
-    before it drew into a shared cache: the key holds a digest of the project's templates and
-    of the rendering packages' versions (imrtrial.forms.rendering_release)."""
+    """A deploy that changes a template, a translation (or crispy) must not be served the
+    fields the release before it drew into a shared cache: the key holds a digest of the
+    project's templates and catalogs and of the rendering packages' versions
+    (imrtrial.forms.rendering_release)."""
     from imrtrial.forms import rendering_release, unbound_rendering_key
     from randomization.forms import ScreeningForm
 
@@ -353,18 +354,26 @@ def test_a_cached_renderings_key_changes_with_the_templates_and_packages_that_dr
             ScreeningForm(None, criteria=danish.criteria.all(), sites=danish.sites.all())
         )
 
-    (tmp_path / "randomization").mkdir()
-    fields = tmp_path / "randomization" / "_screening_fields.html"
+    templates, catalogs = tmp_path / "templates", tmp_path / "locale" / "zz" / "LC_MESSAGES"
+    (templates / "randomization").mkdir(parents=True)
+    catalogs.mkdir(parents=True)
+    fields = templates / "randomization" / "_screening_fields.html"
     fields.write_text("{{ field }}")
-    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
+    catalog = catalogs / "django.mo"
+    catalog.write_bytes(b"one")
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [templates]}]
+    settings.LOCALE_PATHS = [tmp_path / "locale"]
     try:
         before = key()
         assert key() == before
         fields.write_text("<div>{{ field }}</div>")
         edited = key()
         assert edited != before
-        (tmp_path / "new.html").write_text("")
-        assert key() not in (before, edited)
+        (templates / "new.html").write_text("")
+        added = key()
+        assert added not in (before, edited)
+        catalog.write_bytes(b"two")  # a deploy that changes only a translation
+        assert key() not in (before, edited, added)
     finally:
         rendering_release.cache_clear()
 

@@ -172,6 +172,19 @@ def test_paper_and_the_participants_own_answers_exclude_each_other(setting):
         assert services.open_forms(visit, entries=read) == services.open_forms(visit)
     assert len(queries) == 1  # the call without entries
     assert services.open_forms(visit, entries=[]) == services.self_report_codes(visit)
+    # The visit page's panel tag: the entries read, or an undefined variable ("") that must
+    # not read as "nothing entered".
+    from django.test import RequestFactory
+
+    from selfreport.templatetags.selfreport_tags import self_report_panel
+
+    request = RequestFactory().get("/")
+    request.user = s.assessor
+    panel = self_report_panel({"request": request}, s.trial, visit)
+    assert panel["shown"] and [i.code for i in panel["open"]] == services.open_forms(visit)
+    assert "ahs" not in [i.code for i in panel["open"]]
+    for entries in (read, ""):
+        assert self_report_panel({"request": request}, s.trial, visit, entries) == panel
 
 
 def test_a_casebook_locked_during_the_hand_over_refuses_the_next_answer(client, setting):
