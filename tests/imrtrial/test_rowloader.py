@@ -36,19 +36,6 @@ def test_the_loader_gives_the_orms_objects(trial, coordinator):
     assert loader.get(pk=-1) is None
 
 
-def test_a_participants_allocation_is_the_orms_with_its_arm_in_one_query(trial, coordinator):
-    from randomization.models import Allocation
-
-    p = make_ready_participant(trial, coordinator)
-    assert randomization.allocation_of(p) is None
-    randomization.randomize(p, by=coordinator)
-    orm = Allocation.objects.select_related("arm").get(participant=p)
-    with CaptureQueriesContext(connection) as queries:
-        loaded = randomization.allocation_of(p)
-        assert fields(loaded) == fields(orm) and fields(loaded.arm) == fields(orm.arm)
-    assert len(queries) == 1
-
-
 def test_the_other_side_of_a_one_to_one_loads_as_select_related_does(trial, coordinator):
     """A screening with its identifying details (the other side of their one-to-one field),
     each knowing the other; a screening without them has them cached as missing, so reading

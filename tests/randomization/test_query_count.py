@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from imrtrial import access
 from imrtrial.models import Membership, Participant, Perm, Role
 from randomization import services
+from randomization.models import Allocation
 from tests.factories import make_ready_participant
 
 pytestmark = pytest.mark.django_db
@@ -89,3 +90,18 @@ def test_a_permission_taken_from_the_role_is_refused_on_the_next_request(ready, 
     next_request = get_user_model().objects.get(pk=coordinator.pk)
     with pytest.raises(services.Refused, match="not a coordinator"):
         services.randomize(ready, by=next_request)
+
+
+def _fields(instance):
+    return {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+
+
+def test_a_participants_allocation_is_the_orms_with_its_arm_in_one_query(danish, coordinator):
+    p = make_ready_participant(danish, coordinator)
+    assert services.allocation_of(p) is None
+    services.randomize(p, by=coordinator)
+    orm = Allocation.objects.select_related("arm").get(participant=p)
+    with CaptureQueriesContext(connection) as queries:
+        loaded = services.allocation_of(p)
+        assert _fields(loaded) == _fields(orm) and _fields(loaded.arm) == _fields(orm.arm)
+    assert len(queries) == 1
